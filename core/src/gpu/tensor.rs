@@ -1,0 +1,187 @@
+use super::Gpu;
+use crate::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    U32,
+    /// Two halves per 32-bit word; only used where the adapter has SHADER_F16.
+    F16,
+}
+
+impl DType {
+    pub fn bytes_for(self, elements: usize) -> u64 {
+        match self {
+            DType::F32 | DType::U32 => 4 * elements as u64,
+            DType::F16 => 2 * elements as u64,
+        }
+    }
+}
+
+/// A GPU storage buffer with a name, a shape and an element type. Cloning is
+/// cheap and shares the buffer.
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    buffer: wgpu::Buffer,
+    name: String,
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+impl Tensor {
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Bytes holding the elements (the buffer may be padded beyond this).
+    pub fn bytes(&self) -> u64 {
+        self.dtype.bytes_for(self.len())
+    }
+}
+
+impl Gpu {
+    /// A zero-filled tensor. Fails with a message naming the tensor when it
+    /// exceeds the device's buffer limits.
+    pub fn zeros(&self, name: &str, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let elements: usize = shape.iter().product();
+        let bytes = dtype.bytes_for(elements);
+        // Bindings must be non-empty and a multiple of 4 bytes.
+        let size = bytes.max(16).div_ceil(16) * 16;
+        let limits = &self.limits;
+        if size > limits.max_storage_buffer_binding_size {
+            return Err(Error::BufferTooLarge {
+                name: name.to_string(),
+                bytes,
+                limit: limits.max_storage_buffer_binding_size,
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
+        if size > limits.max_buffer_size {
+            return Err(Error::BufferTooLarge {
+                name: name.to_string(),
+                bytes,
+                limit: limits.max_buffer_size,
+                limit_name: "max_buffer_size",
+            });
+        }
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(name),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.take_error()
+            .map_err(|e| Error::Gpu(format!("allocating '{name}' ({bytes} bytes): {e}")))?;
+        Ok(Tensor {
+            buffer,
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            dtype,
+        })
+    }
+
+    pub fn upload_f32(&self, name: &str, shape: &[usize], data: &[f32]) -> Result<Tensor> {
+        let t = self.zeros(name, shape, DType::F32)?;
+        self.write_f32(&t, data)?;
+        Ok(t)
+    }
+
+    pub fn upload_u32(&self, name: &str, shape: &[usize], data: &[u32]) -> Result<Tensor> {
+        let t = self.zeros(name, shape, DType::U32)?;
+        self.write_u32(&t, data)?;
+        Ok(t)
+    }
+
+    pub fn write_f32(&self, t: &Tensor, data: &[f32]) -> Result<()> {
+        self.write_words(t, bytemuck::cast_slice(data), data.len(), DType::F32)
+    }
+
+    pub fn write_u32(&self, t: &Tensor, data: &[u32]) -> Result<()> {
+        self.write_words(t, bytemuck::cast_slice(data), data.len(), DType::U32)
+    }
+
+    fn write_words(&self, t: &Tensor, bytes: &[u8], len: usize, dtype: DType) -> Result<()> {
+        if t.dtype != dtype || t.len() != len {
+            return Err(Error::shape(
+                "write",
+                format!(
+                    "'{}' is {:?} {:?}, data is {dtype:?} with {len} elements",
+                    t.name, t.dtype, t.shape
+                ),
+            ));
+        }
+        if !bytes.is_empty() {
+            self.queue.write_buffer(&t.buffer, 0, bytes);
+        }
+        Ok(())
+    }
+
+    /// Reads a tensor back. Works on every platform (the browser included),
+    /// because it only resolves once the map callback has run.
+    pub async fn read_bytes(&self, t: &Tensor) -> Result<Vec<u8>> {
+        let size = t.bytes().div_ceil(4) * 4;
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&t.buffer, 0, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait_idle()?;
+        rx.await
+            .map_err(|_| Error::Gpu(format!("reading '{}': map callback dropped", t.name)))?
+            .map_err(|e| Error::Gpu(format!("reading '{}': {e}", t.name)))?;
+        let data = staging
+            .get_mapped_range(..)
+            .map_err(|e| Error::Gpu(format!("reading '{}': {e:?}", t.name)))?
+            .to_vec();
+        staging.unmap();
+        self.take_error()?;
+        Ok(data)
+    }
+
+    pub async fn read_f32(&self, t: &Tensor) -> Result<Vec<f32>> {
+        let bytes = self.read_bytes(t).await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes[..4 * t.len()]))
+    }
+
+    pub async fn read_u32(&self, t: &Tensor) -> Result<Vec<u32>> {
+        let bytes = self.read_bytes(t).await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes[..4 * t.len()]))
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Gpu {
+    pub fn read_f32_blocking(&self, t: &Tensor) -> Result<Vec<f32>> {
+        pollster::block_on(self.read_f32(t))
+    }
+    pub fn read_u32_blocking(&self, t: &Tensor) -> Result<Vec<u32>> {
+        pollster::block_on(self.read_u32(t))
+    }
+}

@@ -1,0 +1,10 @@
+//! SamNet core: the WebGPU runtime, the WGSL kernels' Rust side, their f64
+//! CPU references, and (on top of them) the model, diffusion and training.
+
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod reference;
+pub mod rng;
+
+pub use error::{Error, Result};

@@ -1,0 +1,186 @@
+use crate::gpu::{Dispatch, Gpu, Shader, Tensor};
+use crate::shader_file;
+use crate::{Error, Result, params};
+
+pub const SHADER: Shader = shader_file!("matmul");
+
+/// Where a matrix operand lives inside its buffer (all in elements).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub offset: usize,
+    /// Row stride of the matrix as stored.
+    pub ld: usize,
+    /// Distance between consecutive matrices of a batch.
+    pub batch_stride: usize,
+}
+
+/// `C = alpha * op(A) · op(B) + beta * C` for `batch` matrices, where op(A)
+/// is M×K and op(B) is K×N. Operands are dense row-major unless a layout is
+/// given.
+#[derive(Clone, Copy, Debug)]
+pub struct Matmul {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batch: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub alpha: f32,
+    pub beta: f32,
+    pub a: Option<Layout>,
+    pub b: Option<Layout>,
+    pub c: Option<Layout>,
+}
+
+impl Matmul {
+    pub fn new(m: usize, n: usize, k: usize) -> Self {
+        Matmul {
+            m,
+            n,
+            k,
+            batch: 1,
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+            a: None,
+            b: None,
+            c: None,
+        }
+    }
+    /// A is stored K×M.
+    pub fn trans_a(mut self) -> Self {
+        self.trans_a = true;
+        self
+    }
+    /// B is stored N×K.
+    pub fn trans_b(mut self) -> Self {
+        self.trans_b = true;
+        self
+    }
+    pub fn batch(mut self, batch: usize) -> Self {
+        self.batch = batch;
+        self
+    }
+    /// Adds into C instead of overwriting it (beta = 1).
+    pub fn accumulate(mut self) -> Self {
+        self.beta = 1.0;
+        self
+    }
+    pub fn alpha(mut self, alpha: f32) -> Self {
+        self.alpha = alpha;
+        self
+    }
+    pub fn layouts(mut self, a: Layout, b: Layout, c: Layout) -> Self {
+        self.a = Some(a);
+        self.b = Some(b);
+        self.c = Some(c);
+        self
+    }
+
+    fn dense_a(&self) -> Layout {
+        let (rows, cols) = if self.trans_a {
+            (self.k, self.m)
+        } else {
+            (self.m, self.k)
+        };
+        Layout {
+            offset: 0,
+            ld: cols,
+            batch_stride: rows * cols,
+        }
+    }
+    fn dense_b(&self) -> Layout {
+        let (rows, cols) = if self.trans_b {
+            (self.n, self.k)
+        } else {
+            (self.k, self.n)
+        };
+        Layout {
+            offset: 0,
+            ld: cols,
+            batch_stride: rows * cols,
+        }
+    }
+    fn dense_c(&self) -> Layout {
+        Layout {
+            offset: 0,
+            ld: self.n,
+            batch_stride: self.m * self.n,
+        }
+    }
+}
+
+/// Checks that every element a strided operand touches lies inside the tensor.
+fn check_fits(
+    name: &str,
+    t: &Tensor,
+    l: Layout,
+    rows: usize,
+    cols: usize,
+    batch: usize,
+) -> Result<()> {
+    if rows == 0 || cols == 0 || batch == 0 {
+        return Ok(());
+    }
+    let last = l.offset + (batch - 1) * l.batch_stride + (rows - 1) * l.ld + cols - 1;
+    if cols > l.ld || last >= t.len() {
+        return Err(Error::shape(
+            "matmul",
+            format!(
+                "operand {name} ('{}', {} elements) cannot hold {batch}×{rows}×{cols} at {l:?}",
+                t.name(),
+                t.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: Matmul) -> Result<Dispatch> {
+    let (la, lb, lc) = (
+        mm.a.unwrap_or(mm.dense_a()),
+        mm.b.unwrap_or(mm.dense_b()),
+        mm.c.unwrap_or(mm.dense_c()),
+    );
+    let (ar, ac) = if mm.trans_a {
+        (mm.k, mm.m)
+    } else {
+        (mm.m, mm.k)
+    };
+    let (br, bc) = if mm.trans_b {
+        (mm.n, mm.k)
+    } else {
+        (mm.k, mm.n)
+    };
+    check_fits("A", a, la, ar, ac, mm.batch)?;
+    check_fits("B", b, lb, br, bc, mm.batch)?;
+    check_fits("C", c, lc, mm.m, mm.n, mm.batch)?;
+    gpu.call(&SHADER, "matmul")
+        .params(params![
+            mm.m,
+            mm.n,
+            mm.k,
+            mm.trans_a,
+            mm.trans_b,
+            la.ld,
+            lb.ld,
+            lc.ld,
+            la.offset,
+            lb.offset,
+            lc.offset,
+            la.batch_stride,
+            lb.batch_stride,
+            lc.batch_stride,
+            mm.alpha,
+            mm.beta,
+        ])
+        .bind(1, a)
+        .bind(2, b)
+        .bind(3, c)
+        .dispatch([
+            mm.n.div_ceil(64) as u32,
+            mm.m.div_ceil(64) as u32,
+            mm.batch as u32,
+        ])
+}

@@ -1,0 +1,22 @@
+//! The Rust side of every WGSL kernel: each function checks shapes and
+//! returns bound [`Dispatch`](crate::gpu::Dispatch)es for a
+//! [`Program`](crate::gpu::Program). Forward and backward sit side by side,
+//! as they do in the shader files. Scratch buffers a kernel needs are
+//! allocated here, when the dispatch is built, never per step.
+
+pub mod elementwise;
+pub mod linear;
+pub mod matmul;
+pub mod reduce;
+
+use crate::gpu::Shader;
+
+/// Every shader file the crate embeds (for `samnet doctor` and validation).
+pub fn all_shaders() -> Vec<Shader> {
+    vec![
+        elementwise::SHADER,
+        linear::SHADER,
+        matmul::SHADER,
+        reduce::SHADER,
+    ]
+}

@@ -1,0 +1,65 @@
+use samnet_core::ops::elementwise::{add, axpby, fill, mul};
+use samnet_tests::*;
+
+#[test]
+fn fill_axpby_add_mul() {
+    let n = 1000;
+    let mut rng = Rng::new(20);
+    let (x, y) = (rng.normals(n), rng.normals(n));
+    let (gx, gy, out) = (
+        upload("x", &[n], &x),
+        upload("y", &[n], &y),
+        zeros("out", &[n]),
+    );
+    run(vec![fill(gpu(), &out, 2.5).unwrap()]);
+    check("fill", &read(&out), &vec![2.5; n], 0.0);
+    run(vec![axpby(gpu(), 0.5, &gx, -2.0, &out).unwrap()]);
+    let want: Vec<f64> = x.iter().map(|v| 0.5 * v - 5.0).collect();
+    check("axpby", &read(&out), &want, TOL_F32);
+    run(vec![add(gpu(), 1.5, &gx, -1.0, &gy, &out).unwrap()]);
+    let want: Vec<f64> = x.iter().zip(&y).map(|(a, b)| 1.5 * a - b).collect();
+    check("add", &read(&out), &want, TOL_F32);
+    run(vec![mul(gpu(), 2.0, &gx, &gy, &out).unwrap()]);
+    let want: Vec<f64> = x.iter().zip(&y).map(|(a, b)| 2.0 * a * b).collect();
+    check("mul", &read(&out), &want, TOL_F32);
+}
+
+/// mul's backward is mul again: d/dx (alpha·x·y)·r = alpha·r·y.
+#[test]
+fn mul_backward_is_mul() {
+    let n = 77;
+    let mut rng = Rng::new(21);
+    let (x, y, r) = (rng.normals(n), rng.normals(n), rng.normals(n));
+    let (gy, gr, dx) = (
+        upload("y", &[n], &y),
+        upload("r", &[n], &r),
+        zeros("dx", &[n]),
+    );
+    run(vec![mul(gpu(), 2.0, &gr, &gy, &dx).unwrap()]);
+    let got = read(&dx);
+    let pick = coords(&mut rng, n, 10);
+    let loss = |xp: &[f64]| {
+        xp.iter()
+            .zip(&y)
+            .zip(&r)
+            .map(|((a, b), c)| 2.0 * a * b * c)
+            .sum::<f64>()
+    };
+    check_fd("mul bwd vs fd", &got, loss, &x, &pick, 1e-6, TOL_F32);
+    let want: Vec<f64> = y.iter().zip(&r).map(|(a, b)| 2.0 * a * b).collect();
+    check("mul bwd", &got, &want, TOL_F32);
+}
+
+#[test]
+fn mismatched_lengths_are_an_error() {
+    let err = add(
+        gpu(),
+        1.0,
+        &zeros("a", &[3]),
+        1.0,
+        &zeros("b", &[4]),
+        &zeros("c", &[3]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("'b'"), "{err}");
+}

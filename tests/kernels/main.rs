@@ -1,0 +1,9 @@
+//! Every kernel on the test adapter: forward against the f64 reference,
+//! backward against the reference backward, the reference backward against
+//! f64 central differences, and the GPU backward against central differences
+//! of the GPU forward. Shapes are deliberately not multiples of tile sizes.
+
+mod elementwise;
+mod linear;
+mod matmul;
+mod reduce;

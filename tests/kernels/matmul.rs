@@ -1,0 +1,194 @@
+use samnet_core::ops::matmul::{Layout, Matmul, matmul};
+use samnet_core::reference::matmul as reference;
+use samnet_tests::*;
+
+#[test]
+fn forward_every_transpose_batched_with_alpha_beta() {
+    let (m, n, k, batch) = (37, 29, 45, 3);
+    let mut rng = Rng::new(1);
+    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        let a = rng.normals(batch * m * k);
+        let b = rng.normals(batch * k * n);
+        let c0 = rng.normals(batch * m * n);
+        let (ga, gb, gc) = (
+            upload("a", &[a.len()], &a),
+            upload("b", &[b.len()], &b),
+            upload("c", &[c0.len()], &c0),
+        );
+        let mut mm = Matmul::new(m, n, k).batch(batch).alpha(0.7);
+        mm.beta = 0.3;
+        if ta {
+            mm = mm.trans_a();
+        }
+        if tb {
+            mm = mm.trans_b();
+        }
+        run(vec![matmul(gpu(), &ga, &gb, &gc, mm).unwrap()]);
+        let mut want = Vec::new();
+        for i in 0..batch {
+            let prod = reference::matmul(
+                &a[i * m * k..][..m * k],
+                &b[i * k * n..][..k * n],
+                m,
+                n,
+                k,
+                ta,
+                tb,
+            );
+            want.extend(
+                prod.iter()
+                    .zip(&c0[i * m * n..])
+                    .map(|(p, c)| 0.7 * p + 0.3 * c),
+            );
+        }
+        check(
+            &format!("matmul fwd ta={ta} tb={tb}"),
+            &read(&gc),
+            &want,
+            TOL_F32,
+        );
+    }
+}
+
+#[test]
+fn forward_on_strided_views() {
+    // A is columns 5..5+K of a (M, 70) buffer; C lands in columns 3..3+N of a (M, 40) buffer.
+    let (m, n, k) = (33, 21, 50);
+    let mut rng = Rng::new(2);
+    let wide_a = rng.normals(m * 70);
+    let b = rng.normals(k * n);
+    let (ga, gb, gc) = (
+        upload("a", &[m, 70], &wide_a),
+        upload("b", &[k, n], &b),
+        zeros("c", &[m, 40]),
+    );
+    let mm = Matmul::new(m, n, k).layouts(
+        Layout {
+            offset: 5,
+            ld: 70,
+            batch_stride: 0,
+        },
+        Layout {
+            offset: 0,
+            ld: n,
+            batch_stride: 0,
+        },
+        Layout {
+            offset: 3,
+            ld: 40,
+            batch_stride: 0,
+        },
+    );
+    run(vec![matmul(gpu(), &ga, &gb, &gc, mm).unwrap()]);
+    let a: Vec<f64> = (0..m)
+        .flat_map(|r| wide_a[r * 70 + 5..r * 70 + 5 + k].to_vec())
+        .collect();
+    let prod = reference::matmul(&a, &b, m, n, k, false, false);
+    let got = read(&gc);
+    let got: Vec<f64> = (0..m)
+        .flat_map(|r| got[r * 40 + 3..r * 40 + 3 + n].to_vec())
+        .collect();
+    check("matmul fwd strided", &got, &prod, TOL_F32);
+}
+
+#[test]
+fn rejects_views_outside_the_buffer() {
+    let (ga, gb, gc) = (
+        zeros("a", &[10, 10]),
+        zeros("b", &[10, 10]),
+        zeros("c", &[10, 10]),
+    );
+    let err = matmul(gpu(), &ga, &gb, &gc, Matmul::new(11, 10, 10)).unwrap_err();
+    assert!(err.to_string().contains("operand A"), "{err}");
+}
+
+/// y = x·Wᵀ (W stored out×in, as a linear layer); backward is two more products.
+#[test]
+fn backward_of_x_times_w_transposed() {
+    let (rows, d_in, d_out) = (37, 24, 29);
+    let mut rng = Rng::new(3);
+    let x = rng.normals(rows * d_in);
+    let w = rng.normals(d_out * d_in);
+    let dy = rng.normals(rows * d_out);
+    let forward = |x: &[f64], w: &[f64]| reference::matmul(x, w, rows, d_out, d_in, false, true);
+    let (want_dx, want_dw) = reference::matmul_nt_backward(&x, &w, &dy, rows, d_out, d_in);
+
+    // Reference backward against f64 central differences of the reference forward.
+    let pick_x = coords(&mut rng, x.len(), 12);
+    let pick_w = coords(&mut rng, w.len(), 12);
+    check_fd(
+        "matmul ref dx vs fd",
+        &want_dx,
+        |xp| dot(&forward(xp, &w), &dy),
+        &x,
+        &pick_x,
+        1e-6,
+        TOL_FD_F64,
+    );
+    check_fd(
+        "matmul ref dw vs fd",
+        &want_dw,
+        |wp| dot(&forward(&x, wp), &dy),
+        &w,
+        &pick_w,
+        1e-6,
+        TOL_FD_F64,
+    );
+
+    // GPU backward against the reference backward.
+    let (gx, gw, gdy) = (
+        upload("x", &[rows, d_in], &x),
+        upload("w", &[d_out, d_in], &w),
+        upload("dy", &[rows, d_out], &dy),
+    );
+    let (gdx, gdw) = (zeros("dx", &[rows, d_in]), zeros("dw", &[d_out, d_in]));
+    run(vec![
+        matmul(gpu(), &gdy, &gw, &gdx, Matmul::new(rows, d_in, d_out)).unwrap(),
+        matmul(
+            gpu(),
+            &gdy,
+            &gx,
+            &gdw,
+            Matmul::new(d_out, d_in, rows).trans_a(),
+        )
+        .unwrap(),
+    ]);
+    let (got_dx, got_dw) = (read(&gdx), read(&gdw));
+    check("matmul bwd dx", &got_dx, &want_dx, TOL_F32);
+    check("matmul bwd dw", &got_dw, &want_dw, TOL_F32);
+
+    // GPU backward against central differences of the GPU forward.
+    let gy = zeros("y", &[rows, d_out]);
+    let fwd = matmul(
+        gpu(),
+        &gx,
+        &gw,
+        &gy,
+        Matmul::new(rows, d_out, d_in).trans_b(),
+    )
+    .unwrap();
+    let gpu_loss = |input: &samnet_core::gpu::Tensor, values: &[f64]| {
+        write(input, values);
+        run(vec![fwd.clone()]);
+        dot(&read(&gy), &dy)
+    };
+    check_fd(
+        "matmul gpu dx vs fd",
+        &got_dx,
+        |xp| gpu_loss(&gx, xp),
+        &x,
+        &pick_x,
+        1e-2,
+        TOL_FD_F32,
+    );
+    write(&gx, &x);
+    check_fd(
+        "matmul gpu dw vs fd",
+        &got_dw,
+        |wp| gpu_loss(&gw, wp),
+        &w,
+        &pick_w,
+        1e-2,
+        TOL_FD_F32,
+    );
+}

@@ -1,0 +1,147 @@
+//! Every `shaders/*.wgsl` parses and validates with naga and stays inside
+//! WebGPU's default limits, so the browser build runs it unchanged:
+//! ≤ 8 storage buffers and ≤ 12 uniform buffers per stage, ≤ 16 KiB of
+//! workgroup memory, ≤ 256 invocations per workgroup (each dimension within
+//! 256, 256, 64).
+
+use std::path::PathBuf;
+
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+use naga::{AddressSpace, ShaderStage};
+
+fn shader_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shaders")
+}
+
+fn shader_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(shader_dir())
+        .expect("shaders/ exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// What a browser allows: f16 only where the file enables it (the runtime
+/// picks the file's fallback when the adapter lacks it), likewise subgroups.
+fn capabilities(source: &str) -> Capabilities {
+    let mut caps = Capabilities::empty();
+    if source.contains("enable f16;") {
+        caps |= Capabilities::SHADER_FLOAT16;
+    }
+    if source.contains("enable subgroups;") {
+        caps |= Capabilities::SUBGROUP;
+    }
+    caps
+}
+
+#[test]
+fn every_shader_validates_within_webgpu_default_limits() {
+    let files = shader_files();
+    assert!(!files.is_empty());
+    let mut failures = Vec::new();
+    for path in &files {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let source = std::fs::read_to_string(path).unwrap();
+        let module = match naga::front::wgsl::parse_str(&source) {
+            Ok(m) => m,
+            Err(e) => {
+                failures.push(format!("{name}: parse: {}", e.emit_to_string(&source)));
+                continue;
+            }
+        };
+        let info =
+            match Validator::new(ValidationFlags::all(), capabilities(&source)).validate(&module) {
+                Ok(i) => i,
+                Err(e) => {
+                    failures.push(format!("{name}: validate: {}", e.emit_to_string(&source)));
+                    continue;
+                }
+            };
+        for (index, ep) in module.entry_points.iter().enumerate() {
+            let at = format!("{name}::{}", ep.name);
+            if ep.stage != ShaderStage::Compute {
+                failures.push(format!("{at}: not a compute entry point"));
+                continue;
+            }
+            if ep.workgroup_size_overrides.is_some() {
+                failures.push(format!(
+                    "{at}: workgroup size must be a const, not an override"
+                ));
+            }
+            let [x, y, z] = ep.workgroup_size;
+            if x * y * z > 256 || x > 256 || y > 256 || z > 64 {
+                failures.push(format!(
+                    "{at}: workgroup size {x}×{y}×{z} exceeds 256 invocations"
+                ));
+            }
+            let uses = info.get_entry_point(index);
+            let (mut storage, mut uniform, mut workgroup_bytes) = (0, 0, 0u32);
+            for (handle, var) in module.global_variables.iter() {
+                if uses[handle].is_empty() {
+                    continue;
+                }
+                match var.space {
+                    AddressSpace::Storage { .. } => storage += 1,
+                    AddressSpace::Uniform => uniform += 1,
+                    AddressSpace::WorkGroup => {
+                        workgroup_bytes += module.types[var.ty].inner.size(module.to_ctx())
+                    }
+                    _ => {}
+                }
+            }
+            if storage > 8 {
+                failures.push(format!("{at}: {storage} storage buffers > 8"));
+            }
+            if uniform > 12 {
+                failures.push(format!("{at}: {uniform} uniform buffers > 12"));
+            }
+            if workgroup_bytes > 16384 {
+                failures.push(format!(
+                    "{at}: {workgroup_bytes} bytes of workgroup memory > 16384"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "shader problems:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_shader_file_is_compiled_into_the_core() {
+    let embedded: Vec<String> = samnet_core::ops::all_shaders()
+        .iter()
+        .map(|s| s.name.to_string())
+        .collect();
+    for path in shader_files() {
+        let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+        assert!(
+            embedded.contains(&stem),
+            "shaders/{stem}.wgsl is not embedded by samnet_core::ops"
+        );
+    }
+    for name in &embedded {
+        assert!(
+            shader_dir().join(format!("{name}.wgsl")).exists(),
+            "{name} has no file"
+        );
+    }
+}
+
+/// Each embedded shader entry point also compiles into a pipeline on the test
+/// adapter, whose device has exactly WebGPU's default limits.
+#[test]
+fn every_entry_point_builds_a_pipeline_on_a_default_limits_device() {
+    let gpu = samnet_tests::gpu();
+    for shader in samnet_core::ops::all_shaders() {
+        let module = naga::front::wgsl::parse_str(shader.source).expect("parses");
+        for ep in &module.entry_points {
+            gpu.pipeline(&shader, &ep.name, &[], &[])
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
