@@ -4,6 +4,7 @@
 //! as they do in the shader files. Scratch buffers a kernel needs are
 //! allocated here, when the dispatch is built, never per step.
 
+pub mod attention;
 pub mod elementwise;
 pub mod linear;
 pub mod matmul;

@@ -1,5 +1,6 @@
 //! f64 CPU references for every kernel: slow, obviously right, and the ground
 //! truth the GPU kernels are tested against (forward and backward).
 
+pub mod attention;
 pub mod linear;
 pub mod matmul;
