@@ -6,5 +6,6 @@ pub mod gpu;
 pub mod ops;
 pub mod reference;
 pub mod rng;
+pub mod selftest;
 
 pub use error::{Error, Result};

@@ -1,1 +1,42 @@
-fn main() {}
+//! `samnet`: train, sample and inspect SamNet models on any WebGPU adapter.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "samnet",
+    version,
+    about = "SamNet: a diffusion language model on WebGPU"
+)]
+struct Cli {
+    /// GPU backend(s) to use: vulkan, metal, dx12, gl (comma-separated). Also WGPU_BACKEND.
+    #[arg(long, global = true)]
+    backend: Option<String>,
+    /// Only use an adapter whose name contains this text.
+    #[arg(long, global = true)]
+    adapter: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the GPU: adapter, features, limits, and a kernel self-test.
+    Doctor(commands::doctor::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result =
+        commands::gpu_options(cli.backend.as_deref(), cli.adapter.as_deref()).and_then(|options| {
+            match cli.command {
+                Command::Doctor(args) => commands::doctor::run(&options, args),
+            }
+        });
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

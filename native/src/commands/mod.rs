@@ -1,0 +1,12 @@
+pub mod doctor;
+
+use samnet_core::gpu::GpuOptions;
+
+pub fn gpu_options(backend: Option<&str>, adapter: Option<&str>) -> anyhow::Result<GpuOptions> {
+    let mut options = GpuOptions::default();
+    if let Some(b) = backend {
+        options = options.with_backend(b)?;
+    }
+    options.adapter_name = adapter.map(str::to_string);
+    Ok(options)
+}
