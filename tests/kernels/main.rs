@@ -3,7 +3,9 @@
 //! f64 central differences, and the GPU backward against central differences
 //! of the GPU forward. Shapes are deliberately not multiples of tile sizes.
 
+mod diffusion;
 mod elementwise;
 mod linear;
 mod matmul;
+mod random;
 mod reduce;

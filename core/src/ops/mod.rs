@@ -5,9 +5,11 @@
 //! allocated here, when the dispatch is built, never per step.
 
 pub mod attention;
+pub mod diffusion;
 pub mod elementwise;
 pub mod linear;
 pub mod matmul;
+pub mod random;
 pub mod reduce;
 
 use crate::gpu::Shader;
@@ -15,9 +17,11 @@ use crate::gpu::Shader;
 /// Every shader file the crate embeds (for `samnet doctor` and validation).
 pub fn all_shaders() -> Vec<Shader> {
     vec![
+        diffusion::SHADER,
         elementwise::SHADER,
         linear::SHADER,
         matmul::SHADER,
+        random::SHADER,
         reduce::SHADER,
     ]
 }

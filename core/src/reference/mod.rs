@@ -2,5 +2,7 @@
 //! truth the GPU kernels are tested against (forward and backward).
 
 pub mod attention;
+pub mod diffusion;
 pub mod linear;
 pub mod matmul;
+pub mod random;

@@ -1,0 +1,131 @@
+use crate::gpu::{Dispatch, Gpu, Shader, Tensor, grid_1d};
+use crate::{Error, Result, params, shader_file};
+
+pub const SHADER: Shader = shader_file!("diffusion");
+
+/// Rows of `seq` positions, `cols` wide: (B, L, d) flattened.
+#[derive(Clone, Copy, Debug)]
+pub struct SeqShape {
+    pub batch: usize,
+    pub seq: usize,
+    pub cols: usize,
+}
+
+impl SeqShape {
+    fn check(&self, op: &'static str, coef: &Tensor, tensors: &[&Tensor]) -> Result<()> {
+        let n = self.batch * self.seq * self.cols;
+        if coef.len() != 4 * self.batch {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "coef '{}' {:?} must be ({}, 4)",
+                    coef.name(),
+                    coef.shape(),
+                    self.batch
+                ),
+            ));
+        }
+        if let Some(t) = tensors.iter().find(|t| t.len() != n) {
+            return Err(Error::shape(
+                op,
+                format!("'{}' {:?} must hold {self:?}", t.name(), t.shape()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn words(&self, accumulate: bool) -> Vec<u32> {
+        params![self.batch * self.seq, self.seq, self.cols, accumulate]
+    }
+
+    fn grid(&self) -> [u32; 3] {
+        grid_1d((self.batch * self.seq * self.cols).div_ceil(256))
+    }
+}
+
+/// `x_t = a[b]·x0 + s[b]·eps`, coef (B, 4) = (a_t, s_t, a_t', s_t').
+pub fn q_sample_forward(
+    gpu: &Gpu,
+    s: SeqShape,
+    coef: &Tensor,
+    x0: &Tensor,
+    eps: &Tensor,
+    x_t: &Tensor,
+) -> Result<Dispatch> {
+    s.check("q_sample", coef, &[x0, eps, x_t])?;
+    gpu.call(&SHADER, "q_sample_forward")
+        .params(s.words(false))
+        .bind(1, coef)
+        .bind(2, x0)
+        .bind(3, eps)
+        .bind(4, x_t)
+        .dispatch(s.grid())
+}
+
+/// `dx0 (+)= a[b]·dx_t`.
+pub fn q_sample_backward(
+    gpu: &Gpu,
+    s: SeqShape,
+    coef: &Tensor,
+    dx_t: &Tensor,
+    dx0: &Tensor,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    s.check("q_sample backward", coef, &[dx_t, dx0])?;
+    gpu.call(&SHADER, "q_sample_backward")
+        .params(s.words(accumulate))
+        .bind(1, coef)
+        .bind(2, dx_t)
+        .bind(4, dx0)
+        .dispatch(s.grid())
+}
+
+/// DDIM (eta = 0): `x_{t'} = a_t'·x0_hat + s_t'·(x_t − a_t·x0_hat)/s_t`.
+pub fn ddim_step(
+    gpu: &Gpu,
+    s: SeqShape,
+    coef: &Tensor,
+    x0_hat: &Tensor,
+    x_t: &Tensor,
+    x_next: &Tensor,
+) -> Result<Dispatch> {
+    s.check("ddim_step", coef, &[x0_hat, x_t, x_next])?;
+    gpu.call(&SHADER, "ddim_step")
+        .params(s.words(false))
+        .bind(1, coef)
+        .bind(2, x0_hat)
+        .bind(3, x_t)
+        .bind(4, x_next)
+        .dispatch(s.grid())
+}
+
+/// Rows with `known[r] != 0` of `x` become `a·x0_known + s·eps`.
+pub fn infill_blend(
+    gpu: &Gpu,
+    s: SeqShape,
+    coef: &Tensor,
+    x0_known: &Tensor,
+    eps: &Tensor,
+    known: &Tensor,
+    x: &Tensor,
+) -> Result<Dispatch> {
+    s.check("infill_blend", coef, &[x0_known, eps, x])?;
+    if known.len() != s.batch * s.seq {
+        return Err(Error::shape(
+            "infill_blend",
+            format!(
+                "known '{}' must hold {} rows",
+                known.name(),
+                s.batch * s.seq
+            ),
+        ));
+    }
+    gpu.call(&SHADER, "infill_blend")
+        .params(s.words(false))
+        .bind(1, coef)
+        .bind(2, x0_known)
+        .bind(3, eps)
+        .bind(4, x)
+        .bind(5, known)
+        .dispatch(s.grid())
+}

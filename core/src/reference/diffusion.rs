@@ -1,0 +1,27 @@
+//! Per-sequence affine maps of the diffusion process, in f64. `coef` is
+//! (B, 4): a_t, s_t, a_t', s_t'.
+
+pub fn q_sample(coef: &[f64], x0: &[f64], eps: &[f64], seq: usize, cols: usize) -> Vec<f64> {
+    (0..x0.len())
+        .map(|i| {
+            let b = i / cols / seq;
+            coef[4 * b] * x0[i] + coef[4 * b + 1] * eps[i]
+        })
+        .collect()
+}
+
+pub fn q_sample_backward(coef: &[f64], dx_t: &[f64], seq: usize, cols: usize) -> Vec<f64> {
+    (0..dx_t.len())
+        .map(|i| coef[4 * (i / cols / seq)] * dx_t[i])
+        .collect()
+}
+
+pub fn ddim_step(coef: &[f64], x0_hat: &[f64], x_t: &[f64], seq: usize, cols: usize) -> Vec<f64> {
+    (0..x_t.len())
+        .map(|i| {
+            let c = &coef[4 * (i / cols / seq)..];
+            let eps_hat = (x_t[i] - c[0] * x0_hat[i]) / c[1];
+            c[2] * x0_hat[i] + c[3] * eps_hat
+        })
+        .collect()
+}

@@ -1,0 +1,151 @@
+use samnet_core::ops::diffusion::{
+    SeqShape, ddim_step, infill_blend, q_sample_backward, q_sample_forward,
+};
+use samnet_core::reference::diffusion as reference;
+use samnet_tests::*;
+
+fn coefficients(rng: &mut Rng, batch: usize) -> Vec<f64> {
+    (0..batch)
+        .flat_map(|_| {
+            let (ab, ab_next) = (rng.uniform(), rng.uniform());
+            [
+                ab.sqrt(),
+                (1.0 - ab).sqrt(),
+                ab_next.sqrt(),
+                (1.0 - ab_next).sqrt(),
+            ]
+        })
+        .collect()
+}
+
+#[test]
+fn q_sample_forward_and_backward() {
+    let s = SeqShape {
+        batch: 3,
+        seq: 13,
+        cols: 24,
+    };
+    let n = s.batch * s.seq * s.cols;
+    let mut rng = Rng::new(50);
+    let coef = coefficients(&mut rng, s.batch);
+    let (x0, eps, dxt, prior) = (
+        rng.normals(n),
+        rng.normals(n),
+        rng.normals(n),
+        rng.normals(n),
+    );
+    let gcoef = upload("coef", &[s.batch, 4], &coef);
+    let (gx0, geps, gxt) = (
+        upload("x0", &[n], &x0),
+        upload("eps", &[n], &eps),
+        zeros("xt", &[n]),
+    );
+    let forward = q_sample_forward(gpu(), s, &gcoef, &gx0, &geps, &gxt).unwrap();
+    run(vec![forward.clone()]);
+    check(
+        "q_sample fwd",
+        &read(&gxt),
+        &reference::q_sample(&coef, &x0, &eps, s.seq, s.cols),
+        TOL_F32,
+    );
+
+    let want = reference::q_sample_backward(&coef, &dxt, s.seq, s.cols);
+    let pick = coords(&mut rng, n, 10);
+    let fwd = |v: &[f64]| dot(&reference::q_sample(&coef, v, &eps, s.seq, s.cols), &dxt);
+    check_fd(
+        "q_sample ref dx0 vs fd",
+        &want,
+        fwd,
+        &x0,
+        &pick,
+        1e-6,
+        TOL_FD_F64,
+    );
+    let (gdxt, gdx0) = (upload("dxt", &[n], &dxt), upload("dx0", &[n], &prior));
+    run(vec![
+        q_sample_backward(gpu(), s, &gcoef, &gdxt, &gdx0, true).unwrap(),
+    ]);
+    let accumulated: Vec<f64> = want.iter().zip(&prior).map(|(a, b)| a + b).collect();
+    check(
+        "q_sample bwd accumulate",
+        &read(&gdx0),
+        &accumulated,
+        TOL_F32,
+    );
+    run(vec![
+        q_sample_backward(gpu(), s, &gcoef, &gdxt, &gdx0, false).unwrap(),
+    ]);
+    let got = read(&gdx0);
+    check("q_sample bwd", &got, &want, TOL_F32);
+    let gpu_loss = |v: &[f64]| {
+        write(&gx0, v);
+        run(vec![forward.clone()]);
+        dot(&read(&gxt), &dxt)
+    };
+    check_fd(
+        "q_sample gpu dx0 vs fd",
+        &got,
+        gpu_loss,
+        &x0,
+        &pick,
+        1e-2,
+        TOL_FD_F32,
+    );
+}
+
+#[test]
+fn ddim_step_and_infill_blend() {
+    let s = SeqShape {
+        batch: 2,
+        seq: 37,
+        cols: 12,
+    };
+    let n = s.batch * s.seq * s.cols;
+    let mut rng = Rng::new(51);
+    let coef = coefficients(&mut rng, s.batch);
+    let (x0, xt, eps) = (rng.normals(n), rng.normals(n), rng.normals(n));
+    let gcoef = upload("coef", &[s.batch, 4], &coef);
+    let (gx0, gxt, gnext) = (
+        upload("x0", &[n], &x0),
+        upload("xt", &[n], &xt),
+        zeros("next", &[n]),
+    );
+    run(vec![
+        ddim_step(gpu(), s, &gcoef, &gx0, &gxt, &gnext).unwrap(),
+    ]);
+    check(
+        "ddim_step",
+        &read(&gnext),
+        &reference::ddim_step(&coef, &x0, &xt, s.seq, s.cols),
+        TOL_F32,
+    );
+
+    // Rows 0..5 and 40..44 are known; the rest keep x.
+    let known: Vec<f64> = (0..s.batch * s.seq)
+        .map(|r| {
+            if r < 5 || (40..44).contains(&r) {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let (geps, gknown) = (
+        upload("eps", &[n], &eps),
+        upload("known", &[s.batch * s.seq], &known),
+    );
+    run(vec![
+        infill_blend(gpu(), s, &gcoef, &gx0, &geps, &gknown, &gxt).unwrap(),
+    ]);
+    let noised = reference::q_sample(&coef, &x0, &eps, s.seq, s.cols);
+    let want: Vec<f64> = (0..n)
+        .map(|i| {
+            if known[i / s.cols] != 0.0 {
+                noised[i]
+            } else {
+                xt[i]
+            }
+        })
+        .collect();
+    check("infill_blend", &read(&gxt), &want, TOL_F32);
+}
