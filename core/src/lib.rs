@@ -1,11 +1,15 @@
 //! SamNet core: the WebGPU runtime, the WGSL kernels' Rust side, their f64
 //! CPU references, and (on top of them) the model, diffusion and training.
 
+pub mod config;
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod ops;
 pub mod reference;
 pub mod rng;
+pub mod schedule;
 pub mod selftest;
+pub mod tokenizer;
 
 pub use error::{Error, Result};

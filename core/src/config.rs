@@ -1,0 +1,234 @@
+//! Every hyper-parameter of a run, saved as `config.json` beside each
+//! checkpoint. Presets are JSON files in `assets/configs/`, compiled in.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadKind {
+    /// elu+1 feature-map attention, O(L·d²), no RoPE.
+    Linear,
+    /// Softmax over the k best keys per query, RoPE.
+    Topk,
+    /// Softmax over keys within window/2 positions, RoPE.
+    Window,
+    /// Softmax over all keys, RoPE.
+    Full,
+}
+
+impl HeadKind {
+    pub fn uses_rope(self) -> bool {
+        !matches!(self, HeadKind::Linear)
+    }
+}
+
+/// `count` consecutive heads of one kind; a layer's groups cover its heads in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadGroup {
+    pub kind: HeadKind,
+    pub count: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormKind {
+    Rms,
+    Layer,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub vocab_size: usize,
+    pub d_model: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub head_mix: Vec<HeadGroup>,
+    pub topk: usize,
+    pub window: usize,
+    /// SwiGLU hidden width = ffn_mult · d_model.
+    pub ffn_mult: usize,
+    pub norm: NormKind,
+    pub rope: bool,
+    pub rope_base: f32,
+    pub max_seq_len: usize,
+    /// Width of the sinusoidal timestep features.
+    pub time_embed_dim: usize,
+    pub norm_eps: f32,
+    pub linear_attn_eps: f32,
+    /// Dropout on each residual branch's output in training mode.
+    pub dropout: f32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// ab(t) = cos²(π/2 · (t/T + s)/(1 + s)) / cos²(π/2 · s/(1 + s)), s = 0.008 (Nichol & Dhariwal).
+    Cosine,
+    /// ab(t) = 1 − sqrt(t/T + 1e-4) (Diffusion-LM).
+    Sqrt,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffusionConfig {
+    /// T: timesteps are 1..=T.
+    pub timesteps: usize,
+    pub schedule: ScheduleKind,
+    /// The clean signal is signal_scale · x0 (x0 has unit RMS per position).
+    pub signal_scale: f32,
+    pub mse_weight: f32,
+    pub ce_weight: f32,
+    /// logits = logit_scale · x0_pred · Êᵀ (Ê the unit-RMS embedding table).
+    pub logit_scale: f32,
+    /// Denoising steps when sampling.
+    pub sample_steps: usize,
+    /// Snap each position's x0 estimate to its nearest embedding while sampling.
+    pub clamp: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f16 where the adapter has SHADER_F16, else f32.
+    Auto,
+    F32,
+    F16,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub steps: usize,
+    pub batch_size: usize,
+    pub seq_len: usize,
+    pub lr: f32,
+    /// Final learning rate as a fraction of lr (cosine decay ends there).
+    pub min_lr_ratio: f32,
+    /// Linear warmup over this fraction of the steps.
+    pub warmup_ratio: f32,
+    pub weight_decay: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub adam_eps: f32,
+    /// Global gradient-norm clip; 0 disables.
+    pub grad_clip: f32,
+    pub seed: u64,
+    /// Read metrics back every this many steps (the only readback in the loop).
+    pub log_every: usize,
+    /// Validation loss and samples every this many steps; 0 disables.
+    pub eval_every: usize,
+    /// Checkpoint every this many steps (and at the end); 0: only at the end.
+    pub checkpoint_every: usize,
+    pub precision: Precision,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub model: ModelConfig,
+    pub diffusion: DiffusionConfig,
+    pub train: TrainConfig,
+}
+
+const PRESETS: &[(&str, &str)] = &[
+    ("tiny", include_str!("../../assets/configs/tiny.json")),
+    ("phase1", include_str!("../../assets/configs/phase1.json")),
+];
+
+impl Config {
+    pub fn preset_names() -> Vec<&'static str> {
+        PRESETS.iter().map(|(n, _)| *n).collect()
+    }
+
+    pub fn preset(name: &str) -> Result<Config> {
+        let (_, json) = PRESETS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+            Error::Invalid(format!("unknown preset '{name}' (expected one of: {})", Self::preset_names().join(", ")))
+        })?;
+        Self::from_json(json, &format!("preset {name}"))
+    }
+
+    pub fn from_json(json: &str, origin: &str) -> Result<Config> {
+        let config: Config = serde_json::from_str(json).map_err(|e| Error::file(origin, format!("not a SamNet config: {e}")))?;
+        config.validate().map_err(|e| Error::file(origin, e))?;
+        Ok(config)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("config serialises")
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.model.d_model / self.model.n_heads
+    }
+
+    pub fn ffn_hidden(&self) -> usize {
+        self.model.ffn_mult * self.model.d_model
+    }
+
+    /// Checks the invariants every other module relies on.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let m = &self.model;
+        let positive = [
+            ("model.vocab_size", m.vocab_size),
+            ("model.d_model", m.d_model),
+            ("model.n_layers", m.n_layers),
+            ("model.n_heads", m.n_heads),
+            ("model.ffn_mult", m.ffn_mult),
+            ("model.max_seq_len", m.max_seq_len),
+            ("model.time_embed_dim", m.time_embed_dim),
+            ("diffusion.timesteps", self.diffusion.timesteps),
+            ("diffusion.sample_steps", self.diffusion.sample_steps),
+            ("train.steps", self.train.steps),
+            ("train.batch_size", self.train.batch_size),
+            ("train.seq_len", self.train.seq_len),
+            ("train.log_every", self.train.log_every),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{name} must be at least 1"));
+        }
+        if m.d_model % m.n_heads != 0 {
+            return Err(format!("model.d_model {} is not a multiple of model.n_heads {}", m.d_model, m.n_heads));
+        }
+        let head_dim = m.d_model / m.n_heads;
+        let heads: usize = m.head_mix.iter().map(|g| g.count).sum();
+        if heads != m.n_heads {
+            return Err(format!("model.head_mix covers {heads} heads but model.n_heads is {}", m.n_heads));
+        }
+        let rope_heads = m.head_mix.iter().any(|g| g.kind.uses_rope() && g.count > 0);
+        if m.rope && rope_heads && head_dim % 2 != 0 {
+            return Err(format!("RoPE needs an even head dimension, got {head_dim}"));
+        }
+        if m.head_mix.iter().any(|g| g.kind == HeadKind::Topk && g.count > 0) && !(1..=64).contains(&m.topk) {
+            return Err(format!("model.topk must be in 1..=64, got {}", m.topk));
+        }
+        if head_dim > 64 {
+            return Err(format!("head dimension {head_dim} exceeds 64 (use more heads)"));
+        }
+        if !(0.0..1.0).contains(&m.dropout) {
+            return Err(format!("model.dropout must be in [0, 1), got {}", m.dropout));
+        }
+        if self.train.seq_len > m.max_seq_len {
+            return Err(format!("train.seq_len {} exceeds model.max_seq_len {}", self.train.seq_len, m.max_seq_len));
+        }
+        if self.diffusion.sample_steps > self.diffusion.timesteps {
+            return Err(format!(
+                "diffusion.sample_steps {} exceeds diffusion.timesteps {}",
+                self.diffusion.sample_steps, self.diffusion.timesteps
+            ));
+        }
+        let t = &self.train;
+        if !(t.lr > 0.0 && t.lr.is_finite()) {
+            return Err(format!("train.lr must be positive, got {}", t.lr));
+        }
+        if !(0.0..=0.5).contains(&t.warmup_ratio) || !(0.0..=1.0).contains(&t.min_lr_ratio) {
+            return Err("train.warmup_ratio must be in [0, 0.5] and train.min_lr_ratio in [0, 1]".into());
+        }
+        if !(0.0..1.0).contains(&t.beta1) || !(0.0..1.0).contains(&t.beta2) {
+            return Err("train.beta1 and train.beta2 must be in [0, 1)".into());
+        }
+        Ok(())
+    }
+}

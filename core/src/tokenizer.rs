@@ -1,0 +1,189 @@
+//! Tokenizers in Hugging Face `tokenizer.json` form, through the `tokenizers`
+//! crate: a character-level one (a BPE model with no merges, so it shares
+//! the code path of the BPE tokenizers of later phases) and any
+//! `tokenizer.json` loaded from disk or bytes.
+
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::models::bpe::{BPE, Vocab};
+
+use crate::{Error, Result};
+
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    /// Id → token text, for per-position display.
+    pieces: Vec<String>,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokenizer({} tokens)", self.pieces.len())
+    }
+}
+
+impl Tokenizer {
+    /// One token per distinct character of `text`, ids in character order.
+    pub fn char_level(text: &str) -> Result<Self> {
+        let mut chars: Vec<char> = text.chars().collect();
+        chars.sort_unstable();
+        chars.dedup();
+        if chars.is_empty() {
+            return Err(Error::Invalid("cannot build a tokenizer from empty text".into()));
+        }
+        let vocab: Vocab = chars.iter().enumerate().map(|(i, c)| (c.to_string(), i as u32)).collect();
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, Vec::new())
+            .build()
+            .map_err(|e| Error::Invalid(format!("building the character tokenizer: {e}")))?;
+        let mut inner = tokenizers::Tokenizer::new(bpe);
+        inner.with_decoder(Some(Fuse::new()));
+        Self::wrap(inner, "character tokenizer")
+    }
+
+    /// Parses a `tokenizer.json`; `origin` names it in errors.
+    pub fn from_json(json: &[u8], origin: &str) -> Result<Self> {
+        let inner = tokenizers::Tokenizer::from_bytes(json)
+            .map_err(|e| Error::file(origin, format!("not a tokenizer.json: {e}")))?;
+        Self::wrap(inner, origin)
+    }
+
+    fn wrap(inner: tokenizers::Tokenizer, origin: &str) -> Result<Self> {
+        let vocab = inner.get_vocab(true);
+        let size = vocab.len();
+        let mut pieces = vec![String::new(); size];
+        for (piece, id) in vocab {
+            match pieces.get_mut(id as usize) {
+                Some(slot) => *slot = piece,
+                None => return Err(Error::file(origin, format!("token id {id} outside a vocabulary of {size}"))),
+            }
+        }
+        Ok(Tokenizer { inner, pieces })
+    }
+
+    pub fn to_json(&self) -> Result<String> {
+        self.inner
+            .to_string(true)
+            .map_err(|e| Error::Invalid(format!("serialising the tokenizer: {e}")))
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// Whether every token is a single character (the phase-1 tokenizer).
+    pub fn is_char_level(&self) -> bool {
+        self.pieces.iter().all(|p| p.chars().count() == 1)
+    }
+
+    /// Token ids of `text`. Text the tokenizer cannot represent is an error
+    /// naming the first offending character and where it is (the BPE model
+    /// would otherwise drop it silently).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        // Encode in line-aligned chunks: the character model sees no
+        // pre-tokenizer, so a whole file would otherwise be one "word".
+        for chunk in chunks(text, 1 << 16) {
+            let encoding = self
+                .inner
+                .encode(chunk, false)
+                .map_err(|e| Error::Invalid(format!("tokenizing: {e}")))?;
+            ids.extend_from_slice(encoding.get_ids());
+        }
+        if self.decode(&ids)? != text {
+            return Err(self.unknown_char_error(text));
+        }
+        Ok(ids)
+    }
+
+    fn unknown_char_error(&self, text: &str) -> Error {
+        for (line_no, line) in text.split('\n').enumerate() {
+            for (col, c) in line.chars().enumerate() {
+                let single = c.to_string();
+                let known = self.inner.encode(single.as_str(), false).map(|e| !e.get_ids().is_empty()).unwrap_or(false);
+                if !known {
+                    return Error::Invalid(format!(
+                        "character {c:?} (U+{:04X}) at line {}, column {} is not in the tokenizer's vocabulary",
+                        c as u32,
+                        line_no + 1,
+                        col + 1
+                    ));
+                }
+            }
+        }
+        Error::Invalid("the tokenizer does not reproduce this text (decode(encode(text)) differs)".into())
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        if let Some(bad) = ids.iter().find(|&&i| i as usize >= self.pieces.len()) {
+            return Err(Error::Invalid(format!("token id {bad} outside a vocabulary of {}", self.pieces.len())));
+        }
+        self.inner
+            .decode(ids, false)
+            .map_err(|e| Error::Invalid(format!("decoding: {e}")))
+    }
+
+    /// The text of one token (for per-position display).
+    pub fn piece(&self, id: u32) -> &str {
+        self.pieces.get(id as usize).map(String::as_str).unwrap_or("\u{FFFD}")
+    }
+}
+
+/// Splits `text` into pieces of about `size` bytes, cut after a newline where possible.
+fn chunks(text: &str, size: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = rest.len().min(size);
+        while !rest.is_char_boundary(end) {
+            end += 1;
+        }
+        if end < rest.len()
+            && let Some(nl) = rest[..end].rfind('\n')
+        {
+            end = nl + 1;
+        }
+        let (head, tail) = rest.split_at(end);
+        rest = tail;
+        Some(head)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn char_level_round_trips_and_serialises() {
+        let text = "First Citizen:\nBefore we proceed any further, hear me speak.\n";
+        let t = Tokenizer::char_level(text).unwrap();
+        let ids = t.encode(text).unwrap();
+        assert_eq!(ids.len(), text.chars().count());
+        assert_eq!(t.decode(&ids).unwrap(), text);
+        assert!(t.is_char_level());
+        let reloaded = Tokenizer::from_json(t.to_json().unwrap().as_bytes(), "test").unwrap();
+        assert_eq!(reloaded.encode(text).unwrap(), ids);
+        assert_eq!(reloaded.vocab_size(), t.vocab_size());
+        assert_eq!(t.piece(ids[0]), "F");
+    }
+
+    #[test]
+    fn unknown_characters_are_named_with_their_position() {
+        let t = Tokenizer::char_level("abc\n").unwrap();
+        let err = t.encode("ab\nca z").unwrap_err().to_string();
+        assert!(err.contains("' '") && err.contains("line 2, column 3"), "{err}");
+    }
+
+    #[test]
+    fn malformed_json_is_an_error() {
+        let err = Tokenizer::from_json(b"{not json", "x/tokenizer.json").unwrap_err().to_string();
+        assert!(err.starts_with("x/tokenizer.json: not a tokenizer.json"), "{err}");
+    }
+
+    #[test]
+    fn long_text_is_chunked_on_lines() {
+        let text = "to be or not to be\n".repeat(10_000);
+        let t = Tokenizer::char_level(&text).unwrap();
+        assert_eq!(t.encode(&text).unwrap().len(), text.len());
+    }
+}
