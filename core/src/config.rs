@@ -145,13 +145,17 @@ impl Config {
 
     pub fn preset(name: &str) -> Result<Config> {
         let (_, json) = PRESETS.iter().find(|(n, _)| *n == name).ok_or_else(|| {
-            Error::Invalid(format!("unknown preset '{name}' (expected one of: {})", Self::preset_names().join(", ")))
+            Error::Invalid(format!(
+                "unknown preset '{name}' (expected one of: {})",
+                Self::preset_names().join(", ")
+            ))
         })?;
         Self::from_json(json, &format!("preset {name}"))
     }
 
     pub fn from_json(json: &str, origin: &str) -> Result<Config> {
-        let config: Config = serde_json::from_str(json).map_err(|e| Error::file(origin, format!("not a SamNet config: {e}")))?;
+        let config: Config = serde_json::from_str(json)
+            .map_err(|e| Error::file(origin, format!("not a SamNet config: {e}")))?;
         config.validate().map_err(|e| Error::file(origin, e))?;
         Ok(config)
     }
@@ -190,28 +194,46 @@ impl Config {
             return Err(format!("{name} must be at least 1"));
         }
         if m.d_model % m.n_heads != 0 {
-            return Err(format!("model.d_model {} is not a multiple of model.n_heads {}", m.d_model, m.n_heads));
+            return Err(format!(
+                "model.d_model {} is not a multiple of model.n_heads {}",
+                m.d_model, m.n_heads
+            ));
         }
         let head_dim = m.d_model / m.n_heads;
         let heads: usize = m.head_mix.iter().map(|g| g.count).sum();
         if heads != m.n_heads {
-            return Err(format!("model.head_mix covers {heads} heads but model.n_heads is {}", m.n_heads));
+            return Err(format!(
+                "model.head_mix covers {heads} heads but model.n_heads is {}",
+                m.n_heads
+            ));
         }
         let rope_heads = m.head_mix.iter().any(|g| g.kind.uses_rope() && g.count > 0);
         if m.rope && rope_heads && head_dim % 2 != 0 {
             return Err(format!("RoPE needs an even head dimension, got {head_dim}"));
         }
-        if m.head_mix.iter().any(|g| g.kind == HeadKind::Topk && g.count > 0) && !(1..=64).contains(&m.topk) {
+        if m.head_mix
+            .iter()
+            .any(|g| g.kind == HeadKind::Topk && g.count > 0)
+            && !(1..=64).contains(&m.topk)
+        {
             return Err(format!("model.topk must be in 1..=64, got {}", m.topk));
         }
         if head_dim > 64 {
-            return Err(format!("head dimension {head_dim} exceeds 64 (use more heads)"));
+            return Err(format!(
+                "head dimension {head_dim} exceeds 64 (use more heads)"
+            ));
         }
         if !(0.0..1.0).contains(&m.dropout) {
-            return Err(format!("model.dropout must be in [0, 1), got {}", m.dropout));
+            return Err(format!(
+                "model.dropout must be in [0, 1), got {}",
+                m.dropout
+            ));
         }
         if self.train.seq_len > m.max_seq_len {
-            return Err(format!("train.seq_len {} exceeds model.max_seq_len {}", self.train.seq_len, m.max_seq_len));
+            return Err(format!(
+                "train.seq_len {} exceeds model.max_seq_len {}",
+                self.train.seq_len, m.max_seq_len
+            ));
         }
         if self.diffusion.sample_steps > self.diffusion.timesteps {
             return Err(format!(
@@ -224,7 +246,9 @@ impl Config {
             return Err(format!("train.lr must be positive, got {}", t.lr));
         }
         if !(0.0..=0.5).contains(&t.warmup_ratio) || !(0.0..=1.0).contains(&t.min_lr_ratio) {
-            return Err("train.warmup_ratio must be in [0, 0.5] and train.min_lr_ratio in [0, 1]".into());
+            return Err(
+                "train.warmup_ratio must be in [0, 0.5] and train.min_lr_ratio in [0, 1]".into(),
+            );
         }
         if !(0.0..1.0).contains(&t.beta1) || !(0.0..1.0).contains(&t.beta2) {
             return Err("train.beta1 and train.beta2 must be in [0, 1)".into());

@@ -8,19 +8,32 @@ use crate::{Error, Result};
 /// Checks that `bytes` (the contents of `origin`) is non-empty UTF-8 text.
 pub fn text_from_bytes(bytes: Vec<u8>, origin: &str) -> Result<String> {
     if bytes.is_empty() {
-        return Err(Error::file(origin, "the file is empty; expected UTF-8 text"));
+        return Err(Error::file(
+            origin,
+            "the file is empty; expected UTF-8 text",
+        ));
     }
     if let Some(at) = bytes.iter().position(|&b| b == 0) {
-        return Err(Error::file(origin, format!("binary data (a NUL byte at offset {at}); expected UTF-8 text")));
+        return Err(Error::file(
+            origin,
+            format!("binary data (a NUL byte at offset {at}); expected UTF-8 text"),
+        ));
     }
     String::from_utf8(bytes).map_err(|e| {
-        Error::file(origin, format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+        Error::file(
+            origin,
+            format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
     })
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_text(path: &std::path::Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::file(path, format!("cannot read the data file: {e}")))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::file(path, format!("cannot read the data file: {e}")))?;
     text_from_bytes(bytes, &path.display().to_string())
 }
 
@@ -67,9 +80,17 @@ impl TextData {
     /// `batch` windows of `seq_len` tokens, (batch, seq_len) row-major, at
     /// random starts: a function of (seed, step) alone, so a resumed run sees
     /// the same batches.
-    pub fn batch(&self, split: Split, batch: usize, seq_len: usize, seed: u64, step: u64) -> Vec<u32> {
+    pub fn batch(
+        &self,
+        split: Split,
+        batch: usize,
+        seq_len: usize,
+        seed: u64,
+        step: u64,
+    ) -> Vec<u32> {
         let tokens = self.tokens(split);
-        let mut rng = Rng::new(seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (split as u64) << 63);
+        let mut rng =
+            Rng::new(seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (split as u64) << 63);
         let starts = (tokens.len() - seq_len + 1) as u64;
         let mut out = Vec::with_capacity(batch * seq_len);
         for _ in 0..batch {
@@ -84,7 +105,11 @@ impl TextData {
         let starts = self.val.len() - seq_len;
         let mut out = Vec::with_capacity(count * seq_len);
         for i in 0..count {
-            let s = if count > 1 { i * starts / (count - 1) } else { 0 };
+            let s = if count > 1 {
+                i * starts / (count - 1)
+            } else {
+                0
+            };
             out.extend_from_slice(&self.val[s..s + seq_len]);
         }
         out
@@ -97,9 +122,24 @@ mod tests {
 
     #[test]
     fn bad_bytes_are_named() {
-        assert!(text_from_bytes(vec![], "a.txt").unwrap_err().to_string().contains("a.txt: the file is empty"));
-        assert!(text_from_bytes(b"ab\0c".to_vec(), "b.bin").unwrap_err().to_string().contains("NUL byte at offset 2"));
-        assert!(text_from_bytes(vec![b'a', 0xff], "c.txt").unwrap_err().to_string().contains("not UTF-8"));
+        assert!(
+            text_from_bytes(vec![], "a.txt")
+                .unwrap_err()
+                .to_string()
+                .contains("a.txt: the file is empty")
+        );
+        assert!(
+            text_from_bytes(b"ab\0c".to_vec(), "b.bin")
+                .unwrap_err()
+                .to_string()
+                .contains("NUL byte at offset 2")
+        );
+        assert!(
+            text_from_bytes(vec![b'a', 0xff], "c.txt")
+                .unwrap_err()
+                .to_string()
+                .contains("not UTF-8")
+        );
     }
 
     #[test]
@@ -118,7 +158,9 @@ mod tests {
     #[test]
     fn too_small_a_corpus_is_an_error() {
         let tok = Tokenizer::char_level("abc").unwrap();
-        let err = TextData::new("abcabc", &tok, 32, "small.txt").unwrap_err().to_string();
+        let err = TextData::new("abcabc", &tok, 32, "small.txt")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("small.txt:"), "{err}");
     }
 }

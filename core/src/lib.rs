@@ -1,6 +1,7 @@
 //! SamNet core: the WebGPU runtime, the WGSL kernels' Rust side, their f64
 //! CPU references, and (on top of them) the model, diffusion and training.
 
+pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;

@@ -23,7 +23,11 @@ impl NoiseSchedule {
                 let ab = match config.schedule {
                     ScheduleKind::Cosine => {
                         const S: f64 = 0.008;
-                        let f = |u: f64| ((u + S) / (1.0 + S) * std::f64::consts::FRAC_PI_2).cos().powi(2);
+                        let f = |u: f64| {
+                            ((u + S) / (1.0 + S) * std::f64::consts::FRAC_PI_2)
+                                .cos()
+                                .powi(2)
+                        };
                         f(u) / f(0.0)
                     }
                     ScheduleKind::Sqrt => 1.0 - (u + 1e-4).sqrt(),
@@ -31,7 +35,10 @@ impl NoiseSchedule {
                 ab.clamp(AB_MIN, AB_MAX)
             })
             .collect();
-        NoiseSchedule { alpha_bar, signal_scale: config.signal_scale as f64 }
+        NoiseSchedule {
+            alpha_bar,
+            signal_scale: config.signal_scale as f64,
+        }
     }
 
     pub fn timesteps(&self) -> usize {

@@ -27,9 +27,15 @@ impl Tokenizer {
         chars.sort_unstable();
         chars.dedup();
         if chars.is_empty() {
-            return Err(Error::Invalid("cannot build a tokenizer from empty text".into()));
+            return Err(Error::Invalid(
+                "cannot build a tokenizer from empty text".into(),
+            ));
         }
-        let vocab: Vocab = chars.iter().enumerate().map(|(i, c)| (c.to_string(), i as u32)).collect();
+        let vocab: Vocab = chars
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.to_string(), i as u32))
+            .collect();
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, Vec::new())
             .build()
@@ -53,7 +59,12 @@ impl Tokenizer {
         for (piece, id) in vocab {
             match pieces.get_mut(id as usize) {
                 Some(slot) => *slot = piece,
-                None => return Err(Error::file(origin, format!("token id {id} outside a vocabulary of {size}"))),
+                None => {
+                    return Err(Error::file(
+                        origin,
+                        format!("token id {id} outside a vocabulary of {size}"),
+                    ));
+                }
             }
         }
         Ok(Tokenizer { inner, pieces })
@@ -98,7 +109,11 @@ impl Tokenizer {
         for (line_no, line) in text.split('\n').enumerate() {
             for (col, c) in line.chars().enumerate() {
                 let single = c.to_string();
-                let known = self.inner.encode(single.as_str(), false).map(|e| !e.get_ids().is_empty()).unwrap_or(false);
+                let known = self
+                    .inner
+                    .encode(single.as_str(), false)
+                    .map(|e| !e.get_ids().is_empty())
+                    .unwrap_or(false);
                 if !known {
                     return Error::Invalid(format!(
                         "character {c:?} (U+{:04X}) at line {}, column {} is not in the tokenizer's vocabulary",
@@ -109,12 +124,17 @@ impl Tokenizer {
                 }
             }
         }
-        Error::Invalid("the tokenizer does not reproduce this text (decode(encode(text)) differs)".into())
+        Error::Invalid(
+            "the tokenizer does not reproduce this text (decode(encode(text)) differs)".into(),
+        )
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         if let Some(bad) = ids.iter().find(|&&i| i as usize >= self.pieces.len()) {
-            return Err(Error::Invalid(format!("token id {bad} outside a vocabulary of {}", self.pieces.len())));
+            return Err(Error::Invalid(format!(
+                "token id {bad} outside a vocabulary of {}",
+                self.pieces.len()
+            )));
         }
         self.inner
             .decode(ids, false)
@@ -123,7 +143,10 @@ impl Tokenizer {
 
     /// The text of one token (for per-position display).
     pub fn piece(&self, id: u32) -> &str {
-        self.pieces.get(id as usize).map(String::as_str).unwrap_or("\u{FFFD}")
+        self.pieces
+            .get(id as usize)
+            .map(String::as_str)
+            .unwrap_or("\u{FFFD}")
     }
 }
 
@@ -171,13 +194,21 @@ mod tests {
     fn unknown_characters_are_named_with_their_position() {
         let t = Tokenizer::char_level("abc\n").unwrap();
         let err = t.encode("ab\nca z").unwrap_err().to_string();
-        assert!(err.contains("' '") && err.contains("line 2, column 3"), "{err}");
+        assert!(
+            err.contains("' '") && err.contains("line 2, column 3"),
+            "{err}"
+        );
     }
 
     #[test]
     fn malformed_json_is_an_error() {
-        let err = Tokenizer::from_json(b"{not json", "x/tokenizer.json").unwrap_err().to_string();
-        assert!(err.starts_with("x/tokenizer.json: not a tokenizer.json"), "{err}");
+        let err = Tokenizer::from_json(b"{not json", "x/tokenizer.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x/tokenizer.json: not a tokenizer.json"),
+            "{err}"
+        );
     }
 
     #[test]
