@@ -1,6 +1,6 @@
 // Gaussian diffusion on embeddings, per sequence b (rows = B·L):
-//   q_sample_forward:  x_t = a[b]·x0 + s[b]·eps, with (a, s) = (signal_scale·sqrt(ab_t), sqrt(1 − ab_t))
-//                      per sequence, written by the CPU for each step's timesteps.
+//   q_sample_forward:  x_t = a[b]·z0 + s[b]·eps, with (a, s) = (sqrt(ab_t), sqrt(1 − ab_t)) per
+//                      sequence (z0 = signal_scale·x0), written by the CPU for each step's timesteps.
 //   q_sample_backward: dx0 (+)= a[b]·dx_t  (eps is a constant; the embedding
 //                      behind x0 is learned, so its gradient flows through here too).
 //   ddim_step:         the deterministic (eta = 0) DDIM update from x_t and the

@@ -77,11 +77,12 @@ pub struct DiffusionConfig {
     /// T: timesteps are 1..=T.
     pub timesteps: usize,
     pub schedule: ScheduleKind,
-    /// The clean signal is signal_scale · x0 (x0 has unit RMS per position).
+    /// The diffused signal is z0 = signal_scale · x0 (x0 has unit RMS per
+    /// position); the model predicts z0, and logits are taken on z0/signal_scale.
     pub signal_scale: f32,
     pub mse_weight: f32,
     pub ce_weight: f32,
-    /// logits = logit_scale · x0_pred · Êᵀ (Ê the unit-RMS embedding table).
+    /// logits = logit_scale · (z0_pred / signal_scale) · Êᵀ (Ê the unit-RMS embedding table).
     pub logit_scale: f32,
     /// Denoising steps when sampling.
     pub sample_steps: usize,

@@ -11,7 +11,6 @@ pub const AB_MAX: f64 = 1.0 - 1e-5;
 #[derive(Clone, Debug)]
 pub struct NoiseSchedule {
     alpha_bar: Vec<f64>,
-    signal_scale: f64,
 }
 
 impl NoiseSchedule {
@@ -35,10 +34,7 @@ impl NoiseSchedule {
                 ab.clamp(AB_MIN, AB_MAX)
             })
             .collect();
-        NoiseSchedule {
-            alpha_bar,
-            signal_scale: config.signal_scale as f64,
-        }
+        NoiseSchedule { alpha_bar }
     }
 
     pub fn timesteps(&self) -> usize {
@@ -49,10 +45,11 @@ impl NoiseSchedule {
         self.alpha_bar[t]
     }
 
-    /// (a_t, s_t): x_t = a_t · x0 + s_t · eps, with the signal scale folded into a_t.
+    /// (a_t, s_t) = (sqrt(ab_t), sqrt(1 − ab_t)): x_t = a_t · z0 + s_t · eps,
+    /// where z0 = signal_scale · x0 is what the model predicts.
     pub fn coefficients(&self, t: usize) -> (f64, f64) {
         let ab = self.alpha_bar[t];
-        (self.signal_scale * ab.sqrt(), (1.0 - ab).sqrt())
+        (ab.sqrt(), (1.0 - ab).sqrt())
     }
 
     /// `steps` timesteps from T down to 1, evenly spaced (rounded), distinct.

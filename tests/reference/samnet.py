@@ -1,0 +1,249 @@
+"""SamNet in PyTorch: the reference the WGSL implementation is checked against.
+
+Readable top to bottom; every convention here is the one the shaders follow
+(parameter names and layouts are those of the Rust checkpoints, so
+`model.safetensors` files load directly):
+
+  Ê = rmsnorm(E) (unit-RMS rows); z0 = signal_scale · Ê[w]
+  x_t = sqrt(ab_t) z0 + sqrt(1 - ab_t) eps
+  c = fc2(silu(fc1(sinusoid(t)))); h = input(x_t)
+  block: [sh1, sc1, g1, sh2, sc2, g2] = adaln(silu(c))
+         h += g1 * out(attn(norm(h)(1 + sc1) + sh1))
+         h += g2 * w2(silu(a) * b),  [a | b] = w13(norm(h)(1 + sc2) + sh2)
+  final: [sh, sc] = adaln(silu(c)); z0_pred = out(norm(h)(1 + sc) + sh)
+  logits = logit_scale · (z0_pred / signal_scale) · Êᵀ
+  loss = mse_weight · mse(z0_pred, z0) + ce_weight · ce(logits, w)
+
+Usage:
+  python samnet.py fixture --config tiny_parity.json --out parity.safetensors [--device cuda]
+"""
+
+import argparse
+import json
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+# ----------------------------------------------------------------------------- config
+
+def head_kinds(model_cfg):
+    return [g["kind"] for g in model_cfg["head_mix"] for _ in range(g["count"])]
+
+
+def alpha_bar(diff_cfg, t):
+    """ab_t for integer timesteps t (tensor), clamped to [1e-5, 1 - 1e-5]."""
+    u = t.double() / diff_cfg["timesteps"]
+    if diff_cfg["schedule"] == "cosine":
+        s = 0.008
+        f = lambda x: torch.cos((x + s) / (1 + s) * math.pi / 2) ** 2
+        ab = f(u) / f(torch.zeros_like(u))
+    else:
+        ab = 1 - torch.sqrt(u + 1e-4)
+    return ab.clamp(1e-5, 1 - 1e-5)
+
+
+# ----------------------------------------------------------------------------- ops
+
+def rmsnorm(x, eps):
+    return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps)
+
+
+def layernorm(x, eps):
+    mean = x.mean(-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(-1, keepdim=True)
+    return (x - mean) * torch.rsqrt(var + eps)
+
+
+def timestep_embedding(t, dim, max_period=10000.0):
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float64, device=t.device) / half)
+    args = t.double()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
+    return emb
+
+
+def rope(x, base):
+    """Rotate-half RoPE on (B, H, L, dh), positions 0..L-1."""
+    B, H, L, dh = x.shape
+    half = dh // 2
+    inv_freq = base ** (-2.0 * torch.arange(half, dtype=torch.float64, device=x.device) / dh)
+    theta = torch.arange(L, dtype=torch.float64, device=x.device)[:, None] * inv_freq[None]
+    cos, sin = torch.cos(theta).to(x.dtype), torch.sin(theta).to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
+def linear_attention(q, k, v, eps):
+    """Non-causal elu+1 attention, never forming L×L. q, k, v: (B, h, L, dh)."""
+    phi_q, phi_k = F.elu(q) + 1, F.elu(k) + 1
+    state = torch.einsum("bhjc,bhje->bhce", phi_k, v)
+    z = phi_k.sum(dim=2)
+    num = torch.einsum("bhic,bhce->bhie", phi_q, state)
+    den = torch.einsum("bhic,bhc->bhi", phi_q, z) + eps
+    return num / den[..., None]
+
+
+def topk_attention(q, k, v, topk):
+    """Softmax over each query's `topk` best keys (ties: lower key index)."""
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    keep = min(topk, scores.shape[-1])
+    best, idx = torch.topk(scores, keep, dim=-1, sorted=True)
+    p = torch.softmax(best, dim=-1)
+    v_kept = torch.gather(v.unsqueeze(2).expand(-1, -1, q.shape[2], -1, -1), 3,
+                          idx[..., None].expand(-1, -1, -1, -1, v.shape[-1]))
+    return (p[..., None] * v_kept).sum(dim=3)
+
+
+def softmax_attention(q, k, v, half_window):
+    L = q.shape[2]
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    if half_window is not None:
+        pos = torch.arange(L, device=q.device)
+        far = (pos[:, None] - pos[None, :]).abs() > half_window
+        scores = scores.masked_fill(far, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+# ----------------------------------------------------------------------------- model
+
+def param_shapes(cfg):
+    m = cfg["model"]
+    d, V, H, T = m["d_model"], m["vocab_size"], m["ffn_mult"] * m["d_model"], m["time_embed_dim"]
+    shapes = {
+        "embedding.weight": (V, d),
+        "time.fc1.weight": (d, T), "time.fc1.bias": (d,),
+        "time.fc2.weight": (d, d), "time.fc2.bias": (d,),
+        "input.weight": (d, d), "input.bias": (d,),
+    }
+    for i in range(m["n_layers"]):
+        p = f"blocks.{i}."
+        shapes.update({
+            p + "adaln.weight": (6 * d, d), p + "adaln.bias": (6 * d,),
+            p + "attn.qkv.weight": (3 * d, d), p + "attn.qkv.bias": (3 * d,),
+            p + "attn.out.weight": (d, d), p + "attn.out.bias": (d,),
+            p + "ffn.w13.weight": (2 * H, d), p + "ffn.w13.bias": (2 * H,),
+            p + "ffn.w2.weight": (d, H), p + "ffn.w2.bias": (d,),
+        })
+    shapes.update({
+        "final.adaln.weight": (2 * d, d), "final.adaln.bias": (2 * d,),
+        "final.out.weight": (d, d), "final.out.bias": (d,),
+    })
+    return shapes
+
+
+def attention(cfg, x, wqkv, bqkv, wout, bout):
+    m = cfg["model"]
+    B, L, d = x.shape
+    nh = m["n_heads"]
+    dh = d // nh
+    qkv = F.linear(x, wqkv, bqkv).view(B, L, 3, nh, dh).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv[0], qkv[1], qkv[2]  # (B, nh, L, dh)
+    outs, start = [], 0
+    for group in m["head_mix"]:
+        kind, n = group["kind"], group["count"]
+        hq, hk, hv = q[:, start:start + n], k[:, start:start + n], v[:, start:start + n]
+        if kind != "linear" and m["rope"]:
+            hq, hk = rope(hq, m["rope_base"]), rope(hk, m["rope_base"])
+        if kind == "linear":
+            o = linear_attention(hq, hk, hv, m["linear_attn_eps"])
+        elif kind == "topk":
+            o = topk_attention(hq, hk, hv, m["topk"])
+        elif kind == "window":
+            o = softmax_attention(hq, hk, hv, m["window"] // 2)
+        else:
+            o = softmax_attention(hq, hk, hv, None)
+        outs.append(o)
+        start += n
+    att = torch.cat(outs, dim=1).permute(0, 2, 1, 3).reshape(B, L, d)
+    return F.linear(att, wout, bout)
+
+
+def forward(cfg, P, tokens, t, eps, weight=None):
+    """Returns (loss, mse, ce, z0_pred, logits) for tokens (B, L), t (B,), eps (B, L, d)."""
+    m, dc = cfg["model"], cfg["diffusion"]
+    norm = rmsnorm if m["norm"] == "rms" else layernorm
+    ne = m["norm_eps"]
+    d = m["d_model"]
+    if weight is None:
+        weight = torch.ones(tokens.shape, dtype=eps.dtype, device=eps.device)
+
+    e_hat = rmsnorm(P["embedding.weight"], ne)
+    z0 = dc["signal_scale"] * e_hat[tokens]
+    ab = alpha_bar(dc, t).to(eps.dtype)
+    x_t = ab.sqrt()[:, None, None] * z0 + (1 - ab).sqrt()[:, None, None] * eps
+
+    temb = timestep_embedding(t, m["time_embed_dim"]).to(eps.dtype)
+    c = F.linear(F.silu(F.linear(temb, P["time.fc1.weight"], P["time.fc1.bias"])), P["time.fc2.weight"], P["time.fc2.bias"])
+    cs = F.silu(c)
+    h = F.linear(x_t, P["input.weight"], P["input.bias"])
+    for i in range(m["n_layers"]):
+        p = f"blocks.{i}."
+        sh1, sc1, g1, sh2, sc2, g2 = F.linear(cs, P[p + "adaln.weight"], P[p + "adaln.bias"])[:, None].chunk(6, dim=-1)
+        a = attention(cfg, norm(h, ne) * (1 + sc1) + sh1, P[p + "attn.qkv.weight"], P[p + "attn.qkv.bias"],
+                      P[p + "attn.out.weight"], P[p + "attn.out.bias"])
+        h = h + g1 * a
+        ab13 = F.linear(norm(h, ne) * (1 + sc2) + sh2, P[p + "ffn.w13.weight"], P[p + "ffn.w13.bias"])
+        gate_in, up = ab13.chunk(2, dim=-1)
+        h = h + g2 * F.linear(F.silu(gate_in) * up, P[p + "ffn.w2.weight"], P[p + "ffn.w2.bias"])
+    sh, sc = F.linear(cs, P["final.adaln.weight"], P["final.adaln.bias"])[:, None].chunk(2, dim=-1)
+    z0_pred = F.linear(norm(h, ne) * (1 + sc) + sh, P["final.out.weight"], P["final.out.bias"])
+
+    logits = (dc["logit_scale"] / dc["signal_scale"]) * z0_pred @ e_hat.T
+    wsum = weight.sum().clamp_min(1e-12)
+    mse = (weight * ((z0_pred - z0) ** 2).sum(-1)).sum() / (d * wsum)
+    ce_rows = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1), reduction="none")
+    ce = (weight.reshape(-1) * ce_rows).sum() / wsum
+    loss = dc["mse_weight"] * mse + dc["ce_weight"] * ce
+    return loss, mse, ce, z0_pred, logits
+
+
+# ----------------------------------------------------------------------------- fixture
+
+def make_fixture(cfg, out, device, seed=0):
+    """Random (non-zero everywhere, so every path carries gradient) weights and
+    inputs, computed in float64: loss, mse, ce and every parameter gradient."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    m = cfg["model"]
+    B, L = cfg["train"]["batch_size"], cfg["train"]["seq_len"]
+    P = {}
+    for name, shape in param_shapes(cfg).items():
+        scale = 1.0 if name == "embedding.weight" else (0.3 if name.endswith("bias") else 1.0 / math.sqrt(shape[-1]))
+        # Rounded to f32 first: the GPU sees exactly these values.
+        P[name] = (torch.randn(shape) * scale).double().to(device).requires_grad_()
+    tokens = torch.randint(0, m["vocab_size"], (B, L), device=device)
+    t = torch.randint(1, cfg["diffusion"]["timesteps"] + 1, (B,), device=device)
+    eps = torch.randn(B, L, m["d_model"]).double().to(device)
+    weight = (torch.rand(B, L, dtype=torch.float64, device=device) > 0.2).double()
+    loss, mse, ce, z0_pred, logits = forward(cfg, P, tokens, t, eps, weight)
+    loss.backward()
+    tensors = {f"param.{k}": v.detach().float().cpu().contiguous() for k, v in P.items()}
+    tensors.update({f"grad.{k}": v.grad.float().cpu().contiguous() for k, v in P.items()})
+    tensors.update({
+        "input.tokens": tokens.int().cpu(), "input.t": t.int().cpu(),
+        "input.eps": eps.float().cpu(), "input.weight": weight.float().cpu(),
+        "output.loss": loss.detach().float().cpu().reshape(1), "output.mse": mse.detach().float().cpu().reshape(1),
+        "output.ce": ce.detach().float().cpu().reshape(1),
+        "output.z0_pred": z0_pred.detach().float().cpu().contiguous(),
+    })
+    save_file(tensors, out, metadata={"config": json.dumps(cfg), "torch": torch.__version__, "dtype": "float64",
+                                      "device": str(device)})
+    print(f"loss {loss.item():.6f} mse {mse.item():.6f} ce {ce.item():.6f} -> {out}")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    fx = sub.add_parser("fixture")
+    fx.add_argument("--config", required=True)
+    fx.add_argument("--out", required=True)
+    fx.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    with open(args.config) as f:
+        config = json.load(f)
+    make_fixture(config, args.out, torch.device(args.device))
