@@ -172,3 +172,58 @@ pub fn coords(rng: &mut Rng, len: usize, n: usize) -> Vec<usize> {
 pub fn dot(out: &[f64], r: &[f64]) -> f64 {
     out.iter().zip(r).map(|(a, b)| a * b).sum()
 }
+
+/// A closure that evaluates a GPU forward at other values of one input:
+/// writes `values` into `input`, runs `forward`, reads `output`, and puts the
+/// original values back.
+pub fn gpu_forward<'a>(
+    input: &'a Tensor,
+    original: &'a [f64],
+    forward: &'a [Dispatch],
+    output: &'a Tensor,
+) -> impl FnMut(&[f64]) -> Vec<f64> + 'a {
+    move |values| {
+        write(input, values);
+        run(forward.to_vec());
+        let out = read(output);
+        write(input, original);
+        out
+    }
+}
+
+/// Checks 2–4 of docs/kernels.md for the gradient with respect to one input
+/// `x`, given the output cotangent `r`: the reference gradient `want` against
+/// f64 central differences of the reference forward, the GPU gradient `got`
+/// against `want`, and `got` against central differences of the GPU forward.
+#[allow(clippy::too_many_arguments)]
+pub fn check_backward(
+    label: &str,
+    x: &[f64],
+    r: &[f64],
+    want: &[f64],
+    got: &[f64],
+    reference_forward: impl Fn(&[f64]) -> Vec<f64>,
+    mut gpu_forward: impl FnMut(&[f64]) -> Vec<f64>,
+    rng: &mut Rng,
+) {
+    let pick = coords(rng, x.len(), 10);
+    check_fd(
+        &format!("{label} ref vs fd"),
+        want,
+        |v| dot(&reference_forward(v), r),
+        x,
+        &pick,
+        1e-6,
+        TOL_FD_F64,
+    );
+    check(&format!("{label} gpu vs ref"), got, want, TOL_F32);
+    check_fd(
+        &format!("{label} gpu vs fd"),
+        got,
+        |v| dot(&gpu_forward(v), r),
+        x,
+        &pick,
+        1e-2,
+        TOL_FD_F32,
+    );
+}

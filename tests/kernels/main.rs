@@ -3,9 +3,12 @@
 //! f64 central differences, and the GPU backward against central differences
 //! of the GPU forward. Shapes are deliberately not multiples of tile sizes.
 
+mod activation;
+mod adaln;
 mod diffusion;
 mod elementwise;
 mod linear;
 mod matmul;
+mod norm;
 mod random;
 mod reduce;

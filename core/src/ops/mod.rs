@@ -4,11 +4,14 @@
 //! as they do in the shader files. Scratch buffers a kernel needs are
 //! allocated here, when the dispatch is built, never per step.
 
+pub mod activation;
+pub mod adaln;
 pub mod attention;
 pub mod diffusion;
 pub mod elementwise;
 pub mod linear;
 pub mod matmul;
+pub mod norm;
 pub mod random;
 pub mod reduce;
 
@@ -17,10 +20,13 @@ use crate::gpu::Shader;
 /// Every shader file the crate embeds (for `samnet doctor` and validation).
 pub fn all_shaders() -> Vec<Shader> {
     vec![
+        activation::SHADER,
+        adaln::SHADER,
         diffusion::SHADER,
         elementwise::SHADER,
         linear::SHADER,
         matmul::SHADER,
+        norm::SHADER,
         random::SHADER,
         reduce::SHADER,
     ]

@@ -1,8 +1,11 @@
 //! f64 CPU references for every kernel: slow, obviously right, and the ground
 //! truth the GPU kernels are tested against (forward and backward).
 
+pub mod activation;
+pub mod adaln;
 pub mod attention;
 pub mod diffusion;
 pub mod linear;
 pub mod matmul;
+pub mod norm;
 pub mod random;

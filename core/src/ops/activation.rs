@@ -1,0 +1,70 @@
+use crate::gpu::{Dispatch, Gpu, Shader, Tensor, grid_1d};
+use crate::{Error, Result, params, shader_file};
+
+pub const SHADER: Shader = shader_file!("activation");
+
+fn same(op: &'static str, a: &Tensor, b: &Tensor, ratio: usize) -> Result<()> {
+    if a.len() != b.len() * ratio {
+        return Err(Error::shape(
+            op,
+            format!(
+                "'{}' {:?} vs '{}' {:?}",
+                a.name(),
+                a.shape(),
+                b.name(),
+                b.shape()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `y = x·σ(x)`.
+pub fn silu_forward(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
+    same("silu", x, y, 1)?;
+    gpu.call(&SHADER, "silu_forward")
+        .params(params![x.len(), 0u32])
+        .bind(1, x)
+        .bind(2, y)
+        .dispatch(grid_1d(x.len().div_ceil(256)))
+}
+
+/// `dx = dy·silu'(x)`.
+pub fn silu_backward(gpu: &Gpu, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Dispatch> {
+    same("silu backward", x, dy, 1)?;
+    same("silu backward", x, dx, 1)?;
+    gpu.call(&SHADER, "silu_backward")
+        .params(params![x.len(), 0u32])
+        .bind(1, x)
+        .bind(3, dy)
+        .bind(4, dx)
+        .dispatch(grid_1d(x.len().div_ceil(256)))
+}
+
+/// `out = silu(a)·b` for `h = [a | b]` (rows, 2·hidden) → out (rows, hidden).
+pub fn swiglu_forward(gpu: &Gpu, hidden: usize, h: &Tensor, out: &Tensor) -> Result<Dispatch> {
+    same("swiglu", h, out, 2)?;
+    gpu.call(&SHADER, "swiglu_forward")
+        .params(params![out.len(), hidden])
+        .bind(1, h)
+        .bind(2, out)
+        .dispatch(grid_1d(out.len().div_ceil(256)))
+}
+
+/// `dh = [dout·b·silu'(a) | dout·silu(a)]`.
+pub fn swiglu_backward(
+    gpu: &Gpu,
+    hidden: usize,
+    h: &Tensor,
+    dout: &Tensor,
+    dh: &Tensor,
+) -> Result<Dispatch> {
+    same("swiglu backward", h, dout, 2)?;
+    same("swiglu backward", dh, dout, 2)?;
+    gpu.call(&SHADER, "swiglu_backward")
+        .params(params![dout.len(), hidden])
+        .bind(1, h)
+        .bind(3, dout)
+        .bind(4, dh)
+        .dispatch(grid_1d(dout.len().div_ceil(256)))
+}

@@ -1,0 +1,69 @@
+// Activations. sigmoid(x) = 1/(1 + exp(−x)) stays finite for any x: exp
+// overflows to +inf for x < −88, giving exactly 0, never NaN.
+//
+//   silu:    y = x·σ(x);                     dx = dy·σ(x)·(1 + x·(1 − σ(x)))
+//   swiglu:  out = silu(a)·b, [a | b] = h   (h = the fused W1/W3 output, (rows, 2H))
+//            da = dout·b·silu'(a);  db = dout·silu(a)
+// Grid: grid_1d(ceil(n / 256)), n = elements of the output (rows·H for swiglu).
+
+struct Params {
+    n: u32,
+    hidden: u32,  // swiglu: H
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;         // silu: (n); swiglu: h (rows, 2H)
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;   // silu: (n); swiglu: (rows, H)
+@group(0) @binding(3) var<storage, read> dy: array<f32>;        // like y
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;  // like x
+
+fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wid.y * nwg.x + wid.x) * 256u + lid.x;
+}
+
+fn sigmoid(v: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-v));
+}
+
+fn silu_grad(v: f32) -> f32 {
+    let s = sigmoid(v);
+    return s * (1.0 + v * (1.0 - s));
+}
+
+@compute @workgroup_size(256)
+fn silu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i < p.n) {
+        y[i] = x[i] * sigmoid(x[i]);
+    }
+}
+
+@compute @workgroup_size(256)
+fn silu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i < p.n) {
+        dx[i] = dy[i] * silu_grad(x[i]);
+    }
+}
+
+@compute @workgroup_size(256)
+fn swiglu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) {
+        return;
+    }
+    let a = (i / p.hidden) * 2u * p.hidden + i % p.hidden;
+    y[i] = x[a] * sigmoid(x[a]) * x[a + p.hidden];
+}
+
+@compute @workgroup_size(256)
+fn swiglu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.n) {
+        return;
+    }
+    let a = (i / p.hidden) * 2u * p.hidden + i % p.hidden;
+    let g = dy[i];
+    dx[a] = g * x[a + p.hidden] * silu_grad(x[a]);
+    dx[a + p.hidden] = g * x[a] * sigmoid(x[a]);
+}
