@@ -194,7 +194,7 @@ impl Config {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be at least 1"));
         }
-        if m.d_model % m.n_heads != 0 {
+        if !m.d_model.is_multiple_of(m.n_heads) {
             return Err(format!(
                 "model.d_model {} is not a multiple of model.n_heads {}",
                 m.d_model, m.n_heads
@@ -209,7 +209,7 @@ impl Config {
             ));
         }
         let rope_heads = m.head_mix.iter().any(|g| g.kind.uses_rope() && g.count > 0);
-        if m.rope && rope_heads && head_dim % 2 != 0 {
+        if m.rope && rope_heads && !head_dim.is_multiple_of(2) {
             return Err(format!("RoPE needs an even head dimension, got {head_dim}"));
         }
         if m.head_mix

@@ -97,6 +97,7 @@ pub fn modulate_forward(
 }
 
 /// `dx = dy·(1 + scale)`, and the shift/scale blocks of `dmodulation`.
+#[allow(clippy::too_many_arguments)]
 pub fn modulate_backward(
     gpu: &Gpu,
     s: ModShape,

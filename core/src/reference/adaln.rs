@@ -18,6 +18,7 @@ pub fn modulate(
 }
 
 /// (dx, dm) of [`modulate`]; dm is zero outside the shift and scale blocks.
+#[allow(clippy::too_many_arguments)]
 pub fn modulate_backward(
     m: &[f64],
     x: &[f64],
