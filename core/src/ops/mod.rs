@@ -9,11 +9,15 @@ pub mod adaln;
 pub mod attention;
 pub mod diffusion;
 pub mod elementwise;
+pub mod embedding;
 pub mod linear;
+pub mod loss;
 pub mod matmul;
 pub mod norm;
+pub mod optim;
 pub mod random;
 pub mod reduce;
+pub mod timestep;
 
 use crate::gpu::Shader;
 
@@ -24,10 +28,14 @@ pub fn all_shaders() -> Vec<Shader> {
         adaln::SHADER,
         diffusion::SHADER,
         elementwise::SHADER,
+        embedding::SHADER,
         linear::SHADER,
+        loss::SHADER,
         matmul::SHADER,
         norm::SHADER,
+        optim::SHADER,
         random::SHADER,
         reduce::SHADER,
+        timestep::SHADER,
     ]
 }
