@@ -5,6 +5,7 @@
 
 mod activation;
 mod adaln;
+mod attention_linear;
 mod diffusion;
 mod elementwise;
 mod embedding;

@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod adaln;
 pub mod attention;
+pub mod attention_linear;
 pub mod diffusion;
 pub mod elementwise;
 pub mod embedding;
@@ -17,6 +18,7 @@ pub mod norm;
 pub mod optim;
 pub mod random;
 pub mod reduce;
+pub mod rope;
 pub mod timestep;
 
 use crate::gpu::Shader;
@@ -26,6 +28,7 @@ pub fn all_shaders() -> Vec<Shader> {
     vec![
         activation::SHADER,
         adaln::SHADER,
+        attention_linear::SHADER,
         diffusion::SHADER,
         elementwise::SHADER,
         embedding::SHADER,
@@ -36,6 +39,7 @@ pub fn all_shaders() -> Vec<Shader> {
         optim::SHADER,
         random::SHADER,
         reduce::SHADER,
+        rope::SHADER,
         timestep::SHADER,
     ]
 }

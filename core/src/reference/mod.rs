@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod adaln;
 pub mod attention;
+pub mod attention_linear;
 pub mod diffusion;
 pub mod embedding;
 pub mod linear;
@@ -12,4 +13,5 @@ pub mod matmul;
 pub mod norm;
 pub mod optim;
 pub mod random;
+pub mod rope;
 pub mod timestep;

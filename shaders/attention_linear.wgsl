@@ -1,0 +1,255 @@
+// Linear attention (non-causal), phi(x) = elu(x) + 1, for the handled heads,
+// per (batch b, head h):
+//   S = Σ_j phi(k_j) v_jᵀ (dh × dh),  z = Σ_j phi(k_j)
+//   out_i = phi(q_i)ᵀ S / den_i,       den_i = phi(q_i)·z + eps
+// O(L·dh²) time, O(dh²) state: the L×L matrix never exists.
+//
+// Backward, with dnum_i = dout_i/den_i and dden_i = −(dout_i·out_i)/den_i:
+//   dphi(q_i) = S dnum_i + z dden_i
+//   dS = Σ_i phi(q_i) dnum_iᵀ,  dz = Σ_i phi(q_i) dden_i
+//   dphi(k_j) = dS v_j + dz,    dv_j = dSᵀ phi(k_j)
+//   and through phi: phi'(x) = 1 if x > 0 else exp(x).
+// Passes: linear_state (S, z) → linear_output; backward: linear_row_grads
+// (den, dden per query) → linear_query_grad (dq) and linear_state_grad
+// (dS, dz) → linear_key_value_grad (dk, dv). Sums over the sequence run in
+// order inside one workgroup per (b, h): deterministic.
+
+struct Params {
+    batch: u32,
+    seq: u32,
+    d: u32,
+    head_dim: u32,
+    head_start: u32,
+    head_count: u32,
+    eps: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;            // (B·L, 3d)
+@group(0) @binding(2) var<storage, read_write> state: array<f32>;    // (B, head_count, dh, dh) S, or dS
+@group(0) @binding(3) var<storage, read_write> norm_z: array<f32>;   // (B, head_count, dh) z, or dz
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;      // (B·L, d) forward output
+@group(0) @binding(5) var<storage, read> dout: array<f32>;           // (B·L, d)
+@group(0) @binding(6) var<storage, read_write> row_grads: array<f32>; // (B, head_count, L, 2): den, dden
+@group(0) @binding(7) var<storage, read_write> dqkv: array<f32>;     // (B·L, 3d)
+@group(0) @binding(8) var<storage, read> saved_state: array<f32>;    // (B, head_count, dh, dh) S (backward)
+@group(0) @binding(9) var<storage, read> saved_z: array<f32>;        // (B, head_count, dh) z (backward)
+
+const WG: u32 = 256u;
+const CHUNK: u32 = 16u;         // sequence positions staged per step
+const MAX_DH: u32 = 64u;
+const SLOTS: u32 = 16u;         // state entries per thread: MAX_DH² / WG
+
+var<workgroup> tile_a: array<f32, 1024>;  // (CHUNK, MAX_DH) phi(k) or phi(q)
+var<workgroup> tile_b: array<f32, 1024>;  // (CHUNK, MAX_DH) v or dnum
+var<workgroup> tile_s: array<f32, 16>;    // (CHUNK) dden (state grad)
+
+fn phi(x: f32) -> f32 {
+    return select(exp(x), x + 1.0, x > 0.0);
+}
+
+fn phi_grad(x: f32) -> f32 {
+    return select(exp(x), 1.0, x > 0.0);
+}
+
+// Index of (b, i, part, head-relative h, c) in qkv.
+fn at(b: u32, i: u32, part: u32, h: u32, c: u32) -> u32 {
+    return (b * p.seq + i) * 3u * p.d + part * p.d + (p.head_start + h) * p.head_dim + c;
+}
+
+fn out_at(b: u32, i: u32, h: u32, c: u32) -> u32 {
+    return (b * p.seq + i) * p.d + (p.head_start + h) * p.head_dim + c;
+}
+
+// Adds one staged chunk into the per-thread state entries: acc[a][e] +=
+// tile_a[j][a]·tile_b[j][e]; z[a] += tile_a[j][a]·(1 or tile_s[j]).
+fn accumulate_chunk(lid: u32, count: u32, weighted: bool, acc: ptr<function, array<f32, SLOTS>>, z: ptr<function, f32>) {
+    let dh = p.head_dim;
+    for (var jj = 0u; jj < count; jj++) {
+        for (var s = 0u; s < SLOTS; s++) {
+            let e = lid + s * WG;
+            if (e < dh * dh) {
+                (*acc)[s] += tile_a[jj * MAX_DH + e / dh] * tile_b[jj * MAX_DH + e % dh];
+            }
+        }
+        if (lid < dh) {
+            *z += tile_a[jj * MAX_DH + lid] * select(1.0, tile_s[jj], weighted);
+        }
+    }
+}
+
+fn store_state(b: u32, h: u32, lid: u32, acc: ptr<function, array<f32, SLOTS>>, z: f32) {
+    let dh = p.head_dim;
+    let base = (b * p.head_count + h) * dh;
+    for (var s = 0u; s < SLOTS; s++) {
+        let e = lid + s * WG;
+        if (e < dh * dh) {
+            state[base * dh + e] = (*acc)[s];
+        }
+    }
+    if (lid < dh) {
+        norm_z[base + lid] = z;
+    }
+}
+
+// S and z, one workgroup per (b, h), positions staged CHUNK at a time.
+// Grid: (head_count, B, 1).
+@compute @workgroup_size(256)
+fn linear_state(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let b = wid.y;
+    let h = wid.x;
+    let dh = p.head_dim;
+    var acc: array<f32, SLOTS>;
+    var z = 0.0;
+    for (var j0 = 0u; j0 < p.seq; j0 += CHUNK) {
+        for (var e = lid.x; e < CHUNK * dh; e += WG) {
+            let j = j0 + e / dh;
+            let c = e % dh;
+            var fk = 0.0;
+            var v = 0.0;
+            if (j < p.seq) {
+                fk = phi(qkv[at(b, j, 1u, h, c)]);
+                v = qkv[at(b, j, 2u, h, c)];
+            }
+            tile_a[(e / dh) * MAX_DH + c] = fk;
+            tile_b[(e / dh) * MAX_DH + c] = v;
+        }
+        workgroupBarrier();
+        accumulate_chunk(lid.x, min(CHUNK, p.seq - j0), false, &acc, &z);
+        workgroupBarrier();
+    }
+    store_state(b, h, lid.x, &acc, z);
+}
+
+// One thread per output element (b, i, h, e). Grid: grid_1d(ceil(B·L·head_count·dh / 256)).
+@compute @workgroup_size(256)
+fn linear_output(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let dh = p.head_dim;
+    let idx = (wid.y * nwg.x + wid.x) * WG + lid.x;
+    if (idx >= p.batch * p.seq * p.head_count * dh) {
+        return;
+    }
+    let e = idx % dh;
+    let h = (idx / dh) % p.head_count;
+    let row = idx / (dh * p.head_count);
+    let b = row / p.seq;
+    let i = row % p.seq;
+    let base = (b * p.head_count + h) * dh;
+    var num = 0.0;
+    var den = 0.0;
+    for (var a = 0u; a < dh; a++) {
+        let f = phi(qkv[at(b, i, 0u, h, a)]);
+        num += f * saved_state[(base + a) * dh + e];
+        den += f * saved_z[base + a];
+    }
+    out[out_at(b, i, h, e)] = num / (den + p.eps);
+}
+
+// One thread per (b, h, i): den_i and dden_i. Grid: grid_1d(ceil(B·head_count·L / 256)).
+@compute @workgroup_size(256)
+fn linear_row_grads(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let dh = p.head_dim;
+    let idx = (wid.y * nwg.x + wid.x) * WG + lid.x;
+    if (idx >= p.batch * p.head_count * p.seq) {
+        return;
+    }
+    let i = idx % p.seq;
+    let h = (idx / p.seq) % p.head_count;
+    let b = idx / (p.seq * p.head_count);
+    let base = (b * p.head_count + h) * dh;
+    var den = p.eps;
+    var dout_out = 0.0;
+    for (var a = 0u; a < dh; a++) {
+        den += phi(qkv[at(b, i, 0u, h, a)]) * saved_z[base + a];
+        dout_out += dout[out_at(b, i, h, a)] * out[out_at(b, i, h, a)];
+    }
+    row_grads[idx * 2u] = den;
+    row_grads[idx * 2u + 1u] = -dout_out / den;
+}
+
+// One thread per (b, i, h, a): dq. Grid: grid_1d(ceil(B·L·head_count·dh / 256)).
+@compute @workgroup_size(256)
+fn linear_query_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let dh = p.head_dim;
+    let idx = (wid.y * nwg.x + wid.x) * WG + lid.x;
+    if (idx >= p.batch * p.seq * p.head_count * dh) {
+        return;
+    }
+    let a = idx % dh;
+    let h = (idx / dh) % p.head_count;
+    let row = idx / (dh * p.head_count);
+    let b = row / p.seq;
+    let i = row % p.seq;
+    let base = (b * p.head_count + h) * dh;
+    let rg = ((b * p.head_count + h) * p.seq + i) * 2u;
+    let den = row_grads[rg];
+    var g = saved_z[base + a] * row_grads[rg + 1u];
+    for (var e = 0u; e < dh; e++) {
+        g += saved_state[(base + a) * dh + e] * dout[out_at(b, i, h, e)] / den;
+    }
+    let q = qkv[at(b, i, 0u, h, a)];
+    dqkv[at(b, i, 0u, h, a)] = g * phi_grad(q);
+}
+
+// dS and dz, one workgroup per (b, h), like linear_state with phi(q) and
+// dnum = dout/den in place of phi(k) and v. Grid: (head_count, B, 1).
+@compute @workgroup_size(256)
+fn linear_state_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let b = wid.y;
+    let h = wid.x;
+    let dh = p.head_dim;
+    var acc: array<f32, SLOTS>;
+    var z = 0.0;
+    for (var j0 = 0u; j0 < p.seq; j0 += CHUNK) {
+        for (var e = lid.x; e < CHUNK * dh; e += WG) {
+            let j = j0 + e / dh;
+            let c = e % dh;
+            var fq = 0.0;
+            var dnum = 0.0;
+            if (j < p.seq) {
+                fq = phi(qkv[at(b, j, 0u, h, c)]);
+                dnum = dout[out_at(b, j, h, c)] / row_grads[((b * p.head_count + h) * p.seq + j) * 2u];
+            }
+            tile_a[(e / dh) * MAX_DH + c] = fq;
+            tile_b[(e / dh) * MAX_DH + c] = dnum;
+        }
+        if (lid.x < CHUNK) {
+            let j = j0 + lid.x;
+            var dden = 0.0;
+            if (j < p.seq) {
+                dden = row_grads[((b * p.head_count + h) * p.seq + j) * 2u + 1u];
+            }
+            tile_s[lid.x] = dden;
+        }
+        workgroupBarrier();
+        accumulate_chunk(lid.x, min(CHUNK, p.seq - j0), true, &acc, &z);
+        workgroupBarrier();
+    }
+    store_state(b, h, lid.x, &acc, z);
+}
+
+// One thread per (b, j, h, c): dk and dv. Grid: grid_1d(ceil(B·L·head_count·dh / 256)).
+@compute @workgroup_size(256)
+fn linear_key_value_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let dh = p.head_dim;
+    let idx = (wid.y * nwg.x + wid.x) * WG + lid.x;
+    if (idx >= p.batch * p.seq * p.head_count * dh) {
+        return;
+    }
+    let c = idx % dh;
+    let h = (idx / dh) % p.head_count;
+    let row = idx / (dh * p.head_count);
+    let b = row / p.seq;
+    let j = row % p.seq;
+    let base = (b * p.head_count + h) * dh;
+    // dS and dz were written into `state` / `norm_z` by linear_state_grad.
+    var dk = norm_z[base + c];
+    var dv = 0.0;
+    for (var e = 0u; e < dh; e++) {
+        dk += state[(base + c) * dh + e] * qkv[at(b, j, 2u, h, e)];
+        dv += state[(base + e) * dh + c] * phi(qkv[at(b, j, 1u, h, e)]);
+    }
+    let k = qkv[at(b, j, 1u, h, c)];
+    dqkv[at(b, j, 1u, h, c)] = dk * phi_grad(k);
+    dqkv[at(b, j, 2u, h, c)] = dv;
+}
