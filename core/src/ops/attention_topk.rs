@@ -1,0 +1,120 @@
+use super::attention::AttnShape;
+use crate::gpu::{DType, Dispatch, Gpu, KernelCall, Shader, Tensor};
+use crate::{Error, Result, params, shader_file};
+
+pub const SHADER: Shader = shader_file!("attention_topk");
+/// Largest k the register array can hold.
+pub const MAX_TOPK: usize = 64;
+
+/// The smallest of `options` that is at least `n`.
+pub(crate) fn capacity(n: usize, options: &[usize]) -> Option<usize> {
+    options.iter().copied().find(|&c| c >= n)
+}
+
+/// One top-k head group: the saved selection (kept keys and their
+/// probabilities, O(L·k)) and the backward's score gradients.
+pub struct TopkAttention {
+    pub shape: AttnShape,
+    pub keep: usize,
+    topk_capacity: usize,
+    head_dim_capacity: usize,
+    kept: Tensor,
+    prob: Tensor,
+    dscore: Tensor,
+}
+
+impl TopkAttention {
+    pub fn new(gpu: &Gpu, shape: AttnShape, topk: usize, name: &str) -> Result<Self> {
+        let keep = topk.min(shape.seq);
+        let topk_capacity = capacity(keep, &[8, 16, 32, MAX_TOPK])
+            .filter(|_| topk >= 1)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "top-k attention needs 1 ≤ k ≤ {MAX_TOPK}, got {topk}"
+                ))
+            })?;
+        let head_dim_capacity = capacity(shape.head_dim, &[16, 32, 64]).ok_or_else(|| {
+            Error::shape(
+                "top-k attention",
+                format!("head_dim {} > 64", shape.head_dim),
+            )
+        })?;
+        let dims = [shape.batch, shape.head_count, shape.seq, keep];
+        Ok(TopkAttention {
+            shape,
+            keep,
+            topk_capacity,
+            head_dim_capacity,
+            kept: gpu.zeros(&format!("{name}.kept"), &dims, DType::U32)?,
+            prob: gpu.zeros(&format!("{name}.prob"), &dims, DType::F32)?,
+            dscore: gpu.zeros(&format!("{name}.dscore"), &dims, DType::F32)?,
+        })
+    }
+
+    fn call<'a>(&self, gpu: &'a Gpu, entry: &'a str) -> KernelCall<'a> {
+        let s = self.shape;
+        gpu.call(&SHADER, entry)
+            .constant("TOPK_MAX", format!("{}u", self.topk_capacity))
+            .constant("HEAD_DIM_MAX", format!("{}u", self.head_dim_capacity))
+            .params(params![
+                s.batch,
+                s.seq,
+                s.d_model(),
+                s.head_dim,
+                s.head_start,
+                s.head_count,
+                self.keep,
+                1.0 / (s.head_dim as f32).sqrt(),
+            ])
+    }
+
+    fn grid(&self) -> [u32; 3] {
+        let s = self.shape;
+        [
+            s.seq.div_ceil(64) as u32,
+            s.head_count as u32,
+            s.batch as u32,
+        ]
+    }
+
+    /// Writes the handled heads' columns of `out` and saves the selection.
+    pub fn forward(&self, gpu: &Gpu, qkv: &Tensor, out: &Tensor) -> Result<Dispatch> {
+        self.shape.check("top-k attention", qkv, out)?;
+        self.call(gpu, "topk_forward")
+            .bind(1, qkv)
+            .bind(2, out)
+            .bind(3, &self.kept)
+            .bind(4, &self.prob)
+            .dispatch(self.grid())
+    }
+
+    /// Writes the handled heads' q, k and v columns of `dqkv`.
+    pub fn backward(
+        &self,
+        gpu: &Gpu,
+        qkv: &Tensor,
+        dout: &Tensor,
+        dqkv: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        self.shape.check("top-k attention backward", qkv, dout)?;
+        self.shape.check("top-k attention backward", dqkv, dout)?;
+        Ok(vec![
+            self.call(gpu, "topk_backward_query")
+                .bind(1, qkv)
+                .bind(3, &self.kept)
+                .bind(4, &self.prob)
+                .bind(5, dout)
+                .bind(6, &self.dscore)
+                .bind(7, dqkv)
+                .dispatch(self.grid())?,
+            self.call(gpu, "topk_backward_key")
+                .bind(1, qkv)
+                .bind(3, &self.kept)
+                .bind(4, &self.prob)
+                .bind(5, dout)
+                .bind(6, &self.dscore)
+                .bind(7, dqkv)
+                .dispatch(self.grid())?,
+        ])
+    }
+}
