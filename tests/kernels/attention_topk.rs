@@ -12,13 +12,13 @@ fn layout(s: AttnShape) -> HeadLayout {
     }
 }
 
+/// The kept key sets (order within a set does not change the output).
 fn selections(qkv: &[f64], s: AttnShape, topk: usize) -> Vec<Vec<usize>> {
     let heads = s.head_start..s.head_start + s.head_count;
-    reference::forward(qkv, s.batch, layout(s), heads, topk)
-        .1
-        .into_iter()
-        .flat_map(|sel| sel.kept)
-        .collect()
+    let selected = reference::forward(qkv, s.batch, layout(s), heads, topk).1;
+    let mut sets: Vec<Vec<usize>> = selected.into_iter().flat_map(|sel| sel.kept).collect();
+    sets.iter_mut().for_each(|set| set.sort_unstable());
+    sets
 }
 
 fn case(head_dim: usize, topk: usize, seed: u64) {
