@@ -6,6 +6,7 @@
 mod activation;
 mod adaln;
 mod attention_linear;
+mod attention_softmax;
 mod attention_topk;
 mod diffusion;
 mod elementwise;

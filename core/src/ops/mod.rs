@@ -8,6 +8,7 @@ pub mod activation;
 pub mod adaln;
 pub mod attention;
 pub mod attention_linear;
+pub mod attention_softmax;
 pub mod attention_topk;
 pub mod diffusion;
 pub mod elementwise;
@@ -30,6 +31,7 @@ pub fn all_shaders() -> Vec<Shader> {
         activation::SHADER,
         adaln::SHADER,
         attention_linear::SHADER,
+        attention_softmax::SHADER,
         attention_topk::SHADER,
         diffusion::SHADER,
         elementwise::SHADER,

@@ -5,6 +5,7 @@ pub mod activation;
 pub mod adaln;
 pub mod attention;
 pub mod attention_linear;
+pub mod attention_softmax;
 pub mod attention_topk;
 pub mod diffusion;
 pub mod embedding;

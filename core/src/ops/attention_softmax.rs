@@ -1,0 +1,113 @@
+use super::attention::AttnShape;
+use super::attention_topk::capacity;
+use crate::gpu::{DType, Dispatch, Gpu, KernelCall, Shader, Tensor};
+use crate::{Error, Result, params, shader_file};
+
+pub const SHADER: Shader = shader_file!("attention_softmax");
+
+/// Which keys a query attends to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Span {
+    /// Every key.
+    Full,
+    /// Keys with |i − j| ≤ this.
+    HalfWindow(usize),
+}
+
+/// One softmax head group (`window` or `full`): the saved log-sum-exp and
+/// the backward's D_i = dout_i·out_i.
+pub struct SoftmaxAttention {
+    pub shape: AttnShape,
+    pub span: Span,
+    head_dim_capacity: usize,
+    lse: Tensor,
+    delta: Tensor,
+}
+
+impl SoftmaxAttention {
+    pub fn new(gpu: &Gpu, shape: AttnShape, span: Span, name: &str) -> Result<Self> {
+        let head_dim_capacity = capacity(shape.head_dim, &[16, 32, 64]).ok_or_else(|| {
+            Error::shape(
+                "softmax attention",
+                format!("head_dim {} > 64", shape.head_dim),
+            )
+        })?;
+        let dims = [shape.batch, shape.head_count, shape.seq];
+        Ok(SoftmaxAttention {
+            shape,
+            span,
+            head_dim_capacity,
+            lse: gpu.zeros(&format!("{name}.lse"), &dims, DType::F32)?,
+            delta: gpu.zeros(&format!("{name}.delta"), &dims, DType::F32)?,
+        })
+    }
+
+    fn call<'a>(&self, gpu: &'a Gpu, entry: &'a str) -> KernelCall<'a> {
+        let s = self.shape;
+        let half_window = match self.span {
+            Span::Full => s.seq,
+            Span::HalfWindow(w) => w.min(s.seq),
+        };
+        gpu.call(&SHADER, entry)
+            .constant("HEAD_DIM_MAX", format!("{}u", self.head_dim_capacity))
+            .params(params![
+                s.batch,
+                s.seq,
+                s.d_model(),
+                s.head_dim,
+                s.head_start,
+                s.head_count,
+                half_window,
+                1.0 / (s.head_dim as f32).sqrt(),
+            ])
+    }
+
+    fn grid(&self) -> [u32; 3] {
+        let s = self.shape;
+        [
+            s.seq.div_ceil(64) as u32,
+            s.head_count as u32,
+            s.batch as u32,
+        ]
+    }
+
+    /// Writes the handled heads' columns of `out` and saves the log-sum-exp.
+    pub fn forward(&self, gpu: &Gpu, qkv: &Tensor, out: &Tensor) -> Result<Dispatch> {
+        self.shape.check("softmax attention", qkv, out)?;
+        self.call(gpu, "softmax_forward")
+            .bind(1, qkv)
+            .bind(2, out)
+            .bind(3, &self.lse)
+            .dispatch(self.grid())
+    }
+
+    /// Writes the handled heads' q, k and v columns of `dqkv`.
+    pub fn backward(
+        &self,
+        gpu: &Gpu,
+        qkv: &Tensor,
+        out: &Tensor,
+        dout: &Tensor,
+        dqkv: &Tensor,
+    ) -> Result<Vec<Dispatch>> {
+        self.shape.check("softmax attention backward", qkv, out)?;
+        self.shape.check("softmax attention backward", dqkv, dout)?;
+        Ok(vec![
+            self.call(gpu, "softmax_backward_query")
+                .bind(1, qkv)
+                .bind(2, out)
+                .bind(3, &self.lse)
+                .bind(4, dout)
+                .bind(5, &self.delta)
+                .bind(6, dqkv)
+                .dispatch(self.grid())?,
+            self.call(gpu, "softmax_backward_key")
+                .bind(1, qkv)
+                .bind(3, &self.lse)
+                .bind(4, dout)
+                .bind(5, &self.delta)
+                .bind(6, dqkv)
+                .dispatch(self.grid())?,
+        ])
+    }
+}
