@@ -16,7 +16,7 @@ pub struct RopeTables {
 
 impl RopeTables {
     pub fn new(gpu: &Gpu, max_seq: usize, head_dim: usize, base: f64) -> Result<Self> {
-        if head_dim % 2 != 0 || head_dim == 0 {
+        if !head_dim.is_multiple_of(2) || head_dim == 0 {
             return Err(Error::Invalid(format!(
                 "RoPE needs an even head dimension, got {head_dim}"
             )));
