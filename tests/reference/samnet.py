@@ -225,7 +225,7 @@ def make_fixture(cfg, out, device, seed=0):
     tensors = {f"param.{k}": v.detach().float().cpu().contiguous() for k, v in P.items()}
     tensors.update({f"grad.{k}": v.grad.float().cpu().contiguous() for k, v in P.items()})
     tensors.update({
-        "input.tokens": tokens.int().cpu(), "input.t": t.int().cpu(),
+        "input.tokens": tokens.float().cpu(), "input.t": t.float().cpu(),
         "input.eps": eps.float().cpu(), "input.weight": weight.float().cpu(),
         "output.loss": loss.detach().float().cpu().reshape(1), "output.mse": mse.detach().float().cpu().reshape(1),
         "output.ce": ce.detach().float().cpu().reshape(1),

@@ -1,0 +1,172 @@
+//! The whole model: identity at initialisation, parity with the PyTorch
+//! reference (tests/reference/samnet.py, golden values in
+//! tests/fixtures/parity.safetensors), and a gradient check against central
+//! differences of the f64 CPU reference model.
+
+use std::collections::HashMap;
+
+use samnet_core::checkpoint::{self, NamedTensor};
+use samnet_core::config::Config;
+use samnet_core::model::Model;
+use samnet_core::model::graph::{Graph, GraphOptions, slot};
+use samnet_core::schedule::NoiseSchedule;
+use samnet_tests::*;
+
+struct Fixture {
+    config: Config,
+    tensors: HashMap<String, NamedTensor>,
+}
+
+fn fixture() -> Fixture {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/parity.safetensors");
+    let bytes = std::fs::read(path).expect("fixture");
+    let (tensors, meta) = checkpoint::decode(&bytes, path).expect("fixture decodes");
+    let config = Config::from_json(&meta["config"], "fixture config").expect("fixture config");
+    Fixture {
+        config,
+        tensors: tensors.into_iter().map(|t| (t.name.clone(), t)).collect(),
+    }
+}
+
+impl Fixture {
+    fn get(&self, name: &str) -> &NamedTensor {
+        self.tensors
+            .get(name)
+            .unwrap_or_else(|| panic!("fixture lacks {name}"))
+    }
+
+    fn with_prefix(&self, prefix: &str) -> Vec<NamedTensor> {
+        let mut v: Vec<NamedTensor> = self
+            .tensors
+            .values()
+            .filter_map(|t| {
+                t.name.strip_prefix(prefix).map(|n| NamedTensor {
+                    name: n.to_string(),
+                    ..t.clone()
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    fn ints(&self, name: &str) -> Vec<u32> {
+        // Stored as int32 in safetensors; decode() turns every dtype it accepts into f32.
+        self.get(name).data.iter().map(|&x| x as u32).collect()
+    }
+}
+
+#[test]
+fn matches_the_pytorch_reference_loss_and_every_gradient() {
+    let fx = fixture();
+    let gpu = gpu();
+    let cfg = &fx.config;
+    let model = Model::from_tensors(gpu, cfg, fx.with_prefix("param."), "fixture").unwrap();
+    let (batch, seq) = (cfg.train.batch_size, cfg.train.seq_len);
+    let options = GraphOptions {
+        batch,
+        seq,
+        train: true,
+        generate_noise: false,
+        dropout: false,
+    };
+    let graph = Graph::new(gpu, &model, options, None).unwrap();
+    let schedule = NoiseSchedule::new(&cfg.diffusion);
+    let weight: Vec<f32> = fx.get("input.weight").data.clone();
+    graph
+        .write_batch(
+            gpu,
+            &schedule,
+            &fx.ints("input.tokens"),
+            &fx.ints("input.t"),
+            &weight,
+        )
+        .unwrap();
+    gpu.write_f32(&graph.inputs.noise, &fx.get("input.eps").data)
+        .unwrap();
+    let mut stats = vec![0.0f32; slot::COUNT];
+    stats[slot::LOSS_SCALE] = 1.0;
+    gpu.write_f32(&graph.stats, &stats).unwrap();
+    gpu.run(&[&graph.front, &graph.core, &graph.loss, &graph.backward])
+        .unwrap();
+
+    let stats = read(&graph.stats);
+    let f64s = |t: &NamedTensor| t.data.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    check(
+        "parity mse",
+        &[stats[slot::MSE]],
+        &f64s(fx.get("output.mse")),
+        TOL_F32,
+    );
+    check(
+        "parity ce",
+        &[stats[slot::CE]],
+        &f64s(fx.get("output.ce")),
+        TOL_F32,
+    );
+    check(
+        "parity z0_pred",
+        &read(&graph.z0_pred),
+        &f64s(fx.get("output.z0_pred")),
+        TOL_F32,
+    );
+    let mut worst = (0.0, String::new());
+    for (spec, g) in model.specs.iter().zip(&graph.grads) {
+        let err = check(
+            &format!("parity grad {}", spec.name),
+            &read(g),
+            &f64s(fx.get(&format!("grad.{}", spec.name))),
+            TOL_F32,
+        );
+        if err > worst.0 {
+            worst = (err, spec.name.clone());
+        }
+    }
+    println!("worst gradient: {} at {:.3e}", worst.1, worst.0);
+}
+
+#[test]
+fn every_block_is_the_identity_at_initialisation() {
+    let cfg = Config::preset("tiny").unwrap();
+    let gpu = gpu();
+    let model = Model::new(gpu, &cfg, 3).unwrap();
+    let (batch, seq) = (2, 13);
+    let graph = Graph::new(
+        gpu,
+        &model,
+        GraphOptions {
+            batch,
+            seq,
+            train: false,
+            generate_noise: true,
+            dropout: false,
+        },
+        None,
+    )
+    .unwrap();
+    let mut rng = Rng::new(4);
+    let tokens: Vec<u32> = (0..batch * seq)
+        .map(|_| rng.below(cfg.model.vocab_size as u64) as u32)
+        .collect();
+    graph
+        .write_batch(
+            gpu,
+            &NoiseSchedule::new(&cfg.diffusion),
+            &tokens,
+            &[100, 900],
+            &vec![1.0; batch * seq],
+        )
+        .unwrap();
+    gpu.write_u32(&graph.inputs.rng_key, &[1, 2]).unwrap();
+    gpu.run(&[&graph.front, &graph.core]).unwrap();
+    let first = read(&graph.residual[0]);
+    assert!(first.iter().any(|&x| x != 0.0));
+    for (l, h) in graph.residual.iter().enumerate().skip(1) {
+        assert_eq!(
+            read(h),
+            first,
+            "block {} changed its input at initialisation",
+            l - 1
+        );
+    }
+}
