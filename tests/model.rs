@@ -170,3 +170,131 @@ fn every_block_is_the_identity_at_initialisation() {
         );
     }
 }
+
+/// GPU gradients of the whole model against central differences of the f64
+/// CPU reference, on the parity config switched to LayerNorm (the parity
+/// test covers RMSNorm), a few coordinates of every parameter.
+#[test]
+fn whole_model_gradients_match_finite_differences_of_the_cpu_reference() {
+    let mut cfg = fixture().config;
+    cfg.model.norm = samnet_core::config::NormKind::Layer;
+    let gpu = gpu();
+    let mut rng = Rng::new(77);
+    let specs = samnet_core::model::params::param_specs(&cfg);
+    let values: Vec<Vec<f64>> = specs
+        .iter()
+        .map(|s| {
+            let scale = if s.name == "embedding.weight" {
+                1.0
+            } else if s.name.ends_with("bias") {
+                0.3
+            } else {
+                1.0 / (s.shape[s.shape.len() - 1] as f64).sqrt()
+            };
+            rng.normals(s.len())
+                .iter()
+                .map(|v| (v * scale) as f32 as f64)
+                .collect()
+        })
+        .collect();
+    let tensors: Vec<NamedTensor> = specs
+        .iter()
+        .zip(&values)
+        .map(|(s, v)| NamedTensor {
+            name: s.name.clone(),
+            shape: s.shape.clone(),
+            data: v.iter().map(|&x| x as f32).collect(),
+        })
+        .collect();
+    let model = Model::from_tensors(gpu, &cfg, tensors, "random").unwrap();
+    let (batch, seq) = (2, 9);
+    let rows = batch * seq;
+    let tokens: Vec<u32> = (0..rows)
+        .map(|_| rng.below(cfg.model.vocab_size as u64) as u32)
+        .collect();
+    let timesteps = [137u32, 802];
+    let eps: Vec<f64> = rng
+        .normals(rows * cfg.model.d_model)
+        .iter()
+        .map(|&v| v as f32 as f64)
+        .collect();
+    let weight: Vec<f64> = (0..rows)
+        .map(|i| if i % 5 == 0 { 0.0 } else { 1.0 })
+        .collect();
+
+    let graph = Graph::new(
+        gpu,
+        &model,
+        GraphOptions {
+            batch,
+            seq,
+            train: true,
+            generate_noise: false,
+            dropout: false,
+        },
+        None,
+    )
+    .unwrap();
+    let weight32: Vec<f32> = weight.iter().map(|&w| w as f32).collect();
+    graph
+        .write_batch(
+            gpu,
+            &NoiseSchedule::new(&cfg.diffusion),
+            &tokens,
+            &timesteps,
+            &weight32,
+        )
+        .unwrap();
+    write(&graph.inputs.noise, &eps);
+    let mut stats = vec![0.0; slot::COUNT];
+    stats[slot::LOSS_SCALE] = 1.0;
+    write(&graph.stats, &stats);
+    gpu.run(&[&graph.front, &graph.core, &graph.loss, &graph.backward])
+        .unwrap();
+
+    let batch_ref = samnet_core::reference::model::Batch {
+        tokens: &tokens,
+        timesteps: &timesteps,
+        eps: &eps,
+        weight: &weight,
+    };
+    let mut params: HashMap<String, Vec<f64>> = specs
+        .iter()
+        .zip(&values)
+        .map(|(s, v)| (s.name.clone(), v.clone()))
+        .collect();
+    let gpu_stats = read(&graph.stats);
+    let (_, mse, ce) = samnet_core::reference::model::loss(&cfg, &params, &batch_ref);
+    check(
+        "model mse vs cpu reference",
+        &[gpu_stats[slot::MSE]],
+        &[mse],
+        TOL_F32,
+    );
+    check(
+        "model ce vs cpu reference",
+        &[gpu_stats[slot::CE]],
+        &[ce],
+        TOL_F32,
+    );
+    for (spec, g) in specs.iter().zip(&graph.grads) {
+        let got = read(g);
+        let pick = coords(&mut rng, spec.len(), 3);
+        let name = spec.name.clone();
+        let original = params[&name].clone();
+        check_fd(
+            &format!("model grad {name} vs fd of cpu reference"),
+            &got,
+            |v| {
+                params.insert(name.clone(), v.to_vec());
+                let l = samnet_core::reference::model::loss(&cfg, &params, &batch_ref).0;
+                params.insert(name.clone(), original.clone());
+                l
+            },
+            &original,
+            &pick,
+            1e-5,
+            TOL_F32,
+        );
+    }
+}

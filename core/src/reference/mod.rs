@@ -12,6 +12,7 @@ pub mod embedding;
 pub mod linear;
 pub mod loss;
 pub mod matmul;
+pub mod model;
 pub mod norm;
 pub mod optim;
 pub mod random;
