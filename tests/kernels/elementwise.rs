@@ -63,3 +63,30 @@ fn mismatched_lengths_are_an_error() {
     .unwrap_err();
     assert!(err.to_string().contains("'b'"), "{err}");
 }
+
+#[test]
+fn argmax_rows_with_ties_and_confidence() {
+    use samnet_core::ops::sampling::argmax_rows;
+    let (rows, vocab) = (37, 300);
+    let mut rng = Rng::new(22);
+    let mut logits = rng.normals(rows * vocab);
+    // Row 0: a tie between ids 7 and 250; the lower id wins.
+    logits[7] = 9.0;
+    logits[250] = 9.0;
+    let (gl, tok) = (
+        upload("logits", &[rows, vocab], &logits),
+        upload_u32("tokens", &[rows], &vec![0; rows]),
+    );
+    let conf = zeros("confidence", &[rows]);
+    run(vec![argmax_rows(gpu(), &gl, &tok, &conf).unwrap()]);
+    let (got, got_conf) = (read_u32(&tok), read(&conf));
+    let mut want_conf = Vec::new();
+    for r in 0..rows {
+        let row = &logits[r * vocab..][..vocab];
+        let best = (0..vocab).fold(0, |b, v| if row[v] > row[b] { v } else { b });
+        assert_eq!(got[r] as usize, best, "row {r}");
+        want_conf.push(1.0 / row.iter().map(|x| (x - row[best]).exp()).sum::<f64>());
+    }
+    assert_eq!(got[0], 7);
+    check("argmax confidence", &got_conf, &want_conf, TOL_F32);
+}

@@ -21,6 +21,7 @@ pub mod optim;
 pub mod random;
 pub mod reduce;
 pub mod rope;
+pub mod sampling;
 pub mod timestep;
 
 use crate::gpu::Shader;
@@ -44,6 +45,7 @@ pub fn all_shaders() -> Vec<Shader> {
         random::SHADER,
         reduce::SHADER,
         rope::SHADER,
+        sampling::SHADER,
         timestep::SHADER,
     ]
 }
