@@ -1,5 +1,7 @@
-// Activations. sigmoid(x) = 1/(1 + exp(−x)) stays finite for any x: exp
-// overflows to +inf for x < −88, giving exactly 0, never NaN.
+// Activations. sigmoid only ever evaluates exp(−|x|), which lies in (0, 1]:
+// the naive 1/(1 + exp(−x)) overflows exp to +inf for x < −88, and WGSL lets
+// implementations assume no infinities occur (fast-math compilers do), so
+// that form is not guaranteed to give 0 there. This one is finite for any x.
 //
 //   silu:    y = x·σ(x);                     dx = dy·σ(x)·(1 + x·(1 − σ(x)))
 //   swiglu:  out = silu(a)·b, [a | b] = h   (h = the fused W1/W3 output, (rows, 2H))
@@ -22,7 +24,8 @@ fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
 }
 
 fn sigmoid(v: f32) -> f32 {
-    return 1.0 / (1.0 + exp(-v));
+    let e = exp(-abs(v));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0);
 }
 
 fn silu_grad(v: f32) -> f32 {

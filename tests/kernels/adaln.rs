@@ -2,58 +2,68 @@ use samnet_core::ops::adaln::{self, ModShape, ShiftScale};
 use samnet_core::reference::adaln as reference;
 use samnet_tests::*;
 
-// The 4th and 5th of six d-wide blocks of a (B, 6d) modulation tensor.
-const S: ModShape = ModShape {
+/// B = 3, L = 13, d = 24: shift and scale in the 4th and 5th of six d-wide
+/// blocks of a (B, 6d) modulation tensor, the gate in the 6th.
+const SMALL: ModShape = ModShape {
     batch: 3,
     seq: 13,
     d: 24,
     stride: 6 * 24,
 };
-const AT: ShiftScale = ShiftScale {
-    shift: 3 * 24,
-    scale: 4 * 24,
+/// B = 2, L = 37, d = 40: scale before shift, the gate in the 3rd block.
+const WIDE: ModShape = ModShape {
+    batch: 2,
+    seq: 37,
+    d: 40,
+    stride: 6 * 40,
 };
 
-#[test]
-fn modulate_forward_and_backward() {
-    let n = S.batch * S.seq * S.d;
-    let mut rng = Rng::new(70);
+/// Asserts that `dmodulation` still holds `sentinel` outside the column
+/// blocks at `written`, and returns it with those columns zeroed (the
+/// reference gradient is zero there).
+fn written_blocks(dm: &[f64], s: ModShape, written: &[usize], sentinel: f64) -> Vec<f64> {
+    dm.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let col = i % s.stride;
+            if written.iter().any(|&o| (o..o + s.d).contains(&col)) {
+                v
+            } else {
+                assert_eq!(v, sentinel, "column {col} was touched");
+                0.0
+            }
+        })
+        .collect()
+}
+
+fn modulate_case(s: ModShape, at: ShiftScale, seed: u64) {
+    let label = format!("modulate B{} L{} d{}", s.batch, s.seq, s.d);
+    let n = s.batch * s.seq * s.d;
+    let mut rng = Rng::new(seed);
     let (m, x, dy) = (
-        rng.normals(S.batch * S.stride),
+        rng.normals(s.batch * s.stride),
         rng.normals(n),
         rng.normals(n),
     );
     let (gm, gx, gy) = (
-        upload("mod", &[S.batch, S.stride], &m),
+        upload("mod", &[s.batch, s.stride], &m),
         upload("x", &[n], &x),
         zeros("y", &[n]),
     );
-    let forward = vec![adaln::modulate_forward(gpu(), S, AT, &gm, &gx, &gy).unwrap()];
+    let forward = vec![adaln::modulate_forward(gpu(), s, at, &gm, &gx, &gy).unwrap()];
     run(forward.clone());
-    let fwd_x = |v: &[f64]| reference::modulate(&m, v, S.seq, S.d, S.stride, AT.shift, AT.scale);
-    let fwd_m = |v: &[f64]| reference::modulate(v, &x, S.seq, S.d, S.stride, AT.shift, AT.scale);
-    check("modulate fwd", &read(&gy), &fwd_x(&x), TOL_F32);
+    let fwd_x = |v: &[f64]| reference::modulate(&m, v, s.seq, s.d, s.stride, at.shift, at.scale);
+    let fwd_m = |v: &[f64]| reference::modulate(v, &x, s.seq, s.d, s.stride, at.shift, at.scale);
+    check(&format!("{label} fwd"), &read(&gy), &fwd_x(&x), TOL_F32);
 
     let (want_dx, want_dm) =
-        reference::modulate_backward(&m, &x, &dy, S.seq, S.d, S.stride, AT.shift, AT.scale);
+        reference::modulate_backward(&m, &x, &dy, s.seq, s.d, s.stride, at.shift, at.scale);
     let (gdy, gdx) = (upload("dy", &[n], &dy), zeros("dx", &[n]));
-    let gdm = upload("dmod", &[S.batch, S.stride], &vec![7.0; S.batch * S.stride]);
-    run(adaln::modulate_backward(gpu(), S, AT, &gm, &gx, &gdy, &gdx, &gdm).unwrap());
-    let got_dm = read(&gdm);
-    // Only the shift and scale blocks are written.
-    for (i, v) in got_dm.iter().enumerate() {
-        let col = i % S.stride;
-        if !(AT.shift..AT.scale + S.d).contains(&col) {
-            assert_eq!(*v, 7.0, "column {col} was touched");
-        }
-    }
-    let got_dm: Vec<f64> = got_dm
-        .iter()
-        .zip(&want_dm)
-        .map(|(g, w)| if *w == 0.0 { 0.0 } else { *g })
-        .collect();
+    let gdm = upload("dmod", &[s.batch, s.stride], &vec![7.0; s.batch * s.stride]);
+    run(adaln::modulate_backward(gpu(), s, at, &gm, &gx, &gdy, &gdx, &gdm).unwrap());
+    let got_dm = written_blocks(&read(&gdm), s, &[at.shift, at.scale], 7.0);
     check_backward(
-        "modulate dx",
+        &format!("{label} dx"),
         &x,
         &dy,
         &want_dx,
@@ -63,7 +73,7 @@ fn modulate_forward_and_backward() {
         &mut rng,
     );
     check_backward(
-        "modulate dmod",
+        &format!("{label} dmod"),
         &m,
         &dy,
         &want_dm,
@@ -75,34 +85,50 @@ fn modulate_forward_and_backward() {
 }
 
 #[test]
-fn gate_forward_and_backward() {
-    let n = S.batch * S.seq * S.d;
-    let gate = 5 * S.d;
-    let mut rng = Rng::new(71);
+fn modulate_forward_and_backward() {
+    let d = SMALL.d;
+    let at = ShiftScale {
+        shift: 3 * d,
+        scale: 4 * d,
+    };
+    modulate_case(SMALL, at, 70);
+    let d = WIDE.d;
+    let at = ShiftScale {
+        shift: 4 * d,
+        scale: d,
+    };
+    modulate_case(WIDE, at, 72);
+}
+
+fn gate_case(s: ModShape, gate: usize, seed: u64) {
+    let label = format!("gate B{} L{} d{}", s.batch, s.seq, s.d);
+    let n = s.batch * s.seq * s.d;
+    let mut rng = Rng::new(seed);
     let (m, y, h, dh) = (
-        rng.normals(S.batch * S.stride),
+        rng.normals(s.batch * s.stride),
         rng.normals(n),
         rng.normals(n),
         rng.normals(n),
     );
     let (gm, gy, gh) = (
-        upload("mod", &[S.batch, S.stride], &m),
+        upload("mod", &[s.batch, s.stride], &m),
         upload("y", &[n], &y),
         upload("h", &[n], &h),
     );
-    let forward = vec![adaln::gate_forward(gpu(), S, gate, &gm, &gy, &gh).unwrap()];
+    let forward = vec![adaln::gate_forward(gpu(), s, gate, &gm, &gy, &gh).unwrap()];
     run(forward.clone());
-    let fwd_y = |v: &[f64]| reference::gate(&m, v, &h, S.seq, S.d, S.stride, gate);
-    let fwd_m = |v: &[f64]| reference::gate(v, &y, &h, S.seq, S.d, S.stride, gate);
-    check("gate fwd", &read(&gh), &fwd_y(&y), TOL_F32);
+    let fwd_y = |v: &[f64]| reference::gate(&m, v, &h, s.seq, s.d, s.stride, gate);
+    let fwd_m = |v: &[f64]| reference::gate(v, &y, &h, s.seq, s.d, s.stride, gate);
+    check(&format!("{label} fwd"), &read(&gh), &fwd_y(&y), TOL_F32);
 
-    let (want_dy, want_dm) = reference::gate_backward(&m, &y, &dh, S.seq, S.d, S.stride, gate);
+    let (want_dy, want_dm) = reference::gate_backward(&m, &y, &dh, s.seq, s.d, s.stride, gate);
     let (gdh, gdy, gdm) = (
         upload("dh", &[n], &dh),
         zeros("dy", &[n]),
-        zeros("dmod", &[S.batch, S.stride]),
+        upload("dmod", &[s.batch, s.stride], &vec![7.0; s.batch * s.stride]),
     );
-    run(adaln::gate_backward(gpu(), S, gate, &gm, &gy, &gdh, &gdy, &gdm).unwrap());
+    run(adaln::gate_backward(gpu(), s, gate, &gm, &gy, &gdh, &gdy, &gdm).unwrap());
+    let got_dm = written_blocks(&read(&gdm), s, &[gate], 7.0);
     // The forward updates h in place, so the GPU forward restarts from h each time.
     let gpu_fwd = |input: &samnet_core::gpu::Tensor, original: &[f64], values: &[f64]| {
         write(&gh, &h);
@@ -112,7 +138,7 @@ fn gate_forward_and_backward() {
         read(&gh)
     };
     check_backward(
-        "gate dy",
+        &format!("{label} dy"),
         &y,
         &dh,
         &want_dy,
@@ -122,15 +148,21 @@ fn gate_forward_and_backward() {
         &mut rng,
     );
     check_backward(
-        "gate dmod",
+        &format!("{label} dmod"),
         &m,
         &dh,
         &want_dm,
-        &read(&gdm),
+        &got_dm,
         fwd_m,
         |v| gpu_fwd(&gm, &m, v),
         &mut rng,
     );
+}
+
+#[test]
+fn gate_forward_and_backward() {
+    gate_case(SMALL, 5 * SMALL.d, 71);
+    gate_case(WIDE, 2 * WIDE.d, 73);
 }
 
 #[test]

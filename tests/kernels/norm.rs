@@ -97,3 +97,60 @@ fn layernorm_requires_its_mean() {
     assert!(norm::forward(gpu(), NormKind::Layer, s, &x, &y, None, &r).is_err());
     assert!(norm::forward(gpu(), NormKind::Rms, s, &x, &y, None, &zeros("rstd", &[3])).is_err());
 }
+
+/// More rows than one grid dimension holds: the row index is folded over
+/// workgroups x and y. Also: the same input gives the same bits.
+#[test]
+fn rows_beyond_one_grid_dimension() {
+    let (rows, cols) = (70_001, 5);
+    let s = NormShape {
+        rows,
+        cols,
+        eps: 1e-6,
+    };
+    let mut rng = Rng::new(64);
+    let x = rng.normals(rows * cols);
+    let dy = rng.normals(rows * cols);
+    let (gx, gy, gdy, gdx) = (
+        upload("x", &[rows, cols], &x),
+        zeros("y", &[rows, cols]),
+        upload("dy", &[rows, cols], &dy),
+        zeros("dx", &[rows, cols]),
+    );
+    let (mean, rstd) = (zeros("mean", &[rows]), zeros("rstd", &[rows]));
+    for kind in [NormKind::Rms, NormKind::Layer] {
+        let eps = s.eps as f64;
+        let (want_y, want_dx) = match kind {
+            NormKind::Rms => (
+                reference::rmsnorm(&x, cols, eps).0,
+                reference::rmsnorm_backward(&x, &dy, cols, eps),
+            ),
+            NormKind::Layer => (
+                reference::layernorm(&x, cols, eps).0,
+                reference::layernorm_backward(&x, &dy, cols, eps),
+            ),
+        };
+        let mean = (kind == NormKind::Layer).then_some(&mean);
+        let passes = vec![
+            norm::forward(gpu(), kind, s, &gx, &gy, mean, &rstd).unwrap(),
+            norm::backward(gpu(), kind, s, &gx, mean, &rstd, &gdy, &gdx, false).unwrap(),
+        ];
+        run(passes.clone());
+        let (y, dx) = (read(&gy), read(&gdx));
+        check(
+            &format!("{kind:?}norm {rows}x{cols} fwd"),
+            &y,
+            &want_y,
+            TOL_F32,
+        );
+        check(
+            &format!("{kind:?}norm {rows}x{cols} bwd"),
+            &dx,
+            &want_dx,
+            TOL_F32,
+        );
+        run(passes);
+        assert_eq!(read(&gy), y, "{kind:?}norm forward is not repeatable");
+        assert_eq!(read(&gdx), dx, "{kind:?}norm backward is not repeatable");
+    }
+}
