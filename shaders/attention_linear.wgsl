@@ -44,12 +44,14 @@ var<workgroup> tile_a: array<f32, 1024>;  // (CHUNK, MAX_DH) phi(k) or phi(q)
 var<workgroup> tile_b: array<f32, 1024>;  // (CHUNK, MAX_DH) v or dnum
 var<workgroup> tile_s: array<f32, 16>;    // (CHUNK) dden (state grad)
 
+// exp only ever sees x ≤ 0 (select evaluates both arms; WGSL need not
+// honour an infinity from exp of a large x).
 fn phi(x: f32) -> f32 {
-    return select(exp(x), x + 1.0, x > 0.0);
+    return select(exp(min(x, 0.0)), x + 1.0, x > 0.0);
 }
 
 fn phi_grad(x: f32) -> f32 {
-    return select(exp(x), 1.0, x > 0.0);
+    return select(exp(min(x, 0.0)), 1.0, x > 0.0);
 }
 
 // Index of (b, i, part, head-relative h, c) in qkv.
