@@ -87,8 +87,14 @@ fn matches_the_pytorch_reference_loss_and_every_gradient() {
     let mut stats = vec![0.0f32; slot::COUNT];
     stats[slot::LOSS_SCALE] = 1.0;
     gpu.write_f32(&graph.stats, &stats).unwrap();
-    gpu.run(&[&graph.front, &graph.core, &graph.loss, &graph.backward])
-        .unwrap();
+    gpu.run(&[
+        &graph.embed_table,
+        &graph.front,
+        &graph.core,
+        &graph.loss,
+        &graph.backward,
+    ])
+    .unwrap();
 
     let stats = read(&graph.stats);
     let f64s = |t: &NamedTensor| t.data.iter().map(|&x| x as f64).collect::<Vec<_>>();
@@ -158,7 +164,8 @@ fn every_block_is_the_identity_at_initialisation() {
         )
         .unwrap();
     gpu.write_u32(&graph.inputs.rng_key, &[1, 2]).unwrap();
-    gpu.run(&[&graph.front, &graph.core]).unwrap();
+    gpu.run(&[&graph.embed_table, &graph.front, &graph.core])
+        .unwrap();
     let first = read(&graph.residual[0]);
     assert!(first.iter().any(|&x| x != 0.0));
     for (l, h) in graph.residual.iter().enumerate().skip(1) {
@@ -249,8 +256,14 @@ fn whole_model_gradients_match_finite_differences_of_the_cpu_reference() {
     let mut stats = vec![0.0; slot::COUNT];
     stats[slot::LOSS_SCALE] = 1.0;
     write(&graph.stats, &stats);
-    gpu.run(&[&graph.front, &graph.core, &graph.loss, &graph.backward])
-        .unwrap();
+    gpu.run(&[
+        &graph.embed_table,
+        &graph.front,
+        &graph.core,
+        &graph.loss,
+        &graph.backward,
+    ])
+    .unwrap();
 
     let batch_ref = samnet_core::reference::model::Batch {
         tokens: &tokens,

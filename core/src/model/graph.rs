@@ -199,7 +199,9 @@ pub struct Graph {
     pub e_hat: Tensor,
     /// One gradient per parameter (training graphs).
     pub grads: Vec<Tensor>,
-    /// Ê, z0, noise, x_t from tokens and timesteps.
+    /// Ê = rmsnorm(E), the table both ends of the model read.
+    pub embed_table: Program,
+    /// z0, noise, x_t from tokens and timesteps.
     pub front: Program,
     /// From x_t and timesteps to z0_pred and logits.
     pub core: Program,
@@ -484,8 +486,8 @@ impl<'a> Builder<'a> {
         let (gate1, gate2) = (2 * d, 5 * d);
 
         // ---------------------------------------------------------------- front
-        let mut front = Program::new();
-        front.push(norm::forward(
+        let mut embed_table = Program::new();
+        embed_table.push(norm::forward(
             gpu,
             NormKind::Rms,
             e_norm,
@@ -494,6 +496,7 @@ impl<'a> Builder<'a> {
             None,
             &e_rstd,
         )?);
+        let mut front = Program::new();
         front.push(embedding::forward(
             gpu,
             &inputs.tokens,
@@ -1129,6 +1132,7 @@ impl<'a> Builder<'a> {
             logits,
             e_hat,
             grads,
+            embed_table,
             front,
             core,
             loss: loss_program,

@@ -1,0 +1,86 @@
+//! The sample-quality figures of the SPEC, computed on decoded samples:
+//! valid-word rate, diversity and novelty.
+
+use std::collections::HashSet;
+
+/// Every maximal run of ASCII letters (`[A-Za-z]+`) in `text`.
+pub fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_ascii_alphabetic()).filter(|w| !w.is_empty())
+}
+
+/// The words of a training text, for [`valid_word_rate`].
+pub fn vocabulary(text: &str) -> HashSet<String> {
+    words(text).map(str::to_string).collect()
+}
+
+/// Share of the samples' words that occur (case-sensitively) in `vocabulary`;
+/// 0 when the samples hold no word at all.
+pub fn valid_word_rate(samples: &[String], vocabulary: &HashSet<String>) -> f64 {
+    let (mut valid, mut total) = (0usize, 0usize);
+    for w in samples.iter().flat_map(|s| words(s)) {
+        total += 1;
+        valid += vocabulary.contains(w) as usize;
+    }
+    if total == 0 { 0.0 } else { valid as f64 / total as f64 }
+}
+
+fn char_windows(s: &str, n: usize, stride: usize) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() < n {
+        return Vec::new();
+    }
+    (0..=chars.len() - n).step_by(stride).map(|i| chars[i..i + n].iter().collect()).collect()
+}
+
+/// Distinct character 8-grams / all 8-grams over the samples (1 = nothing repeated).
+pub fn diversity(samples: &[String]) -> f64 {
+    let grams: Vec<String> = samples.iter().flat_map(|s| char_windows(s, 8, 1)).collect();
+    if grams.is_empty() {
+        return 0.0;
+    }
+    grams.iter().collect::<HashSet<_>>().len() as f64 / grams.len() as f64
+}
+
+/// Share of the samples' 32-character windows (stride 16) that do not occur
+/// verbatim in `train` (memorised text is not generation).
+pub fn novelty(samples: &[String], train: &str) -> f64 {
+    let windows: Vec<String> = samples.iter().flat_map(|s| char_windows(s, 32, 16)).collect();
+    if windows.is_empty() {
+        return 0.0;
+    }
+    windows.iter().filter(|w| !train.contains(w.as_str())).count() as f64 / windows.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_word_rate_on_fixed_strings() {
+        let vocab = vocabulary("To be, or not to be: that is the question.\nWhether 'tis nobler");
+        let samples = vec!["to be or nto be, qqq".to_string(), "The question: tis 42 nobler!".to_string()];
+        // Words: to be or nto be qqq | The question tis nobler → valid: to be or be | question tis nobler; "The" ≠ "the".
+        assert_eq!(words(&samples[1]).collect::<Vec<_>>(), ["The", "question", "tis", "nobler"]);
+        assert!((valid_word_rate(&samples, &vocab) - 7.0 / 10.0).abs() < 1e-12);
+        assert_eq!(valid_word_rate(&["123 ...".to_string()], &vocab), 0.0);
+    }
+
+    #[test]
+    fn diversity_counts_repeated_eight_grams() {
+        assert_eq!(diversity(&["abcdefghij".to_string()]), 1.0);
+        // "aaaaaaaaaa" has 3 identical 8-grams.
+        assert!((diversity(&["aaaaaaaaaa".to_string()]) - 1.0 / 3.0).abs() < 1e-12);
+        // The same sample twice: half the 8-grams are repeats.
+        let s = "abcdefghijklmnop".to_string();
+        assert!((diversity(&[s.clone(), s]) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn novelty_finds_memorised_windows() {
+        let train = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN";
+        let copied = train[..48].to_string();
+        assert_eq!(novelty(&[copied], train), 0.0);
+        let fresh = "zyxwvutsrqponmlkjihgfedcba9876543210ZYXWVUTSRQPO".to_string();
+        assert_eq!(novelty(&[fresh], train), 1.0);
+    }
+}

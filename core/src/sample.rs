@@ -1,0 +1,270 @@
+//! Sampling: from x_T ~ N(0, I), `steps` denoising steps (DDIM, eta = 0) to
+//! text, every position at once. Each step predicts z0, decodes it (argmax of
+//! the logits, with its probability as a confidence), optionally snaps the
+//! estimate to the nearest embedding (the clamping trick), and moves x_t to
+//! the next timestep. Known positions (a prompt, the text around an infill)
+//! are re-noised from their true embedding at every step.
+
+use crate::gpu::{DType, Gpu, Program, Tensor};
+use crate::model::Model;
+use crate::model::graph::{Graph, GraphOptions};
+use crate::ops::diffusion::{self, SeqShape};
+use crate::ops::elementwise::axpby;
+use crate::ops::embedding;
+use crate::ops::random::randn;
+use crate::ops::sampling::argmax_rows;
+use crate::schedule::NoiseSchedule;
+use crate::{Error, Result};
+
+const INIT_STREAM: u32 = 101;
+const KNOWN_STREAM: u32 = 102;
+
+#[derive(Clone, Debug)]
+pub struct SampleOptions {
+    pub steps: usize,
+    pub seed: u64,
+    pub clamp: bool,
+}
+
+/// Positions held known: `tokens` (count·len) where `mask` is set.
+#[derive(Clone, Debug)]
+pub struct Known {
+    pub tokens: Vec<u32>,
+    pub mask: Vec<bool>,
+}
+
+/// The decoded state after one denoising step.
+#[derive(Clone, Debug)]
+pub struct StepOutput {
+    pub step: usize,
+    pub timestep: usize,
+    /// (count·len) best token per position.
+    pub tokens: Vec<u32>,
+    /// (count·len) its probability.
+    pub confidence: Vec<f32>,
+}
+
+/// Buffers and recorded work for sampling `count` sequences of `len`.
+pub struct Sampler {
+    pub count: usize,
+    pub len: usize,
+    graph: Graph,
+    tokens: Tensor,
+    confidence: Tensor,
+    known_tokens: Tensor,
+    known_mask: Tensor,
+    coef_next: Tensor,
+    init: Program,
+    step_plain: Program,
+    step_clamped: Program,
+    blend: Program,
+}
+
+impl Sampler {
+    pub fn new(gpu: &Gpu, model: &Model, count: usize, len: usize) -> Result<Sampler> {
+        if count == 0 || len == 0 {
+            return Err(Error::Invalid(
+                "sampling needs at least one sequence of at least one position".into(),
+            ));
+        }
+        let options = GraphOptions {
+            batch: count,
+            seq: len,
+            train: false,
+            generate_noise: false,
+            dropout: false,
+        };
+        let graph = Graph::new(gpu, model, options, None)?;
+        let (rows, d) = (count * len, model.config.model.d_model);
+        let f = |name: &str, shape: &[usize]| gpu.zeros(name, shape, DType::F32);
+        let tokens = gpu.zeros("sample.tokens", &[rows], DType::U32)?;
+        let known_tokens = gpu.zeros("sample.known_tokens", &[rows], DType::U32)?;
+        let (confidence, x0_hat, x_next) = (
+            f("sample.confidence", &[rows])?,
+            f("sample.x0_hat", &[rows, d])?,
+            f("sample.x_next", &[rows, d])?,
+        );
+        let (known_mask, known_z0, known_eps) = (
+            f("sample.known_mask", &[rows])?,
+            f("sample.known_z0", &[rows, d])?,
+            f("sample.known_eps", &[rows, d])?,
+        );
+        let coef_next = f("sample.coef_next", &[count, 4])?;
+        let signal_scale = model.config.diffusion.signal_scale;
+        let shape = SeqShape {
+            batch: count,
+            seq: len,
+            cols: d,
+        };
+        let key = &graph.inputs.rng_key;
+
+        // Bind groups keep every buffer they use alive, so the programs own them.
+        let mut init = graph.embed_table.clone();
+        init.push(randn(gpu, key, INIT_STREAM, 1.0, &graph.x_t)?);
+        init.push(randn(gpu, key, KNOWN_STREAM, 1.0, &known_eps)?);
+        init.push(embedding::forward(
+            gpu,
+            &known_tokens,
+            &graph.e_hat,
+            signal_scale,
+            &known_z0,
+        )?);
+
+        let mut blend = Program::new();
+        blend.push(diffusion::infill_blend(
+            gpu,
+            shape,
+            &coef_next,
+            &known_z0,
+            &known_eps,
+            &known_mask,
+            &graph.x_t,
+        )?);
+
+        let step = |clamp: bool| -> Result<Program> {
+            let mut p = graph.core.clone();
+            p.push(argmax_rows(gpu, &graph.logits, &tokens, &confidence)?);
+            let estimate = if clamp {
+                p.push(embedding::forward(
+                    gpu,
+                    &tokens,
+                    &graph.e_hat,
+                    signal_scale,
+                    &x0_hat,
+                )?);
+                &x0_hat
+            } else {
+                &graph.z0_pred
+            };
+            p.push(diffusion::ddim_step(
+                gpu,
+                shape,
+                &graph.inputs.coef,
+                estimate,
+                &graph.x_t,
+                &x_next,
+            )?);
+            p.push(axpby(gpu, 1.0, &x_next, 0.0, &graph.x_t)?);
+            Ok(p)
+        };
+        Ok(Sampler {
+            count,
+            len,
+            step_plain: step(false)?,
+            step_clamped: step(true)?,
+            graph,
+            tokens,
+            confidence,
+            known_tokens,
+            known_mask,
+            coef_next,
+            init,
+            blend,
+        })
+    }
+
+    /// Samples; `on_step` (if given) receives every step's decoded state.
+    /// Returns the final tokens (count·len); known positions keep their tokens.
+    pub async fn run(
+        &self,
+        gpu: &Gpu,
+        schedule: &NoiseSchedule,
+        options: &SampleOptions,
+        known: Option<&Known>,
+        mut on_step: Option<&mut dyn FnMut(StepOutput)>,
+    ) -> Result<Vec<u32>> {
+        let rows = self.count * self.len;
+        if let Some(k) = known {
+            if k.tokens.len() != rows || k.mask.len() != rows {
+                return Err(Error::Invalid(format!(
+                    "known positions must cover {rows} positions, got {}",
+                    k.tokens.len()
+                )));
+            }
+            gpu.write_u32(&self.known_tokens, &k.tokens)?;
+            let mask: Vec<f32> = k.mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
+            gpu.write_f32(&self.known_mask, &mask)?;
+        } else {
+            gpu.write_f32(&self.known_mask, &vec![0.0; rows])?;
+        }
+        gpu.write_u32(
+            &self.graph.inputs.rng_key,
+            &[
+                (options.seed & 0xFFFF_FFFF) as u32,
+                (options.seed >> 32) as u32,
+            ],
+        )?;
+        let timesteps = schedule.sampling_timesteps(options.steps);
+        let coef_row = |t: usize, next: usize| {
+            let (a, s) = schedule.coefficients(t);
+            let (a2, s2) = if next == 0 {
+                (1.0, 0.0)
+            } else {
+                schedule.coefficients(next)
+            };
+            [a as f32, s as f32, a2 as f32, s2 as f32]
+        };
+        // x_T, with known positions noised to T.
+        let t_max = timesteps[0];
+        let (a_t, s_t) = schedule.coefficients(t_max);
+        gpu.write_f32(
+            &self.coef_next,
+            &[a_t as f32, s_t as f32, 0.0, 0.0].repeat(self.count),
+        )?;
+        let step_program = if options.clamp {
+            &self.step_clamped
+        } else {
+            &self.step_plain
+        };
+        let mut last = Vec::new();
+        for (i, &t) in timesteps.iter().enumerate() {
+            let next = timesteps.get(i + 1).copied().unwrap_or(0);
+            gpu.write_u32(&self.graph.inputs.timesteps, &vec![t as u32; self.count])?;
+            gpu.write_f32(
+                &self.graph.inputs.coef,
+                &coef_row(t, next).repeat(self.count),
+            )?;
+            let mut programs: Vec<&Program> = Vec::new();
+            if i == 0 {
+                programs.push(&self.init);
+                programs.push(&self.blend);
+            }
+            programs.push(step_program);
+            // Known positions re-noised to the next timestep (clean at the end).
+            let (a2, s2) = if next == 0 {
+                (1.0, 0.0)
+            } else {
+                schedule.coefficients(next)
+            };
+            gpu.write_f32(
+                &self.coef_next,
+                &[a2 as f32, s2 as f32, 0.0, 0.0].repeat(self.count),
+            )?;
+            programs.push(&self.blend);
+            gpu.submit(&programs);
+            let final_step = i + 1 == timesteps.len();
+            if on_step.is_some() || final_step {
+                let tokens = gpu.read_u32(&self.tokens).await?;
+                if let Some(cb) = on_step.as_mut() {
+                    let confidence = gpu.read_f32(&self.confidence).await?;
+                    cb(StepOutput {
+                        step: i,
+                        timestep: t,
+                        tokens: tokens.clone(),
+                        confidence,
+                    });
+                }
+                last = tokens;
+            }
+        }
+        gpu.take_error()?;
+        if let Some(k) = known {
+            for (r, tok) in last.iter_mut().enumerate() {
+                if k.mask[r] {
+                    *tok = k.tokens[r];
+                }
+            }
+        }
+        Ok(last)
+    }
+}
