@@ -5,9 +5,10 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod gpu;
-pub mod model;
 pub mod metrics;
+pub mod model;
 pub mod ops;
 pub mod reference;
 pub mod rng;
@@ -15,5 +16,6 @@ pub mod sample;
 pub mod schedule;
 pub mod selftest;
 pub mod tokenizer;
+pub mod train;
 
 pub use error::{Error, Result};

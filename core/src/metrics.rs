@@ -5,7 +5,8 @@ use std::collections::HashSet;
 
 /// Every maximal run of ASCII letters (`[A-Za-z]+`) in `text`.
 pub fn words(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !c.is_ascii_alphabetic()).filter(|w| !w.is_empty())
+    text.split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty())
 }
 
 /// The words of a training text, for [`valid_word_rate`].
@@ -21,7 +22,11 @@ pub fn valid_word_rate(samples: &[String], vocabulary: &HashSet<String>) -> f64 
         total += 1;
         valid += vocabulary.contains(w) as usize;
     }
-    if total == 0 { 0.0 } else { valid as f64 / total as f64 }
+    if total == 0 {
+        0.0
+    } else {
+        valid as f64 / total as f64
+    }
 }
 
 fn char_windows(s: &str, n: usize, stride: usize) -> Vec<String> {
@@ -29,7 +34,10 @@ fn char_windows(s: &str, n: usize, stride: usize) -> Vec<String> {
     if chars.len() < n {
         return Vec::new();
     }
-    (0..=chars.len() - n).step_by(stride).map(|i| chars[i..i + n].iter().collect()).collect()
+    (0..=chars.len() - n)
+        .step_by(stride)
+        .map(|i| chars[i..i + n].iter().collect())
+        .collect()
 }
 
 /// Distinct character 8-grams / all 8-grams over the samples (1 = nothing repeated).
@@ -44,11 +52,18 @@ pub fn diversity(samples: &[String]) -> f64 {
 /// Share of the samples' 32-character windows (stride 16) that do not occur
 /// verbatim in `train` (memorised text is not generation).
 pub fn novelty(samples: &[String], train: &str) -> f64 {
-    let windows: Vec<String> = samples.iter().flat_map(|s| char_windows(s, 32, 16)).collect();
+    let windows: Vec<String> = samples
+        .iter()
+        .flat_map(|s| char_windows(s, 32, 16))
+        .collect();
     if windows.is_empty() {
         return 0.0;
     }
-    windows.iter().filter(|w| !train.contains(w.as_str())).count() as f64 / windows.len() as f64
+    windows
+        .iter()
+        .filter(|w| !train.contains(w.as_str()))
+        .count() as f64
+        / windows.len() as f64
 }
 
 #[cfg(test)]
@@ -58,9 +73,15 @@ mod tests {
     #[test]
     fn valid_word_rate_on_fixed_strings() {
         let vocab = vocabulary("To be, or not to be: that is the question.\nWhether 'tis nobler");
-        let samples = vec!["to be or nto be, qqq".to_string(), "The question: tis 42 nobler!".to_string()];
+        let samples = vec![
+            "to be or nto be, qqq".to_string(),
+            "The question: tis 42 nobler!".to_string(),
+        ];
         // Words: to be or nto be qqq | The question tis nobler → valid: to be or be | question tis nobler; "The" ≠ "the".
-        assert_eq!(words(&samples[1]).collect::<Vec<_>>(), ["The", "question", "tis", "nobler"]);
+        assert_eq!(
+            words(&samples[1]).collect::<Vec<_>>(),
+            ["The", "question", "tis", "nobler"]
+        );
         assert!((valid_word_rate(&samples, &vocab) - 7.0 / 10.0).abs() < 1e-12);
         assert_eq!(valid_word_rate(&["123 ...".to_string()], &vocab), 0.0);
     }

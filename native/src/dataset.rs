@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 
 pub const TINYSHAKESPEARE_URL: &str =
     "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt";
-pub const TINYSHAKESPEARE_SHA256: &str = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed";
+pub const TINYSHAKESPEARE_SHA256: &str =
+    "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed";
 
 /// `$SAMNET_CACHE`, else `$XDG_CACHE_HOME/samnet`, else `~/.cache/samnet`.
 pub fn cache_dir() -> PathBuf {
@@ -18,12 +19,17 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
         return PathBuf::from(dir).join("samnet");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("samnet")
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The path of the cached TinyShakespeare, downloading it first if needed.
@@ -45,7 +51,9 @@ pub fn tinyshakespeare() -> anyhow::Result<PathBuf> {
     })?;
     let digest = sha256_hex(&bytes);
     if digest != TINYSHAKESPEARE_SHA256 {
-        bail!("downloaded {TINYSHAKESPEARE_URL} has SHA-256 {digest}, expected {TINYSHAKESPEARE_SHA256}; pass --data FILE");
+        bail!(
+            "downloaded {TINYSHAKESPEARE_URL} has SHA-256 {digest}, expected {TINYSHAKESPEARE_SHA256}; pass --data FILE"
+        );
     }
     write_atomic(&path, &bytes)?;
     Ok(path)
@@ -53,7 +61,11 @@ pub fn tinyshakespeare() -> anyhow::Result<PathBuf> {
 
 fn download(url: &str) -> anyhow::Result<Vec<u8>> {
     let mut response = ureq::get(url).call()?;
-    Ok(response.body_mut().with_config().limit(64 << 20).read_to_vec()?)
+    Ok(response
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()?)
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

@@ -1,6 +1,8 @@
 //! `samnet`: train, sample and inspect SamNet models on any WebGPU adapter.
 
 mod commands;
+mod dataset;
+mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +25,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a model (Phase 1: TinyShakespeare, character level).
+    Train(commands::train::Args),
+    /// Generate text from a checkpoint.
+    Sample(commands::sample::Args),
+    /// Validation loss at fixed timesteps and sample quality, as JSON.
+    Eval(commands::eval::Args),
     /// Check the GPU: adapter, features, limits, and a kernel self-test.
     Doctor(commands::doctor::Args),
 }
@@ -32,6 +40,9 @@ fn main() {
     let result =
         commands::gpu_options(cli.backend.as_deref(), cli.adapter.as_deref()).and_then(|options| {
             match cli.command {
+                Command::Train(args) => commands::train::run(&options, args),
+                Command::Sample(args) => commands::sample::run(&options, args),
+                Command::Eval(args) => commands::eval::run(&options, args),
                 Command::Doctor(args) => commands::doctor::run(&options, args),
             }
         });

@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::Shader;
@@ -75,6 +76,7 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     errors: Arc<Mutex<Vec<String>>>,
+    allocated: AtomicU64,
 }
 
 fn backend_names(backends: wgpu::Backends) -> String {
@@ -217,7 +219,19 @@ impl Gpu {
             limits,
             pipelines: Mutex::default(),
             errors,
+            allocated: AtomicU64::new(0),
         })
+    }
+
+    /// Bytes of storage buffers allocated through this device so far (wgpu
+    /// offers no portable reading of device memory in use; our buffers are
+    /// allocated once per configuration, so this is the steady-state figure).
+    pub fn allocated_bytes(&self) -> u64 {
+        self.allocated.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_allocation(&self, bytes: u64) {
+        self.allocated.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// The first GPU error reported since the last call, if any.

@@ -88,6 +88,7 @@ impl Gpu {
         });
         self.take_error()
             .map_err(|e| Error::Gpu(format!("allocating '{name}' ({bytes} bytes): {e}")))?;
+        self.count_allocation(size);
         Ok(Tensor {
             buffer,
             name: name.to_string(),

@@ -222,8 +222,9 @@ impl Graph {
     }
 
     /// The programs of one training step, in order (one command buffer).
-    pub fn train_step(&self) -> [&Program; 5] {
+    pub fn train_step(&self) -> [&Program; 6] {
         [
+            &self.embed_table,
             &self.front,
             &self.core,
             &self.loss,
@@ -233,8 +234,8 @@ impl Graph {
     }
 
     /// Forward and losses only (validation).
-    pub fn eval_step(&self) -> [&Program; 3] {
-        [&self.front, &self.core, &self.loss]
+    pub fn eval_step(&self) -> [&Program; 4] {
+        [&self.embed_table, &self.front, &self.core, &self.loss]
     }
 
     /// Writes a batch: tokens (B·L), one timestep per sequence (with its

@@ -11,7 +11,7 @@ pub fn argmax_rows(
     confidence: &Tensor,
 ) -> Result<Dispatch> {
     let rows = tokens.len();
-    if rows == 0 || logits.len() % rows != 0 || confidence.len() != rows {
+    if rows == 0 || !logits.len().is_multiple_of(rows) || confidence.len() != rows {
         return Err(Error::shape(
             "argmax_rows",
             format!(

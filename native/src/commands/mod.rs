@@ -1,4 +1,7 @@
 pub mod doctor;
+pub mod eval;
+pub mod sample;
+pub mod train;
 
 use samnet_core::gpu::GpuOptions;
 

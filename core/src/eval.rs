@@ -1,0 +1,119 @@
+//! The SPEC's evaluation: validation loss at fixed timesteps, and the
+//! sample-quality figures on fixed seeds.
+
+use serde::Serialize;
+
+use crate::Result;
+use crate::data::TextData;
+use crate::gpu::Gpu;
+use crate::metrics;
+use crate::model::Model;
+use crate::model::graph::{Graph, GraphOptions, slot};
+use crate::sample::{SampleOptions, Sampler};
+use crate::schedule::NoiseSchedule;
+use crate::tokenizer::Tokenizer;
+
+/// The fixed timesteps of the validation loss, for T = 1000 (scaled to other T).
+pub const EVAL_TIMESTEPS: [usize; 5] = [50, 250, 500, 750, 950];
+/// Validation windows per timestep.
+pub const VAL_WINDOWS: usize = 16;
+/// Seeds 0..QUALITY_SAMPLES of the quality figures.
+pub const QUALITY_SAMPLES: u64 = 8;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ValLoss {
+    pub t: usize,
+    pub mse: f32,
+    pub ce: f32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Quality {
+    pub valid_word_rate: f64,
+    pub diversity: f64,
+    pub novelty: f64,
+    pub samples: Vec<String>,
+    pub steps: usize,
+    pub len: usize,
+}
+
+/// MSE and CE on fixed validation windows with fixed noise at each of
+/// [`EVAL_TIMESTEPS`] (the same numbers every time, for a given model).
+pub async fn validation_loss(
+    gpu: &Gpu,
+    model: &Model,
+    data: &TextData,
+    seq: usize,
+) -> Result<Vec<ValLoss>> {
+    let cfg = &model.config;
+    let options = GraphOptions {
+        batch: VAL_WINDOWS,
+        seq,
+        train: false,
+        generate_noise: true,
+        dropout: false,
+    };
+    let graph = Graph::new(gpu, model, options, None)?;
+    let schedule = NoiseSchedule::new(&cfg.diffusion);
+    let tokens = data.val_windows(VAL_WINDOWS, seq);
+    let t_max = schedule.timesteps();
+    let mut stats = vec![0.0f32; slot::COUNT];
+    stats[slot::LOSS_SCALE] = 1.0;
+    let mut out = Vec::new();
+    for t in EVAL_TIMESTEPS {
+        let t = (t * t_max).div_ceil(1000).clamp(1, t_max);
+        graph.write_batch(
+            gpu,
+            &schedule,
+            &tokens,
+            &[t as u32; VAL_WINDOWS],
+            &vec![1.0; tokens.len()],
+        )?;
+        gpu.write_u32(&graph.inputs.rng_key, &[0x5EED, t as u32])?;
+        gpu.write_f32(&graph.stats, &stats)?;
+        gpu.run(&graph.eval_step())?;
+        let s = gpu.read_f32(&graph.stats).await?;
+        out.push(ValLoss {
+            t,
+            mse: s[slot::MSE],
+            ce: s[slot::CE],
+        });
+    }
+    Ok(out)
+}
+
+/// Samples seeds 0..8 (each on its own) and scores them against the training text.
+pub async fn quality(
+    gpu: &Gpu,
+    model: &Model,
+    tokenizer: &Tokenizer,
+    train_text: &str,
+    steps: usize,
+    len: usize,
+    clamp: bool,
+) -> Result<Quality> {
+    let sampler = Sampler::new(gpu, model, 1, len)?;
+    let schedule = NoiseSchedule::new(&model.config.diffusion);
+    let mut samples = Vec::new();
+    for seed in 0..QUALITY_SAMPLES {
+        let tokens = sampler
+            .run(
+                gpu,
+                &schedule,
+                &SampleOptions { steps, seed, clamp },
+                None,
+                None,
+            )
+            .await?;
+        samples.push(tokenizer.decode(&tokens)?);
+    }
+    let vocabulary = metrics::vocabulary(train_text);
+    Ok(Quality {
+        valid_word_rate: metrics::valid_word_rate(&samples, &vocabulary),
+        diversity: metrics::diversity(&samples),
+        novelty: metrics::novelty(&samples, train_text),
+        samples,
+        steps,
+        len,
+    })
+}

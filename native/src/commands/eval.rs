@@ -1,0 +1,66 @@
+use std::path::PathBuf;
+
+use samnet_core::eval;
+use samnet_core::gpu::{Gpu, GpuOptions};
+use serde_json::json;
+
+use crate::run::{data_text, load_checkpoint, split};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Checkpoint directory.
+    #[arg(long)]
+    ckpt: PathBuf,
+    /// The corpus the model was trained on (default: TinyShakespeare).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Denoising steps for the samples (default: the config's).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Positions per sample.
+    #[arg(long, default_value_t = 256)]
+    len: usize,
+}
+
+pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
+    let loaded = load_checkpoint(&args.ckpt)?;
+    let cfg = &loaded.snapshot.config;
+    let (text, origin) = data_text(args.data.as_deref())?;
+    let data = split(&text, &loaded.tokenizer, cfg.train.seq_len, &origin)?;
+    let gpu = Gpu::new_blocking(options)?;
+    let model = loaded.model(&gpu)?;
+    let val = pollster::block_on(eval::validation_loss(
+        &gpu,
+        &model,
+        &data,
+        cfg.train.seq_len,
+    ))?;
+    let steps = args.steps.unwrap_or(cfg.diffusion.sample_steps);
+    let train_text = &text[..text.len() * 9 / 10];
+    let q = pollster::block_on(eval::quality(
+        &gpu,
+        &model,
+        &loaded.tokenizer,
+        train_text,
+        steps,
+        args.len,
+        cfg.diffusion.clamp,
+    ))?;
+    let mean = |f: fn(&eval::ValLoss) -> f32| val.iter().map(f).sum::<f32>() / val.len() as f32;
+    let report = json!({
+        "checkpoint": loaded.dir.display().to_string(),
+        "step": loaded.snapshot.state.step,
+        "adapter": gpu.info.name,
+        "val": val,
+        "val_mse_mean": mean(|v| v.mse),
+        "val_ce_mean": mean(|v| v.ce),
+        "valid_word_rate": q.valid_word_rate,
+        "diversity": q.diversity,
+        "novelty": q.novelty,
+        "sample_steps": q.steps,
+        "sample_len": q.len,
+        "samples": q.samples,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

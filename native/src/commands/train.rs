@@ -1,0 +1,271 @@
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use samnet_core::checkpoint::{self, StoreAs};
+use samnet_core::config::Config;
+use samnet_core::data::TextData;
+use samnet_core::eval;
+use samnet_core::gpu::{Gpu, GpuOptions};
+use samnet_core::model::Model;
+use samnet_core::model::graph::OptimizerState;
+use samnet_core::tokenizer::Tokenizer;
+use samnet_core::train::{TrainState, Trainer};
+use serde_json::json;
+
+use crate::run::{data_text, load_checkpoint, split};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A built-in configuration: tiny, phase1.
+    #[arg(long, default_value = "phase1")]
+    preset: String,
+    /// A config JSON file (instead of --preset).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Training text (default: TinyShakespeare, downloaded once and cached).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Total optimizer steps.
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Sequence length.
+    #[arg(long)]
+    seq: Option<usize>,
+    #[arg(long)]
+    lr: Option<f32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run directory: checkpoint/, metrics.jsonl.
+    #[arg(long, default_value = "runs/phase1")]
+    out: PathBuf,
+    /// Continue the run in --out from its checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Plain log lines instead of a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn apply_overrides(config: &mut Config, args: &Args) {
+    let t = &mut config.train;
+    if let Some(v) = args.steps {
+        t.steps = v;
+    }
+    if let Some(v) = args.batch {
+        t.batch_size = v;
+    }
+    if let Some(v) = args.seq {
+        t.seq_len = v;
+        config.model.max_seq_len = config.model.max_seq_len.max(v);
+    }
+    if let Some(v) = args.lr {
+        t.lr = v;
+    }
+    if let Some(v) = args.seed {
+        t.seed = v;
+    }
+}
+
+struct Setup {
+    trainer: Trainer,
+    tokenizer: Tokenizer,
+    data: TextData,
+    text: String,
+}
+
+fn fresh(gpu: &Gpu, args: &Args) -> anyhow::Result<Setup> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let json = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Config::from_json(&json, &path.display().to_string())?
+        }
+        None => Config::preset(&args.preset)?,
+    };
+    apply_overrides(&mut config, args);
+    let (text, origin) = data_text(args.data.as_deref())?;
+    let tokenizer = Tokenizer::char_level(&text)?;
+    config.model.vocab_size = tokenizer.vocab_size();
+    config
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid configuration")?;
+    let data = split(&text, &tokenizer, config.train.seq_len, &origin)?;
+    let model = Model::new(gpu, &config, config.train.seed)?;
+    let optimizer = OptimizerState::new(gpu, &model)?;
+    let state = TrainState {
+        loss_scale: 1.0,
+        ..Default::default()
+    };
+    Ok(Setup {
+        trainer: Trainer::new(gpu, model, optimizer, &state)?,
+        tokenizer,
+        data,
+        text,
+    })
+}
+
+fn resumed(gpu: &Gpu, args: &Args, dir: &Path) -> anyhow::Result<Setup> {
+    let loaded = load_checkpoint(dir)?;
+    let mut config = loaded.snapshot.config.clone();
+    if let Some(steps) = args.steps {
+        config.train.steps = steps;
+    }
+    config.validate().map_err(anyhow::Error::msg)?;
+    let (text, origin) = data_text(args.data.as_deref())?;
+    let data = split(&text, &loaded.tokenizer, config.train.seq_len, &origin)?;
+    let mut snapshot = loaded.snapshot;
+    snapshot.config = config.clone();
+    let origin = loaded.dir.display().to_string();
+    let model = Model::from_tensors(
+        gpu,
+        &config,
+        snapshot.model.clone(),
+        &format!("{origin}/model.safetensors"),
+    )?;
+    let optimizer = snapshot.optimizer_state(gpu, &model, &origin)?;
+    let trainer = Trainer::new(gpu, model, optimizer, &snapshot.state)?;
+    Ok(Setup {
+        trainer,
+        tokenizer: loaded.tokenizer,
+        data,
+        text,
+    })
+}
+
+fn save(gpu: &Gpu, setup: &Setup, dir: &Path) -> anyhow::Result<()> {
+    let snapshot = pollster::block_on(setup.trainer.snapshot(gpu))?;
+    let files = snapshot.encode(&setup.tokenizer, StoreAs::F32)?;
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    checkpoint::write_dir(dir, &refs)?;
+    Ok(())
+}
+
+fn evaluate(gpu: &Gpu, setup: &Setup) -> anyhow::Result<serde_json::Value> {
+    let model = &setup.trainer.model;
+    let cfg = &model.config;
+    let val = pollster::block_on(eval::validation_loss(
+        gpu,
+        model,
+        &setup.data,
+        cfg.train.seq_len,
+    ))?;
+    let mean = |f: fn(&eval::ValLoss) -> f32| val.iter().map(f).sum::<f32>() / val.len() as f32;
+    let train_text = &setup.text[..setup.text.len() * 9 / 10];
+    let len = cfg.model.max_seq_len;
+    let q = pollster::block_on(eval::quality(
+        gpu,
+        model,
+        &setup.tokenizer,
+        train_text,
+        cfg.diffusion.sample_steps,
+        len,
+        cfg.diffusion.clamp,
+    ))?;
+    Ok(json!({
+        "val": val, "val_mse_mean": mean(|v| v.mse), "val_ce_mean": mean(|v| v.ce),
+        "valid_word_rate": q.valid_word_rate, "diversity": q.diversity, "novelty": q.novelty,
+        "sample_steps": q.steps, "sample_len": q.len, "samples": q.samples,
+    }))
+}
+
+pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
+    let gpu = Gpu::new_blocking(options)?;
+    let ckpt_dir = args.out.join("checkpoint");
+    let mut setup = if args.resume {
+        resumed(&gpu, &args, &ckpt_dir)?
+    } else {
+        if ckpt_dir.exists() {
+            bail!(
+                "{} already holds a checkpoint; pass --resume to continue it or choose another --out",
+                args.out.display()
+            );
+        }
+        fresh(&gpu, &args)?
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let log_path = args.out.join("metrics.jsonl");
+    let mut log: File = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let cfg = setup.trainer.config.clone();
+    let t = &cfg.train;
+    eprintln!(
+        "training {} parameters on {} for {} steps of {}×{} (from step {}); logging to {}",
+        setup.trainer.model.param_count(),
+        gpu.describe(),
+        t.steps,
+        t.batch_size,
+        t.seq_len,
+        setup.trainer.step,
+        log_path.display()
+    );
+    let bar = if args.no_progress {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(t.steps as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} eta {eta}").expect("template"),
+    );
+    bar.set_position(setup.trainer.step as u64);
+    let tokens_per_step = (t.batch_size * t.seq_len) as f64;
+    let (mut last_time, mut last_step) = (Instant::now(), setup.trainer.step);
+    let started = Instant::now();
+    while setup.trainer.step < t.steps {
+        setup.trainer.step(&gpu, &setup.data)?;
+        let step = setup.trainer.step;
+        let at_end = step == t.steps;
+        if step == 1 || step % t.log_every == 0 || at_end {
+            let m = pollster::block_on(setup.trainer.metrics(&gpu))?;
+            let now = Instant::now();
+            let tokens_per_s = (step - last_step) as f64 * tokens_per_step
+                / now.duration_since(last_time).as_secs_f64();
+            (last_time, last_step) = (now, step);
+            let mut record = serde_json::to_value(&m)?;
+            record["tokens_per_s"] = json!(tokens_per_s);
+            record["gpu_memory_bytes"] = json!(gpu.allocated_bytes());
+            record["elapsed_s"] = json!(started.elapsed().as_secs_f64());
+            if t.eval_every > 0 && (step % t.eval_every == 0 || at_end) {
+                record["eval"] = evaluate(&gpu, &setup)?;
+            }
+            writeln!(log, "{record}")?;
+            let msg = format!(
+                "loss {:.4} (mse {:.4} ce {:.4}) | {:.0} tok/s",
+                m.loss, m.mse, m.ce, tokens_per_s
+            );
+            if args.no_progress {
+                eprintln!("step {step}/{} {msg}", t.steps);
+            }
+            bar.set_message(msg);
+            if !m.loss.is_finite() {
+                bail!(
+                    "the loss is {} at step {step}; the last checkpoint in {} is intact",
+                    m.loss,
+                    ckpt_dir.display()
+                );
+            }
+        }
+        if t.checkpoint_every > 0 && step % t.checkpoint_every == 0 && !at_end {
+            save(&gpu, &setup, &ckpt_dir)?;
+        }
+        bar.set_position(step as u64);
+    }
+    bar.finish();
+    save(&gpu, &setup, &ckpt_dir)?;
+    eprintln!(
+        "checkpoint written to {} ({:.1} s)",
+        ckpt_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
