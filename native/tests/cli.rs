@@ -7,17 +7,27 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 fn samnet(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_samnet")).args(args).output().expect("runs samnet");
+    let out = Command::new(env!("CARGO_BIN_EXE_samnet"))
+        .args(args)
+        .output()
+        .expect("runs samnet");
     let stderr = String::from_utf8_lossy(&out.stderr)
         .lines()
         .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
         .collect::<Vec<_>>()
         .join("\n");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), stderr)
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr,
+    )
 }
 
 fn shakespeare() -> String {
-    format!("{}/../../shared/data/tinyshakespeare.txt", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../../shared/data/tinyshakespeare.txt",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -32,7 +42,18 @@ fn checkpoint() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let run = scratch("run");
-        let (ok, _, err) = samnet(&["train", "--preset", "tiny", "--steps", "2", "--data", &shakespeare(), "--out", run.to_str().unwrap(), "--no-progress"]);
+        let (ok, _, err) = samnet(&[
+            "train",
+            "--preset",
+            "tiny",
+            "--steps",
+            "2",
+            "--data",
+            &shakespeare(),
+            "--out",
+            run.to_str().unwrap(),
+            "--no-progress",
+        ]);
         assert!(ok, "training the fixture checkpoint failed: {err}");
         run.join("checkpoint")
     })
@@ -54,7 +75,10 @@ fn fails_clearly(args: &[&str], needles: &[&str]) {
     assert!(!ok, "{args:?} succeeded");
     assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
     let last = err.lines().last().unwrap_or_default();
-    assert!(last.starts_with("error: "), "{args:?}: last line is not an error: {err}");
+    assert!(
+        last.starts_with("error: "),
+        "{args:?}: last line is not an error: {err}"
+    );
     for n in needles {
         assert!(last.contains(n), "{args:?}: error lacks {n:?}: {last}");
     }
@@ -66,17 +90,64 @@ fn missing_empty_and_binary_data_files() {
     let out = dir.join("out");
     let out = out.to_str().unwrap();
     let missing = dir.join("missing.txt");
-    fails_clearly(&["train", "--preset", "tiny", "--data", missing.to_str().unwrap(), "--out", out], &["missing.txt", "cannot read"]);
+    fails_clearly(
+        &[
+            "train",
+            "--preset",
+            "tiny",
+            "--data",
+            missing.to_str().unwrap(),
+            "--out",
+            out,
+        ],
+        &["missing.txt", "cannot read"],
+    );
     let empty = dir.join("empty.txt");
     std::fs::write(&empty, "").unwrap();
-    fails_clearly(&["train", "--preset", "tiny", "--data", empty.to_str().unwrap(), "--out", out], &["empty.txt", "empty"]);
+    fails_clearly(
+        &[
+            "train",
+            "--preset",
+            "tiny",
+            "--data",
+            empty.to_str().unwrap(),
+            "--out",
+            out,
+        ],
+        &["empty.txt", "empty"],
+    );
     let binary = dir.join("model.bin");
     std::fs::write(&binary, [0x7f, b'E', b'L', b'F', 0, 1, 2]).unwrap();
-    fails_clearly(&["train", "--preset", "tiny", "--data", binary.to_str().unwrap(), "--out", out], &["model.bin", "binary"]);
+    fails_clearly(
+        &[
+            "train",
+            "--preset",
+            "tiny",
+            "--data",
+            binary.to_str().unwrap(),
+            "--out",
+            out,
+        ],
+        &["model.bin", "binary"],
+    );
     let latin1 = dir.join("latin1.txt");
     std::fs::write(&latin1, b"caf\xe9\n").unwrap();
-    fails_clearly(&["train", "--preset", "tiny", "--data", latin1.to_str().unwrap(), "--out", out], &["latin1.txt", "UTF-8"]);
-    assert!(!dir.join("out").join("checkpoint").exists(), "a failed run left a checkpoint");
+    fails_clearly(
+        &[
+            "train",
+            "--preset",
+            "tiny",
+            "--data",
+            latin1.to_str().unwrap(),
+            "--out",
+            out,
+        ],
+        &["latin1.txt", "UTF-8"],
+    );
+    assert!(
+        !dir.join("out").join("checkpoint").exists(),
+        "a failed run left a checkpoint"
+    );
 }
 
 #[test]
@@ -84,17 +155,49 @@ fn out_of_range_values() {
     let out = scratch("range");
     let out = out.to_str().unwrap();
     let data = shakespeare();
-    fails_clearly(&["train", "--preset", "tiny", "--steps", "0", "--data", &data, "--out", out], &["train.steps", "at least 1"]);
-    fails_clearly(&["train", "--preset", "tiny", "--batch", "0", "--data", &data, "--out", out], &["train.batch_size", "at least 1"]);
-    fails_clearly(&["train", "--preset", "nope", "--data", &data, "--out", out], &["unknown preset", "phase1"]);
-    fails_clearly(&["sample", "--ckpt", checkpoint().to_str().unwrap(), "--steps", "0"], &["--steps"]);
+    fails_clearly(
+        &[
+            "train", "--preset", "tiny", "--steps", "0", "--data", &data, "--out", out,
+        ],
+        &["train.steps", "at least 1"],
+    );
+    fails_clearly(
+        &[
+            "train", "--preset", "tiny", "--batch", "0", "--data", &data, "--out", out,
+        ],
+        &["train.batch_size", "at least 1"],
+    );
+    fails_clearly(
+        &["train", "--preset", "nope", "--data", &data, "--out", out],
+        &["unknown preset", "phase1"],
+    );
+    fails_clearly(
+        &[
+            "sample",
+            "--ckpt",
+            checkpoint().to_str().unwrap(),
+            "--steps",
+            "0",
+        ],
+        &["--steps"],
+    );
 }
 
 #[test]
 fn a_model_too_large_for_the_adapter_names_the_buffer_and_limit() {
     let out = scratch("large");
     fails_clearly(
-        &["train", "--preset", "tiny", "--batch", "8192", "--data", &shakespeare(), "--out", out.to_str().unwrap()],
+        &[
+            "train",
+            "--preset",
+            "tiny",
+            "--batch",
+            "8192",
+            "--data",
+            &shakespeare(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
         &["buffer", "max_storage_buffer_binding_size", "smaller batch"],
     );
 }
@@ -103,9 +206,31 @@ fn a_model_too_large_for_the_adapter_names_the_buffer_and_limit() {
 fn characters_outside_the_tokenizer() {
     let dir = scratch("chars");
     let data = dir.join("accents.txt");
-    std::fs::write(&data, "First Citizen:\nBefore we proceed — any further\n".repeat(200)).unwrap();
-    fails_clearly(&["eval", "--ckpt", checkpoint().to_str().unwrap(), "--data", data.to_str().unwrap()], &["accents.txt", "'—'", "line 2"]);
-    fails_clearly(&["sample", "--ckpt", checkpoint().to_str().unwrap(), "--prompt", "naïve"], &["'ï'", "vocabulary"]);
+    std::fs::write(
+        &data,
+        "First Citizen:\nBefore we proceed — any further\n".repeat(200),
+    )
+    .unwrap();
+    fails_clearly(
+        &[
+            "eval",
+            "--ckpt",
+            checkpoint().to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        &["accents.txt", "'—'", "line 2"],
+    );
+    fails_clearly(
+        &[
+            "sample",
+            "--ckpt",
+            checkpoint().to_str().unwrap(),
+            "--prompt",
+            "naïve",
+        ],
+        &["'ï'", "vocabulary"],
+    );
 }
 
 #[test]
@@ -114,33 +239,81 @@ fn damaged_checkpoints() {
     let model = truncated.join("model.safetensors");
     let bytes = std::fs::read(&model).unwrap();
     std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
-    fails_clearly(&["sample", "--ckpt", truncated.to_str().unwrap()], &["model.safetensors", "not a valid safetensors"]);
+    fails_clearly(
+        &["sample", "--ckpt", truncated.to_str().unwrap()],
+        &["model.safetensors", "not a valid safetensors"],
+    );
 
     let corrupt = copy_checkpoint("corrupt");
-    std::fs::write(corrupt.join("model.safetensors"), b"\xff\xff\xff\xff\xff\xff\xff\x7fgarbage").unwrap();
-    fails_clearly(&["sample", "--ckpt", corrupt.to_str().unwrap()], &["model.safetensors", "not a valid safetensors"]);
+    std::fs::write(
+        corrupt.join("model.safetensors"),
+        b"\xff\xff\xff\xff\xff\xff\xff\x7fgarbage",
+    )
+    .unwrap();
+    fails_clearly(
+        &["sample", "--ckpt", corrupt.to_str().unwrap()],
+        &["model.safetensors", "not a valid safetensors"],
+    );
 
     let bad_json = copy_checkpoint("tokenizer");
     std::fs::write(bad_json.join("tokenizer.json"), "{ not json").unwrap();
-    fails_clearly(&["sample", "--ckpt", bad_json.to_str().unwrap()], &["tokenizer.json", "not a tokenizer.json"]);
+    fails_clearly(
+        &["sample", "--ckpt", bad_json.to_str().unwrap()],
+        &["tokenizer.json", "not a tokenizer.json"],
+    );
 
     let mismatch = copy_checkpoint("mismatch");
-    let config = std::fs::read_to_string(mismatch.join("config.json")).unwrap().replace("\"vocab_size\": 65", "\"vocab_size\": 66");
+    let config = std::fs::read_to_string(mismatch.join("config.json"))
+        .unwrap()
+        .replace("\"vocab_size\": 65", "\"vocab_size\": 66");
     std::fs::write(mismatch.join("config.json"), config).unwrap();
-    fails_clearly(&["sample", "--ckpt", mismatch.to_str().unwrap()], &["tokenizer.json", "65 tokens", "vocab_size 66"]);
+    fails_clearly(
+        &["sample", "--ckpt", mismatch.to_str().unwrap()],
+        &["tokenizer.json", "65 tokens", "vocab_size 66"],
+    );
 
     let missing = copy_checkpoint("missing");
     std::fs::remove_file(missing.join("config.json")).unwrap();
-    fails_clearly(&["sample", "--ckpt", missing.to_str().unwrap()], &["config.json", "missing"]);
+    fails_clearly(
+        &["sample", "--ckpt", missing.to_str().unwrap()],
+        &["config.json", "missing"],
+    );
 
-    fails_clearly(&["sample", "--ckpt", "/nonexistent/ckpt"], &["/nonexistent/ckpt", "no checkpoint"]);
+    fails_clearly(
+        &["sample", "--ckpt", "/nonexistent/ckpt"],
+        &["/nonexistent/ckpt", "no checkpoint"],
+    );
 }
 
 #[test]
 fn sample_prints_text_from_a_checkpoint() {
-    let (ok, stdout, err) = samnet(&["sample", "--ckpt", checkpoint().to_str().unwrap(), "--len", "40", "--steps", "4", "--seed", "3"]);
+    let (ok, stdout, err) = samnet(&[
+        "sample",
+        "--ckpt",
+        checkpoint().to_str().unwrap(),
+        "--len",
+        "40",
+        "--steps",
+        "4",
+        "--seed",
+        "3",
+    ]);
     assert!(ok, "{err}");
-    assert_eq!(stdout.trim_end_matches('\n').chars().count(), 40, "{stdout:?}");
-    let (_, again, _) = samnet(&["sample", "--ckpt", checkpoint().to_str().unwrap(), "--len", "40", "--steps", "4", "--seed", "3"]);
+    assert_eq!(
+        stdout.trim_end_matches('\n').chars().count(),
+        40,
+        "{stdout:?}"
+    );
+    let (_, again, _) = samnet(&[
+        "sample",
+        "--ckpt",
+        checkpoint().to_str().unwrap(),
+        "--len",
+        "40",
+        "--steps",
+        "4",
+        "--seed",
+        "3",
+    ]);
     assert_eq!(again, stdout, "same seed, different text");
 }

@@ -1,5 +1,6 @@
 pub mod doctor;
 pub mod eval;
+pub mod export;
 pub mod sample;
 pub mod train;
 
