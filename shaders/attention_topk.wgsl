@@ -5,6 +5,12 @@
 // The forward streams over keys, keeping the running top-K in registers (a
 // sorted private array): the L×L score matrix never exists; what is stored
 // for the backward is O(L·K): the kept indices and their probabilities.
+// Ties are exact: the list is sorted by (score descending, key ascending) and
+// keys arrive in ascending order, so a new key goes behind every equal score,
+// and once the list is full it enters only with a score strictly greater than
+// the last one. The kept set is therefore the first K keys of that order.
+// TOPK_MAX (the register capacity) and HEAD_DIM_MAX are re-valued per variant
+// by the Rust side to the smallest of 8/16/32/64 (16/32/64) that fits.
 //
 // Backward (only through kept entries):
 //   dp_ij = dout_i·v_j;  ds_ij = p_ij (dp_ij − Σ_m p_im dp_im)
@@ -39,7 +45,7 @@ struct Params {
 
 const TOPK_MAX: u32 = 16u;
 const HEAD_DIM_MAX: u32 = 64u;
-const QUERIES: u32 = 64u;
+const GROUP_ROWS: u32 = 64u; // queries (or keys) per workgroup
 const KEY_TILE: u32 = 32u;
 
 var<workgroup> k_tile: array<f32, KEY_TILE * HEAD_DIM_MAX>;  // (KEY_TILE, HEAD_DIM_MAX)
@@ -57,11 +63,11 @@ fn slot(b: u32, h: u32, i: u32, m: u32) -> u32 {
 }
 
 // Grid: (ceil(L / 64), head_count, B).
-@compute @workgroup_size(64)
+@compute @workgroup_size(GROUP_ROWS)
 fn topk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let b = wid.z;
     let h = wid.y;
-    let i = wid.x * QUERIES + lid.x;
+    let i = wid.x * GROUP_ROWS + lid.x;
     let valid = i < p.seq;
     let dh = p.head_dim;
     var q: array<f32, HEAD_DIM_MAX>;
@@ -70,14 +76,12 @@ fn topk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             q[c] = qkv[at(b, i, 0u, h, c)];
         }
     }
-    var best: array<f32, TOPK_MAX>;
-    var best_key: array<u32, TOPK_MAX>;
-    for (var m = 0u; m < TOPK_MAX; m++) {
-        best[m] = -3.0e38;
-    }
+    var best: array<f32, TOPK_MAX>;     // scores, best first
+    var best_key: array<u32, TOPK_MAX>; // their keys
+    var filled = 0u;
     let last = p.keep - 1u;
     for (var j0 = 0u; j0 < p.seq; j0 += KEY_TILE) {
-        for (var e = lid.x; e < KEY_TILE * dh; e += QUERIES) {
+        for (var e = lid.x; e < KEY_TILE * dh; e += GROUP_ROWS) {
             let j = j0 + e / dh;
             var k = 0.0;
             if (j < p.seq) {
@@ -95,8 +99,10 @@ fn topk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
                 }
                 s *= p.scale;
                 // Strictly greater: an equal later key never displaces an earlier one.
-                if (s > best[last]) {
-                    var pos = last;
+                if (filled < p.keep || s > best[last]) {
+                    // Start at the first free slot, or at the last one (its key drops
+                    // out), and move up past strictly smaller scores only.
+                    var pos = min(filled, last);
                     while (pos > 0u && best[pos - 1u] < s) {
                         best[pos] = best[pos - 1u];
                         best_key[pos] = best_key[pos - 1u];
@@ -104,6 +110,7 @@ fn topk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
                     }
                     best[pos] = s;
                     best_key[pos] = j0 + jj;
+                    filled = min(filled + 1u, p.keep);
                 }
             }
         }
@@ -132,21 +139,26 @@ fn topk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 }
 
 // ds and dq, one thread per query. Grid: (ceil(L / 64), head_count, B).
-@compute @workgroup_size(64)
+@compute @workgroup_size(GROUP_ROWS)
 fn topk_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let b = wid.z;
     let h = wid.y;
-    let i = wid.x * QUERIES + lid.x;
+    let i = wid.x * GROUP_ROWS + lid.x;
     if (i >= p.seq) {
         return;
     }
     let dh = p.head_dim;
+    var g: array<f32, HEAD_DIM_MAX>;
+    for (var c = 0u; c < dh; c++) {
+        g[c] = dout[out_at(b, i, h, c)];
+    }
+    // First dp_ij into dscore and Σ_m p_im dp_im; then ds_ij over it, and dq.
     var weighted = 0.0;
     for (var m = 0u; m < p.keep; m++) {
         let j = kept[slot(b, h, i, m)];
         var dp = 0.0;
         for (var c = 0u; c < dh; c++) {
-            dp += dout[out_at(b, i, h, c)] * qkv[at(b, j, 2u, h, c)];
+            dp += g[c] * qkv[at(b, j, 2u, h, c)];
         }
         dscore[slot(b, h, i, m)] = dp;
         weighted += prob[slot(b, h, i, m)] * dp;
@@ -168,11 +180,11 @@ fn topk_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
 
 // dk and dv, one thread per key, gathering over every query's kept list.
 // Grid: (ceil(L / 64), head_count, B).
-@compute @workgroup_size(64)
+@compute @workgroup_size(GROUP_ROWS)
 fn topk_backward_key(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let b = wid.z;
     let h = wid.y;
-    let j = wid.x * QUERIES + lid.x;
+    let j = wid.x * GROUP_ROWS + lid.x;
     if (j >= p.seq) {
         return;
     }

@@ -25,14 +25,16 @@ pub struct TopkAttention {
 
 impl TopkAttention {
     pub fn new(gpu: &Gpu, shape: AttnShape, topk: usize, name: &str) -> Result<Self> {
+        // k > 64 is refused even when the sequence is shorter, so that a
+        // configuration does not start failing when the sequence grows.
+        if !(1..=MAX_TOPK).contains(&topk) {
+            return Err(Error::Invalid(format!(
+                "top-k attention needs 1 ≤ k ≤ {MAX_TOPK}, got {topk}"
+            )));
+        }
         let keep = topk.min(shape.seq);
-        let topk_capacity = capacity(keep, &[8, 16, 32, MAX_TOPK])
-            .filter(|_| topk >= 1)
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "top-k attention needs 1 ≤ k ≤ {MAX_TOPK}, got {topk}"
-                ))
-            })?;
+        let topk_capacity =
+            capacity(keep, &[8, 16, 32, MAX_TOPK]).expect("keep ≤ MAX_TOPK was checked above");
         let head_dim_capacity = capacity(shape.head_dim, &[16, 32, 64]).ok_or_else(|| {
             Error::shape(
                 "top-k attention",
