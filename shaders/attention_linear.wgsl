@@ -159,12 +159,14 @@ fn linear_row_grads(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let h = (idx / p.seq) % p.head_count;
     let b = idx / (p.seq * p.head_count);
     let base = (b * p.head_count + h) * dh;
-    var den = p.eps;
+    // den summed in the same order as linear_output, so both see the same value.
+    var den = 0.0;
     var dout_out = 0.0;
     for (var a = 0u; a < dh; a++) {
         den += phi(qkv[at(b, i, 0u, h, a)]) * saved_z[base + a];
         dout_out += dout[out_at(b, i, h, a)] * out[out_at(b, i, h, a)];
     }
+    den += p.eps;
     row_grads[idx * 2u] = den;
     row_grads[idx * 2u + 1u] = -dout_out / den;
 }

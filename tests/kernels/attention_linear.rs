@@ -1,19 +1,18 @@
 use samnet_core::ops::attention::AttnShape;
 use samnet_core::ops::attention_linear::LinearAttention;
-use samnet_core::ops::rope::{self, RopeTables};
 use samnet_core::reference::attention::HeadLayout;
-use samnet_core::reference::{attention_linear as reference, rope as ref_rope};
+use samnet_core::reference::attention_linear as reference;
 use samnet_tests::*;
 
-/// Three heads; the kernels handle heads 1..3, so head 0's columns must stay as they were.
-fn shape(head_dim: usize) -> AttnShape {
+/// The kernels handle heads 1..n_heads, so head 0's columns must stay as they were.
+fn shape(n_heads: usize, head_dim: usize) -> AttnShape {
     AttnShape {
         batch: 2,
         seq: 37,
-        n_heads: 3,
+        n_heads,
         head_dim,
         head_start: 1,
-        head_count: 2,
+        head_count: n_heads - 1,
     }
 }
 
@@ -34,8 +33,9 @@ fn head0_columns(len: usize, width: usize, s: AttnShape) -> Vec<usize> {
 
 #[test]
 fn linear_attention_forward_and_backward() {
-    for head_dim in [8, 12, 32] {
-        let s = shape(head_dim);
+    // (4, 64): the model's d = 256 with the largest head_dim the kernels take.
+    for (n_heads, head_dim) in [(3, 8), (3, 12), (3, 32), (4, 64)] {
+        let s = shape(n_heads, head_dim);
         let (rows, d) = (s.batch * s.seq, s.d_model());
         let label = format!("linear attention dh={head_dim}");
         let mut rng = Rng::new(120 + head_dim as u64);
@@ -100,46 +100,20 @@ fn linear_attention_forward_and_backward() {
 }
 
 #[test]
-fn rope_forward_backward_and_identity() {
-    for head_dim in [8, 12] {
-        let s = shape(head_dim);
-        let (rows, d) = (s.batch * s.seq, s.d_model());
-        let label = format!("rope dh={head_dim}");
-        let mut rng = Rng::new(130 + head_dim as u64);
-        let qkv = rng.normals(rows * 3 * d);
-        let r = rng.normals(rows * 3 * d);
-        let base = 10_000.0;
-        let heads = s.head_start..s.head_start + s.head_count;
-        let tables = RopeTables::new(gpu(), 64, head_dim, base).unwrap();
-        let gqkv = upload("qkv", &[rows, 3 * d], &qkv);
-        let forward = vec![rope::forward(gpu(), s, &tables, &gqkv).unwrap()];
-        run(forward.clone());
-        let fwd = |v: &[f64]| ref_rope::rotate(v, s.batch, layout(s), heads.clone(), base, 1.0);
-        check(&format!("{label} fwd"), &read(&gqkv), &fwd(&qkv), TOL_F32);
-        // Backward then forward is the identity on the rotated buffer.
-        run(vec![rope::backward(gpu(), s, &tables, &gqkv).unwrap()]);
-        check(&format!("{label} bwd∘fwd"), &read(&gqkv), &qkv, TOL_F32);
+fn linear_attention_is_repeatable_and_rejects_wide_heads() {
+    assert!(LinearAttention::new(gpu(), shape(2, 72), 1e-6, "wide").is_err());
 
-        // The backward of a rotation is its transpose: dx = R(−θ) r.
-        let want = ref_rope::rotate(&r, s.batch, layout(s), heads.clone(), base, -1.0);
-        let gr = upload("dqkv", &[rows, 3 * d], &r);
-        run(vec![rope::backward(gpu(), s, &tables, &gr).unwrap()]);
-        let fresh = upload("qkv", &[rows, 3 * d], &qkv);
-        let forward = vec![rope::forward(gpu(), s, &tables, &fresh).unwrap()];
-        let gpu_fwd = |v: &[f64]| {
-            write(&fresh, v);
-            run(forward.clone());
-            read(&fresh)
-        };
-        check_backward(&label, &qkv, &r, &want, &read(&gr), fwd, gpu_fwd, &mut rng);
-    }
-}
-
-#[test]
-fn rope_rejects_odd_head_dims_and_short_tables() {
-    assert!(RopeTables::new(gpu(), 8, 7, 10_000.0).is_err());
-    let s = shape(8);
-    let tables = RopeTables::new(gpu(), 16, 8, 10_000.0).unwrap();
-    let qkv = zeros("qkv", &[s.batch * s.seq, 3 * s.d_model()]);
-    assert!(rope::forward(gpu(), s, &tables, &qkv).is_err());
+    let s = shape(4, 64);
+    let (rows, d) = (s.batch * s.seq, s.d_model());
+    let mut rng = Rng::new(140);
+    let attn = LinearAttention::new(gpu(), s, 1e-6, "lin").unwrap();
+    let qkv = upload("qkv", &[rows, 3 * d], &rng.normals(rows * 3 * d));
+    let dout = upload("dout", &[rows, d], &rng.normals(rows * d));
+    let (out, dqkv) = (zeros("out", &[rows, d]), zeros("dqkv", &[rows, 3 * d]));
+    let mut pass = attn.forward(gpu(), &qkv, &out).unwrap();
+    pass.extend(attn.backward(gpu(), &qkv, &out, &dout, &dqkv).unwrap());
+    run(pass.clone());
+    let first = (read(&out), read(&dqkv));
+    run(pass);
+    assert!(first == (read(&out), read(&dqkv)), "second run differs");
 }

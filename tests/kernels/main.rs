@@ -18,3 +18,4 @@ mod norm;
 mod optim;
 mod random;
 mod reduce;
+mod rope;

@@ -41,7 +41,10 @@ fn rotate(
     qkv: &Tensor,
 ) -> Result<Dispatch> {
     let rows = s.batch * s.seq;
-    if qkv.len() != rows * 3 * s.d_model() || s.head_start + s.head_count > s.n_heads {
+    if qkv.len() != rows * 3 * s.d_model()
+        || s.head_count == 0
+        || s.head_start + s.head_count > s.n_heads
+    {
         return Err(Error::shape(
             "rope",
             format!("qkv '{}' {:?} for {s:?}", qkv.name(), qkv.shape()),
