@@ -73,7 +73,13 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     let b_base = p.b_offset + wid.z * p.b_batch_stride;
     let c_base = p.c_offset + wid.z * p.c_batch_stride;
 
-    var acc: array<f32, 16>;
+    // Four vec4 accumulators (rows ty+16i, columns tx+16j): named registers,
+    // never a dynamically indexed array, which GPUs would place in slow
+    // local memory.
+    var acc0 = vec4<f32>();
+    var acc1 = vec4<f32>();
+    var acc2 = vec4<f32>();
+    var acc3 = vec4<f32>();
     for (var k0 = 0u; k0 < p.k; k0 += TILE_K) {
         for (var i = 0u; i < 4u; i++) {
             let e = tid + i * THREADS;
@@ -95,33 +101,42 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk++) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                av[i] = tile_a[kk * TILE + lid.y + 16u * i];
-                bv[i] = tile_b[kk * TILE + lid.x + 16u * i];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]);
-                }
-            }
+            let ra = kk * TILE + lid.y;
+            let rb = kk * TILE + lid.x;
+            let av = vec4<f32>(tile_a[ra], tile_a[ra + 16u], tile_a[ra + 32u], tile_a[ra + 48u]);
+            let bv = vec4<f32>(tile_b[rb], tile_b[rb + 16u], tile_b[rb + 32u], tile_b[rb + 48u]);
+            acc0 = fma(vec4<f32>(av.x), bv, acc0);
+            acc1 = fma(vec4<f32>(av.y), bv, acc1);
+            acc2 = fma(vec4<f32>(av.z), bv, acc2);
+            acc3 = fma(vec4<f32>(av.w), bv, acc3);
         }
         workgroupBarrier();
     }
+    store_row(c_base, row0 + lid.y, col0 + lid.x, acc0);
+    store_row(c_base, row0 + lid.y + 16u, col0 + lid.x, acc1);
+    store_row(c_base, row0 + lid.y + 32u, col0 + lid.x, acc2);
+    store_row(c_base, row0 + lid.y + 48u, col0 + lid.x, acc3);
+}
 
-    for (var i = 0u; i < 4u; i++) {
-        let row = row0 + lid.y + 16u * i;
-        for (var j = 0u; j < 4u; j++) {
-            let col = col0 + lid.x + 16u * j;
-            if (row < p.m && col < p.n) {
-                let idx = c_base + row * p.ldc + col;
-                var v = p.alpha * acc[i * 4u + j];
-                if (p.beta != 0.0) {
-                    v += p.beta * c[idx];
-                }
-                c[idx] = v;
-            }
-        }
+// C[row, col + 16j] = alpha·v[j] + beta·C[...] for j < 4, inside the matrix.
+fn store_row(c_base: u32, row: u32, col: u32, v: vec4<f32>) {
+    if (row >= p.m) {
+        return;
     }
+    store(c_base + row * p.ldc, col, v.x);
+    store(c_base + row * p.ldc, col + 16u, v.y);
+    store(c_base + row * p.ldc, col + 32u, v.z);
+    store(c_base + row * p.ldc, col + 48u, v.w);
+}
+
+fn store(row_base: u32, col: u32, value: f32) {
+    if (col >= p.n) {
+        return;
+    }
+    let idx = row_base + col;
+    var v = p.alpha * value;
+    if (p.beta != 0.0) {
+        v += p.beta * c[idx];
+    }
+    c[idx] = v;
 }

@@ -10,6 +10,8 @@ pub mod gpu;
 pub mod metrics;
 pub mod model;
 pub mod ops;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod profile;
 pub mod reference;
 pub mod rng;
 pub mod sample;

@@ -31,6 +31,9 @@ enum Command {
     Sample(commands::sample::Args),
     /// Validation loss at fixed timesteps and sample quality, as JSON.
     Eval(commands::eval::Args),
+    /// Benchmarks that print JSON.
+    #[command(subcommand)]
+    Bench(commands::bench::Bench),
     /// Write a checkpoint's weights (optionally f16), config and tokenizer for shipping.
     Export(commands::export::Args),
     /// Check the GPU: adapter, features, limits, and a kernel self-test.
@@ -45,6 +48,7 @@ fn main() {
                 Command::Train(args) => commands::train::run(&options, args),
                 Command::Sample(args) => commands::sample::run(&options, args),
                 Command::Eval(args) => commands::eval::run(&options, args),
+                Command::Bench(bench) => commands::bench::run(&options, bench),
                 Command::Export(args) => commands::export::run(args),
                 Command::Doctor(args) => commands::doctor::run(&options, args),
             }

@@ -1,0 +1,106 @@
+use std::path::PathBuf;
+use std::time::Instant;
+
+use samnet_core::config::Config;
+use samnet_core::data::TextData;
+use samnet_core::gpu::{Gpu, GpuOptions};
+use samnet_core::model::Model;
+use samnet_core::model::graph::OptimizerState;
+use samnet_core::profile::profile;
+use samnet_core::tokenizer::Tokenizer;
+use samnet_core::train::{TrainState, Trainer};
+use serde_json::json;
+
+use crate::run::data_text;
+
+#[derive(clap::Subcommand)]
+pub enum Bench {
+    /// Training step time and throughput (JSON).
+    Train(TrainArgs),
+}
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    #[arg(long, default_value = "phase1")]
+    preset: String,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    seq: Option<usize>,
+    /// Training text (default: TinyShakespeare).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Also time every kernel of one step on its own (slow).
+    #[arg(long)]
+    profile: bool,
+}
+
+pub fn run(options: &GpuOptions, bench: Bench) -> anyhow::Result<()> {
+    match bench {
+        Bench::Train(args) => train(options, args),
+    }
+}
+
+fn train(options: &GpuOptions, args: TrainArgs) -> anyhow::Result<()> {
+    let gpu = Gpu::new_blocking(options)?;
+    let mut config = Config::preset(&args.preset)?;
+    if let Some(b) = args.batch {
+        config.train.batch_size = b;
+    }
+    if let Some(s) = args.seq {
+        config.train.seq_len = s;
+        config.model.max_seq_len = config.model.max_seq_len.max(s);
+    }
+    config.train.steps = args.warmup + args.steps + 1;
+    let (text, origin) = data_text(args.data.as_deref())?;
+    let tokenizer = Tokenizer::char_level(&text)?;
+    config.model.vocab_size = tokenizer.vocab_size();
+    config.validate().map_err(anyhow::Error::msg)?;
+    let data = TextData::new(&text, &tokenizer, config.train.seq_len, &origin)?;
+    let model = Model::new(&gpu, &config, 0)?;
+    let optimizer = OptimizerState::new(&gpu, &model)?;
+    let mut trainer = Trainer::new(
+        &gpu,
+        model,
+        optimizer,
+        &TrainState {
+            loss_scale: 1.0,
+            ..Default::default()
+        },
+    )?;
+    for _ in 0..args.warmup {
+        trainer.step(&gpu, &data)?;
+    }
+    gpu.wait_idle()?;
+    let started = Instant::now();
+    for _ in 0..args.steps {
+        trainer.step(&gpu, &data)?;
+    }
+    gpu.wait_idle()?;
+    let step_ms = started.elapsed().as_secs_f64() * 1e3 / args.steps as f64;
+    let tokens = (config.train.batch_size * config.train.seq_len) as f64;
+    let mut report = json!({
+        "bench": "train",
+        "preset": args.preset,
+        "adapter": gpu.info.name,
+        "backend": format!("{:?}", gpu.info.backend),
+        "precision": "f32",
+        "batch": config.train.batch_size,
+        "seq": config.train.seq_len,
+        "params": trainer.model.param_count(),
+        "step_ms": step_ms,
+        "tokens_per_s": tokens / step_ms * 1e3,
+        "gpu_memory_bytes": gpu.allocated_bytes(),
+        "dispatches_per_step": trainer.graph.train_step().iter().map(|p| p.commands.len()).sum::<usize>(),
+    });
+    if args.profile {
+        report["kernels"] = serde_json::to_value(profile(&gpu, &trainer.graph.train_step())?)?;
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
