@@ -10,6 +10,14 @@
 // Both passes are gathers in a fixed order: deterministic, no atomics.
 // Workgroups hold 64 queries (or keys) of one (b, h); the other side is
 // staged through workgroup memory in tiles of 16 rows.
+//
+// Head vectors are HEAD_DIM_MAX / 4 vec4s, zero past head_dim, so every loop
+// over a head vector runs a constant number of times and is unrolled. That
+// keeps them in registers on GPUs, and it is what lets long sequences run on
+// lavapipe (the CI adapter): Mesa's llvmpipe ends every loop of an invocation
+// once all its loops together have run 65,535 iterations, silently. Per tile
+// of 16 keys a thread now runs about 32 loop iterations, 8k at L = 4096;
+// with loops over head_dim it was over 500k at head_dim 64.
 
 struct Params {
     batch: u32,
@@ -30,25 +38,38 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> delta: array<f32>; // (B, head_count, L) D_i
 @group(0) @binding(6) var<storage, read_write> dqkv: array<f32>;  // (B·L, 3d)
 
-const HEAD_DIM_MAX: u32 = 64u;
+const HEAD_DIM_MAX: u32 = 64u;  // capacity, a multiple of 4; re-valued per head_dim
+const VECS: u32 = HEAD_DIM_MAX / 4u;
 const ROWS: u32 = 64u;
 const TILE: u32 = 16u;
 
-var<workgroup> tile_x: array<f32, TILE * HEAD_DIM_MAX>;  // k (query passes) or q (key pass)
-var<workgroup> tile_y: array<f32, TILE * HEAD_DIM_MAX>;  // v (query passes) or dout (key pass)
+var<workgroup> tile_x: array<vec4<f32>, TILE * VECS>;  // k (query passes) or q (key pass)
+var<workgroup> tile_y: array<vec4<f32>, TILE * VECS>;  // v (query passes) or dout (key pass)
 var<workgroup> tile_lse: array<f32, TILE>;
 var<workgroup> tile_delta: array<f32, TILE>;
 
-fn at(b: u32, i: u32, part: u32, h: u32, c: u32) -> u32 {
-    return (b * p.seq + i) * 3u * p.d + part * p.d + (p.head_start + h) * p.head_dim + c;
+// Column 0 of handled head h in row (b, i) of qkv's `part` (0 q, 1 k, 2 v).
+fn qkv_at(b: u32, i: u32, part: u32, h: u32) -> u32 {
+    return (b * p.seq + i) * 3u * p.d + part * p.d + (p.head_start + h) * p.head_dim;
 }
 
-fn out_at(b: u32, i: u32, h: u32, c: u32) -> u32 {
-    return (b * p.seq + i) * p.d + (p.head_start + h) * p.head_dim + c;
+// Column 0 of handled head h in row (b, i) of out / dout.
+fn out_at(b: u32, i: u32, h: u32) -> u32 {
+    return (b * p.seq + i) * p.d + (p.head_start + h) * p.head_dim;
 }
 
 fn row_at(b: u32, h: u32, i: u32) -> u32 {
     return (b * p.head_count + h) * p.seq + i;
+}
+
+// One head vector of qkv, zero past head_dim.
+fn read_qkv(b: u32, i: u32, part: u32, h: u32) -> array<vec4<f32>, VECS> {
+    var x: array<vec4<f32>, VECS>;
+    let at = qkv_at(b, i, part, h);
+    for (var c = 0u; c < p.head_dim; c++) {
+        x[c / 4u][c % 4u] = qkv[at + c];
+    }
+    return x;
 }
 
 // The positions within the window of any of rows r0 .. r0 + ROWS − 1.
@@ -64,19 +85,20 @@ fn in_window(i: u32, j: u32) -> bool {
     return max(i, j) - min(i, j) <= p.half_window;
 }
 
-// Stages k (part 1) and v (part 2) of keys j0 .. j0 + TILE into the tiles.
+// Stages k (part 1) and v (part 2) of keys j0 .. j0 + TILE − 1 into the
+// tiles, zero past head_dim and past the sequence.
 fn stage_keys(b: u32, h: u32, j0: u32, lid: u32) {
-    let dh = p.head_dim;
-    for (var e = lid; e < TILE * dh; e += ROWS) {
-        let j = j0 + e / dh;
+    for (var e = lid; e < TILE * HEAD_DIM_MAX; e += ROWS) {
+        let j = j0 + e / HEAD_DIM_MAX;
+        let c = e % HEAD_DIM_MAX;
         var k = 0.0;
         var v = 0.0;
-        if (j < p.seq) {
-            k = qkv[at(b, j, 1u, h, e % dh)];
-            v = qkv[at(b, j, 2u, h, e % dh)];
+        if (j < p.seq && c < p.head_dim) {
+            k = qkv[qkv_at(b, j, 1u, h) + c];
+            v = qkv[qkv_at(b, j, 2u, h) + c];
         }
-        tile_x[(e / dh) * HEAD_DIM_MAX + e % dh] = k;
-        tile_y[(e / dh) * HEAD_DIM_MAX + e % dh] = v;
+        tile_x[e / 4u][e % 4u] = k;
+        tile_y[e / 4u][e % 4u] = v;
     }
 }
 
@@ -88,14 +110,11 @@ fn softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     let i0 = wid.x * ROWS;
     let i = i0 + lid.x;
     let valid = i < p.seq;
-    let dh = p.head_dim;
-    var q: array<f32, HEAD_DIM_MAX>;
+    var q: array<vec4<f32>, VECS>;
     if (valid) {
-        for (var c = 0u; c < dh; c++) {
-            q[c] = qkv[at(b, i, 0u, h, c)];
-        }
+        q = read_qkv(b, i, 0u, h);
     }
-    var acc: array<f32, HEAD_DIM_MAX>;
+    var acc: array<vec4<f32>, VECS>;
     var running_max = -3.0e38;
     var total = 0.0;
     let end = span_end(i0);
@@ -103,20 +122,20 @@ fn softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
         stage_keys(b, h, j0, lid.x);
         workgroupBarrier();
         if (valid) {
-            for (var jj = 0u; jj < min(TILE, end - j0); jj++) {
+            for (var jj = 0u; jj < TILE; jj++) {
                 let j = j0 + jj;
-                if (in_window(i, j)) {
+                if (j < end && in_window(i, j)) {
                     var s = 0.0;
-                    for (var c = 0u; c < dh; c++) {
-                        s += q[c] * tile_x[jj * HEAD_DIM_MAX + c];
+                    for (var n = 0u; n < VECS; n++) {
+                        s += dot(q[n], tile_x[jj * VECS + n]);
                     }
                     s *= p.scale;
                     let new_max = max(running_max, s);
                     let rescale = exp(running_max - new_max);
                     let w = exp(s - new_max);
                     total = total * rescale + w;
-                    for (var c = 0u; c < dh; c++) {
-                        acc[c] = acc[c] * rescale + w * tile_y[jj * HEAD_DIM_MAX + c];
+                    for (var n = 0u; n < VECS; n++) {
+                        acc[n] = acc[n] * rescale + w * tile_y[jj * VECS + n];
                     }
                     running_max = new_max;
                 }
@@ -127,8 +146,9 @@ fn softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     if (!valid) {
         return;
     }
-    for (var c = 0u; c < dh; c++) {
-        out[out_at(b, i, h, c)] = acc[c] / total;
+    let at = out_at(b, i, h);
+    for (var c = 0u; c < p.head_dim; c++) {
+        out[at + c] = acc[c / 4u][c % 4u] / total;
     }
     lse[row_at(b, h, i)] = running_max + log(total);
 }
@@ -141,37 +161,38 @@ fn softmax_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
     let i0 = wid.x * ROWS;
     let i = i0 + lid.x;
     let valid = i < p.seq;
-    let dh = p.head_dim;
-    var q: array<f32, HEAD_DIM_MAX>;
-    var g: array<f32, HEAD_DIM_MAX>;
+    var q: array<vec4<f32>, VECS>;
+    var g: array<vec4<f32>, VECS>;
     var big_d = 0.0;
     var row_lse = 0.0;
     if (valid) {
-        for (var c = 0u; c < dh; c++) {
-            q[c] = qkv[at(b, i, 0u, h, c)];
-            g[c] = dout[out_at(b, i, h, c)];
-            big_d += g[c] * out[out_at(b, i, h, c)];
+        q = read_qkv(b, i, 0u, h);
+        let at = out_at(b, i, h);
+        for (var c = 0u; c < p.head_dim; c++) {
+            g[c / 4u][c % 4u] = dout[at + c];
+            big_d += dout[at + c] * out[at + c];
         }
         delta[row_at(b, h, i)] = big_d;
         row_lse = lse[row_at(b, h, i)];
     }
-    var dq: array<f32, HEAD_DIM_MAX>;
+    var dq: array<vec4<f32>, VECS>;
     let end = span_end(i0);
     for (var j0 = span_start(i0); j0 < end; j0 += TILE) {
         stage_keys(b, h, j0, lid.x);
         workgroupBarrier();
         if (valid) {
-            for (var jj = 0u; jj < min(TILE, end - j0); jj++) {
-                if (in_window(i, j0 + jj)) {
+            for (var jj = 0u; jj < TILE; jj++) {
+                let j = j0 + jj;
+                if (j < end && in_window(i, j)) {
                     var s = 0.0;
                     var dp = 0.0;
-                    for (var c = 0u; c < dh; c++) {
-                        s += q[c] * tile_x[jj * HEAD_DIM_MAX + c];
-                        dp += g[c] * tile_y[jj * HEAD_DIM_MAX + c];
+                    for (var n = 0u; n < VECS; n++) {
+                        s += dot(q[n], tile_x[jj * VECS + n]);
+                        dp += dot(g[n], tile_y[jj * VECS + n]);
                     }
                     let ds = exp(s * p.scale - row_lse) * (dp - big_d);
-                    for (var c = 0u; c < dh; c++) {
-                        dq[c] += ds * tile_x[jj * HEAD_DIM_MAX + c];
+                    for (var n = 0u; n < VECS; n++) {
+                        dq[n] += ds * tile_x[jj * VECS + n];
                     }
                 }
             }
@@ -179,8 +200,9 @@ fn softmax_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
         workgroupBarrier();
     }
     if (valid) {
-        for (var c = 0u; c < dh; c++) {
-            dqkv[at(b, i, 0u, h, c)] = p.scale * dq[c];
+        let at = qkv_at(b, i, 0u, h);
+        for (var c = 0u; c < p.head_dim; c++) {
+            dqkv[at + c] = p.scale * dq[c / 4u][c % 4u];
         }
     }
 }
@@ -191,32 +213,30 @@ fn softmax_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
 fn softmax_backward_key(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let b = wid.z;
     let h = wid.y;
-    let j0_keys = wid.x * ROWS;
-    let j = j0_keys + lid.x;
+    let j0 = wid.x * ROWS;
+    let j = j0 + lid.x;
     let valid = j < p.seq;
-    let dh = p.head_dim;
-    var k: array<f32, HEAD_DIM_MAX>;
-    var v: array<f32, HEAD_DIM_MAX>;
+    var k: array<vec4<f32>, VECS>;
+    var v: array<vec4<f32>, VECS>;
     if (valid) {
-        for (var c = 0u; c < dh; c++) {
-            k[c] = qkv[at(b, j, 1u, h, c)];
-            v[c] = qkv[at(b, j, 2u, h, c)];
-        }
+        k = read_qkv(b, j, 1u, h);
+        v = read_qkv(b, j, 2u, h);
     }
-    var dk: array<f32, HEAD_DIM_MAX>;
-    var dv: array<f32, HEAD_DIM_MAX>;
-    let end = span_end(j0_keys);
-    for (var i0 = span_start(j0_keys); i0 < end; i0 += TILE) {
-        for (var e = lid.x; e < TILE * dh; e += ROWS) {
-            let i = i0 + e / dh;
+    var dk: array<vec4<f32>, VECS>;
+    var dv: array<vec4<f32>, VECS>;
+    let end = span_end(j0);
+    for (var i0 = span_start(j0); i0 < end; i0 += TILE) {
+        for (var e = lid.x; e < TILE * HEAD_DIM_MAX; e += ROWS) {
+            let i = i0 + e / HEAD_DIM_MAX;
+            let c = e % HEAD_DIM_MAX;
             var q = 0.0;
             var g = 0.0;
-            if (i < p.seq) {
-                q = qkv[at(b, i, 0u, h, e % dh)];
-                g = dout[out_at(b, i, h, e % dh)];
+            if (i < p.seq && c < p.head_dim) {
+                q = qkv[qkv_at(b, i, 0u, h) + c];
+                g = dout[out_at(b, i, h) + c];
             }
-            tile_x[(e / dh) * HEAD_DIM_MAX + e % dh] = q;
-            tile_y[(e / dh) * HEAD_DIM_MAX + e % dh] = g;
+            tile_x[e / 4u][e % 4u] = q;
+            tile_y[e / 4u][e % 4u] = g;
         }
         if (lid.x < TILE) {
             let i = i0 + lid.x;
@@ -231,19 +251,20 @@ fn softmax_backward_key(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
         }
         workgroupBarrier();
         if (valid) {
-            for (var ii = 0u; ii < min(TILE, end - i0); ii++) {
-                if (in_window(i0 + ii, j)) {
+            for (var ii = 0u; ii < TILE; ii++) {
+                let i = i0 + ii;
+                if (i < end && in_window(i, j)) {
                     var s = 0.0;
                     var dp = 0.0;
-                    for (var c = 0u; c < dh; c++) {
-                        s += tile_x[ii * HEAD_DIM_MAX + c] * k[c];
-                        dp += tile_y[ii * HEAD_DIM_MAX + c] * v[c];
+                    for (var n = 0u; n < VECS; n++) {
+                        s += dot(tile_x[ii * VECS + n], k[n]);
+                        dp += dot(tile_y[ii * VECS + n], v[n]);
                     }
                     let pr = exp(s * p.scale - tile_lse[ii]);
                     let ds = pr * (dp - tile_delta[ii]);
-                    for (var c = 0u; c < dh; c++) {
-                        dk[c] += ds * tile_x[ii * HEAD_DIM_MAX + c];
-                        dv[c] += pr * tile_y[ii * HEAD_DIM_MAX + c];
+                    for (var n = 0u; n < VECS; n++) {
+                        dk[n] += ds * tile_x[ii * VECS + n];
+                        dv[n] += pr * tile_y[ii * VECS + n];
                     }
                 }
             }
@@ -251,9 +272,11 @@ fn softmax_backward_key(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
         workgroupBarrier();
     }
     if (valid) {
-        for (var c = 0u; c < dh; c++) {
-            dqkv[at(b, j, 1u, h, c)] = p.scale * dk[c];
-            dqkv[at(b, j, 2u, h, c)] = dv[c];
+        let k_at = qkv_at(b, j, 1u, h);
+        let v_at = qkv_at(b, j, 2u, h);
+        for (var c = 0u; c < p.head_dim; c++) {
+            dqkv[k_at + c] = p.scale * dk[c / 4u][c % 4u];
+            dqkv[v_at + c] = dv[c / 4u][c % 4u];
         }
     }
 }
