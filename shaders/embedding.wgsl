@@ -1,17 +1,33 @@
-// Token embedding: a gather forward, a deterministic scatter-add backward.
+// Token embedding: a gather forward, a deterministic gather backward.
 //
-//   embed_forward:  out[r, :] = scale · table[tokens[r], :]   (tokens ≥ V give a zero row;
-//                   the CPU validates tokens, this only keeps reads in bounds)
+//   embed_forward:  out[r, :] = scale · table[tokens[r], :]
+//                   A token ≥ V gives a zero row: the CPU validates tokens
+//                   before upload, this only keeps every read in bounds.
 //   embed_backward: dtable[v, :] (+)= scale · Σ_{r : tokens[r] = v} dout[r, :]
 //
-// The backward is a gather per vocabulary row, not an atomic scatter: one
-// workgroup per v scans the tokens in chunks of 256, compacts the matching
-// rows in order (a prefix sum over the chunk), and each thread adds those
-// rows' values for its columns in increasing r. Same input, same bits; the
-// token list is read V times, the gradient rows once.
+// The backward is a scatter-add in the math (several rows share a token),
+// computed as a gather: every thread owns one destination element (v, c) and
+// adds the rows whose token is v in increasing r. No atomics, one fixed
+// summation order: same input, same bits. A workgroup owns token v and 256
+// columns. It walks the rows in chunks of 256: each thread tests one row,
+// a prefix sum over the chunk lists the matching rows in order, and then
+// every thread adds those rows' values of its column. So each token test is
+// made once per workgroup, not once per column: on an H100 (16,384 rows,
+// d 256) 0.13 ms for V 65 and 0.62 ms for V 4096, against 1.5 ms and 12 ms
+// when every thread tests every row itself.
+//
+// `accumulate` adds into dtable instead of overwriting it: the table is tied
+// to the output logits, whose matmul backward writes its gradient first.
+//
+// The Rust side runs the backward in passes of at most 32,768 rows, the
+// later passes accumulating: llvmpipe (the CI adapter) silently ends every
+// loop of a shader invocation once they have run 65,535 iterations in total,
+// and a thread here loops about once per row of its token plus 9 times per
+// chunk.
 
 struct Params {
-    rows: u32,
+    rows: u32,        // forward: all rows; backward: the rows of this pass
+    first_row: u32,   // backward: where this pass starts
     vocab: u32,
     d: u32,
     scale: f32,
@@ -26,74 +42,72 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> dtable: array<f32>; // (V, d)
 
 const WG: u32 = 256u;
-// Columns per thread in the backward: d ≤ WG · COL_SLOTS.
-const COL_SLOTS: u32 = 8u;
 
-var<workgroup> prefix: array<u32, 256>;
-var<workgroup> matched: array<u32, 256>;
-
-// Grid: grid_1d(ceil(rows·d / 256)).
+// One thread per output element. Grid: grid_1d(ceil(rows·d / 256)).
 @compute @workgroup_size(256)
 fn embed_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wid.y * nwg.x + wid.x) * WG + lid.x;
     if (i >= p.rows * p.d) {
         return;
     }
-    let tok = tokens[i / p.d];
-    var v = 0.0;
-    if (tok < p.vocab) {
-        v = p.scale * table[tok * p.d + i % p.d];
+    let token = tokens[i / p.d];
+    var value = 0.0;
+    if (token < p.vocab) {
+        value = p.scale * table[token * p.d + i % p.d];
     }
-    out[i] = v;
+    out[i] = value;
 }
 
-// One workgroup per vocabulary row. Grid: grid_1d(V).
+var<workgroup> prefix: array<u32, 256>;
+var<workgroup> matched: array<u32, 256>;
+
+// One workgroup per (token, block of 256 columns), one pass of rows.
+// Grid: grid_1d(V · ceil(d / 256)).
 @compute @workgroup_size(256)
 fn embed_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let v = wid.y * nwg.x + wid.x;
+    let col_blocks = (p.d + WG - 1u) / WG;
+    let w = wid.y * nwg.x + wid.x;
+    let v = w / col_blocks;
     if (v >= p.vocab) {
         return;
     }
-    var acc: array<f32, COL_SLOTS>;
-    for (var start = 0u; start < p.rows; start += WG) {
+    let c = (w % col_blocks) * WG + lid.x;
+    let end = p.first_row + p.rows;
+    var sum = 0.0;
+    for (var start = p.first_row; start < end; start += WG) {
         let r = start + lid.x;
-        let hit = select(0u, 1u, r < p.rows && tokens[min(r, p.rows - 1u)] == v);
-        prefix[lid.x] = hit;
-        workgroupBarrier();
-        // Inclusive prefix sum (Hillis–Steele) over the chunk.
+        let hit = r < end && tokens[r] == v;
+        prefix[lid.x] = select(0u, 1u, hit);
+        // Inclusive prefix sum over the chunk (Hillis–Steele).
         for (var offset = 1u; offset < WG; offset *= 2u) {
+            workgroupBarrier();
             var add = 0u;
             if (lid.x >= offset) {
                 add = prefix[lid.x - offset];
             }
             workgroupBarrier();
             prefix[lid.x] += add;
-            workgroupBarrier();
         }
-        if (hit == 1u) {
+        workgroupBarrier();
+        if (hit) {
             matched[prefix[lid.x] - 1u] = r;
         }
         let count = prefix[WG - 1u];
         workgroupBarrier();
-        for (var m = 0u; m < count; m++) {
-            let row = matched[m];
-            for (var s = 0u; s < COL_SLOTS; s++) {
-                let c = lid.x + s * WG;
-                if (c < p.d) {
-                    acc[s] += dout[row * p.d + c];
-                }
+        if (c < p.d) {
+            for (var m = 0u; m < count; m++) {
+                sum += dout[matched[m] * p.d + c];
             }
         }
+        // prefix and matched are rewritten by the next chunk.
         workgroupBarrier();
     }
-    for (var s = 0u; s < COL_SLOTS; s++) {
-        let c = lid.x + s * WG;
-        if (c < p.d) {
-            var g = p.scale * acc[s];
-            if (p.accumulate != 0u) {
-                g += dtable[v * p.d + c];
-            }
-            dtable[v * p.d + c] = g;
+    if (c < p.d) {
+        let i = v * p.d + c;
+        var g = p.scale * sum;
+        if (p.accumulate != 0u) {
+            g += dtable[i];
         }
+        dtable[i] = g;
     }
 }

@@ -56,7 +56,7 @@ fn mse_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 
 // One thread. stats[out] = stats[num] / (divisor · max(W, 1e-12)).
 @compute @workgroup_size(1)
-fn normalize(@builtin(local_invocation_id) lid: vec3<u32>) {
+fn normalize() {
     stats[p.out_slot] = stats[p.num_slot] / (p.divisor * max(stats[p.weight_sum_slot], 1e-12));
 }
 

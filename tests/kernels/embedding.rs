@@ -1,16 +1,17 @@
-use samnet_core::ops::{embedding, timestep};
-use samnet_core::reference::{embedding as reference, timestep as ref_timestep};
+use samnet_core::ops::embedding;
+use samnet_core::reference::embedding as reference;
 use samnet_tests::*;
 
-#[test]
-fn gather_and_deterministic_scatter_add() {
-    // rows > 256 so the backward scans several chunks; d > 256 uses two column slots.
-    let (rows, vocab, d, scale) = (600, 67, 300, 0.7);
-    let mut rng = Rng::new(90);
+/// Forward, the four backward checks, accumulate and bitwise repeatability
+/// on one shape.
+fn check_shape(rows: usize, vocab: usize, d: usize, seed: u64) {
+    let scale = 0.7;
+    let mut rng = Rng::new(seed);
     let tokens: Vec<u32> = (0..rows).map(|_| rng.below(vocab as u64) as u32).collect();
     let table = rng.normals(vocab * d);
     let dout = rng.normals(rows * d);
     let prior = rng.normals(vocab * d);
+    let label = format!("embedding {rows}x{vocab}x{d}");
     let (gtok, gtab, gout) = (
         upload_u32("tokens", &[rows], &tokens),
         upload("table", &[vocab, d], &table),
@@ -19,29 +20,33 @@ fn gather_and_deterministic_scatter_add() {
     let forward = vec![embedding::forward(gpu(), &gtok, &gtab, scale as f32, &gout).unwrap()];
     run(forward.clone());
     let fwd = |t: &[f64]| reference::forward(&tokens, t, d, scale);
-    check("embedding fwd", &read(&gout), &fwd(&table), TOL_F32);
+    check(&format!("{label} fwd"), &read(&gout), &fwd(&table), TOL_F32);
 
     let want = reference::backward(&tokens, &dout, vocab, d, scale);
     let (gdout, gdt) = (
         upload("dout", &[rows, d], &dout),
         upload("dtable", &[vocab, d], &prior),
     );
-    let backward = embedding::backward(gpu(), &gtok, &gdout, scale as f32, &gdt, true).unwrap();
-    run(vec![backward]);
+    run(embedding::backward(gpu(), &gtok, &gdout, scale as f32, &gdt, true).unwrap());
     let accumulated: Vec<f64> = want.iter().zip(&prior).map(|(a, b)| a + b).collect();
     check(
-        "embedding bwd accumulate",
+        &format!("{label} bwd accumulate"),
         &read(&gdt),
         &accumulated,
         TOL_F32,
     );
-    let backward = embedding::backward(gpu(), &gtok, &gdout, scale as f32, &gdt, false).unwrap();
-    run(vec![backward.clone()]);
+    // Overwrite: rows of tokens that never occur must become zero, not keep `prior`.
+    let overwrite = embedding::backward(gpu(), &gtok, &gdout, scale as f32, &gdt, false).unwrap();
+    run(overwrite.clone());
     let got = read(&gdt);
-    run(vec![backward]);
-    assert_eq!(read(&gdt), got, "the scatter-add is not bitwise repeatable");
+    run(overwrite);
+    assert_eq!(
+        read(&gdt),
+        got,
+        "{label}: backward is not bitwise repeatable"
+    );
     check_backward(
-        "embedding dtable",
+        &format!("{label} dtable"),
         &table,
         &dout,
         &want,
@@ -53,35 +58,72 @@ fn gather_and_deterministic_scatter_add() {
 }
 
 #[test]
+fn gather_and_scatter_add_match_the_reference() {
+    check_shape(1037, 65, 24, 90);
+    // Most of the 300 tokens never occur in 37 rows.
+    check_shape(37, 300, 24, 91);
+    check_shape(300, 67, 300, 92);
+    check_shape(1000, 4100, 24, 93);
+}
+
+#[test]
+fn more_than_65535_rows_fold_the_grid() {
+    // rows·d / 256 = 66,000 workgroups in the forward: the grid folds; the
+    // backward runs in three passes of rows (32,768 + 32,768 + 464). Token 0
+    // takes 98% of the rows, near the longest loop a backward thread can run.
+    let (rows, vocab, d, scale) = (66_000, 7, 256, 1.5);
+    let mut rng = Rng::new(94);
+    let tokens: Vec<u32> = (0..rows)
+        .map(|_| {
+            if rng.uniform() < 0.98 {
+                0
+            } else {
+                rng.below(vocab as u64) as u32
+            }
+        })
+        .collect();
+    let table = rng.normals(vocab * d);
+    let dout = rng.normals(rows * d);
+    let (gtok, gtab, gout, gdout, gdt) = (
+        upload_u32("tokens", &[rows], &tokens),
+        upload("table", &[vocab, d], &table),
+        zeros("out", &[rows, d]),
+        upload("dout", &[rows, d], &dout),
+        zeros("dtable", &[vocab, d]),
+    );
+    let mut program = vec![embedding::forward(gpu(), &gtok, &gtab, scale as f32, &gout).unwrap()];
+    program.extend(embedding::backward(gpu(), &gtok, &gdout, scale as f32, &gdt, false).unwrap());
+    run(program);
+    check(
+        "embedding 66000 rows fwd",
+        &read(&gout),
+        &reference::forward(&tokens, &table, d, scale),
+        TOL_F32,
+    );
+    check(
+        "embedding 66000 rows bwd",
+        &read(&gdt),
+        &reference::backward(&tokens, &dout, vocab, d, scale),
+        TOL_F32,
+    );
+}
+
+#[test]
 fn out_of_range_tokens_read_nothing() {
     let (gtok, gtab, gout) = (
-        upload_u32("tokens", &[2], &[1, 99]),
+        upload_u32("tokens", &[3], &[1, 99, u32::MAX]),
         upload("table", &[2, 3], &[1.0; 6]),
-        zeros("out", &[2, 3]),
+        upload("out", &[3, 3], &[7.0; 9]),
     );
     run(vec![
         embedding::forward(gpu(), &gtok, &gtab, 1.0, &gout).unwrap(),
     ]);
-    assert_eq!(read(&gout), vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0]);
-}
-
-#[test]
-fn timestep_features_match_f64_for_every_t() {
-    let (max_t, dim, batch) = (1000, 37, 1001);
-    let table = timestep::upload_table(gpu(), max_t, dim, 10_000.0).unwrap();
-    let ts: Vec<u32> = (0..batch as u32).collect();
-    let (gts, out) = (upload_u32("t", &[batch], &ts), zeros("temb", &[batch, dim]));
-    run(vec![
-        timestep::embedding(gpu(), &gts, &table, &out).unwrap(),
-    ]);
-    let want: Vec<f64> = ts
-        .iter()
-        .flat_map(|&t| ref_timestep::sinusoid(t as f64, dim, 10_000.0))
-        .collect();
-    check("timestep embedding", &read(&out), &want, TOL_F32);
     assert_eq!(
-        read(&out)[dim - 1],
-        0.0,
-        "odd dim leaves the last column zero"
+        read(&gout),
+        vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     );
+    // In the backward such rows match no token.
+    let (gdout, gdt) = (upload("dout", &[3, 3], &[1.0; 9]), zeros("dtable", &[2, 3]));
+    run(embedding::backward(gpu(), &gtok, &gdout, 1.0, &gdt, false).unwrap());
+    assert_eq!(read(&gdt), vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
 }

@@ -19,3 +19,4 @@ mod optim;
 mod random;
 mod reduce;
 mod rope;
+mod timestep;

@@ -1,3 +1,4 @@
+use samnet_core::gpu::{Dispatch, Tensor};
 use samnet_core::ops::optim::{self, AdamW, OptimSlots};
 use samnet_core::reference::optim as reference;
 use samnet_tests::*;
@@ -12,164 +13,233 @@ const SLOTS: OptimSlots = OptimSlots {
     clean_steps: 6,
 };
 
-struct Case {
-    max_norm: f32,
+const HP: AdamW = AdamW {
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+    weight_decay: 0.0,
+};
+
+/// GPU state of several parameter tensors, the optimizer program over them,
+/// and the f64 reference state next to it.
+struct Run {
+    sizes: Vec<usize>,
     weight_decay: f32,
-    grad_scale: f64,
+    max_norm: f32,
+    loss_scale: f64,
+    params: Vec<Vec<f64>>,
+    ms: Vec<Vec<f64>>,
+    vs: Vec<Vec<f64>>,
+    gp: Vec<Tensor>,
+    gg: Vec<Tensor>,
+    gm: Vec<Tensor>,
+    gv: Vec<Tensor>,
+    stats: Tensor,
+    step: Tensor,
+    program: Vec<Dispatch>,
+    lr: f64,
 }
 
-fn run_case(c: Case, seed: u64) {
-    let sizes = [37, 300];
-    let mut rng = Rng::new(seed);
-    let hp = AdamW {
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: c.weight_decay,
-    };
-    let mut params: Vec<Vec<f64>> = sizes.iter().map(|&n| rng.normals(n)).collect();
-    let mut ms: Vec<Vec<f64>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
-    let mut vs = ms.clone();
-    let gp: Vec<_> = params.iter().map(|p| upload("p", &[p.len()], p)).collect();
-    let gg: Vec<_> = sizes.iter().map(|&n| zeros("g", &[n])).collect();
-    let gm: Vec<_> = sizes.iter().map(|&n| zeros("m", &[n])).collect();
-    let gv: Vec<_> = sizes.iter().map(|&n| zeros("v", &[n])).collect();
-    let stats = upload("stats", &[8], &[0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]);
-    let step = zeros("step", &[3]);
-    let mut program =
-        optim::grad_sumsq(gpu(), &gg.iter().collect::<Vec<_>>(), &stats, SLOTS).unwrap();
-    program.push(optim::clip_scale(gpu(), &stats, SLOTS, c.max_norm).unwrap());
-    for i in 0..sizes.len() {
-        program.push(
-            optim::adamw(
-                gpu(),
-                hp,
-                SLOTS,
-                &stats,
-                &step,
-                &gp[i],
-                &gg[i],
-                &gm[i],
-                &gv[i],
-            )
-            .unwrap(),
-        );
-    }
-    let lr = 0.01;
-    for t in 1..=3 {
-        let grads: Vec<Vec<f64>> = sizes
-            .iter()
-            .map(|&n| rng.normals(n).iter().map(|g| c.grad_scale * g).collect())
-            .collect();
-        for (g, t) in grads.iter().zip(&gg) {
-            write(t, g);
+impl Run {
+    fn new(
+        sizes: &[usize],
+        weight_decay: f32,
+        max_norm: f32,
+        loss_scale: f64,
+        rng: &mut Rng,
+    ) -> Run {
+        let params: Vec<Vec<f64>> = sizes.iter().map(|&n| rng.normals(n)).collect();
+        let ms: Vec<Vec<f64>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
+        let vs = ms.clone();
+        let gp: Vec<_> = params.iter().map(|p| upload("p", &[p.len()], p)).collect();
+        let gg: Vec<_> = sizes.iter().map(|&n| zeros("g", &[n])).collect();
+        let gm: Vec<_> = sizes.iter().map(|&n| zeros("m", &[n])).collect();
+        let gv: Vec<_> = sizes.iter().map(|&n| zeros("v", &[n])).collect();
+        let mut stats_init = vec![0.0; 8];
+        stats_init[SLOTS.loss_scale] = loss_scale;
+        let stats = upload("stats", &[8], &stats_init);
+        let step = zeros("step", &[3]);
+        let h = AdamW { weight_decay, ..HP };
+        let mut program =
+            optim::grad_sumsq(gpu(), &gg.iter().collect::<Vec<_>>(), &stats, SLOTS).unwrap();
+        program.push(optim::clip_scale(gpu(), &stats, SLOTS, max_norm).unwrap());
+        for i in 0..sizes.len() {
+            program.push(
+                optim::adamw(
+                    gpu(),
+                    h,
+                    SLOTS,
+                    &stats,
+                    &step,
+                    &gp[i],
+                    &gg[i],
+                    &gm[i],
+                    &gv[i],
+                )
+                .unwrap(),
+            );
         }
-        write(&step, &[lr, 1.0 - 0.9f64.powi(t), 1.0 - 0.999f64.powi(t)]);
-        run(program.clone());
+        Run {
+            sizes: sizes.to_vec(),
+            weight_decay,
+            max_norm,
+            loss_scale,
+            params,
+            ms,
+            vs,
+            gp,
+            gg,
+            gm,
+            gv,
+            stats,
+            step,
+            program,
+            lr: 0.01,
+        }
+    }
+
+    /// Gradients as the backward leaves them: true gradients times the loss scale.
+    fn gradients(&self, rng: &mut Rng, magnitude: f64) -> Vec<Vec<f64>> {
+        self.sizes
+            .iter()
+            .map(|&n| {
+                rng.normals(n)
+                    .iter()
+                    .map(|g| magnitude * self.loss_scale * g)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Runs step `t` on the GPU (the CPU writes lr and the bias corrections).
+    fn gpu_step(&self, t: i32, grads: &[Vec<f64>]) {
+        for (g, tensor) in grads.iter().zip(&self.gg) {
+            write(tensor, g);
+        }
+        let (b1, b2) = (HP.beta1 as f64, HP.beta2 as f64);
+        write(&self.step, &[self.lr, 1.0 - b1.powi(t), 1.0 - b2.powi(t)]);
+        run(self.program.clone());
+    }
+
+    /// Step `t` on the GPU and the reference; checks norm and clip factor.
+    fn step_and_check(&mut self, t: i32, grads: &[Vec<f64>]) {
+        self.gpu_step(t, grads);
         let (norm, factor, skip) = reference::clip(
             &grads.iter().map(|g| g.as_slice()).collect::<Vec<_>>(),
-            c.max_norm as f64,
-            1.0,
+            self.max_norm as f64,
+            self.loss_scale,
         );
         assert!(!skip);
-        for i in 0..sizes.len() {
+        for (i, g) in grads.iter().enumerate() {
             reference::adamw(
-                &mut params[i],
-                &grads[i],
-                &mut ms[i],
-                &mut vs[i],
-                lr,
-                (0.9, 0.999),
-                1e-8,
-                c.weight_decay as f64,
+                &mut self.params[i],
+                g,
+                &mut self.ms[i],
+                &mut self.vs[i],
+                self.lr,
+                (HP.beta1 as f64, HP.beta2 as f64),
+                HP.eps as f64,
+                self.weight_decay as f64,
                 t,
                 factor,
             );
         }
-        let s = read(&stats);
+        let s = read(&self.stats);
+        let label = self.label();
         check(
-            &format!("grad norm (clip {})", c.max_norm),
+            &format!("{label} norm step {t}"),
             &[s[SLOTS.norm]],
             &[norm],
             TOL_F32,
         );
         check(
-            &format!("clip factor (clip {})", c.max_norm),
+            &format!("{label} factor step {t}"),
             &[s[SLOTS.factor]],
             &[factor],
             TOL_F32,
         );
+        assert_eq!(s[SLOTS.skip], 0.0, "{label}: a finite step was flagged");
     }
-    for i in 0..sizes.len() {
-        let label = format!("adamw wd={} clip={} tensor {i}", c.weight_decay, c.max_norm);
-        check(&format!("{label} p"), &read(&gp[i]), &params[i], TOL_F32);
-        check(&format!("{label} m"), &read(&gm[i]), &ms[i], TOL_F32);
-        check(&format!("{label} v"), &read(&gv[i]), &vs[i], TOL_F32);
+
+    fn check_state(&self, what: &str) {
+        let label = self.label();
+        for i in 0..self.sizes.len() {
+            let l = format!("{label} {what} tensor {i}");
+            check(
+                &format!("{l} p"),
+                &read(&self.gp[i]),
+                &self.params[i],
+                TOL_F32,
+            );
+            check(&format!("{l} m"), &read(&self.gm[i]), &self.ms[i], TOL_F32);
+            check(&format!("{l} v"), &read(&self.gv[i]), &self.vs[i], TOL_F32);
+        }
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "adamw wd={} clip={} scale={}",
+            self.weight_decay, self.max_norm, self.loss_scale
+        )
+    }
+
+    /// The GPU (p, m, v) of every tensor.
+    fn gpu_state(&self) -> Vec<Vec<f64>> {
+        (0..self.sizes.len())
+            .flat_map(|i| [read(&self.gp[i]), read(&self.gm[i]), read(&self.gv[i])])
+            .collect()
     }
 }
 
 #[test]
 fn adamw_matches_pytorch_semantics_with_and_without_clipping_and_decay() {
-    run_case(
-        Case {
-            max_norm: 0.0,
-            weight_decay: 0.0,
-            grad_scale: 1.0,
-        },
-        110,
-    );
-    run_case(
-        Case {
-            max_norm: 1.0,
-            weight_decay: 0.1,
-            grad_scale: 1.0,
-        },
-        111,
-    );
-    run_case(
-        Case {
-            max_norm: 1000.0,
-            weight_decay: 0.01,
-            grad_scale: 0.01,
-        },
-        112,
-    );
+    // (weight decay, max norm, loss scale, gradient magnitude): no clipping,
+    // clipping active (norm ≈ 17 > 1), clipping on but inactive, and a loss
+    // scale of 1024 that the clip factor must divide out.
+    let cases = [
+        (0.0, 0.0, 1.0, 1.0),
+        (0.1, 1.0, 1.0, 1.0),
+        (0.01, 1000.0, 1.0, 0.01),
+        (0.1, 1.0, 1024.0, 1.0),
+    ];
+    for (i, (wd, max_norm, loss_scale, magnitude)) in cases.into_iter().enumerate() {
+        let mut rng = Rng::new(110 + i as u64);
+        let mut r = Run::new(&[37, 300], wd, max_norm, loss_scale, &mut rng);
+        for t in 1..=4 {
+            let grads = r.gradients(&mut rng, magnitude);
+            r.step_and_check(t, &grads);
+        }
+        r.check_state("after 4 steps");
+    }
 }
 
 #[test]
-fn a_nan_gradient_skips_the_step_and_is_counted() {
-    let n = 50;
+fn a_non_finite_gradient_skips_the_step_and_is_counted() {
     let mut rng = Rng::new(113);
-    let p = rng.normals(n);
-    let mut g = rng.normals(n);
-    g[17] = f64::NAN;
-    let hp = AdamW {
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.1,
-    };
-    let (gp, gg, gm, gv) = (
-        upload("p", &[n], &p),
-        upload("g", &[n], &g),
-        zeros("m", &[n]),
-        zeros("v", &[n]),
-    );
-    let stats = upload("stats", &[8], &[0.0, 0.0, 0.0, 0.0, 2.0, 1.0, 0.0, 0.0]);
-    let step = upload("step", &[3], &[0.01, 0.1, 0.001]);
-    let mut program = optim::grad_sumsq(gpu(), &[&gg], &stats, SLOTS).unwrap();
-    program.push(optim::clip_scale(gpu(), &stats, SLOTS, 1.0).unwrap());
-    program.push(optim::adamw(gpu(), hp, SLOTS, &stats, &step, &gp, &gg, &gm, &gv).unwrap());
-    run(program);
-    let s = read(&stats);
-    assert_eq!((s[SLOTS.skip], s[SLOTS.skipped]), (1.0, 3.0));
-    let as_f32 = |v: &[f64]| v.iter().map(|&x| x as f32 as f64).collect::<Vec<_>>();
-    assert_eq!(
-        read(&gp),
-        as_f32(&p),
-        "parameters changed on a skipped step"
-    );
-    assert!(read(&gm).iter().chain(read(&gv).iter()).all(|&x| x == 0.0));
+    let mut r = Run::new(&[50, 37], 0.1, 1.0, 1.0, &mut rng);
+    let grads = r.gradients(&mut rng, 1.0);
+    r.step_and_check(1, &grads);
+    let before = r.gpu_state();
+    // A NaN, and finite values whose squares overflow f32 (sumsq = inf).
+    let mut nan = r.gradients(&mut rng, 1.0);
+    nan[0][17] = f64::NAN;
+    let overflow: Vec<Vec<f64>> = r.sizes.iter().map(|&n| vec![3e19; n]).collect();
+    for (k, bad) in [nan, overflow].iter().enumerate() {
+        r.gpu_step(2, bad);
+        let s = read(&r.stats);
+        assert_eq!(s[SLOTS.skip], 1.0, "non-finite step {k} not flagged");
+        assert_eq!(
+            s[SLOTS.skipped],
+            (k + 1) as f64,
+            "skipped steps not counted"
+        );
+        assert_eq!(r.gpu_state(), before, "a skipped step changed p, m or v");
+    }
+    // The next finite step is applied as step 2 and clears the flag.
+    let grads = r.gradients(&mut rng, 1.0);
+    r.step_and_check(2, &grads);
+    assert_eq!(read(&r.stats)[SLOTS.skipped], 2.0);
+    r.check_state("after skipped steps");
 }
 
 #[test]

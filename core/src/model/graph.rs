@@ -1058,14 +1058,17 @@ impl<'a> Builder<'a> {
                 &d_z0,
                 true,
             )?);
-            bw.push(embedding::backward(
-                gpu,
-                &inputs.tokens,
-                &d_z0,
-                diff.signal_scale,
-                &d_e_hat,
-                true,
-            )?);
+            push(
+                bw,
+                embedding::backward(
+                    gpu,
+                    &inputs.tokens,
+                    &d_z0,
+                    diff.signal_scale,
+                    &d_e_hat,
+                    true,
+                )?,
+            );
             bw.push(norm::backward(
                 gpu,
                 NormKind::Rms,
