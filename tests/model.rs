@@ -84,6 +84,9 @@ fn matches_the_pytorch_reference_loss_and_every_gradient() {
         .unwrap();
     gpu.write_f32(&graph.inputs.noise, &fx.get("input.eps").data)
         .unwrap();
+    if cfg.diffusion.self_condition {
+        gpu.write_f32(&graph.sc, &fx.get("input.sc").data).unwrap();
+    }
     let mut stats = vec![0.0f32; slot::COUNT];
     stats[slot::LOSS_SCALE] = 1.0;
     gpu.write_f32(&graph.stats, &stats).unwrap();
@@ -310,4 +313,60 @@ fn whole_model_gradients_match_finite_differences_of_the_cpu_reference() {
             TOL_F32,
         );
     }
+}
+
+/// Under self-conditioning, the first pass's estimate reaches `sc` for the
+/// masked-in sequences and zeros for the others.
+#[test]
+fn self_conditioning_feeds_the_first_pass_estimate_to_masked_sequences() {
+    let mut cfg = Config::preset("tiny").unwrap();
+    cfg.diffusion.self_condition = true;
+    let gpu = gpu();
+    let model = Model::new(gpu, &cfg, 5).unwrap();
+    let (batch, seq, d) = (2, 11, cfg.model.d_model);
+    let options = GraphOptions {
+        batch,
+        seq,
+        train: false,
+        generate_noise: true,
+        dropout: false,
+    };
+    let graph = Graph::new(gpu, &model, options, None).unwrap();
+    let tokens: Vec<u32> = (0..batch * seq)
+        .map(|i| (i * 7 % cfg.model.vocab_size) as u32)
+        .collect();
+    graph
+        .write_batch(
+            gpu,
+            &NoiseSchedule::new(&cfg.diffusion),
+            &tokens,
+            &[300, 700],
+            &vec![1.0; batch * seq],
+        )
+        .unwrap();
+    gpu.write_u32(&graph.inputs.rng_key, &[9, 9]).unwrap();
+    graph
+        .write_self_condition_mask(gpu, &[true, false])
+        .unwrap();
+    write(&graph.sc, &vec![3.0; batch * seq * d]);
+    gpu.run(&[
+        &graph.embed_table,
+        &graph.front,
+        &graph.sc_clear,
+        &graph.core,
+        &graph.sc_capture,
+    ])
+    .unwrap();
+    let (sc, z0_pred) = (read(&graph.sc), read(&graph.z0_pred));
+    let first = seq * d;
+    assert_eq!(
+        &sc[..first],
+        &z0_pred[..first],
+        "sequence 0 must get the estimate"
+    );
+    assert!(
+        sc[first..].iter().all(|&x| x == 0.0),
+        "sequence 1 must get zeros"
+    );
+    assert!(z0_pred[..first].iter().any(|&x| x != 0.0));
 }

@@ -88,6 +88,12 @@ pub struct DiffusionConfig {
     pub sample_steps: usize,
     /// Snap each position's x0 estimate to its nearest embedding while sampling.
     pub clamp: bool,
+    /// Self-conditioning (Chen et al., Analog Bits): the denoiser also reads
+    /// its previous estimate of z0 through a second input projection; in
+    /// training, half the sequences get the (detached) estimate of a first
+    /// pass, the others zeros.
+    #[serde(default)]
+    pub self_condition: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

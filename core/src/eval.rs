@@ -57,6 +57,8 @@ pub async fn validation_loss(
     let schedule = NoiseSchedule::new(&cfg.diffusion);
     let tokens = data.val_windows(VAL_WINDOWS, seq);
     let t_max = schedule.timesteps();
+    // Self-conditioned models are evaluated as they sample: with their estimate.
+    graph.write_self_condition_mask(gpu, &[true; VAL_WINDOWS])?;
     let mut stats = vec![0.0f32; slot::COUNT];
     stats[slot::LOSS_SCALE] = 1.0;
     let mut out = Vec::new();

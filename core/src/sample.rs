@@ -9,7 +9,7 @@ use crate::gpu::{DType, Gpu, Program, Tensor};
 use crate::model::Model;
 use crate::model::graph::{Graph, GraphOptions};
 use crate::ops::diffusion::{self, SeqShape};
-use crate::ops::elementwise::axpby;
+use crate::ops::elementwise::{axpby, fill};
 use crate::ops::embedding;
 use crate::ops::random::randn;
 use crate::ops::sampling::argmax_rows;
@@ -109,6 +109,10 @@ impl Sampler {
             signal_scale,
             &known_z0,
         )?);
+        let self_condition = model.config.diffusion.self_condition;
+        if self_condition {
+            init.push(fill(gpu, &graph.sc, 0.0)?);
+        }
 
         let mut blend = Program::new();
         blend.push(diffusion::infill_blend(
@@ -145,6 +149,10 @@ impl Sampler {
                 &x_next,
             )?);
             p.push(axpby(gpu, 1.0, &x_next, 0.0, &graph.x_t)?);
+            if self_condition {
+                // The next step conditions on this step's estimate.
+                p.push(axpby(gpu, 1.0, estimate, 0.0, &graph.sc)?);
+            }
             Ok(p)
         };
         Ok(Sampler {

@@ -129,6 +129,12 @@ impl Trainer {
             (1.0 - (t.beta2 as f64).powi(n)) as f32,
         ];
         gpu.write_f32(&self.graph.inputs.step, &step)?;
+        if self.config.diffusion.self_condition {
+            let mut rng =
+                Rng::new(t.seed ^ 0x5E1F ^ (self.step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mask: Vec<bool> = (0..batch).map(|_| rng.uniform() < 0.5).collect();
+            self.graph.write_self_condition_mask(gpu, &mask)?;
+        }
         gpu.submit(&self.graph.train_step());
         self.step += 1;
         Ok(())

@@ -119,6 +119,8 @@ def param_shapes(cfg):
         "time.fc2.weight": (d, d), "time.fc2.bias": (d,),
         "input.weight": (d, d), "input.bias": (d,),
     }
+    if cfg["diffusion"].get("self_condition"):
+        shapes["input_sc.weight"] = (d, d)
     for i in range(m["n_layers"]):
         p = f"blocks.{i}."
         shapes.update({
@@ -162,8 +164,10 @@ def attention(cfg, x, wqkv, bqkv, wout, bout):
     return F.linear(att, wout, bout)
 
 
-def forward(cfg, P, tokens, t, eps, weight=None):
-    """Returns (loss, mse, ce, z0_pred, logits) for tokens (B, L), t (B,), eps (B, L, d)."""
+def forward(cfg, P, tokens, t, eps, weight=None, sc=None):
+    """Returns (loss, mse, ce, z0_pred, logits) for tokens (B, L), t (B,), eps (B, L, d);
+    `sc` (B, L, d) is the self-conditioning input (a detached earlier z0 estimate, or zeros):
+    with diffusion.self_condition, h = input(x_t) + input_sc(sc)."""
     m, dc = cfg["model"], cfg["diffusion"]
     norm = rmsnorm if m["norm"] == "rms" else layernorm
     ne = m["norm_eps"]
@@ -180,6 +184,8 @@ def forward(cfg, P, tokens, t, eps, weight=None):
     c = F.linear(F.silu(F.linear(temb, P["time.fc1.weight"], P["time.fc1.bias"])), P["time.fc2.weight"], P["time.fc2.bias"])
     cs = F.silu(c)
     h = F.linear(x_t, P["input.weight"], P["input.bias"])
+    if dc.get("self_condition"):
+        h = h + F.linear(torch.zeros_like(x_t) if sc is None else sc, P["input_sc.weight"])
     for i in range(m["n_layers"]):
         p = f"blocks.{i}."
         sh1, sc1, g1, sh2, sc2, g2 = F.linear(cs, P[p + "adaln.weight"], P[p + "adaln.bias"])[:, None].chunk(6, dim=-1)
@@ -220,13 +226,15 @@ def make_fixture(cfg, out, device, seed=0):
     t = torch.randint(1, cfg["diffusion"]["timesteps"] + 1, (B,), device=device)
     eps = torch.randn(B, L, m["d_model"]).double().to(device)
     weight = (torch.rand(B, L, dtype=torch.float64, device=device) > 0.2).double()
-    loss, mse, ce, z0_pred, logits = forward(cfg, P, tokens, t, eps, weight)
+    sc = torch.randn(B, L, m["d_model"]).double().to(device) * 0.5 if cfg["diffusion"].get("self_condition") else None
+    loss, mse, ce, z0_pred, logits = forward(cfg, P, tokens, t, eps, weight, sc)
     loss.backward()
     tensors = {f"param.{k}": v.detach().float().cpu().contiguous() for k, v in P.items()}
     tensors.update({f"grad.{k}": v.grad.float().cpu().contiguous() for k, v in P.items()})
     tensors.update({
         "input.tokens": tokens.float().cpu(), "input.t": t.float().cpu(),
         "input.eps": eps.float().cpu(), "input.weight": weight.float().cpu(),
+        **({"input.sc": sc.float().cpu()} if sc is not None else {}),
         "output.loss": loss.detach().float().cpu().reshape(1), "output.mse": mse.detach().float().cpu().reshape(1),
         "output.ce": ce.detach().float().cpu().reshape(1),
         "output.z0_pred": z0_pred.detach().float().cpu().contiguous(),

@@ -29,7 +29,7 @@ use crate::ops::attention_linear::LinearAttention;
 use crate::ops::attention_softmax::{SoftmaxAttention, Span};
 use crate::ops::attention_topk::TopkAttention;
 use crate::ops::diffusion::{self, SeqShape};
-use crate::ops::elementwise::axpby;
+use crate::ops::elementwise::{axpby, fill};
 use crate::ops::linear::{self, LinearGrads, LinearShape};
 use crate::ops::loss::{self, LossShape, LossSlots};
 use crate::ops::matmul::{Matmul, matmul};
@@ -105,6 +105,9 @@ pub struct Inputs {
     pub step: Tensor,
     /// (B·L, d) eps, drawn on the GPU unless the caller provides it.
     pub noise: Tensor,
+    /// (B, 4): per sequence, whether the self-conditioning pass feeds its
+    /// estimate (first column 1) or zeros (0).
+    pub sc_mask: Tensor,
 }
 
 /// AdamW moments, one pair per parameter; kept across graph rebuilds and
@@ -191,6 +194,8 @@ pub struct Graph {
     pub x_t: Tensor,
     /// The residual stream before each block and after the last, (B·L, d) each.
     pub residual: Vec<Tensor>,
+    /// (B·L, d) the self-conditioning input: a previous estimate of z0 (or zeros).
+    pub sc: Tensor,
     /// (B·L, d) the denoiser's estimate of z0 = signal_scale · x0.
     pub z0_pred: Tensor,
     /// (B·L, V) logits against the tied, normalised embeddings.
@@ -207,6 +212,10 @@ pub struct Graph {
     pub core: Program,
     /// Losses into `stats`.
     pub loss: Program,
+    /// Self-conditioning: zero `sc` (before a first pass) ...
+    pub sc_clear: Program,
+    /// ... and set it to the masked estimate of that pass.
+    pub sc_capture: Program,
     pub backward: Program,
     pub optimizer: Program,
 }
@@ -221,21 +230,41 @@ impl Graph {
         Builder::new(gpu, model, options)?.build(optimizer)
     }
 
+    fn self_conditioned(&self) -> bool {
+        !self.sc_capture.commands.is_empty()
+    }
+
+    /// The forward with, under self-conditioning, its first pass.
+    fn forward(&self) -> Vec<&Program> {
+        let mut p = vec![&self.embed_table, &self.front];
+        if self.self_conditioned() {
+            p.extend([&self.sc_clear, &self.core, &self.sc_capture]);
+        }
+        p.push(&self.core);
+        p
+    }
+
     /// The programs of one training step, in order (one command buffer).
-    pub fn train_step(&self) -> [&Program; 6] {
-        [
-            &self.embed_table,
-            &self.front,
-            &self.core,
-            &self.loss,
-            &self.backward,
-            &self.optimizer,
-        ]
+    pub fn train_step(&self) -> Vec<&Program> {
+        let mut p = self.forward();
+        p.extend([&self.loss, &self.backward, &self.optimizer]);
+        p
     }
 
     /// Forward and losses only (validation).
-    pub fn eval_step(&self) -> [&Program; 4] {
-        [&self.embed_table, &self.front, &self.core, &self.loss]
+    pub fn eval_step(&self) -> Vec<&Program> {
+        let mut p = self.forward();
+        p.push(&self.loss);
+        p
+    }
+
+    /// Which sequences get the first pass's estimate under self-conditioning.
+    pub fn write_self_condition_mask(&self, gpu: &Gpu, mask: &[bool]) -> Result<()> {
+        let coef: Vec<f32> = mask
+            .iter()
+            .flat_map(|&m| [if m { 1.0 } else { 0.0 }, 0.0, 0.0, 0.0])
+            .collect();
+        gpu.write_f32(&self.inputs.sc_mask, &coef)
     }
 
     /// Writes a batch: tokens (B·L), one timestep per sequence (with its
@@ -444,7 +473,10 @@ impl<'a> Builder<'a> {
             rng_key: gpu.zeros("rng_key", &[2], DType::U32)?,
             step: self.zeros("step", &[3])?,
             noise: self.zeros("noise", &[rows, d])?,
+            sc_mask: self.zeros("sc_mask", &[b, 4])?,
         };
+        let sc = self.zeros("sc", &[rows, d])?;
+        let self_condition = diff.self_condition;
         let stats = self.zeros("stats", &[slot::COUNT])?;
         let e_hat = self.zeros("e_hat", &[vocab, d])?;
         let e_rstd = self.zeros("e_hat.rstd", &[vocab])?;
@@ -554,6 +586,16 @@ impl<'a> Builder<'a> {
         lin(&mut core, b, d, d, &c1s, "time.fc2", &c)?;
         core.push(silu_forward(gpu, &c, &cs)?);
         lin(&mut core, rows, d, d, &x_t, "input", &residual[0])?;
+        if self_condition {
+            let mm = Matmul::new(rows, d, d).trans_b().accumulate();
+            core.push(matmul(
+                gpu,
+                &sc,
+                self.p("input_sc.weight"),
+                &residual[0],
+                mm,
+            )?);
+        }
         for (l, blk) in blocks.iter().enumerate() {
             let n = |s: &str| format!("blocks.{l}.{s}");
             let (h_in, h_out) = (&residual[l], &residual[l + 1]);
@@ -1050,6 +1092,11 @@ impl<'a> Builder<'a> {
             }
             // Input projection, noising, embedding.
             lin_back(bw, rows, d, d, &x_t, "input", &dh, Some(&d_x_t), false)?;
+            if self_condition {
+                // The estimate fed back is detached: only the weight learns.
+                let mm = Matmul::new(d, d, rows).trans_a();
+                bw.push(matmul(gpu, &dh, &sc, grad("input_sc.weight"), mm)?);
+            }
             bw.push(diffusion::q_sample_backward(
                 gpu,
                 seq_shape,
@@ -1126,12 +1173,26 @@ impl<'a> Builder<'a> {
             }
         }
 
+        let (mut sc_clear, mut sc_capture) = (Program::new(), Program::new());
+        if self_condition {
+            sc_clear.push(fill(gpu, &sc, 0.0)?);
+            // sc = mask[b] · z0_pred (q_sample with coefficients (mask, 0)).
+            sc_capture.push(diffusion::q_sample_forward(
+                gpu,
+                seq_shape,
+                &inputs.sc_mask,
+                &z0_pred,
+                &inputs.noise,
+                &sc,
+            )?);
+        }
         Ok(Graph {
             options: o,
             inputs,
             stats,
             x_t,
             residual,
+            sc,
             z0_pred,
             logits,
             e_hat,
@@ -1140,6 +1201,8 @@ impl<'a> Builder<'a> {
             front,
             core,
             loss: loss_program,
+            sc_clear,
+            sc_capture,
             backward,
             optimizer: optimizer_program,
         })

@@ -82,6 +82,15 @@ pub fn param_specs(config: &Config) -> Vec<ParamSpec> {
     linear(&mut s, "time.fc1", d, m.time_embed_dim, Init::Normal(0.02));
     linear(&mut s, "time.fc2", d, d, Init::Normal(0.02));
     linear(&mut s, "input", d, d, Init::XavierUniform);
+    if config.diffusion.self_condition {
+        // Shares the input projection's bias.
+        s.push(ParamSpec {
+            name: "input_sc.weight".into(),
+            shape: vec![d, d],
+            init: Init::XavierUniform,
+            decay: true,
+        });
+    }
     for i in 0..m.n_layers {
         let p = format!("blocks.{i}");
         linear(&mut s, &format!("{p}.adaln"), 6 * d, d, Init::Zeros);
