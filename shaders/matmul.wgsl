@@ -5,10 +5,17 @@
 // workgroup z; operands are strided views (offset, row stride, batch stride),
 // so heads or column blocks of a larger buffer are read in place.
 //
-// Tiling: a 256-thread workgroup owns a 64×64 block of C and walks K in
-// slices of 16 staged through workgroup memory (8 KiB). Each thread keeps a
-// 4×4 register block at rows ty+16i, cols tx+16j: strided so that adjacent
-// threads read adjacent shared-memory words and store adjacent C columns.
+// Two versions of one kernel (llm.c's way of tuning without losing the
+// obviously right one); both are tested against the f64 reference:
+// - matmul_simple: a 256-thread workgroup owns a 64×64 block of C and walks K
+//   in slices of 16 through workgroup memory (8 KiB); each thread keeps a 4×4
+//   register block at rows ty+16i, cols tx+16j (strided, so adjacent threads
+//   read adjacent shared words and store adjacent C columns).
+// - matmul_tiled: a 256-thread workgroup owns a 128×128 block, K in slices
+//   of 8 (two 4 KiB vec4 tiles); each thread keeps an 8×8 register block
+//   (16 named vec4 accumulators: no dynamically indexed private array, which
+//   GPUs would place in slow local memory) and reads its 8 rows and 8
+//   columns of each slice as 2 + 2 vec4 loads, 64 FMAs per 4 shared loads.
 // Every output is one thread's fixed-order sum: deterministic.
 
 struct Params {
@@ -65,7 +72,7 @@ fn load_b(base: u32, row: u32, col: u32) -> f32 {
 }
 
 @compute @workgroup_size(16, 16, 1)
-fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn matmul_simple(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let tid = lid.y * 16u + lid.x;
     let row0 = wid.y * TILE;
     let col0 = wid.x * TILE;
@@ -139,4 +146,120 @@ fn store(row_base: u32, col: u32, value: f32) {
         v += p.beta * c[idx];
     }
     c[idx] = v;
+}
+
+const BM: u32 = 128u;
+const BN: u32 = 128u;
+const BK: u32 = 8u;
+
+var<workgroup> a_slice: array<vec4<f32>, 256>;  // (BK, BM/4): op(A) columns k0..k0+8, rows of the block
+var<workgroup> b_slice: array<vec4<f32>, 256>;  // (BK, BN/4): op(B) rows k0..k0+8, columns of the block
+
+// Grid: (ceil(N / 128), ceil(M / 128), batch).
+@compute @workgroup_size(256)
+fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = lid.x;
+    let tx = t % 16u;
+    let ty = t / 16u;
+    let row0 = wid.y * BM;
+    let col0 = wid.x * BN;
+    let a_base = p.a_offset + wid.z * p.a_batch_stride;
+    let b_base = p.b_offset + wid.z * p.b_batch_stride;
+    let c_base = p.c_offset + wid.z * p.c_batch_stride;
+    var c00 = vec4<f32>();
+    var c01 = vec4<f32>();
+    var c10 = vec4<f32>();
+    var c11 = vec4<f32>();
+    var c20 = vec4<f32>();
+    var c21 = vec4<f32>();
+    var c30 = vec4<f32>();
+    var c31 = vec4<f32>();
+    var c40 = vec4<f32>();
+    var c41 = vec4<f32>();
+    var c50 = vec4<f32>();
+    var c51 = vec4<f32>();
+    var c60 = vec4<f32>();
+    var c61 = vec4<f32>();
+    var c70 = vec4<f32>();
+    var c71 = vec4<f32>();
+    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+        // Each thread stages one vec4 of each slice; the index runs along
+        // whichever dimension is contiguous in memory, so loads coalesce.
+        if (p.trans_a == 0u) {
+            let m = t / 2u;
+            let kq = (t % 2u) * 4u;
+            for (var i = 0u; i < 4u; i++) {
+                a_slice[(kq + i) * 32u + m / 4u][m % 4u] = load_a(a_base, row0 + m, k0 + kq + i);
+            }
+        } else {
+            let k = t / 32u;
+            let mq = (t % 32u) * 4u;
+            a_slice[k * 32u + mq / 4u] = vec4<f32>(
+                load_a(a_base, row0 + mq, k0 + k), load_a(a_base, row0 + mq + 1u, k0 + k),
+                load_a(a_base, row0 + mq + 2u, k0 + k), load_a(a_base, row0 + mq + 3u, k0 + k));
+        }
+        if (p.trans_b == 0u) {
+            let k = t / 32u;
+            let nq = (t % 32u) * 4u;
+            b_slice[k * 32u + nq / 4u] = vec4<f32>(
+                load_b(b_base, k0 + k, col0 + nq), load_b(b_base, k0 + k, col0 + nq + 1u),
+                load_b(b_base, k0 + k, col0 + nq + 2u), load_b(b_base, k0 + k, col0 + nq + 3u));
+        } else {
+            let n = t / 2u;
+            let kq = (t % 2u) * 4u;
+            for (var i = 0u; i < 4u; i++) {
+                b_slice[(kq + i) * 32u + n / 4u][n % 4u] = load_b(b_base, k0 + kq + i, col0 + n);
+            }
+        }
+        workgroupBarrier();
+        for (var k = 0u; k < BK; k++) {
+            let a0 = a_slice[k * 32u + ty * 2u];
+            let a1 = a_slice[k * 32u + ty * 2u + 1u];
+            let b0 = b_slice[k * 32u + tx * 2u];
+            let b1 = b_slice[k * 32u + tx * 2u + 1u];
+            c00 = fma(vec4<f32>(a0.x), b0, c00);
+            c01 = fma(vec4<f32>(a0.x), b1, c01);
+            c10 = fma(vec4<f32>(a0.y), b0, c10);
+            c11 = fma(vec4<f32>(a0.y), b1, c11);
+            c20 = fma(vec4<f32>(a0.z), b0, c20);
+            c21 = fma(vec4<f32>(a0.z), b1, c21);
+            c30 = fma(vec4<f32>(a0.w), b0, c30);
+            c31 = fma(vec4<f32>(a0.w), b1, c31);
+            c40 = fma(vec4<f32>(a1.x), b0, c40);
+            c41 = fma(vec4<f32>(a1.x), b1, c41);
+            c50 = fma(vec4<f32>(a1.y), b0, c50);
+            c51 = fma(vec4<f32>(a1.y), b1, c51);
+            c60 = fma(vec4<f32>(a1.z), b0, c60);
+            c61 = fma(vec4<f32>(a1.z), b1, c61);
+            c70 = fma(vec4<f32>(a1.w), b0, c70);
+            c71 = fma(vec4<f32>(a1.w), b1, c71);
+        }
+        workgroupBarrier();
+    }
+    let row = row0 + ty * 8u;
+    let col = col0 + tx * 8u;
+    store_row8(c_base, row + 0u, col, c00, c01);
+    store_row8(c_base, row + 1u, col, c10, c11);
+    store_row8(c_base, row + 2u, col, c20, c21);
+    store_row8(c_base, row + 3u, col, c30, c31);
+    store_row8(c_base, row + 4u, col, c40, c41);
+    store_row8(c_base, row + 5u, col, c50, c51);
+    store_row8(c_base, row + 6u, col, c60, c61);
+    store_row8(c_base, row + 7u, col, c70, c71);
+}
+
+// C[row, col..col+8] = alpha·(v0, v1) + beta·C, inside the matrix.
+fn store_row8(c_base: u32, row: u32, col: u32, v0: vec4<f32>, v1: vec4<f32>) {
+    if (row >= p.m) {
+        return;
+    }
+    let base = c_base + row * p.ldc;
+    store(base, col, v0.x);
+    store(base, col + 1u, v0.y);
+    store(base, col + 2u, v0.z);
+    store(base, col + 3u, v0.w);
+    store(base, col + 4u, v1.x);
+    store(base, col + 5u, v1.y);
+    store(base, col + 6u, v1.z);
+    store(base, col + 7u, v1.w);
 }

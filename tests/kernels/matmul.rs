@@ -1,10 +1,21 @@
-use samnet_core::ops::matmul::{Layout, Matmul, matmul};
+use samnet_core::ops::matmul::{Layout, Matmul, MatmulKernel, matmul};
 use samnet_core::reference::matmul as reference;
 use samnet_tests::*;
 
 #[test]
 fn forward_every_transpose_batched_with_alpha_beta() {
-    let (m, n, k, batch) = (37, 29, 45, 3);
+    // Odd sizes for the simple kernel; for the tiled one, sizes crossing the 128 tile.
+    for (kernel, (m, n, k)) in [
+        (MatmulKernel::Simple, (37, 29, 45)),
+        (MatmulKernel::Tiled, (37, 29, 45)),
+        (MatmulKernel::Tiled, (133, 257, 21)),
+    ] {
+        every_transpose(kernel, m, n, k);
+    }
+}
+
+fn every_transpose(kernel: MatmulKernel, m: usize, n: usize, k: usize) {
+    let batch = 3;
     let mut rng = Rng::new(1);
     for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
         let a = rng.normals(batch * m * k);
@@ -15,7 +26,7 @@ fn forward_every_transpose_batched_with_alpha_beta() {
             upload("b", &[b.len()], &b),
             upload("c", &[c0.len()], &c0),
         );
-        let mut mm = Matmul::new(m, n, k).batch(batch).alpha(0.7);
+        let mut mm = Matmul::new(m, n, k).batch(batch).alpha(0.7).kernel(kernel);
         mm.beta = 0.3;
         if ta {
             mm = mm.trans_a();
@@ -42,7 +53,7 @@ fn forward_every_transpose_batched_with_alpha_beta() {
             );
         }
         check(
-            &format!("matmul fwd ta={ta} tb={tb}"),
+            &format!("matmul {kernel:?} {m}x{n}x{k} fwd ta={ta} tb={tb}"),
             &read(&gc),
             &want,
             TOL_F32,

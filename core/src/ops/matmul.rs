@@ -14,6 +14,15 @@ pub struct Layout {
     pub batch_stride: usize,
 }
 
+/// Which version of the kernel runs (see shaders/matmul.wgsl).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// Tiled for products of at least 128×128 outputs, simple below.
+    Auto,
+    Simple,
+    Tiled,
+}
+
 /// `C = alpha * op(A) · op(B) + beta * C` for `batch` matrices, where op(A)
 /// is M×K and op(B) is K×N. Operands are dense row-major unless a layout is
 /// given.
@@ -30,6 +39,7 @@ pub struct Matmul {
     pub a: Option<Layout>,
     pub b: Option<Layout>,
     pub c: Option<Layout>,
+    pub kernel: MatmulKernel,
 }
 
 impl Matmul {
@@ -46,7 +56,12 @@ impl Matmul {
             a: None,
             b: None,
             c: None,
+            kernel: MatmulKernel::Auto,
         }
+    }
+    pub fn kernel(mut self, kernel: MatmulKernel) -> Self {
+        self.kernel = kernel;
+        self
     }
     /// A is stored K×M.
     pub fn trans_a(mut self) -> Self {
@@ -156,7 +171,17 @@ pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: Matmul) -> Resu
     check_fits("A", a, la, ar, ac, mm.batch)?;
     check_fits("B", b, lb, br, bc, mm.batch)?;
     check_fits("C", c, lc, mm.m, mm.n, mm.batch)?;
-    gpu.call(&SHADER, "matmul")
+    let tiled = match mm.kernel {
+        MatmulKernel::Auto => mm.m * mm.n >= 128 * 128,
+        MatmulKernel::Simple => false,
+        MatmulKernel::Tiled => true,
+    };
+    let (entry, tile) = if tiled {
+        ("matmul_tiled", 128)
+    } else {
+        ("matmul_simple", 64)
+    };
+    gpu.call(&SHADER, entry)
         .params(params![
             mm.m,
             mm.n,
@@ -179,8 +204,8 @@ pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: Matmul) -> Resu
         .bind(2, b)
         .bind(3, c)
         .dispatch([
-            mm.n.div_ceil(64) as u32,
-            mm.m.div_ceil(64) as u32,
+            mm.n.div_ceil(tile) as u32,
+            mm.m.div_ceil(tile) as u32,
             mm.batch as u32,
         ])
 }
