@@ -32,7 +32,7 @@ use crate::ops::diffusion::{self, SeqShape};
 use crate::ops::elementwise::{axpby, fill};
 use crate::ops::linear::{self, LinearGrads, LinearShape};
 use crate::ops::loss::{self, LossShape, LossSlots};
-use crate::ops::matmul::{Matmul, matmul};
+use crate::ops::matmul::{Matmul, matmul, matmul_split_k};
 use crate::ops::norm::{self, NormShape};
 use crate::ops::optim::{self, AdamW, OptimSlots};
 use crate::ops::random::{dropout_backward, dropout_forward, randn};
@@ -871,13 +871,16 @@ impl<'a> Builder<'a> {
                 &d_z0_pred,
                 Matmul::new(rows, d, vocab).alpha(logit_alpha).accumulate(),
             )?);
-            bw.push(matmul(
-                gpu,
-                &d_logits,
-                &z0_pred,
-                &d_e_hat,
-                Matmul::new(vocab, d, rows).trans_a().alpha(logit_alpha),
-            )?);
+            push(
+                bw,
+                matmul_split_k(
+                    gpu,
+                    &d_logits,
+                    &z0_pred,
+                    &d_e_hat,
+                    Matmul::new(vocab, d, rows).trans_a().alpha(logit_alpha),
+                )?,
+            );
             // Final layer; dh starts here (overwrite), dcs too.
             lin_back(
                 bw,
@@ -1095,7 +1098,10 @@ impl<'a> Builder<'a> {
             if self_condition {
                 // The estimate fed back is detached: only the weight learns.
                 let mm = Matmul::new(d, d, rows).trans_a();
-                bw.push(matmul(gpu, &dh, &sc, grad("input_sc.weight"), mm)?);
+                push(
+                    bw,
+                    matmul_split_k(gpu, &dh, &sc, grad("input_sc.weight"), mm)?,
+                );
             }
             bw.push(diffusion::q_sample_backward(
                 gpu,

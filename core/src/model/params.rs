@@ -135,13 +135,15 @@ mod tests {
     fn phase1_has_the_expected_size_and_zero_modulation() {
         let c = Config::preset("phase1").unwrap();
         let specs = param_specs(&c);
-        // 6 blocks of (6d² + 3d² + d² + 8d² + 4d²)·(1 + 1/d) + embedding + time MLP + in/out.
+        // 6 blocks of (6d² + 3d² + d² + 8d² + 4d²)·(1 + 1/d) + embedding + time MLP
+        // + input projection (+ its self-conditioning twin, the preset's default) + output.
         let d = 256usize;
         let block = 22 * d * d + 6 * d + 3 * d + d + 8 * d + d;
         let expected = 65 * d
             + (d * 256 + d)
             + (d * d + d)
             + 2 * (d * d + d)
+            + usize::from(c.diffusion.self_condition) * d * d
             + 6 * block
             + (2 * d * d + 2 * d);
         assert_eq!(param_count(&c), expected);

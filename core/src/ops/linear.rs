@@ -1,4 +1,4 @@
-use super::matmul::{Matmul, matmul};
+use super::matmul::{Matmul, matmul, matmul_split_k};
 use super::reduce::sum_rows;
 use crate::gpu::{Dispatch, Gpu, Shader, Tensor, grid_1d};
 use crate::{Error, Result, params, shader_file};
@@ -96,7 +96,7 @@ pub fn backward(
     if g.accumulate_dw {
         mm = mm.accumulate();
     }
-    out.push(matmul(gpu, dy, x, g.dw, mm)?);
+    out.extend(matmul_split_k(gpu, dy, x, g.dw, mm)?);
     if let Some(db) = g.db {
         out.extend(sum_rows(
             gpu,

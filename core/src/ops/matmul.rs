@@ -209,3 +209,64 @@ pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: Matmul) -> Resu
             mm.batch as u32,
         ])
 }
+
+/// Like [`matmul`], but a product with few output tiles and a long K (a
+/// weight gradient, K = batch·sequence) is split along K: `splits` partial
+/// products run as a batch into scratch, then a fixed-order row sum adds them
+/// into C (deterministic). Falls back to one dispatch where splitting does not
+/// apply (batched products, strided C, beta other than 0 or 1).
+pub fn matmul_split_k(
+    gpu: &Gpu,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    mm: Matmul,
+) -> Result<Vec<Dispatch>> {
+    let tiles = mm.m.div_ceil(128) * mm.n.div_ceil(128);
+    let dense_c = mm.c.is_none_or(|l| l == mm.dense_c());
+    let splits = (2..=64)
+        .rev()
+        .find(|&s| mm.k % s == 0 && (mm.k / s) % 8 == 0 && mm.k / s >= 512 && tiles * s <= 512)
+        .filter(|_| tiles < 64 && mm.batch == 1 && dense_c && (mm.beta == 0.0 || mm.beta == 1.0));
+    let Some(splits) = splits else {
+        return Ok(vec![matmul(gpu, a, b, c, mm)?]);
+    };
+    let chunk = mm.k / splits;
+    let (la, lb) = (mm.a.unwrap_or(mm.dense_a()), mm.b.unwrap_or(mm.dense_b()));
+    // Chunk s of K starts s·chunk rows (stored K-major) or columns further on.
+    let a_step = if mm.trans_a { chunk * la.ld } else { chunk };
+    let b_step = if mm.trans_b { chunk } else { chunk * lb.ld };
+    let partial = gpu.zeros(
+        &format!("{}.split_k", c.name()),
+        &[splits, mm.m, mm.n],
+        crate::gpu::DType::F32,
+    )?;
+    let parts = Matmul {
+        k: chunk,
+        batch: splits,
+        beta: 0.0,
+        a: Some(Layout {
+            batch_stride: a_step,
+            ..la
+        }),
+        b: Some(Layout {
+            batch_stride: b_step,
+            ..lb
+        }),
+        c: Some(Layout {
+            offset: 0,
+            ld: mm.n,
+            batch_stride: mm.m * mm.n,
+        }),
+        ..mm
+    };
+    let mut out = vec![matmul(gpu, a, b, &partial, parts)?];
+    out.extend(super::reduce::sum_rows(
+        gpu,
+        &partial,
+        c,
+        (1, splits, mm.m * mm.n),
+        mm.beta == 1.0,
+    )?);
+    Ok(out)
+}
