@@ -226,7 +226,12 @@ pub fn matmul_split_k(
     let dense_c = mm.c.is_none_or(|l| l == mm.dense_c());
     let splits = (2..=64)
         .rev()
-        .find(|&s| mm.k % s == 0 && (mm.k / s) % 8 == 0 && mm.k / s >= 512 && tiles * s <= 512)
+        .find(|&s| {
+            mm.k.is_multiple_of(s)
+                && (mm.k / s).is_multiple_of(8)
+                && mm.k / s >= 512
+                && tiles * s <= 512
+        })
         .filter(|_| tiles < 64 && mm.batch == 1 && dense_c && (mm.beta == 0.0 || mm.beta == 1.0));
     let Some(splits) = splits else {
         return Ok(vec![matmul(gpu, a, b, c, mm)?]);
