@@ -7,6 +7,9 @@
 //                      model's x0 estimate to x_{t'}, coefficients per sequence:
 //                      eps_hat = (x_t − a_t·x0_hat)/s_t;  x_{t'} = a_t'·x0_hat + s_t'·eps_hat.
 //   infill_blend:      x = known ? a·x0_known + s·eps : x, per row (positions held known).
+//   q_sample_held_forward:  x_t = known ? z0 : a[b]·z0 + s[b]·eps, per row: training with
+//                      known positions held clean (an instruction's prompt), the noise unseen there.
+//   q_sample_held_backward: dz0 (+)= (known ? 1 : a[b])·dx_t.
 
 struct Params {
     rows: u32,        // B·L
@@ -78,4 +81,38 @@ fn infill_blend(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         let b = r / p.seq;
         out[i] = coef[4u * b] * x0[i] + coef[4u * b + 1u] * noise[i];
     }
+}
+
+// Known rows hold the clean z0; the others are noised as in q_sample_forward.
+@compute @workgroup_size(256)
+fn q_sample_held_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.rows * p.cols) {
+        return;
+    }
+    let r = i / p.cols;
+    if (known[r] != 0.0) {
+        out[i] = x0[i];
+    } else {
+        let b = r / p.seq;
+        out[i] = coef[4u * b] * x0[i] + coef[4u * b + 1u] * noise[i];
+    }
+}
+
+// out = dz0 (+)= (known ? 1 : a)·dx_t, with dx_t bound at binding 2.
+@compute @workgroup_size(256)
+fn q_sample_held_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.rows * p.cols) {
+        return;
+    }
+    let r = i / p.cols;
+    var v = x0[i];
+    if (known[r] == 0.0) {
+        v *= coef[4u * (r / p.seq)];
+    }
+    if (p.accumulate != 0u) {
+        v += out[i];
+    }
+    out[i] = v;
 }

@@ -1,5 +1,6 @@
 use samnet_core::ops::diffusion::{
-    SeqShape, ddim_step, infill_blend, q_sample_backward, q_sample_forward,
+    SeqShape, ddim_step, infill_blend, q_sample_backward, q_sample_forward, q_sample_held_backward,
+    q_sample_held_forward,
 };
 use samnet_core::reference::diffusion as reference;
 use samnet_tests::*;
@@ -148,4 +149,108 @@ fn ddim_step_and_infill_blend() {
         })
         .collect();
     check("infill_blend", &read(&gxt), &want, TOL_F32);
+}
+
+/// Known rows (a prompt prefix in each sequence, and one row in the middle)
+/// hold the clean z0: the noise never reaches them, and their gradient is
+/// dx_t itself rather than a·dx_t.
+#[test]
+fn q_sample_held_forward_and_backward() {
+    let s = SeqShape {
+        batch: 3,
+        seq: 11,
+        cols: 10,
+    };
+    let (rows, n) = (s.batch * s.seq, s.batch * s.seq * s.cols);
+    let mut rng = Rng::new(52);
+    let coef = coefficients(&mut rng, s.batch);
+    let known: Vec<f64> = (0..rows)
+        .map(|r| {
+            let (b, i) = (r / s.seq, r % s.seq);
+            if i < b + 2 || r == 17 { 1.0 } else { 0.0 }
+        })
+        .collect();
+    let (z0, eps, dxt, prior) = (
+        rng.normals(n),
+        rng.normals(n),
+        rng.normals(n),
+        rng.normals(n),
+    );
+    let gcoef = upload("coef", &[s.batch, 4], &coef);
+    let gknown = upload("known", &[rows], &known);
+    let (gz0, geps, gxt) = (
+        upload("z0", &[n], &z0),
+        upload("eps", &[n], &eps),
+        zeros("xt", &[n]),
+    );
+    let forward =
+        vec![q_sample_held_forward(gpu(), s, &gcoef, &gz0, &geps, &gknown, &gxt).unwrap()];
+    run(forward.clone());
+    let want = reference::q_sample_held(&coef, &z0, &eps, &known, s.seq, s.cols);
+    let got = read(&gxt);
+    check("q_sample_held fwd", &got, &want, TOL_F32);
+    for i in 0..n {
+        if known[i / s.cols] != 0.0 {
+            assert_eq!(
+                got[i], z0[i] as f32 as f64,
+                "known entry {i} must be the clean z0"
+            );
+        }
+    }
+    // With nothing known it is q_sample, bit for bit.
+    let none = upload("none", &[rows], &vec![0.0; rows]);
+    let plain = zeros("plain", &[n]);
+    run(vec![
+        q_sample_held_forward(gpu(), s, &gcoef, &gz0, &geps, &none, &gxt).unwrap(),
+        q_sample_forward(gpu(), s, &gcoef, &gz0, &geps, &plain).unwrap(),
+    ]);
+    assert_eq!(read(&gxt), read(&plain));
+    run(forward.clone());
+
+    let want = reference::q_sample_held_backward(&coef, &known, &dxt, s.seq, s.cols);
+    let (gdxt, gdz0) = (upload("dxt", &[n], &dxt), upload("dz0", &[n], &prior));
+    run(vec![
+        q_sample_held_backward(gpu(), s, &gcoef, &gknown, &gdxt, &gdz0, true).unwrap(),
+    ]);
+    let accumulated: Vec<f64> = want.iter().zip(&prior).map(|(a, b)| a + b).collect();
+    check(
+        "q_sample_held bwd accumulate",
+        &read(&gdz0),
+        &accumulated,
+        TOL_F32,
+    );
+    run(vec![
+        q_sample_held_backward(gpu(), s, &gcoef, &gknown, &gdxt, &gdz0, false).unwrap(),
+    ]);
+    let got = read(&gdz0);
+    check_backward(
+        "q_sample_held dz0",
+        &z0,
+        &dxt,
+        &want,
+        &got,
+        |v| reference::q_sample_held(&coef, v, &eps, &known, s.seq, s.cols),
+        gpu_forward(&gz0, &z0, &forward, &gxt),
+        &mut rng,
+    );
+    // The loss cannot depend on the noise at known rows: d/d eps is zero there.
+    let pick: Vec<usize> = (0..n)
+        .filter(|&i| known[i / s.cols] != 0.0)
+        .take(8)
+        .collect();
+    let fd = finite_diff(
+        |v| {
+            dot(
+                &reference::q_sample_held(&coef, &z0, v, &known, s.seq, s.cols),
+                &dxt,
+            )
+        },
+        &eps,
+        &pick,
+        1e-3,
+    );
+    assert!(
+        fd.iter().all(|&g| g == 0.0),
+        "noise reaches known rows: {fd:?}"
+    );
 }

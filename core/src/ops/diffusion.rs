@@ -34,6 +34,20 @@ impl SeqShape {
         Ok(())
     }
 
+    fn check_rows(&self, op: &'static str, known: &Tensor) -> Result<()> {
+        if known.len() != self.batch * self.seq {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "known '{}' must hold {} rows",
+                    known.name(),
+                    self.batch * self.seq
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn words(&self, accumulate: bool) -> Vec<u32> {
         params![self.batch * self.seq, self.seq, self.cols, accumulate]
     }
@@ -110,22 +124,56 @@ pub fn infill_blend(
     x: &Tensor,
 ) -> Result<Dispatch> {
     s.check("infill_blend", coef, &[x0_known, eps, x])?;
-    if known.len() != s.batch * s.seq {
-        return Err(Error::shape(
-            "infill_blend",
-            format!(
-                "known '{}' must hold {} rows",
-                known.name(),
-                s.batch * s.seq
-            ),
-        ));
-    }
+    s.check_rows("infill_blend", known)?;
     gpu.call(&SHADER, "infill_blend")
         .params(s.words(false))
         .bind(1, coef)
         .bind(2, x0_known)
         .bind(3, eps)
         .bind(4, x)
+        .bind(5, known)
+        .dispatch(s.grid())
+}
+
+/// Training with known positions held clean: `x_t = known[r] ? z0 : a[b]·z0 + s[b]·eps`.
+pub fn q_sample_held_forward(
+    gpu: &Gpu,
+    s: SeqShape,
+    coef: &Tensor,
+    z0: &Tensor,
+    eps: &Tensor,
+    known: &Tensor,
+    x_t: &Tensor,
+) -> Result<Dispatch> {
+    s.check("q_sample_held", coef, &[z0, eps, x_t])?;
+    s.check_rows("q_sample_held", known)?;
+    gpu.call(&SHADER, "q_sample_held_forward")
+        .params(s.words(false))
+        .bind(1, coef)
+        .bind(2, z0)
+        .bind(3, eps)
+        .bind(4, x_t)
+        .bind(5, known)
+        .dispatch(s.grid())
+}
+
+/// `dz0 (+)= (known[r] ? 1 : a[b])·dx_t`.
+pub fn q_sample_held_backward(
+    gpu: &Gpu,
+    s: SeqShape,
+    coef: &Tensor,
+    known: &Tensor,
+    dx_t: &Tensor,
+    dz0: &Tensor,
+    accumulate: bool,
+) -> Result<Dispatch> {
+    s.check("q_sample_held backward", coef, &[dx_t, dz0])?;
+    s.check_rows("q_sample_held backward", known)?;
+    gpu.call(&SHADER, "q_sample_held_backward")
+        .params(s.words(accumulate))
+        .bind(1, coef)
+        .bind(2, dx_t)
+        .bind(4, dz0)
         .bind(5, known)
         .dispatch(s.grid())
 }

@@ -16,6 +16,46 @@ pub fn q_sample_backward(coef: &[f64], dx_t: &[f64], seq: usize, cols: usize) ->
         .collect()
 }
 
+/// x_t with known rows (`known[r] != 0`) held at the clean z0.
+pub fn q_sample_held(
+    coef: &[f64],
+    z0: &[f64],
+    eps: &[f64],
+    known: &[f64],
+    seq: usize,
+    cols: usize,
+) -> Vec<f64> {
+    let noised = q_sample(coef, z0, eps, seq, cols);
+    (0..z0.len())
+        .map(|i| {
+            if known[i / cols] != 0.0 {
+                z0[i]
+            } else {
+                noised[i]
+            }
+        })
+        .collect()
+}
+
+pub fn q_sample_held_backward(
+    coef: &[f64],
+    known: &[f64],
+    dx_t: &[f64],
+    seq: usize,
+    cols: usize,
+) -> Vec<f64> {
+    let noised = q_sample_backward(coef, dx_t, seq, cols);
+    (0..dx_t.len())
+        .map(|i| {
+            if known[i / cols] != 0.0 {
+                dx_t[i]
+            } else {
+                noised[i]
+            }
+        })
+        .collect()
+}
+
 pub fn ddim_step(coef: &[f64], x0_hat: &[f64], x_t: &[f64], seq: usize, cols: usize) -> Vec<f64> {
     (0..x_t.len())
         .map(|i| {
