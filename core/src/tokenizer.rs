@@ -1,13 +1,21 @@
 //! Tokenizers in Hugging Face `tokenizer.json` form, through the `tokenizers`
 //! crate: a character-level one (a BPE model with no merges, so it shares
-//! the code path of the BPE tokenizers of later phases) and any
-//! `tokenizer.json` loaded from disk or bytes.
+//! the code path of the BPE tokenizers of later phases), byte-level BPE
+//! trained on a corpus (every input encodes; decoding restores it exactly),
+//! and any `tokenizer.json` loaded from disk or bytes.
 
 use tokenizers::decoders::fuse::Fuse;
-use tokenizers::models::bpe::{BPE, Vocab};
+use tokenizers::models::TrainerWrapper;
+use tokenizers::models::bpe::{BPE, BpeTrainer, Vocab};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::{AddedToken, DecoderWrapper};
 
 use crate::{Error, Result};
 
+/// The special token between documents in a trained BPE vocabulary.
+pub const SEPARATOR: &str = "<|endoftext|>";
+
+#[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     /// Id → token text, for per-position display.
@@ -45,6 +53,40 @@ impl Tokenizer {
         Self::wrap(inner, "character tokenizer")
     }
 
+    /// Byte-level BPE with `vocab_size` tokens trained on `texts`: the 256
+    /// byte tokens, [`SEPARATOR`] (a special token, id 0), then merges in
+    /// order of frequency. Deterministic for the same texts.
+    pub fn train_bpe<S: AsRef<str> + Sync>(texts: &[S], vocab_size: usize) -> Result<Self> {
+        let floor = ByteLevel::alphabet().len() + 1;
+        if vocab_size <= floor {
+            return Err(Error::Invalid(format!(
+                "a byte-level BPE vocabulary must exceed {floor} tokens (256 bytes and the separator), got {vocab_size}"
+            )));
+        }
+        if texts.iter().all(|t| t.as_ref().is_empty()) {
+            return Err(Error::Invalid(
+                "cannot train a tokenizer on empty text".into(),
+            ));
+        }
+        let trainer = BpeTrainer::builder()
+            .vocab_size(vocab_size)
+            .show_progress(false)
+            .special_tokens(vec![AddedToken::from(SEPARATOR, true)])
+            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+            .build();
+        let mut inner = tokenizers::Tokenizer::new(BPE::default());
+        // No prefix space, so decode(encode(text)) == text for any text.
+        let byte_level = ByteLevel::new(false, true, true);
+        inner.with_pre_tokenizer(Some(byte_level));
+        inner.with_decoder(Some(byte_level));
+        // Line-aligned pieces: whole books are too long for one training sequence.
+        let pieces = texts.iter().flat_map(|t| chunks(t.as_ref(), 1 << 16));
+        inner
+            .train(&mut TrainerWrapper::BpeTrainer(trainer), pieces)
+            .map_err(|e| Error::Invalid(format!("training the BPE tokenizer: {e}")))?;
+        Self::wrap(inner, "BPE tokenizer")
+    }
+
     /// Parses a `tokenizer.json`; `origin` names it in errors.
     pub fn from_json(json: &[u8], origin: &str) -> Result<Self> {
         let inner = tokenizers::Tokenizer::from_bytes(json)
@@ -67,7 +109,30 @@ impl Tokenizer {
                 }
             }
         }
-        Ok(Tokenizer { inner, pieces })
+        let mut tokenizer = Tokenizer { inner, pieces };
+        if matches!(
+            tokenizer.inner.get_decoder(),
+            Some(DecoderWrapper::ByteLevel(_))
+        ) {
+            // Byte-level pieces are stored byte-mapped ("Ġthe"); show their text.
+            for id in 0..tokenizer.pieces.len() as u32 {
+                tokenizer.pieces[id as usize] = tokenizer.decode(&[id])?;
+            }
+        }
+        Ok(tokenizer)
+    }
+
+    /// The token ids put between packed documents: the [`SEPARATOR`] token
+    /// where the vocabulary has it (trained BPE), else a blank line.
+    pub fn separator(&self) -> Result<Vec<u32>> {
+        if let Some(id) = self.inner.token_to_id(SEPARATOR) {
+            return Ok(vec![id]);
+        }
+        self.encode("\n\n").map_err(|_| {
+            Error::Invalid(format!(
+                "the tokenizer has neither {SEPARATOR} nor a newline to separate documents with"
+            ))
+        })
     }
 
     pub fn to_json(&self) -> Result<String> {
@@ -216,5 +281,76 @@ mod tests {
         let text = "to be or not to be\n".repeat(10_000);
         let t = Tokenizer::char_level(&text).unwrap();
         assert_eq!(t.encode(&text).unwrap().len(), text.len());
+    }
+
+    const CORPUS: &str = "It was the best of times, it was the worst of times, it was the age of wisdom.\n\
+        It was the epoch of belief, it was the epoch of incredulity, it was the season of Light.\n";
+
+    #[test]
+    fn bpe_trains_a_tiny_vocabulary_that_round_trips_any_text() {
+        let t = Tokenizer::train_bpe(&[CORPUS.repeat(3)], 300).unwrap();
+        assert_eq!(t.vocab_size(), 300);
+        assert!(!t.is_char_level());
+        assert_eq!(t.separator().unwrap(), vec![0]);
+        assert_eq!(t.piece(0), SEPARATOR);
+        // Merges learnt from the corpus compress it well below one token a byte.
+        let ids = t.encode(CORPUS).unwrap();
+        assert!(ids.len() * 2 < CORPUS.len(), "{} tokens", ids.len());
+        assert_eq!(t.decode(&ids).unwrap(), CORPUS);
+        assert!(
+            ids.iter().any(|&i| t.piece(i) == " times"),
+            "{:?}",
+            ids.iter().map(|&i| t.piece(i)).collect::<Vec<_>>()
+        );
+        // Byte level: text never seen (other scripts, emoji, control bytes,
+        // leading and repeated spaces) still encodes and decodes exactly.
+        for text in [
+            "  Ünïcödé —  日本語 🦀\t\r\n",
+            "\u{0}\u{7f}x",
+            " ",
+            "<|endoftext|> ends",
+        ] {
+            let ids = t.encode(text).unwrap();
+            assert_eq!(t.decode(&ids).unwrap(), text);
+        }
+        // Saved and reloaded, it is the same tokenizer.
+        let reloaded = Tokenizer::from_json(t.to_json().unwrap().as_bytes(), "t").unwrap();
+        assert_eq!(reloaded.encode(CORPUS).unwrap(), ids);
+        assert_eq!(reloaded.piece(ids[1]), t.piece(ids[1]));
+    }
+
+    #[test]
+    fn bpe_training_is_deterministic() {
+        let texts = [CORPUS, "a second document, about the epoch of wisdom\n"];
+        let a = Tokenizer::train_bpe(&texts, 320)
+            .unwrap()
+            .to_json()
+            .unwrap();
+        let b = Tokenizer::train_bpe(&texts, 320)
+            .unwrap()
+            .to_json()
+            .unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn bpe_rejects_impossible_vocabularies_and_empty_text() {
+        let err = Tokenizer::train_bpe(&[CORPUS], 200)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must exceed 257 tokens"), "{err}");
+        let err = Tokenizer::train_bpe(&[""], 300).unwrap_err().to_string();
+        assert!(err.contains("empty text"), "{err}");
+    }
+
+    #[test]
+    fn char_level_separates_documents_with_a_blank_line() {
+        let t = Tokenizer::char_level("ab\n").unwrap();
+        assert_eq!(t.decode(&t.separator().unwrap()).unwrap(), "\n\n");
+        let err = Tokenizer::char_level("ab")
+            .unwrap()
+            .separator()
+            .unwrap_err();
+        assert!(err.to_string().contains("neither"), "{err}");
     }
 }
