@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use samnet_core::checkpoint::{self, NamedTensor};
-use samnet_core::config::Config;
+use samnet_core::config::{Config, KnownPositions};
 use samnet_core::model::Model;
 use samnet_core::model::graph::{Graph, GraphOptions, slot};
 use samnet_core::schedule::NoiseSchedule;
@@ -181,6 +181,167 @@ fn every_block_is_the_identity_at_initialisation() {
     }
 }
 
+/// A model with random (not initial) parameters on the GPU, its values kept
+/// in f64 for the CPU reference, and one training batch of (2, 9).
+struct RandomModel {
+    cfg: Config,
+    specs: Vec<samnet_core::model::params::ParamSpec>,
+    values: Vec<Vec<f64>>,
+    /// Owns the parameters the graph reads.
+    _model: Model,
+    graph: Graph,
+    tokens: Vec<u32>,
+    timesteps: [u32; 2],
+    eps: Vec<f64>,
+}
+
+impl RandomModel {
+    fn new(cfg: Config, rng: &mut Rng) -> RandomModel {
+        let gpu = gpu();
+        let specs = samnet_core::model::params::param_specs(&cfg);
+        let values: Vec<Vec<f64>> = specs
+            .iter()
+            .map(|s| {
+                let scale = if s.name == "embedding.weight" {
+                    1.0
+                } else if s.name.ends_with("bias") {
+                    0.3
+                } else {
+                    1.0 / (s.shape[s.shape.len() - 1] as f64).sqrt()
+                };
+                rng.normals(s.len())
+                    .iter()
+                    .map(|v| (v * scale) as f32 as f64)
+                    .collect()
+            })
+            .collect();
+        let tensors: Vec<NamedTensor> = specs
+            .iter()
+            .zip(&values)
+            .map(|(s, v)| NamedTensor {
+                name: s.name.clone(),
+                shape: s.shape.clone(),
+                data: v.iter().map(|&x| x as f32).collect(),
+            })
+            .collect();
+        let model = Model::from_tensors(gpu, &cfg, tensors, "random").unwrap();
+        let (batch, seq) = (2, 9);
+        let rows = batch * seq;
+        let tokens: Vec<u32> = (0..rows)
+            .map(|_| rng.below(cfg.model.vocab_size as u64) as u32)
+            .collect();
+        let eps: Vec<f64> = rng
+            .normals(rows * cfg.model.d_model)
+            .iter()
+            .map(|&v| v as f32 as f64)
+            .collect();
+        let graph = Graph::new(
+            gpu,
+            &model,
+            GraphOptions {
+                batch,
+                seq,
+                train: true,
+                generate_noise: false,
+                dropout: false,
+            },
+            None,
+        )
+        .unwrap();
+        RandomModel {
+            cfg,
+            specs,
+            values,
+            _model: model,
+            graph,
+            tokens,
+            timesteps: [137, 802],
+            eps,
+        }
+    }
+
+    /// Forward, loss and backward on the GPU: (stats, one gradient per parameter).
+    fn run(&self, eps: &[f64], weight: &[f64], known: &[f64]) -> (Vec<f64>, Vec<Vec<f64>>) {
+        let (gpu, graph) = (gpu(), &self.graph);
+        let to32 = |v: &[f64]| v.iter().map(|&w| w as f32).collect::<Vec<f32>>();
+        graph
+            .write_batch(
+                gpu,
+                &NoiseSchedule::new(&self.cfg.diffusion),
+                &self.tokens,
+                &self.timesteps,
+                &to32(weight),
+            )
+            .unwrap();
+        graph.write_known(gpu, &to32(known)).unwrap();
+        write(&graph.inputs.noise, eps);
+        let mut stats = vec![0.0; slot::COUNT];
+        stats[slot::LOSS_SCALE] = 1.0;
+        write(&graph.stats, &stats);
+        gpu.run(&[
+            &graph.embed_table,
+            &graph.front,
+            &graph.core,
+            &graph.loss,
+            &graph.backward,
+        ])
+        .unwrap();
+        (read(&graph.stats), graph.grads.iter().map(read).collect())
+    }
+
+    /// The GPU's losses against the f64 reference, and its gradients against
+    /// central differences of the reference (a few coordinates of every parameter).
+    fn check_against_reference(&self, weight: &[f64], known: &[f64], rng: &mut Rng) {
+        let (gpu_stats, grads) = self.run(&self.eps, weight, known);
+        let batch_ref = samnet_core::reference::model::Batch {
+            tokens: &self.tokens,
+            timesteps: &self.timesteps,
+            eps: &self.eps,
+            weight,
+            known,
+        };
+        let mut params: HashMap<String, Vec<f64>> = self
+            .specs
+            .iter()
+            .zip(&self.values)
+            .map(|(s, v)| (s.name.clone(), v.clone()))
+            .collect();
+        let cfg = &self.cfg;
+        let (_, mse, ce) = samnet_core::reference::model::loss(cfg, &params, &batch_ref);
+        check(
+            "model mse vs cpu reference",
+            &[gpu_stats[slot::MSE]],
+            &[mse],
+            TOL_F32,
+        );
+        check(
+            "model ce vs cpu reference",
+            &[gpu_stats[slot::CE]],
+            &[ce],
+            TOL_F32,
+        );
+        for (spec, got) in self.specs.iter().zip(&grads) {
+            let pick = coords(rng, spec.len(), 3);
+            let name = spec.name.clone();
+            let original = params[&name].clone();
+            check_fd(
+                &format!("model grad {name} vs fd of cpu reference"),
+                got,
+                |v| {
+                    params.insert(name.clone(), v.to_vec());
+                    let l = samnet_core::reference::model::loss(cfg, &params, &batch_ref).0;
+                    params.insert(name.clone(), original.clone());
+                    l
+                },
+                &original,
+                &pick,
+                1e-5,
+                TOL_F32,
+            );
+        }
+    }
+}
+
 /// GPU gradients of the whole model against central differences of the f64
 /// CPU reference, on the parity config switched to LayerNorm (the parity
 /// test covers RMSNorm), a few coordinates of every parameter.
@@ -188,131 +349,55 @@ fn every_block_is_the_identity_at_initialisation() {
 fn whole_model_gradients_match_finite_differences_of_the_cpu_reference() {
     let mut cfg = fixture().config;
     cfg.model.norm = samnet_core::config::NormKind::Layer;
-    let gpu = gpu();
     let mut rng = Rng::new(77);
-    let specs = samnet_core::model::params::param_specs(&cfg);
-    let values: Vec<Vec<f64>> = specs
-        .iter()
-        .map(|s| {
-            let scale = if s.name == "embedding.weight" {
-                1.0
-            } else if s.name.ends_with("bias") {
-                0.3
-            } else {
-                1.0 / (s.shape[s.shape.len() - 1] as f64).sqrt()
-            };
-            rng.normals(s.len())
-                .iter()
-                .map(|v| (v * scale) as f32 as f64)
-                .collect()
-        })
-        .collect();
-    let tensors: Vec<NamedTensor> = specs
-        .iter()
-        .zip(&values)
-        .map(|(s, v)| NamedTensor {
-            name: s.name.clone(),
-            shape: s.shape.clone(),
-            data: v.iter().map(|&x| x as f32).collect(),
-        })
-        .collect();
-    let model = Model::from_tensors(gpu, &cfg, tensors, "random").unwrap();
-    let (batch, seq) = (2, 9);
-    let rows = batch * seq;
-    let tokens: Vec<u32> = (0..rows)
-        .map(|_| rng.below(cfg.model.vocab_size as u64) as u32)
-        .collect();
-    let timesteps = [137u32, 802];
-    let eps: Vec<f64> = rng
-        .normals(rows * cfg.model.d_model)
-        .iter()
-        .map(|&v| v as f32 as f64)
-        .collect();
+    let m = RandomModel::new(cfg, &mut rng);
+    let rows = m.tokens.len();
     let weight: Vec<f64> = (0..rows)
         .map(|i| if i % 5 == 0 { 0.0 } else { 1.0 })
         .collect();
+    m.check_against_reference(&weight, &vec![0.0; rows], &mut rng);
+}
 
-    let graph = Graph::new(
-        gpu,
-        &model,
-        GraphOptions {
-            batch,
-            seq,
-            train: true,
-            generate_noise: false,
-            dropout: false,
-        },
-        None,
-    )
-    .unwrap();
-    let weight32: Vec<f32> = weight.iter().map(|&w| w as f32).collect();
-    graph
-        .write_batch(
-            gpu,
-            &NoiseSchedule::new(&cfg.diffusion),
-            &tokens,
-            &timesteps,
-            &weight32,
-        )
-        .unwrap();
-    write(&graph.inputs.noise, &eps);
-    let mut stats = vec![0.0; slot::COUNT];
-    stats[slot::LOSS_SCALE] = 1.0;
-    write(&graph.stats, &stats);
-    gpu.run(&[
-        &graph.embed_table,
-        &graph.front,
-        &graph.core,
-        &graph.loss,
-        &graph.backward,
-    ])
-    .unwrap();
-
-    let batch_ref = samnet_core::reference::model::Batch {
-        tokens: &tokens,
-        timesteps: &timesteps,
-        eps: &eps,
-        weight: &weight,
-    };
-    let mut params: HashMap<String, Vec<f64>> = specs
-        .iter()
-        .zip(&values)
-        .map(|(s, v)| (s.name.clone(), v.clone()))
+/// Phase 4 (instruction tuning): each sequence's prompt is known — held at
+/// its clean embedding — and out of the loss. The GPU agrees with the f64
+/// reference and its finite differences; the noise drawn at prompt
+/// positions cannot change the loss or any gradient (bit for bit), while
+/// noise at a response position does.
+#[test]
+fn prompt_positions_are_held_clean_and_left_out_of_the_loss() {
+    let mut cfg = fixture().config;
+    cfg.diffusion.known_positions = KnownPositions::Clean;
+    let mut rng = Rng::new(78);
+    let m = RandomModel::new(cfg, &mut rng);
+    let (seq, d) = (9, m.cfg.model.d_model);
+    let rows = m.tokens.len();
+    // Prompts of 4 and 2 positions; responses after them.
+    let known: Vec<f64> = (0..rows)
+        .map(|r| if r % seq < [4, 2][r / seq] { 1.0 } else { 0.0 })
         .collect();
-    let gpu_stats = read(&graph.stats);
-    let (_, mse, ce) = samnet_core::reference::model::loss(&cfg, &params, &batch_ref);
-    check(
-        "model mse vs cpu reference",
-        &[gpu_stats[slot::MSE]],
-        &[mse],
-        TOL_F32,
-    );
-    check(
-        "model ce vs cpu reference",
-        &[gpu_stats[slot::CE]],
-        &[ce],
-        TOL_F32,
-    );
-    for (spec, g) in specs.iter().zip(&graph.grads) {
-        let got = read(g);
-        let pick = coords(&mut rng, spec.len(), 3);
-        let name = spec.name.clone();
-        let original = params[&name].clone();
-        check_fd(
-            &format!("model grad {name} vs fd of cpu reference"),
-            &got,
-            |v| {
-                params.insert(name.clone(), v.to_vec());
-                let l = samnet_core::reference::model::loss(&cfg, &params, &batch_ref).0;
-                params.insert(name.clone(), original.clone());
-                l
-            },
-            &original,
-            &pick,
-            1e-5,
-            TOL_F32,
-        );
+    let weight: Vec<f64> = known.iter().map(|k| 1.0 - k).collect();
+    m.check_against_reference(&weight, &known, &mut rng);
+
+    let (stats, grads) = m.run(&m.eps, &weight, &known);
+    let mut prompt_noise = m.eps.clone();
+    for (i, e) in prompt_noise.iter_mut().enumerate() {
+        if known[i / d] != 0.0 {
+            *e = -3.0 * *e + 1.0;
+        }
     }
+    let (stats2, grads2) = m.run(&prompt_noise, &weight, &known);
+    assert_eq!(
+        (stats[slot::MSE], stats[slot::CE]),
+        (stats2[slot::MSE], stats2[slot::CE]),
+        "noise at prompt positions changed the loss"
+    );
+    for ((spec, a), b) in m.specs.iter().zip(&grads).zip(&grads2) {
+        assert_eq!(a, b, "noise at prompt positions changed grad {}", spec.name);
+    }
+    let mut response_noise = m.eps.clone();
+    response_noise[5 * d] += 1.0;
+    let (stats3, _) = m.run(&response_noise, &weight, &known);
+    assert_ne!(stats[slot::MSE], stats3[slot::MSE]);
 }
 
 /// Under self-conditioning, the first pass's estimate reaches `sc` for the

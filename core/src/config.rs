@@ -94,6 +94,54 @@ pub struct DiffusionConfig {
     /// pass, the others zeros.
     #[serde(default)]
     pub self_condition: bool,
+    /// What a training sequence's known positions (an instruction's prompt)
+    /// look like to the denoiser; they are never in the loss.
+    #[serde(default)]
+    pub known_positions: KnownPositions,
+}
+
+/// SPEC §2: known positions are replaced by their noised true x0 at every
+/// step, or held clean.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KnownPositions {
+    /// Noised like every other position (the sampler re-noises them from
+    /// their true embedding at each step's timestep).
+    #[default]
+    Noised,
+    /// Held at their clean embedding: x_t = z0 there, whatever t is.
+    Clean,
+}
+
+/// Where a fresh run's tokenizer comes from (`--tokenizer FILE` overrides it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenizerSource {
+    /// One token per distinct character of the training text.
+    #[default]
+    Char,
+    /// Byte-level BPE of `data.bpe_vocab` tokens trained on the training text.
+    Bpe,
+    /// The `--init-from` checkpoint's tokenizer (a phase that continues another).
+    Inherit,
+}
+
+/// How the training data is tokenized and packed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub tokenizer: TokenizerSource,
+    /// Vocabulary size of a BPE tokenizer trained for the run.
+    pub bpe_vocab: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            tokenizer: TokenizerSource::Char,
+            bpe_vocab: 4096,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,11 +186,17 @@ pub struct Config {
     pub model: ModelConfig,
     pub diffusion: DiffusionConfig,
     pub train: TrainConfig,
+    /// Absent in phase-1 configs (character level).
+    #[serde(default)]
+    pub data: DataConfig,
 }
 
 const PRESETS: &[(&str, &str)] = &[
     ("tiny", include_str!("../../assets/configs/tiny.json")),
     ("phase1", include_str!("../../assets/configs/phase1.json")),
+    ("phase2", include_str!("../../assets/configs/phase2.json")),
+    ("phase3", include_str!("../../assets/configs/phase3.json")),
+    ("phase4", include_str!("../../assets/configs/phase4.json")),
 ];
 
 impl Config {
@@ -256,6 +310,14 @@ impl Config {
             return Err(
                 "train.warmup_ratio must be in [0, 0.5] and train.min_lr_ratio in [0, 1]".into(),
             );
+        }
+        if self.data.tokenizer == TokenizerSource::Bpe
+            && !(257..=65_536).contains(&self.data.bpe_vocab)
+        {
+            return Err(format!(
+                "data.bpe_vocab must be in 257..=65536 (a byte-level BPE starts from 256 byte tokens and the separator), got {}",
+                self.data.bpe_vocab
+            ));
         }
         if !(0.0..1.0).contains(&t.beta1) || !(0.0..1.0).contains(&t.beta2) {
             return Err("train.beta1 and train.beta2 must be in [0, 1)".into());

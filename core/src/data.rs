@@ -1,6 +1,8 @@
-//! Training text: reading and checking a file, the 90/10 split, and random
-//! windows drawn reproducibly from (seed, step).
+//! Training text: reading and checking a file, documents packed into
+//! train/validation streams (90/10), and random windows drawn reproducibly
+//! from (seed, step), with each position's loss weight and known flag.
 
+use crate::corpus::{Body, Document};
 use crate::rng::Rng;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
@@ -44,42 +46,206 @@ pub enum Split {
     Val,
 }
 
-/// A tokenized corpus: the first 90 % trains, the last 10 % validates.
+/// Tokens of one split: the documents, shuffled and packed with the
+/// tokenizer's separator between them, and where the instruction examples are.
+#[derive(Debug, Default)]
+struct Stream {
+    tokens: Vec<u32>,
+    /// Per token: 1 inside an example's prompt (known, outside the loss);
+    /// empty when the split has no examples.
+    prompt: Vec<u8>,
+    /// [start, end) of every example and the separator after it (sorted): a
+    /// window never starts inside one.
+    examples: Vec<(usize, usize)>,
+}
+
+impl Stream {
+    fn push(&mut self, tokens: &[u32], prompt_len: Option<usize>, separator: &[u32]) {
+        if !self.tokens.is_empty() {
+            let before = self.tokens.len();
+            self.tokens.extend_from_slice(separator);
+            // An example's span takes in the separator after it.
+            if let Some(last) = self.examples.last_mut().filter(|e| e.1 == before) {
+                last.1 = self.tokens.len();
+            }
+        }
+        let start = self.tokens.len();
+        self.tokens.extend_from_slice(tokens);
+        if let Some(p) = prompt_len {
+            self.prompt.resize(start, 0);
+            self.prompt
+                .extend((0..tokens.len()).map(|i| u8::from(i < p)));
+            self.examples.push((start, self.tokens.len()));
+        }
+    }
+
+    fn finish(&mut self) {
+        if !self.examples.is_empty() {
+            self.prompt.resize(self.tokens.len(), 0);
+        }
+    }
+
+    /// `s`, or the first token of the example it falls inside.
+    fn snap(&self, s: usize) -> usize {
+        let i = self.examples.partition_point(|&(start, _)| start <= s);
+        match i.checked_sub(1).map(|i| self.examples[i]) {
+            Some((start, end)) if s < end => start,
+            _ => s,
+        }
+    }
+
+    fn window(&self, s: usize, seq_len: usize, out: &mut Windows) {
+        out.tokens.extend_from_slice(&self.tokens[s..s + seq_len]);
+        if self.prompt.is_empty() {
+            out.weight.extend(std::iter::repeat_n(1.0, seq_len));
+            out.known.extend(std::iter::repeat_n(0.0, seq_len));
+        } else {
+            let p = &self.prompt[s..s + seq_len];
+            out.weight.extend(p.iter().map(|&k| 1.0 - f32::from(k)));
+            out.known.extend(p.iter().map(|&k| f32::from(k)));
+        }
+    }
+}
+
+/// Windows of a batch, (batch, seq_len) row-major: tokens, the loss weight
+/// of each position (0 in a prompt) and whether it is known (1 in a prompt).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Windows {
+    pub tokens: Vec<u32>,
+    pub weight: Vec<f32>,
+    pub known: Vec<f32>,
+}
+
+/// A tokenized corpus split for training and validation: each text
+/// document's first 90 % trains and its last 10 % validates; every tenth
+/// instruction example (after shuffling) validates, the others train.
 #[derive(Debug)]
 pub struct TextData {
-    pub train: Vec<u32>,
-    pub val: Vec<u32>,
+    train_stream: Stream,
+    val_stream: Stream,
 }
 
 impl TextData {
     /// Tokenizes `text` and splits it; both parts must hold a window of `seq_len`.
     pub fn new(text: &str, tokenizer: &Tokenizer, seq_len: usize, origin: &str) -> Result<Self> {
-        let tokens = tokenizer.encode(text).map_err(|e| Error::file(origin, e))?;
-        let cut = tokens.len() * 9 / 10;
-        let (train, val) = (tokens[..cut].to_vec(), tokens[cut..].to_vec());
-        if val.len() < seq_len + 1 {
+        let doc = Document {
+            source: origin.to_string(),
+            body: Body::Text(text.to_string()),
+        };
+        Self::from_documents(&[doc], tokenizer, seq_len, 0, origin)
+    }
+
+    /// Tokenizes `documents`, shuffles them (a function of `seed`) and packs
+    /// each split into one stream with the tokenizer's separator between
+    /// documents; `origin` names the corpus in errors.
+    pub fn from_documents(
+        documents: &[Document],
+        tokenizer: &Tokenizer,
+        seq_len: usize,
+        seed: u64,
+        origin: &str,
+    ) -> Result<Self> {
+        if documents.is_empty() {
+            return Err(Error::file(origin, "holds no documents"));
+        }
+        let separator = if documents.len() > 1 {
+            tokenizer.separator().map_err(|e| Error::file(origin, e))?
+        } else {
+            Vec::new()
+        };
+        let mut order: Vec<usize> = (0..documents.len()).collect();
+        let mut rng = Rng::new(seed ^ 0x5348_5546_464C_4544);
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let (mut train, mut val) = (Stream::default(), Stream::default());
+        let mut examples = 0;
+        for &i in &order {
+            let doc = &documents[i];
+            let encode = |text: &str| {
+                tokenizer
+                    .encode(text)
+                    .map_err(|e| Error::file(&doc.source, e))
+            };
+            match &doc.body {
+                Body::Text(text) => {
+                    let tokens = encode(text)?;
+                    let cut = tokens.len() * 9 / 10;
+                    train.push(&tokens[..cut], None, &separator);
+                    val.push(&tokens[cut..], None, &separator);
+                }
+                Body::Example { prompt, response } => {
+                    let mut tokens = encode(prompt)?;
+                    let prompt_len = tokens.len();
+                    tokens.extend(encode(response)?);
+                    let split = if examples % 10 == 9 {
+                        &mut val
+                    } else {
+                        &mut train
+                    };
+                    split.push(&tokens, Some(prompt_len), &separator);
+                    examples += 1;
+                }
+            }
+        }
+        train.finish();
+        val.finish();
+        let total = train.tokens.len() + val.tokens.len();
+        if val.tokens.len() < seq_len + 1 || train.tokens.len() < seq_len + 1 {
             return Err(Error::file(
                 origin,
                 format!(
-                    "{} tokens is too little: the 10 % validation split must hold a window of {seq_len} (need at least {})",
-                    tokens.len(),
+                    "{total} tokens is too little: the 10 % validation split must hold a window of {seq_len} (need at least {})",
                     10 * (seq_len + 1)
                 ),
             ));
         }
-        Ok(TextData { train, val })
+        Ok(TextData {
+            train_stream: train,
+            val_stream: val,
+        })
     }
 
     pub fn tokens(&self, split: Split) -> &[u32] {
+        &self.stream(split).tokens
+    }
+
+    fn stream(&self, split: Split) -> &Stream {
         match split {
-            Split::Train => &self.train,
-            Split::Val => &self.val,
+            Split::Train => &self.train_stream,
+            Split::Val => &self.val_stream,
         }
     }
 
-    /// `batch` windows of `seq_len` tokens, (batch, seq_len) row-major, at
-    /// random starts: a function of (seed, step) alone, so a resumed run sees
-    /// the same batches.
+    /// Whether any instruction example (with a prompt) is in the corpus.
+    pub fn has_prompts(&self) -> bool {
+        !self.train_stream.examples.is_empty() || !self.val_stream.examples.is_empty()
+    }
+
+    /// `batch` windows of `seq_len` tokens at random starts (moved back to
+    /// the start of an example they would fall inside): a function of
+    /// (seed, step) alone, so a resumed run sees the same batches.
+    pub fn batch_windows(
+        &self,
+        split: Split,
+        batch: usize,
+        seq_len: usize,
+        seed: u64,
+        step: u64,
+    ) -> Windows {
+        let stream = self.stream(split);
+        let mut rng =
+            Rng::new(seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (split as u64) << 63);
+        let starts = (stream.tokens.len() - seq_len + 1) as u64;
+        let mut out = Windows::default();
+        for _ in 0..batch {
+            let s = stream.snap(rng.below(starts) as usize);
+            stream.window(s, seq_len, &mut out);
+        }
+        out
+    }
+
+    /// The tokens of [`TextData::batch_windows`].
     pub fn batch(
         &self,
         split: Split,
@@ -88,31 +254,28 @@ impl TextData {
         seed: u64,
         step: u64,
     ) -> Vec<u32> {
-        let tokens = self.tokens(split);
-        let mut rng =
-            Rng::new(seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (split as u64) << 63);
-        let starts = (tokens.len() - seq_len + 1) as u64;
-        let mut out = Vec::with_capacity(batch * seq_len);
-        for _ in 0..batch {
-            let s = rng.below(starts) as usize;
-            out.extend_from_slice(&tokens[s..s + seq_len]);
-        }
-        out
+        self.batch_windows(split, batch, seq_len, seed, step).tokens
     }
 
     /// Fixed, evenly spaced validation windows (the same every evaluation).
-    pub fn val_windows(&self, count: usize, seq_len: usize) -> Vec<u32> {
-        let starts = self.val.len() - seq_len;
-        let mut out = Vec::with_capacity(count * seq_len);
+    pub fn val_window_set(&self, count: usize, seq_len: usize) -> Windows {
+        let stream = &self.val_stream;
+        let starts = stream.tokens.len() - seq_len;
+        let mut out = Windows::default();
         for i in 0..count {
             let s = if count > 1 {
                 i * starts / (count - 1)
             } else {
                 0
             };
-            out.extend_from_slice(&self.val[s..s + seq_len]);
+            stream.window(stream.snap(s), seq_len, &mut out);
         }
         out
+    }
+
+    /// The tokens of [`TextData::val_window_set`].
+    pub fn val_windows(&self, count: usize, seq_len: usize) -> Vec<u32> {
+        self.val_window_set(count, seq_len).tokens
     }
 }
 
@@ -147,7 +310,10 @@ mod tests {
         let text = "the quick brown fox jumps over the lazy dog\n".repeat(50);
         let tok = Tokenizer::char_level(&text).unwrap();
         let data = TextData::new(&text, &tok, 16, "t").unwrap();
-        assert_eq!(data.train.len() + data.val.len(), text.len());
+        assert_eq!(
+            data.tokens(Split::Train).len() + data.tokens(Split::Val).len(),
+            text.len()
+        );
         let a = data.batch(Split::Train, 4, 16, 7, 3);
         assert_eq!(a, data.batch(Split::Train, 4, 16, 7, 3));
         assert_ne!(a, data.batch(Split::Train, 4, 16, 7, 4));
@@ -162,5 +328,90 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("small.txt:"), "{err}");
+    }
+
+    fn text_doc(name: &str, text: &str) -> Document {
+        Document {
+            source: name.into(),
+            body: Body::Text(text.into()),
+        }
+    }
+
+    fn example_doc(i: usize) -> Document {
+        Document {
+            source: format!("record {i}"),
+            body: Body::Example {
+                prompt: format!("Q{}?", i % 10),
+                response: format!("a{}.", i % 10),
+            },
+        }
+    }
+
+    #[test]
+    fn documents_are_shuffled_by_seed_and_packed_with_separators() {
+        let docs: Vec<Document> = (0..6)
+            .map(|i| text_doc(&format!("d{i}"), &format!("{i}").repeat(40)))
+            .collect();
+        let tok = Tokenizer::char_level("012345\n").unwrap();
+        let data = TextData::from_documents(&docs, &tok, 8, 1, "c").unwrap();
+        let train = tok.decode(data.tokens(Split::Train)).unwrap();
+        // Each document gives 36 training characters; blank lines between them.
+        let parts: Vec<&str> = train.split("\n\n").collect();
+        assert_eq!(parts.len(), 6, "{train}");
+        assert!(
+            parts
+                .iter()
+                .all(|p| p.len() == 36 && p.chars().all(|c| c == p.as_bytes()[0] as char))
+        );
+        let order = |seed| {
+            let d = TextData::from_documents(&docs, &tok, 8, seed, "c").unwrap();
+            tok.decode(d.tokens(Split::Train)).unwrap()
+        };
+        assert_eq!(order(1), train);
+        assert_ne!(order(2), train, "another seed, another order");
+        let val = tok.decode(data.tokens(Split::Val)).unwrap();
+        assert_eq!(val.split("\n\n").count(), 6);
+        // Plain text: every position trains and none is known.
+        let w = data.batch_windows(Split::Train, 3, 8, 0, 0);
+        assert!(w.weight.iter().all(|&x| x == 1.0) && w.known.iter().all(|&x| x == 0.0));
+        assert!(!data.has_prompts());
+    }
+
+    #[test]
+    fn example_prompts_are_known_and_out_of_the_loss() {
+        let docs: Vec<Document> = (0..40).map(example_doc).collect();
+        let tok = Tokenizer::char_level("Q?a.0123456789\n").unwrap();
+        let data = TextData::from_documents(&docs, &tok, 12, 3, "ex").unwrap();
+        assert!(data.has_prompts());
+        // 4 of 40 examples validate (one in ten).
+        let val = tok.decode(data.tokens(Split::Val)).unwrap();
+        assert_eq!(val.matches('Q').count(), 4, "{val}");
+        let q = tok.encode("Q").unwrap()[0];
+        for step in 0..20 {
+            let w = data.batch_windows(Split::Train, 4, 12, 9, step);
+            for row in 0..4 {
+                let r = row * 12..(row + 1) * 12;
+                let text = tok.decode(&w.tokens[r.clone()]).unwrap();
+                // Windows start at an example (never inside one) ...
+                assert_eq!(w.tokens[r.start], q, "{text:?}");
+                // ... and its prompt "Qn?" is known and weightless, the rest trains.
+                for (j, c) in text.chars().enumerate() {
+                    let in_prompt = text[..text.char_indices().nth(j).unwrap().0]
+                        .rsplit("\n\n")
+                        .next()
+                        .is_some_and(|doc| !doc.contains('?'))
+                        && c != '\n';
+                    assert_eq!(
+                        w.known[r.start + j],
+                        f32::from(u8::from(in_prompt)),
+                        "{text:?} at {j}"
+                    );
+                    assert_eq!(w.weight[r.start + j], 1.0 - w.known[r.start + j]);
+                }
+            }
+        }
+        let v = data.val_window_set(3, 12);
+        assert_eq!(v.tokens[0], q);
+        assert_eq!(v.known.len(), 36);
     }
 }

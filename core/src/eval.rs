@@ -55,7 +55,8 @@ pub async fn validation_loss(
     };
     let graph = Graph::new(gpu, model, options, None)?;
     let schedule = NoiseSchedule::new(&cfg.diffusion);
-    let tokens = data.val_windows(VAL_WINDOWS, seq);
+    let windows = data.val_window_set(VAL_WINDOWS, seq);
+    graph.write_known(gpu, &windows.known)?;
     let t_max = schedule.timesteps();
     // Self-conditioned models are evaluated as they sample: with their estimate.
     graph.write_self_condition_mask(gpu, &[true; VAL_WINDOWS])?;
@@ -67,9 +68,9 @@ pub async fn validation_loss(
         graph.write_batch(
             gpu,
             &schedule,
-            &tokens,
+            &windows.tokens,
             &[t as u32; VAL_WINDOWS],
-            &vec![1.0; tokens.len()],
+            &windows.weight,
         )?;
         gpu.write_u32(&graph.inputs.rng_key, &[0x5EED, t as u32])?;
         gpu.write_f32(&graph.stats, &stats)?;

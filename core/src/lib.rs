@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod corpus;
 pub mod data;
 pub mod error;
 pub mod eval;
@@ -10,6 +11,7 @@ pub mod gpu;
 pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod phase;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod profile;
 pub mod reference;

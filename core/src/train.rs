@@ -108,14 +108,15 @@ impl Trainer {
     pub fn step(&mut self, gpu: &Gpu, data: &TextData) -> Result<()> {
         let t = &self.config.train;
         let (batch, seq) = (t.batch_size, t.seq_len);
-        let tokens = data.batch(Split::Train, batch, seq, t.seed, self.step as u64);
+        let windows = data.batch_windows(Split::Train, batch, seq, t.seed, self.step as u64);
         self.graph.write_batch(
             gpu,
             &self.schedule,
-            &tokens,
+            &windows.tokens,
             &self.timesteps(self.step),
-            &vec![1.0; batch * seq],
+            &windows.weight,
         )?;
+        self.graph.write_known(gpu, &windows.known)?;
         let seed = t.seed;
         gpu.write_u32(
             &self.graph.inputs.rng_key,

@@ -38,6 +38,9 @@ enum Command {
     Export(commands::export::Args),
     /// Check the GPU: adapter, features, limits, and a kernel self-test.
     Doctor(commands::doctor::Args),
+    /// Tokenizers: train a byte-level BPE.
+    #[command(subcommand)]
+    Tokenizer(commands::tokenizer::Command),
 }
 
 fn main() {
@@ -51,6 +54,7 @@ fn main() {
                 Command::Bench(bench) => commands::bench::run(&options, bench),
                 Command::Export(args) => commands::export::run(args),
                 Command::Doctor(args) => commands::doctor::run(&options, args),
+                Command::Tokenizer(command) => commands::tokenizer::run(command),
             }
         });
     if let Err(e) = result {

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use samnet_core::checkpoint;
+use samnet_core::config::{Config, KnownPositions};
+use samnet_core::corpus::{Body, Corpus, Document};
 use samnet_core::data::{TextData, read_text};
 use samnet_core::gpu::Gpu;
 use samnet_core::model::Model;
@@ -61,12 +63,70 @@ pub fn data_text(data: Option<&Path>) -> anyhow::Result<(String, String)> {
     Ok((text, path.display().to_string()))
 }
 
-/// Tokenized train/validation splits of `text`.
-pub fn split(
-    text: &str,
-    tokenizer: &Tokenizer,
-    seq: usize,
-    origin: &str,
-) -> anyhow::Result<TextData> {
-    TextData::new(text, tokenizer, seq, origin).with_context(|| format!("preparing {origin}"))
+/// The corpus tokenized, shuffled and packed for `config`.
+pub fn pack(corpus: &Corpus, tokenizer: &Tokenizer, config: &Config) -> anyhow::Result<TextData> {
+    let origin = match corpus.files.as_slice() {
+        [(path, _)] => path.display().to_string(),
+        files => format!("the {} data files", files.len()),
+    };
+    let data = TextData::from_documents(
+        &corpus.documents,
+        tokenizer,
+        config.train.seq_len,
+        config.train.seed,
+        &origin,
+    )
+    .with_context(|| format!("preparing {origin}"))?;
+    if data.has_prompts() {
+        eprintln!(
+            "instruction examples: prompts are known ({}) and outside the loss",
+            match config.diffusion.known_positions {
+                KnownPositions::Clean => "held clean",
+                KnownPositions::Noised => "noised like the rest",
+            }
+        );
+    }
+    Ok(data)
+}
+
+/// The documents of the given files and folders, or of the default dataset
+/// when none are given; prints what was read.
+pub fn read_corpus(paths: &[PathBuf]) -> anyhow::Result<Corpus> {
+    let paths = if paths.is_empty() {
+        vec![dataset::tinyshakespeare()?]
+    } else {
+        paths.to_vec()
+    };
+    let corpus = Corpus::read(&paths)?;
+    eprintln!("data: {}", corpus.summary());
+    Ok(corpus)
+}
+
+/// Every text of `documents` (an example's prompt and response as one).
+pub fn document_texts(documents: &[Document]) -> Vec<String> {
+    documents
+        .iter()
+        .map(|d| match &d.body {
+            Body::Text(t) => t.clone(),
+            Body::Example { prompt, response } => format!("{prompt}{response}"),
+        })
+        .collect()
+}
+
+/// Writes `bytes` to `path` through a temporary sibling, fsync'd and renamed,
+/// so `path` is either absent, its previous version, or complete.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file name", path.display()))?;
+    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    let mut file =
+        std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("{}: cannot move into place", path.display()))?;
+    Ok(())
 }

@@ -317,3 +317,201 @@ fn sample_prints_text_from_a_checkpoint() {
     ]);
     assert_eq!(again, stdout, "same seed, different text");
 }
+
+fn shared_data(name: &str) -> String {
+    format!("{}/../../shared/data/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn tokenizer_train_writes_a_byte_level_bpe_that_round_trips() {
+    let dir = scratch("tokenizer");
+    let out = dir.join("tokenizer.json");
+    let (ok, _, err) = samnet(&[
+        "tokenizer",
+        "train",
+        "--vocab",
+        "320",
+        "--data",
+        &shared_data("gutenberg/pg43.txt"),
+        &shared_data("alpaca_sample.json"),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("320 tokens"), "{err}");
+    let json = std::fs::read(&out).unwrap();
+    let t = samnet_core::tokenizer::Tokenizer::from_json(&json, "tokenizer.json").unwrap();
+    assert_eq!(t.vocab_size(), 320);
+    let text = "The Strange Case of Dr. Jekyll — «naïve» 🦀\n";
+    assert_eq!(t.decode(&t.encode(text).unwrap()).unwrap(), text);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "only tokenizer.json is left"
+    );
+
+    let tiny = dir.join("tiny.json");
+    fails_clearly(
+        &[
+            "tokenizer",
+            "train",
+            "--vocab",
+            "100",
+            "--data",
+            &shared_data("gutenberg/pg43.txt"),
+            "--out",
+            tiny.to_str().unwrap(),
+        ],
+        &["must exceed 257 tokens"],
+    );
+    assert!(!tiny.exists());
+}
+
+#[test]
+fn malformed_instruction_records_are_named_by_file_and_number() {
+    let dir = scratch("records");
+    let out = dir.join("out");
+    let alpaca = dir.join("bad.json");
+    std::fs::write(
+        &alpaca,
+        r#"[{"instruction": "a", "input": "", "output": "b"}, {"instruction": "c", "input": ""}]"#,
+    )
+    .unwrap();
+    let train = |data: &Path| {
+        vec![
+            "train".to_string(),
+            "--preset".into(),
+            "tiny".into(),
+            "--data".into(),
+            shakespeare(),
+            data.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ]
+    };
+    let args = train(&alpaca);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    fails_clearly(&args, &["bad.json", "record 2", "missing field `output`"]);
+    let seeds = dir.join("bad.jsonl");
+    std::fs::write(
+        &seeds,
+        "{\"instruction\": \"a\", \"instances\": [{\"input\": \"\", \"output\": \"b\"}]}\n{\"instruction\": 3, \"instances\": []}\n",
+    )
+    .unwrap();
+    let args = train(&seeds);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    fails_clearly(&args, &["bad.jsonl", "line 2", "instruction"]);
+    let folder = dir.join("folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("notes.md"), "not read").unwrap();
+    let args = train(&folder);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    fails_clearly(&args, &["folder", "no .txt, .json or .jsonl files"]);
+    assert!(!out.exists(), "a failed run left output");
+}
+
+/// Phase 1 (the tiny character-level checkpoint) → phase 2 (a BPE, so the
+/// embedding is re-initialised with a warning) → phase 4 (Gutenberg +
+/// Alpaca, prompts held clean), each phase from the previous checkpoint.
+#[test]
+fn phases_chain_with_init_from() {
+    let dir = scratch("phases");
+    let tokenizer = dir.join("bpe.json");
+    let (ok, _, err) = samnet(&[
+        "tokenizer",
+        "train",
+        "--vocab",
+        "300",
+        "--data",
+        &shared_data("gutenberg/pg43.txt"),
+        &shared_data("alpaca_sample.json"),
+        "--out",
+        tokenizer.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let config = |run: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(run.join("checkpoint/config.json")).unwrap()).unwrap()
+    };
+    let short = [
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--seq",
+        "16",
+        "--no-progress",
+    ];
+
+    let phase2 = dir.join("phase2");
+    let book = shared_data("gutenberg/pg43.txt");
+    let mut args = vec![
+        "train",
+        "--preset",
+        "phase2",
+        "--init-from",
+        checkpoint().to_str().unwrap(),
+        "--tokenizer",
+        tokenizer.to_str().unwrap(),
+        "--out",
+        phase2.to_str().unwrap(),
+        "--data",
+        &book,
+    ];
+    args.extend(short);
+    let (ok, _, err) = samnet(&args);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("warning: the tokenizer differs") && err.contains("re-initialised"),
+        "{err}"
+    );
+    let c2 = config(&phase2);
+    assert_eq!(c2["model"]["vocab_size"], 300);
+    assert_eq!(c2["model"]["d_model"], 32, "the architecture is phase 1's");
+    assert_eq!(
+        c2["train"]["min_lr_ratio"], 1.0,
+        "the schedule is phase 2's"
+    );
+
+    let phase4 = dir.join("phase4");
+    let (ok, _, err) = samnet(&[
+        "train",
+        "--preset",
+        "phase4",
+        "--init-from",
+        phase2.join("checkpoint").to_str().unwrap(),
+        "--out",
+        phase4.to_str().unwrap(),
+        "--data",
+        &shared_data("gutenberg/pg43.txt"),
+        &shared_data("alpaca_sample.json"),
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--seq",
+        "32",
+        "--no-progress",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("prompts are known (held clean)") && !err.contains("re-initialised"),
+        "{err}"
+    );
+    let c4 = config(&phase4);
+    assert_eq!(c4["diffusion"]["known_positions"], "clean");
+    assert_eq!(c4["model"]["vocab_size"], 300);
+
+    // Phase 3 continues a phase: without a checkpoint or a tokenizer it cannot start.
+    let phase3 = dir.join("phase3");
+    fails_clearly(
+        &[
+            "train",
+            "--preset",
+            "phase3",
+            "--out",
+            phase3.to_str().unwrap(),
+        ],
+        &["continues a previous phase", "--init-from"],
+    );
+    assert!(!phase3.exists());
+}

@@ -4,13 +4,16 @@
 //!
 //! Forward (rows = B·L; `Ê` the unit-RMS embedding table):
 //!   Ê = rmsnorm(E);  z0 = signal_scale · Ê[w];  x_t = a_t z0 + s_t eps
+//!     (x_t = z0 at known positions when they are held clean)
 //!   c = fc2(silu(fc1(sinusoid(t))));  cs = silu(c);  h = input(x_t)
 //!   per block: [sh1 sc1 g1 sh2 sc2 g2] = adaln(cs)
 //!     h += g1 · out(attn(norm(h)(1 + sc1) + sh1))
 //!     h += g2 · w2(swiglu(w13(norm(h)(1 + sc2) + sh2)))
 //!   final: [sh sc] = adaln(cs);  z0_pred = out(norm(h)(1 + sc) + sh)
 //!   logits = (logit_scale / signal_scale) · z0_pred · Êᵀ
-//!   loss = mse_weight · mse(z0_pred, z0) + ce_weight · ce(logits, w)
+//!   loss = mse_weight · mse(z0_pred, z0) + ce_weight · ce(logits, w),
+//!     both means over positions weighted by `inputs.weight` (0 excludes a
+//!     position, e.g. an instruction's prompt)
 //! The embedding is normalised row-wise (RMS) rather than left free: under
 //! the MSE term free embeddings shrink or collapse, which makes a fixed noise
 //! schedule meaningless; unit-RMS rows keep x0's per-coordinate variance at
@@ -20,7 +23,7 @@
 
 use super::Model;
 use crate::Result;
-use crate::config::{Config, HeadKind, NormKind};
+use crate::config::{Config, HeadKind, KnownPositions, NormKind};
 use crate::gpu::{DType, Dispatch, Gpu, Program, Tensor};
 use crate::ops::activation::{silu_backward, silu_forward, swiglu_backward, swiglu_forward};
 use crate::ops::adaln::{self, ModShape, ShiftScale};
@@ -99,6 +102,9 @@ pub struct Inputs {
     pub coef: Tensor,
     /// (B·L) per-position loss weight.
     pub weight: Tensor,
+    /// (B·L) 1 where a position is known (held clean under
+    /// `diffusion.known_positions = "clean"`; ignored otherwise), else 0.
+    pub known: Tensor,
     /// (2) u32: seed and step, keying the GPU's random numbers.
     pub rng_key: Tensor,
     /// (3): lr, 1 − β1^t, 1 − β2^t.
@@ -265,6 +271,12 @@ impl Graph {
             .flat_map(|&m| [if m { 1.0 } else { 0.0 }, 0.0, 0.0, 0.0])
             .collect();
         gpu.write_f32(&self.inputs.sc_mask, &coef)
+    }
+
+    /// Which positions are known (1) — held clean under
+    /// `diffusion.known_positions = "clean"`; all 0 until written.
+    pub fn write_known(&self, gpu: &Gpu, known: &[f32]) -> Result<()> {
+        gpu.write_f32(&self.inputs.known, known)
     }
 
     /// Writes a batch: tokens (B·L), one timestep per sequence (with its
@@ -470,6 +482,7 @@ impl<'a> Builder<'a> {
             timesteps: gpu.zeros("timesteps", &[b], DType::U32)?,
             coef: self.zeros("coef", &[b, 4])?,
             weight: self.zeros("weight", &[rows])?,
+            known: self.zeros("known", &[rows])?,
             rng_key: gpu.zeros("rng_key", &[2], DType::U32)?,
             step: self.zeros("step", &[3])?,
             noise: self.zeros("noise", &[rows, d])?,
@@ -477,6 +490,7 @@ impl<'a> Builder<'a> {
         };
         let sc = self.zeros("sc", &[rows, d])?;
         let self_condition = diff.self_condition;
+        let hold_known = diff.known_positions == KnownPositions::Clean;
         let stats = self.zeros("stats", &[slot::COUNT])?;
         let e_hat = self.zeros("e_hat", &[vocab, d])?;
         let e_rstd = self.zeros("e_hat.rstd", &[vocab])?;
@@ -546,14 +560,19 @@ impl<'a> Builder<'a> {
                 &inputs.noise,
             )?);
         }
-        front.push(diffusion::q_sample_forward(
-            gpu,
-            seq_shape,
-            &inputs.coef,
-            &z0,
-            &inputs.noise,
-            &x_t,
-        )?);
+        front.push(if hold_known {
+            diffusion::q_sample_held_forward(
+                gpu,
+                seq_shape,
+                &inputs.coef,
+                &z0,
+                &inputs.noise,
+                &inputs.known,
+                &x_t,
+            )?
+        } else {
+            diffusion::q_sample_forward(gpu, seq_shape, &inputs.coef, &z0, &inputs.noise, &x_t)?
+        });
 
         // ---------------------------------------------------------------- core
         let mut core = Program::new();
@@ -1103,14 +1122,19 @@ impl<'a> Builder<'a> {
                     matmul_split_k(gpu, &dh, &sc, grad("input_sc.weight"), mm)?,
                 );
             }
-            bw.push(diffusion::q_sample_backward(
-                gpu,
-                seq_shape,
-                &inputs.coef,
-                &d_x_t,
-                &d_z0,
-                true,
-            )?);
+            bw.push(if hold_known {
+                diffusion::q_sample_held_backward(
+                    gpu,
+                    seq_shape,
+                    &inputs.coef,
+                    &inputs.known,
+                    &d_x_t,
+                    &d_z0,
+                    true,
+                )?
+            } else {
+                diffusion::q_sample_backward(gpu, seq_shape, &inputs.coef, &d_x_t, &d_z0, true)?
+            });
             push(
                 bw,
                 embedding::backward(

@@ -9,15 +9,17 @@ use super::{
     activation, adaln, attention_linear, attention_softmax, attention_topk, embedding, linear,
     loss, matmul, norm, rope, timestep,
 };
-use crate::config::{Config, HeadKind, NormKind};
+use crate::config::{Config, HeadKind, KnownPositions, NormKind};
 use crate::schedule::NoiseSchedule;
 
-/// One batch: tokens (B·L), timesteps (B), eps (B·L·d), weights (B·L).
+/// One batch: tokens (B·L), timesteps (B), eps (B·L·d), weights (B·L),
+/// known positions (B·L; held clean when the config says so).
 pub struct Batch<'a> {
     pub tokens: &'a [u32],
     pub timesteps: &'a [u32],
     pub eps: &'a [f64],
     pub weight: &'a [f64],
+    pub known: &'a [f64],
 }
 
 /// (loss, mse, ce) of the model with parameters `p` (by name) on `batch`.
@@ -46,8 +48,12 @@ pub fn loss(cfg: &Config, p: &HashMap<String, Vec<f64>>, batch: &Batch) -> (f64,
     let e_hat = norm::rmsnorm(&p["embedding.weight"], d, eps_n).0;
     let z0 = embedding::forward(batch.tokens, &e_hat, d, signal);
     let schedule = NoiseSchedule::new(&cfg.diffusion);
+    let hold_known = cfg.diffusion.known_positions == KnownPositions::Clean;
     let x_t: Vec<f64> = (0..rows * d)
         .map(|i| {
+            if hold_known && batch.known[i / d] != 0.0 {
+                return z0[i];
+            }
             let (a, s) = schedule.coefficients(batch.timesteps[i / d / seq] as usize);
             a * z0[i] + s * batch.eps[i]
         })

@@ -4,16 +4,18 @@ use samnet_core::eval;
 use samnet_core::gpu::{Gpu, GpuOptions};
 use serde_json::json;
 
-use crate::run::{data_text, load_checkpoint, split};
+use samnet_core::data::Split;
+
+use crate::run::{load_checkpoint, pack, read_corpus};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Checkpoint directory.
     #[arg(long)]
     ckpt: PathBuf,
-    /// The corpus the model was trained on (default: TinyShakespeare).
-    #[arg(long)]
-    data: Option<PathBuf>,
+    /// The files and folders the model was trained on (default: TinyShakespeare).
+    #[arg(long, num_args = 1..)]
+    data: Vec<PathBuf>,
     /// Denoising steps for the samples (default: the config's).
     #[arg(long)]
     steps: Option<usize>,
@@ -25,8 +27,8 @@ pub struct Args {
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let loaded = load_checkpoint(&args.ckpt)?;
     let cfg = &loaded.snapshot.config;
-    let (text, origin) = data_text(args.data.as_deref())?;
-    let data = split(&text, &loaded.tokenizer, cfg.train.seq_len, &origin)?;
+    let corpus = read_corpus(&args.data)?;
+    let data = pack(&corpus, &loaded.tokenizer, cfg)?;
     let gpu = Gpu::new_blocking(options)?;
     let model = loaded.model(&gpu)?;
     let val = pollster::block_on(eval::validation_loss(
@@ -36,7 +38,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         cfg.train.seq_len,
     ))?;
     let steps = args.steps.unwrap_or(cfg.diffusion.sample_steps);
-    let train_text = &text[..text.len() * 9 / 10];
+    let train_text = &loaded.tokenizer.decode(data.tokens(Split::Train))?;
     let q = pollster::block_on(eval::quality(
         &gpu,
         &model,

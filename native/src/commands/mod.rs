@@ -3,6 +3,7 @@ pub mod doctor;
 pub mod eval;
 pub mod export;
 pub mod sample;
+pub mod tokenizer;
 pub mod train;
 
 use samnet_core::gpu::GpuOptions;

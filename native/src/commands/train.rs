@@ -7,28 +7,40 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use samnet_core::checkpoint::{self, StoreAs};
 use samnet_core::config::Config;
-use samnet_core::data::TextData;
+use samnet_core::config::TokenizerSource;
+use samnet_core::corpus::Document;
+use samnet_core::data::{Split, TextData};
 use samnet_core::eval;
 use samnet_core::gpu::{Gpu, GpuOptions};
 use samnet_core::model::Model;
 use samnet_core::model::graph::OptimizerState;
+use samnet_core::phase;
 use samnet_core::tokenizer::Tokenizer;
 use samnet_core::train::{TrainState, Trainer};
 use serde_json::json;
 
-use crate::run::{data_text, load_checkpoint, split};
+use crate::run::{Loaded, document_texts, load_checkpoint, pack, read_corpus};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A built-in configuration: tiny, phase1.
+    /// A built-in configuration: tiny, phase1, phase2 (BPE, Gutenberg),
+    /// phase3 (more Gutenberg, cosine decay), phase4 (instruction tuning).
     #[arg(long, default_value = "phase1")]
     preset: String,
     /// A config JSON file (instead of --preset).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Training text (default: TinyShakespeare, downloaded once and cached).
+    /// Training files and folders: text (Project Gutenberg headers stripped),
+    /// Alpaca .json, seed-task .jsonl (default: TinyShakespeare, downloaded once and cached).
+    #[arg(long, num_args = 1..)]
+    data: Vec<PathBuf>,
+    /// A tokenizer.json to train with (instead of the preset's tokenizer).
     #[arg(long)]
-    data: Option<PathBuf>,
+    tokenizer: Option<PathBuf>,
+    /// Start from this checkpoint's weights and architecture (the previous phase);
+    /// a different tokenizer re-initialises the embedding, with a warning.
+    #[arg(long, conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
     /// Total optimizer steps.
     #[arg(long)]
     steps: Option<usize>,
@@ -41,9 +53,9 @@ pub struct Args {
     lr: Option<f32>,
     #[arg(long)]
     seed: Option<u64>,
-    /// Run directory: checkpoint/, metrics.jsonl.
-    #[arg(long, default_value = "runs/phase1")]
-    out: PathBuf,
+    /// Run directory: checkpoint/, metrics.jsonl (default: runs/PRESET).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Continue the run in --out from its checkpoint.
     #[arg(long)]
     resume: bool,
@@ -76,7 +88,53 @@ struct Setup {
     trainer: Trainer,
     tokenizer: Tokenizer,
     data: TextData,
-    text: String,
+    /// The training split's text (valid-word rate and novelty).
+    train_text: String,
+}
+
+/// Where the run's tokenizer comes from: --tokenizer, else the config's
+/// `data.tokenizer`; settled before any data is read.
+enum TokenizerPlan<'a> {
+    File(&'a Path),
+    Char,
+    Bpe(usize),
+    Inherit(&'a Loaded),
+}
+
+fn tokenizer_plan<'a>(
+    args: &'a Args,
+    config: &Config,
+    init: Option<&'a Loaded>,
+) -> anyhow::Result<TokenizerPlan<'a>> {
+    if let Some(path) = &args.tokenizer {
+        return Ok(TokenizerPlan::File(path));
+    }
+    Ok(match (config.data.tokenizer, init) {
+        (TokenizerSource::Char, _) => TokenizerPlan::Char,
+        (TokenizerSource::Bpe, _) => TokenizerPlan::Bpe(config.data.bpe_vocab),
+        (TokenizerSource::Inherit, Some(loaded)) => TokenizerPlan::Inherit(loaded),
+        (TokenizerSource::Inherit, None) => bail!(
+            "this configuration continues a previous phase (data.tokenizer \"inherit\"): pass --init-from CHECKPOINT or --tokenizer FILE"
+        ),
+    })
+}
+
+fn build_tokenizer(plan: TokenizerPlan, documents: &[Document]) -> anyhow::Result<Tokenizer> {
+    Ok(match plan {
+        TokenizerPlan::File(path) => {
+            let json = std::fs::read(path)
+                .with_context(|| format!("{}: cannot read the tokenizer", path.display()))?;
+            Tokenizer::from_json(&json, &path.display().to_string())?
+        }
+        TokenizerPlan::Char => Tokenizer::char_level(&document_texts(documents).concat())?,
+        TokenizerPlan::Bpe(vocab) => {
+            eprintln!(
+                "training a {vocab}-token BPE tokenizer on the data (save one with `samnet tokenizer train` to reuse it)"
+            );
+            Tokenizer::train_bpe(&document_texts(documents), vocab)?
+        }
+        TokenizerPlan::Inherit(loaded) => loaded.tokenizer.clone(),
+    })
 }
 
 fn fresh(gpu: &Gpu, args: &Args) -> anyhow::Result<Setup> {
@@ -88,16 +146,50 @@ fn fresh(gpu: &Gpu, args: &Args) -> anyhow::Result<Setup> {
         }
         None => Config::preset(&args.preset)?,
     };
+    let init = args.init_from.as_deref().map(load_checkpoint).transpose()?;
+    if let Some(loaded) = &init {
+        // The architecture is the checkpoint's; training and diffusion settings the preset's.
+        config.model = loaded.snapshot.config.model.clone();
+        eprintln!(
+            "starting from {} (step {}): its weights and architecture",
+            loaded.dir.display(),
+            loaded.snapshot.state.step
+        );
+    }
     apply_overrides(&mut config, args);
-    let (text, origin) = data_text(args.data.as_deref())?;
-    let tokenizer = Tokenizer::char_level(&text)?;
+    let plan = tokenizer_plan(args, &config, init.as_ref())?;
+    let corpus = read_corpus(&args.data)?;
+    let tokenizer = build_tokenizer(plan, &corpus.documents)?;
     config.model.vocab_size = tokenizer.vocab_size();
     config
         .validate()
         .map_err(anyhow::Error::msg)
         .context("invalid configuration")?;
-    let data = split(&text, &tokenizer, config.train.seq_len, &origin)?;
-    let model = Model::new(gpu, &config, config.train.seed)?;
+    let data = pack(&corpus, &tokenizer, &config)?;
+    let model = match &init {
+        Some(loaded) => {
+            let origin = loaded.dir.display().to_string();
+            let (tensors, report) = phase::init_from(
+                &config,
+                &tokenizer,
+                &loaded.snapshot.model,
+                &loaded.tokenizer,
+                &origin,
+                config.train.seed,
+            )?;
+            if let Some(warning) = report.warning(&origin) {
+                eprintln!("warning: {warning}");
+            }
+            if !report.unused.is_empty() {
+                eprintln!(
+                    "warning: {origin} tensors this configuration does not use: {}",
+                    report.unused.join(", ")
+                );
+            }
+            Model::from_tensors(gpu, &config, tensors, &origin)?
+        }
+        None => Model::new(gpu, &config, config.train.seed)?,
+    };
     let optimizer = OptimizerState::new(gpu, &model)?;
     let state = TrainState {
         loss_scale: 1.0,
@@ -105,9 +197,9 @@ fn fresh(gpu: &Gpu, args: &Args) -> anyhow::Result<Setup> {
     };
     Ok(Setup {
         trainer: Trainer::new(gpu, model, optimizer, &state)?,
+        train_text: tokenizer.decode(data.tokens(Split::Train))?,
         tokenizer,
         data,
-        text,
     })
 }
 
@@ -118,8 +210,8 @@ fn resumed(gpu: &Gpu, args: &Args, dir: &Path) -> anyhow::Result<Setup> {
         config.train.steps = steps;
     }
     config.validate().map_err(anyhow::Error::msg)?;
-    let (text, origin) = data_text(args.data.as_deref())?;
-    let data = split(&text, &loaded.tokenizer, config.train.seq_len, &origin)?;
+    let corpus = read_corpus(&args.data)?;
+    let data = pack(&corpus, &loaded.tokenizer, &config)?;
     let mut snapshot = loaded.snapshot;
     snapshot.config = config.clone();
     let origin = loaded.dir.display().to_string();
@@ -133,9 +225,9 @@ fn resumed(gpu: &Gpu, args: &Args, dir: &Path) -> anyhow::Result<Setup> {
     let trainer = Trainer::new(gpu, model, optimizer, &snapshot.state)?;
     Ok(Setup {
         trainer,
+        train_text: loaded.tokenizer.decode(data.tokens(Split::Train))?,
         tokenizer: loaded.tokenizer,
         data,
-        text,
     })
 }
 
@@ -157,7 +249,7 @@ fn evaluate(gpu: &Gpu, setup: &Setup) -> anyhow::Result<serde_json::Value> {
         cfg.train.seq_len,
     ))?;
     let mean = |f: fn(&eval::ValLoss) -> f32| val.iter().map(f).sum::<f32>() / val.len() as f32;
-    let train_text = &setup.text[..setup.text.len() * 9 / 10];
+    let train_text = &setup.train_text;
     let len = cfg.model.max_seq_len;
     let q = pollster::block_on(eval::quality(
         gpu,
@@ -177,21 +269,24 @@ fn evaluate(gpu: &Gpu, setup: &Setup) -> anyhow::Result<serde_json::Value> {
 
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let gpu = Gpu::new_blocking(options)?;
-    let ckpt_dir = args.out.join("checkpoint");
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&args.preset));
+    let ckpt_dir = out.join("checkpoint");
     let mut setup = if args.resume {
         resumed(&gpu, &args, &ckpt_dir)?
     } else {
         if ckpt_dir.exists() {
             bail!(
                 "{} already holds a checkpoint; pass --resume to continue it or choose another --out",
-                args.out.display()
+                out.display()
             );
         }
         fresh(&gpu, &args)?
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let log_path = args.out.join("metrics.jsonl");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let log_path = out.join("metrics.jsonl");
     let mut log: File = OpenOptions::new()
         .create(true)
         .append(true)

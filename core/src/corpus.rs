@@ -1,0 +1,521 @@
+//! Training documents from the files a run is given: plain text (Project
+//! Gutenberg books lose their header and licence), Alpaca instruction records
+//! (`[{instruction, input, output}]` JSON) and Alpaca seed tasks (JSONL, one
+//! `{instruction, instances: [{input, output}]}` a line). An instruction
+//! becomes a prompt (the template below), known while training and outside
+//! the loss, and a response, which trains.
+//!
+//! The prompt template (Alpaca's, without its preamble; the `### Input:`
+//! section only when the input is not empty):
+//!
+//! ```text
+//! ### Instruction:
+//! {instruction}
+//!
+//! ### Input:
+//! {input}
+//!
+//! ### Response:
+//! {output}
+//! ```
+
+use serde::Deserialize;
+
+use crate::data::text_from_bytes;
+use crate::{Error, Result};
+
+/// One document of a corpus; `source` names it in errors (file, record).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Document {
+    pub source: String,
+    pub body: Body,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    /// Every position trains.
+    Text(String),
+    /// The prompt is known and outside the loss; the response trains.
+    Example { prompt: String, response: String },
+}
+
+/// The prompt of an instruction record (see the module documentation).
+pub fn prompt(instruction: &str, input: &str) -> String {
+    if input.is_empty() {
+        format!("### Instruction:\n{instruction}\n\n### Response:\n")
+    } else {
+        format!("### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
+    }
+}
+
+/// The text between Project Gutenberg's `*** START OF ... ***` and
+/// `*** END OF ... ***` lines, where the book has them; `None` otherwise.
+pub fn strip_gutenberg(text: &str) -> Option<&str> {
+    let is_marker = |line: &str, word: &str| {
+        let line = line.trim();
+        line.starts_with("***")
+            && line.ends_with("***")
+            && line.trim_start_matches('*').trim_start().starts_with(word)
+            && line.to_ascii_uppercase().contains("PROJECT GUTENBERG")
+    };
+    let mut offset = 0;
+    let mut start = None;
+    let mut end = None;
+    for line in text.split_inclusive('\n') {
+        if start.is_none() && is_marker(line, "START OF") {
+            start = Some(offset + line.len());
+        } else if start.is_some() && is_marker(line, "END OF") {
+            end = Some(offset);
+            break;
+        }
+        offset += line.len();
+    }
+    let start = start?;
+    Some(text[start..end.unwrap_or(text.len())].trim_matches(['\r', '\n', ' ']))
+}
+
+/// A text file's document: its Gutenberg body where it has the markers
+/// (second value true), else the whole text.
+pub fn text_document(text: String, source: &str) -> (Document, bool) {
+    let text = match text.strip_prefix('\u{FEFF}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    };
+    let (text, stripped) = match strip_gutenberg(&text) {
+        Some(body) => (body.to_string(), true),
+        None => (text, false),
+    };
+    let doc = Document {
+        source: source.to_string(),
+        body: Body::Text(text),
+    };
+    (doc, stripped)
+}
+
+#[derive(Deserialize)]
+struct AlpacaRecord {
+    instruction: String,
+    #[serde(default)]
+    input: String,
+    output: String,
+}
+
+#[derive(Deserialize)]
+struct SeedTask {
+    instruction: String,
+    instances: Vec<SeedInstance>,
+}
+
+#[derive(Deserialize)]
+struct SeedInstance {
+    #[serde(default)]
+    input: String,
+    output: String,
+}
+
+fn example(source: String, instruction: &str, input: &str, output: &str) -> Document {
+    Document {
+        source,
+        body: Body::Example {
+            prompt: prompt(instruction, input),
+            response: output.to_string(),
+        },
+    }
+}
+
+const ALPACA_SHAPE: &str = r#"expected {"instruction": string, "input": string, "output": string}"#;
+const SEED_SHAPE: &str =
+    r#"expected {"instruction": string, "instances": [{"input": string, "output": string}, ...]}"#;
+
+/// Alpaca's `[{instruction, input, output}, ...]`; errors name the record (from 1).
+pub fn parse_alpaca(json: &str, origin: &str) -> Result<Vec<Document>> {
+    let records: Vec<serde_json::Value> = serde_json::from_str(json).map_err(|e| {
+        Error::file(
+            origin,
+            format!("not an Alpaca JSON file (a list of instruction records): {e}"),
+        )
+    })?;
+    if records.is_empty() {
+        return Err(Error::file(origin, "holds no records"));
+    }
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let r: AlpacaRecord = serde_json::from_value(value).map_err(|e| {
+                Error::file(origin, format!("record {}: {e}; {ALPACA_SHAPE}", i + 1))
+            })?;
+            Ok(example(
+                format!("{origin} record {}", i + 1),
+                &r.instruction,
+                &r.input,
+                &r.output,
+            ))
+        })
+        .collect()
+}
+
+/// JSON Lines: one Alpaca seed task (with `instances`, one example each) or
+/// one Alpaca record a line; blank lines are allowed. Errors name the line.
+pub fn parse_jsonl(text: &str, origin: &str) -> Result<Vec<Document>> {
+    let mut docs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| Error::file(origin, format!("line {n}: not JSON: {e}")))?;
+        if value.get("instances").is_some() {
+            let task: SeedTask = serde_json::from_value(value)
+                .map_err(|e| Error::file(origin, format!("line {n}: {e}; {SEED_SHAPE}")))?;
+            if task.instances.is_empty() {
+                return Err(Error::file(
+                    origin,
+                    format!("line {n}: 'instances' is empty; {SEED_SHAPE}"),
+                ));
+            }
+            for (k, inst) in task.instances.iter().enumerate() {
+                docs.push(example(
+                    format!("{origin} line {n} instance {}", k + 1),
+                    &task.instruction,
+                    &inst.input,
+                    &inst.output,
+                ));
+            }
+        } else {
+            let r: AlpacaRecord = serde_json::from_value(value).map_err(|e| {
+                Error::file(
+                    origin,
+                    format!("line {n}: {e}; {SEED_SHAPE} or {ALPACA_SHAPE}"),
+                )
+            })?;
+            docs.push(example(
+                format!("{origin} line {n}"),
+                &r.instruction,
+                &r.input,
+                &r.output,
+            ));
+        }
+    }
+    if docs.is_empty() {
+        return Err(Error::file(origin, "holds no records"));
+    }
+    Ok(docs)
+}
+
+/// What one file contributed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Text { gutenberg_stripped: bool },
+    Instructions { examples: usize },
+}
+
+/// The documents of one file, its format chosen by extension: `.json`
+/// Alpaca, `.jsonl` seed tasks or Alpaca records, anything else UTF-8 text.
+pub fn parse_file(name: &str, bytes: Vec<u8>) -> Result<(Vec<Document>, FileKind)> {
+    let text = text_from_bytes(bytes, name)?;
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".json") {
+        let docs = parse_alpaca(&text, name)?;
+        let kind = FileKind::Instructions {
+            examples: docs.len(),
+        };
+        Ok((docs, kind))
+    } else if lower.ends_with(".jsonl") {
+        let docs = parse_jsonl(&text, name)?;
+        let kind = FileKind::Instructions {
+            examples: docs.len(),
+        };
+        Ok((docs, kind))
+    } else {
+        let (doc, stripped) = text_document(text, name);
+        if matches!(&doc.body, Body::Text(t) if t.is_empty()) {
+            return Err(Error::file(
+                name,
+                "holds no text between its Project Gutenberg markers",
+            ));
+        }
+        Ok((
+            vec![doc],
+            FileKind::Text {
+                gutenberg_stripped: stripped,
+            },
+        ))
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use fs::*;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod fs {
+    use std::path::{Path, PathBuf};
+
+    use super::{Document, FileKind, parse_file};
+    use crate::{Error, Result};
+
+    /// Extensions a folder's files are read by; others are listed as skipped.
+    pub const FOLDER_EXTENSIONS: [&str; 3] = ["txt", "json", "jsonl"];
+
+    /// Every document of the given files and folders (folders recursively,
+    /// in name order, their `.txt`, `.json` and `.jsonl` files).
+    #[derive(Debug, Default)]
+    pub struct Corpus {
+        pub documents: Vec<Document>,
+        pub files: Vec<(PathBuf, FileKind)>,
+        /// Files inside folders that were not read (other extensions, hidden).
+        pub skipped: Vec<PathBuf>,
+    }
+
+    impl Corpus {
+        pub fn read(paths: &[PathBuf]) -> Result<Corpus> {
+            if paths.is_empty() {
+                return Err(Error::Invalid("no data files given".into()));
+            }
+            let mut corpus = Corpus::default();
+            for path in paths {
+                if path.is_dir() {
+                    let before = corpus.files.len();
+                    corpus.read_dir(path)?;
+                    if corpus.files.len() == before {
+                        return Err(Error::file(
+                            path,
+                            "holds no .txt, .json or .jsonl files to train on",
+                        ));
+                    }
+                } else {
+                    corpus.read_file(path)?;
+                }
+            }
+            Ok(corpus)
+        }
+
+        fn read_file(&mut self, path: &Path) -> Result<()> {
+            let bytes = std::fs::read(path)
+                .map_err(|e| Error::file(path, format!("cannot read the data file: {e}")))?;
+            let (docs, kind) = parse_file(&path.display().to_string(), bytes)?;
+            self.documents.extend(docs);
+            self.files.push((path.to_path_buf(), kind));
+            Ok(())
+        }
+
+        fn read_dir(&mut self, dir: &Path) -> Result<()> {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+                .and_then(|it| it.map(|e| e.map(|e| e.path())).collect())
+                .map_err(|e| Error::file(dir, format!("cannot list the folder: {e}")))?;
+            entries.sort();
+            for path in entries {
+                let hidden = path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                let known = path.extension().is_some_and(|e| {
+                    FOLDER_EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str())
+                });
+                if hidden {
+                    self.skipped.push(path);
+                } else if path.is_dir() {
+                    self.read_dir(&path)?;
+                } else if known {
+                    self.read_file(&path)?;
+                } else {
+                    self.skipped.push(path);
+                }
+            }
+            Ok(())
+        }
+
+        /// One line: how many files of each kind, examples, skipped files.
+        pub fn summary(&self) -> String {
+            let (mut texts, mut stripped, mut examples, mut instruction_files) = (0, 0, 0, 0);
+            for (_, kind) in &self.files {
+                match kind {
+                    FileKind::Text { gutenberg_stripped } => {
+                        texts += 1;
+                        stripped += usize::from(*gutenberg_stripped);
+                    }
+                    FileKind::Instructions { examples: n } => {
+                        instruction_files += 1;
+                        examples += n;
+                    }
+                }
+            }
+            let mut s = format!(
+                "{texts} text file(s) ({stripped} with a Project Gutenberg header and licence stripped), \
+                 {examples} instruction example(s) from {instruction_files} file(s)"
+            );
+            if !self.skipped.is_empty() {
+                let names: Vec<String> = self
+                    .skipped
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                s += &format!("; skipped {}", names.join(", "));
+            }
+            s
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gutenberg_header_and_licence_are_stripped() {
+        let book = "\u{FEFF}The Project Gutenberg eBook of X\r\nlicence words\r\n\
+                    *** START OF THE PROJECT GUTENBERG EBOOK 43 ***\r\n\r\nCHAPTER I\nIt began.\n\n\
+                    *** END OF THE PROJECT GUTENBERG EBOOK 43 ***\nMore licence.\n";
+        let (doc, stripped) = text_document(book.to_string(), "pg43.txt");
+        assert!(stripped);
+        assert_eq!(doc.body, Body::Text("CHAPTER I\nIt began.".into()));
+        // Without markers the text is kept whole; a line merely mentioning
+        // the markers' words is not a marker.
+        let plain = "*** not a marker\nSTART OF THE PROJECT GUTENBERG\n";
+        assert_eq!(strip_gutenberg(plain), None);
+        // A start marker without an end keeps everything after it.
+        assert_eq!(
+            strip_gutenberg("head\n*** START OF THIS PROJECT GUTENBERG EBOOK FOO ***\nbody\n"),
+            Some("body")
+        );
+        let err = parse_file(
+            "empty.txt",
+            b"*** START OF THE PROJECT GUTENBERG EBOOK 1 ***\n*** END OF THE PROJECT GUTENBERG EBOOK 1 ***\n"
+                .to_vec(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("empty.txt: holds no text"), "{err}");
+    }
+
+    #[test]
+    fn alpaca_records_become_prompt_and_response() {
+        let json = r#"[
+            {"instruction": "Add.", "input": "2 and 3", "output": "5"},
+            {"instruction": "Greet.", "input": "", "output": "Hello."},
+            {"instruction": "No input field.", "output": "Fine."}
+        ]"#;
+        let docs = parse_alpaca(json, "a.json").unwrap();
+        assert_eq!(docs.len(), 3);
+        assert_eq!(
+            docs[0].body,
+            Body::Example {
+                prompt: "### Instruction:\nAdd.\n\n### Input:\n2 and 3\n\n### Response:\n".into(),
+                response: "5".into()
+            }
+        );
+        assert_eq!(
+            docs[1].body,
+            Body::Example {
+                prompt: "### Instruction:\nGreet.\n\n### Response:\n".into(),
+                response: "Hello.".into()
+            }
+        );
+        assert_eq!(docs[2].source, "a.json record 3");
+    }
+
+    #[test]
+    fn malformed_alpaca_records_are_named_by_number() {
+        let cases = [
+            (
+                r#"[{"instruction": "a", "output": "b"}, {"instruction": "c"}]"#,
+                "a.json: record 2: missing field `output`",
+            ),
+            (
+                r#"[{"instruction": "a", "input": 7, "output": "b"}]"#,
+                "a.json: record 1: invalid type: integer `7`",
+            ),
+            (
+                r#"[{"instruction": "a", "output": "b"}, "text"]"#,
+                "a.json: record 2: invalid type: string",
+            ),
+            (r#"{"instruction": "a"}"#, "a.json: not an Alpaca JSON file"),
+            (
+                r#"[{"instruction": "a", "output": "b"},"#,
+                "a.json: not an Alpaca JSON file",
+            ),
+            ("[]", "a.json: holds no records"),
+        ];
+        for (json, want) in cases {
+            let err = parse_alpaca(json, "a.json").unwrap_err().to_string();
+            assert!(err.starts_with(want), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn seed_tasks_give_one_example_per_instance() {
+        let jsonl = "{\"id\": \"seed_task_0\", \"name\": \"n\", \"instruction\": \"Rhyme.\", \"instances\": \
+                     [{\"input\": \"cat\", \"output\": \"hat\"}, {\"input\": \"\", \"output\": \"dog, log\"}], \
+                     \"is_classification\": false}\n\n\
+                     {\"instruction\": \"Plain record.\", \"input\": \"\", \"output\": \"ok\"}\n";
+        let docs = parse_jsonl(jsonl, "s.jsonl").unwrap();
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[1].source, "s.jsonl line 1 instance 2");
+        assert_eq!(
+            docs[1].body,
+            Body::Example {
+                prompt: prompt("Rhyme.", ""),
+                response: "dog, log".into()
+            }
+        );
+        assert_eq!(docs[2].source, "s.jsonl line 3");
+    }
+
+    #[test]
+    fn malformed_seed_tasks_are_named_by_line() {
+        let good = r#"{"instruction": "a", "instances": [{"input": "", "output": "b"}]}"#;
+        let cases = [
+            (
+                format!("{good}\n{{\"instruction\": \"a\", \"instances\": []}}"),
+                "s.jsonl: line 2: 'instances' is empty",
+            ),
+            (
+                format!(
+                    "{good}\n\n{{\"instruction\": \"a\", \"instances\": [{{\"input\": \"\"}}]}}"
+                ),
+                "s.jsonl: line 3: missing field `output`",
+            ),
+            (
+                format!("{good}\n{{\"instruction\": \"a\", \"instances\": {{}}}}"),
+                "s.jsonl: line 2: invalid type: map",
+            ),
+            (format!("{good}\n{{broken"), "s.jsonl: line 2: not JSON"),
+            (
+                format!("{good}\n{{\"prompt\": \"x\"}}"),
+                "s.jsonl: line 2: missing field `instruction`",
+            ),
+            ("\n\n".to_string(), "s.jsonl: holds no records"),
+        ];
+        for (text, want) in cases {
+            let err = parse_jsonl(&text, "s.jsonl").unwrap_err().to_string();
+            assert!(err.starts_with(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_shared_instruction_files_parse() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/");
+        let read = |name: &str| {
+            std::fs::read(format!("{dir}{name}")).expect("../shared/data (the CI layout)")
+        };
+        let (alpaca, kind) = parse_file("alpaca_sample.json", read("alpaca_sample.json")).unwrap();
+        assert_eq!(kind, FileKind::Instructions { examples: 102 });
+        assert_eq!(alpaca.len(), 102);
+        let (seeds, _) =
+            parse_file("alpaca_seed_tasks.jsonl", read("alpaca_seed_tasks.jsonl")).unwrap();
+        // 175 tasks, some with several instances.
+        assert!(seeds.len() >= 175, "{}", seeds.len());
+        let (book, kind) = parse_file("pg43.txt", read("gutenberg/pg43.txt")).unwrap();
+        assert_eq!(
+            kind,
+            FileKind::Text {
+                gutenberg_stripped: true
+            }
+        );
+        let Body::Text(text) = &book[0].body else {
+            panic!("text")
+        };
+        assert!(!text.contains("PROJECT GUTENBERG EBOOK"));
+        assert!(text.len() > 100_000);
+    }
+}
