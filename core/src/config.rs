@@ -325,3 +325,50 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Phases 2–4 start from the previous phase's checkpoint, so their
+    /// architecture is phase 1's (SPEC §1) apart from the vocabulary.
+    #[test]
+    fn phase_presets_chain() {
+        let phase1 = Config::preset("phase1").unwrap();
+        let mut previous_vocab = phase1.model.vocab_size;
+        for name in ["phase2", "phase3", "phase4"] {
+            let c = Config::preset(name).unwrap();
+            let mut model = c.model.clone();
+            model.vocab_size = phase1.model.vocab_size;
+            assert_eq!(model, phase1.model, "{name}'s architecture");
+            assert_eq!(
+                c.diffusion.signal_scale, phase1.diffusion.signal_scale,
+                "{name}"
+            );
+            assert_eq!(c.diffusion.self_condition, phase1.diffusion.self_condition);
+            if c.data.tokenizer == TokenizerSource::Inherit {
+                assert_eq!(c.model.vocab_size, previous_vocab, "{name}");
+            }
+            previous_vocab = c.model.vocab_size;
+        }
+        let [p2, p3, p4] = ["phase2", "phase3", "phase4"].map(|n| Config::preset(n).unwrap());
+        assert_eq!(p2.data.tokenizer, TokenizerSource::Bpe);
+        assert_eq!(p2.data.bpe_vocab, p2.model.vocab_size);
+        assert_eq!(
+            p2.train.min_lr_ratio, 1.0,
+            "phase 2 keeps its lr after warmup"
+        );
+        assert!(p3.train.min_lr_ratio < 0.1, "phase 3 decays its lr");
+        assert_eq!(p4.diffusion.known_positions, KnownPositions::Clean);
+        assert_eq!(phase1.diffusion.known_positions, KnownPositions::Noised);
+        assert_eq!(phase1.data, DataConfig::default());
+    }
+
+    #[test]
+    fn older_configs_without_the_new_fields_still_load() {
+        let shipped = include_str!("../../assets/phase1/config.json");
+        let c = Config::from_json(shipped, "assets/phase1/config.json").unwrap();
+        assert_eq!(c.diffusion.known_positions, KnownPositions::Noised);
+        assert_eq!(c.data.tokenizer, TokenizerSource::Char);
+    }
+}

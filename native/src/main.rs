@@ -25,7 +25,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a model (Phase 1: TinyShakespeare, character level).
+    /// Train a model: phase 1 (TinyShakespeare, characters) to phase 4 (instructions); see --preset.
     Train(commands::train::Args),
     /// Generate text from a checkpoint.
     Sample(commands::sample::Args),

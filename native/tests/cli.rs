@@ -497,6 +497,11 @@ fn phases_chain_with_init_from() {
         err.contains("prompts are known (held clean)") && !err.contains("re-initialised"),
         "{err}"
     );
+    assert!(
+        err.contains(r#"diffusion settings differ"#)
+            && err.contains(r#"known_positions "noised" → "clean""#),
+        "{err}"
+    );
     let c4 = config(&phase4);
     assert_eq!(c4["diffusion"]["known_positions"], "clean");
     assert_eq!(c4["model"]["vocab_size"], 300);

@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(long, num_args = 1..)]
     data: Vec<PathBuf>,
     /// A tokenizer.json to train with (instead of the preset's tokenizer).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     tokenizer: Option<PathBuf>,
     /// Start from this checkpoint's weights and architecture (the previous phase);
     /// a different tokenizer re-initialises the embedding, with a warning.
@@ -137,6 +137,22 @@ fn build_tokenizer(plan: TokenizerPlan, documents: &[Document]) -> anyhow::Resul
     })
 }
 
+/// `field old → new` for every field of two configuration sections that differs.
+fn changed_fields<T: serde::Serialize>(old: &T, new: &T) -> anyhow::Result<Vec<String>> {
+    let (old, new) = (serde_json::to_value(old)?, serde_json::to_value(new)?);
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        bail!("configuration sections serialise as JSON objects");
+    };
+    Ok(new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            let was = old.get(k).map_or("absent".to_string(), |o| o.to_string());
+            format!("{k} {was} → {v}")
+        })
+        .collect())
+}
+
 fn fresh(gpu: &Gpu, args: &Args) -> anyhow::Result<Setup> {
     let mut config = match &args.config {
         Some(path) => {
@@ -150,6 +166,14 @@ fn fresh(gpu: &Gpu, args: &Args) -> anyhow::Result<Setup> {
     if let Some(loaded) = &init {
         // The architecture is the checkpoint's; training and diffusion settings the preset's.
         config.model = loaded.snapshot.config.model.clone();
+        let changed = changed_fields(&loaded.snapshot.config.diffusion, &config.diffusion)?;
+        if !changed.is_empty() {
+            eprintln!(
+                "warning: diffusion settings differ from {}'s: {}",
+                loaded.dir.display(),
+                changed.join(", ")
+            );
+        }
         eprintln!(
             "starting from {} (step {}): its weights and architecture",
             loaded.dir.display(),
