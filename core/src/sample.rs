@@ -5,6 +5,9 @@
 //! the next timestep. Known positions (a prompt, the text around an infill)
 //! are re-noised from their true embedding at every step.
 
+use std::ops::ControlFlow;
+
+use crate::conditioning::Known;
 use crate::gpu::{DType, Gpu, Program, Tensor};
 use crate::model::Model;
 use crate::model::graph::{Graph, GraphOptions};
@@ -24,13 +27,6 @@ pub struct SampleOptions {
     pub steps: usize,
     pub seed: u64,
     pub clamp: bool,
-}
-
-/// Positions held known: `tokens` (count·len) where `mask` is set.
-#[derive(Clone, Debug)]
-pub struct Known {
-    pub tokens: Vec<u32>,
-    pub mask: Vec<bool>,
 }
 
 /// The decoded state after one denoising step.
@@ -171,15 +167,15 @@ impl Sampler {
         })
     }
 
-    /// Samples; `on_step` (if given) receives every step's decoded state.
-    /// Returns the final tokens (count·len); known positions keep their tokens.
+    /// Samples; `on_step` (if given) receives every step's decoded state and
+    /// may stop the run (which then ends in [`Error::Cancelled`]). Returns the final tokens (count·len); known positions keep their tokens.
     pub async fn run(
         &self,
         gpu: &Gpu,
         schedule: &NoiseSchedule,
         options: &SampleOptions,
         known: Option<&Known>,
-        mut on_step: Option<&mut dyn FnMut(StepOutput)>,
+        mut on_step: Option<&mut dyn FnMut(StepOutput) -> ControlFlow<()>>,
     ) -> Result<Vec<u32>> {
         let rows = self.count * self.len;
         if let Some(k) = known {
@@ -232,12 +228,11 @@ impl Sampler {
                 &self.graph.inputs.coef,
                 &coef_row(t, next).repeat(self.count),
             )?;
-            let mut programs: Vec<&Program> = Vec::new();
             if i == 0 {
-                programs.push(&self.init);
-                programs.push(&self.blend);
+                // Submitted on its own: the blend reads coef_next, rewritten below.
+                gpu.submit(&[&self.init, &self.blend]);
             }
-            programs.push(step_program);
+            let mut programs: Vec<&Program> = vec![step_program];
             // Known positions re-noised to the next timestep (clean at the end).
             let (a2, s2) = if next == 0 {
                 (1.0, 0.0)
@@ -255,12 +250,15 @@ impl Sampler {
                 let tokens = gpu.read_u32(&self.tokens).await?;
                 if let Some(cb) = on_step.as_mut() {
                     let confidence = gpu.read_f32(&self.confidence).await?;
-                    cb(StepOutput {
+                    let flow = cb(StepOutput {
                         step: i,
                         timestep: t,
                         tokens: tokens.clone(),
                         confidence,
                     });
+                    if flow.is_break() {
+                        return Err(Error::Cancelled);
+                    }
                 }
                 last = tokens;
             }
