@@ -209,7 +209,7 @@ impl SamNet {
             subgroups: gpu.features.subgroups,
             timestamps: gpu.features.timestamps,
             max_buffer_size: gpu.limits.max_buffer_size,
-            max_storage_buffer_binding_size: gpu.limits.max_storage_buffer_binding_size.into(),
+            max_storage_buffer_binding_size: gpu.limits.max_storage_buffer_binding_size,
         };
         serde_wasm_bindgen::to_value(&info).map_err(js_error)
     }
@@ -280,6 +280,7 @@ impl Inner {
             steps: plan.steps,
             seed: plan.seed,
             clamp: plan.clamp,
+            temperature: plan.temperature,
         };
         let start = now_ms();
         let mut last = start;

@@ -16,7 +16,9 @@ pub const MAX_LENGTH: usize = 4096;
 /// - `prompt`: text held known from position 0;
 /// - `mask`: with `prompt`, which of the prompt's positions are held (1/true);
 /// - `infill`: a template with holes, `[___]`, `[___:N]` or `▢` per position;
-/// - `clamp`: snap each estimate to the nearest embedding (default: the checkpoint's).
+/// - `clamp`: snap each estimate to the nearest embedding (default: the checkpoint's);
+/// - `temperature`: 0 decodes each position's most likely token, above 0 draws
+///   from softmax(logits / temperature) (default: the checkpoint's).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SampleRequest {
@@ -27,6 +29,7 @@ pub struct SampleRequest {
     pub mask: Option<Vec<Held>>,
     pub infill: Option<String>,
     pub clamp: Option<bool>,
+    pub temperature: Option<f32>,
 }
 
 /// One entry of `mask`: `true`/`false` or `1`/`0`.
@@ -52,6 +55,7 @@ pub struct Plan {
     pub steps: usize,
     pub seed: u64,
     pub clamp: bool,
+    pub temperature: f32,
     pub known: Known,
 }
 
@@ -69,6 +73,10 @@ impl SampleRequest {
             && (len == 0 || len > MAX_LENGTH)
         {
             return invalid(format!("length must be 1..={MAX_LENGTH}, got {len}"));
+        }
+        let temperature = self.temperature.unwrap_or(config.diffusion.temperature);
+        if !(temperature >= 0.0 && temperature.is_finite()) {
+            return invalid(format!("temperature must be ≥ 0, got {temperature}"));
         }
         let known = match (&self.prompt, &self.infill) {
             (Some(_), Some(_)) => return invalid("give either prompt or infill, not both".into()),
@@ -113,6 +121,7 @@ impl SampleRequest {
             steps,
             seed: self.seed.unwrap_or(0),
             clamp: self.clamp.unwrap_or(config.diffusion.clamp),
+            temperature,
             known,
         })
     }
@@ -185,6 +194,13 @@ mod tests {
                 ..Default::default()
             })
             .contains("mask has 3")
+        );
+        assert!(
+            err(SampleRequest {
+                temperature: Some(-0.5),
+                ..Default::default()
+            })
+            .contains("temperature must be")
         );
         assert!(
             err(SampleRequest {

@@ -102,6 +102,7 @@ fn sample(options: &GpuOptions, args: SampleArgs) -> anyhow::Result<()> {
         steps: args.steps,
         seed: 0,
         clamp: config.diffusion.clamp,
+        temperature: config.diffusion.temperature,
     };
     let mut results = Vec::new();
     for &batch in &args.batch {

@@ -22,6 +22,10 @@ pub struct Generation {
     /// Snap each step's estimate to the nearest embedding (default: the config's).
     #[arg(long)]
     clamp: Option<bool>,
+    /// Decoding temperature: 0 takes the most likely token, above 0 draws one
+    /// (default: the config's).
+    #[arg(long)]
+    temperature: Option<f32>,
     /// Print the decoded text at every denoising step.
     #[arg(long)]
     show_steps: bool,
@@ -79,6 +83,7 @@ pub fn generate(
         steps,
         seed: args.seed,
         clamp: args.clamp.unwrap_or(cfg.diffusion.clamp),
+        temperature: args.temperature.unwrap_or(cfg.diffusion.temperature),
     };
     let tokenizer = &loaded.tokenizer;
     let mut show = |s: StepOutput| {
