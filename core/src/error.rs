@@ -29,6 +29,8 @@ pub enum Error {
     Shape { op: &'static str, detail: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("cancelled")]
+    Cancelled,
     #[error("{path}: {message}")]
     File { path: String, message: String },
 }

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use samnet_core::config::Config;
+use samnet_core::config::{Config, HeadGroup, HeadKind};
 use samnet_core::data::TextData;
 use samnet_core::gpu::{Gpu, GpuOptions};
 use samnet_core::model::Model;
@@ -19,6 +19,25 @@ pub enum Bench {
     Train(TrainArgs),
     /// Matrix-product throughput of each matmul kernel version (JSON).
     Matmul(MatmulArgs),
+    /// Sampling: ms per denoising step and tokens/s per batch size (JSON).
+    Sample(SampleArgs),
+}
+
+#[derive(clap::Args)]
+pub struct SampleArgs {
+    /// Checkpoint to sample from (default: the preset, freshly initialised;
+    /// the time does not depend on the weights).
+    #[arg(long)]
+    ckpt: Option<PathBuf>,
+    #[arg(long, default_value = "phase1")]
+    preset: String,
+    #[arg(long, default_value_t = 256)]
+    len: usize,
+    /// Sequences sampled at once (comma-separated list).
+    #[arg(long, default_value = "1,16", value_delimiter = ',')]
+    batch: Vec<usize>,
+    #[arg(long, default_value_t = 64)]
+    steps: usize,
 }
 
 #[derive(clap::Args)]
@@ -49,13 +68,73 @@ pub struct TrainArgs {
     /// Also time every kernel of one step on its own (slow).
     #[arg(long)]
     profile: bool,
+    /// Replace every layer's head mix by one kind for all heads (`full`,
+    /// `linear`, `topk`, `window`), e.g. to compare the hybrid with full attention.
+    #[arg(long)]
+    heads: Option<String>,
 }
 
 pub fn run(options: &GpuOptions, bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Train(args) => train(options, args),
         Bench::Matmul(args) => matmul(options, args),
+        Bench::Sample(args) => sample(options, args),
     }
+}
+
+fn sample(options: &GpuOptions, args: SampleArgs) -> anyhow::Result<()> {
+    use samnet_core::sample::{SampleOptions, Sampler};
+    use samnet_core::schedule::NoiseSchedule;
+    let gpu = Gpu::new_blocking(options)?;
+    let (config, model) = match &args.ckpt {
+        Some(dir) => {
+            let loaded = crate::run::load_checkpoint(dir)?;
+            let model = loaded.model(&gpu)?;
+            (loaded.snapshot.config, model)
+        }
+        None => {
+            let config = Config::preset(&args.preset)?;
+            let model = Model::new(&gpu, &config, 0)?;
+            (config, model)
+        }
+    };
+    if args.steps == 0 || args.steps > config.diffusion.timesteps {
+        anyhow::bail!("--steps must be in 1..={}", config.diffusion.timesteps);
+    }
+    let schedule = NoiseSchedule::new(&config.diffusion);
+    let sample_options = SampleOptions {
+        steps: args.steps,
+        seed: 0,
+        clamp: config.diffusion.clamp,
+        temperature: config.diffusion.temperature,
+    };
+    let mut results = Vec::new();
+    for &batch in &args.batch {
+        let sampler = Sampler::new(&gpu, &model, batch, args.len)?;
+        // The first run compiles and warms up; the second is timed.
+        pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, None, None))?;
+        let started = Instant::now();
+        pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, None, None))?;
+        let step_ms = started.elapsed().as_secs_f64() * 1e3 / args.steps as f64;
+        results.push(json!({
+            "batch": batch,
+            "step_ms": step_ms,
+            "tokens_per_s": (batch * args.len) as f64 / step_ms * 1e3,
+            "sample_ms": step_ms * args.steps as f64,
+        }));
+    }
+    let report = json!({
+        "bench": "sample",
+        "adapter": gpu.info.name,
+        "backend": format!("{:?}", gpu.info.backend),
+        "len": args.len,
+        "steps": args.steps,
+        "clamp": config.diffusion.clamp,
+        "gpu_memory_bytes": gpu.allocated_bytes(),
+        "results": results,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 fn matmul(options: &GpuOptions, args: MatmulArgs) -> anyhow::Result<()> {
@@ -102,6 +181,15 @@ fn train(options: &GpuOptions, args: TrainArgs) -> anyhow::Result<()> {
         config.train.seq_len = s;
         config.model.max_seq_len = config.model.max_seq_len.max(s);
     }
+    if let Some(kind) = &args.heads {
+        let kind: HeadKind = serde_json::from_value(json!(kind)).map_err(|_| {
+            anyhow::anyhow!("--heads must be linear, topk, window or full, got {kind:?}")
+        })?;
+        config.model.head_mix = vec![HeadGroup {
+            kind,
+            count: config.model.n_heads,
+        }];
+    }
     config.train.steps = args.warmup + args.steps + 1;
     let (text, origin) = data_text(args.data.as_deref())?;
     let tokenizer = Tokenizer::char_level(&text)?;
@@ -136,6 +224,7 @@ fn train(options: &GpuOptions, args: TrainArgs) -> anyhow::Result<()> {
         "adapter": gpu.info.name,
         "backend": format!("{:?}", gpu.info.backend),
         "precision": "f32",
+        "head_mix": config.model.head_mix,
         "batch": config.train.batch_size,
         "seq": config.train.seq_len,
         "params": trainer.model.param_count(),

@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use samnet_core::eval;
 use samnet_core::gpu::{Gpu, GpuOptions};
+use samnet_core::sample::SampleOptions;
 use serde_json::json;
 
 use samnet_core::data::Split;
@@ -22,6 +23,16 @@ pub struct Args {
     /// Positions per sample.
     #[arg(long, default_value_t = 256)]
     len: usize,
+    /// Snap each step's estimate to the nearest embedding (default: the config's).
+    #[arg(long)]
+    clamp: Option<bool>,
+    /// Decoding temperature (default: the config's).
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Only the samples and their scores (the validation loss is the slow
+    /// part on CPU adapters).
+    #[arg(long)]
+    samples_only: bool,
 }
 
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
@@ -31,24 +42,32 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let data = pack(&corpus, &loaded.tokenizer, cfg)?;
     let gpu = Gpu::new_blocking(options)?;
     let model = loaded.model(&gpu)?;
-    let val = pollster::block_on(eval::validation_loss(
-        &gpu,
-        &model,
-        &data,
-        cfg.train.seq_len,
-    ))?;
-    let steps = args.steps.unwrap_or(cfg.diffusion.sample_steps);
+    let val = if args.samples_only {
+        Vec::new()
+    } else {
+        pollster::block_on(eval::validation_loss(
+            &gpu,
+            &model,
+            &data,
+            cfg.train.seq_len,
+        ))?
+    };
+    let mut options = SampleOptions::from_config(&cfg.diffusion);
+    options.steps = args.steps.unwrap_or(options.steps);
+    options.clamp = args.clamp.unwrap_or(options.clamp);
+    options.temperature = args.temperature.unwrap_or(options.temperature);
     let train_text = &loaded.tokenizer.decode(data.tokens(Split::Train))?;
     let q = pollster::block_on(eval::quality(
         &gpu,
         &model,
         &loaded.tokenizer,
         train_text,
-        steps,
         args.len,
-        cfg.diffusion.clamp,
+        &options,
     ))?;
-    let mean = |f: fn(&eval::ValLoss) -> f32| val.iter().map(f).sum::<f32>() / val.len() as f32;
+    let mean = |f: fn(&eval::ValLoss) -> f32| {
+        (!val.is_empty()).then(|| val.iter().map(f).sum::<f32>() / val.len() as f32)
+    };
     let report = json!({
         "checkpoint": loaded.dir.display().to_string(),
         "step": loaded.snapshot.state.step,
@@ -56,6 +75,8 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "val": val,
         "val_mse_mean": mean(|v| v.mse),
         "val_ce_mean": mean(|v| v.ce),
+        "clamp": options.clamp,
+        "temperature": options.temperature,
         "valid_word_rate": q.valid_word_rate,
         "diversity": q.diversity,
         "novelty": q.novelty,
