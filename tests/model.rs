@@ -455,3 +455,53 @@ fn self_conditioning_feeds_the_first_pass_estimate_to_masked_sequences() {
     );
     assert!(z0_pred[..first].iter().any(|&x| x != 0.0));
 }
+
+/// While sampling, known positions sit where training put them: re-noised
+/// to each step's level (`noised`), or at their clean embedding throughout
+/// (`clean`, phase 4); both end clean.
+#[test]
+fn sampling_holds_known_positions_as_the_model_was_trained() {
+    use samnet_core::conditioning::Known;
+    use samnet_core::sample::{SampleOptions, Sampler, StepOutput};
+    use std::ops::ControlFlow;
+    for held in [KnownPositions::Noised, KnownPositions::Clean] {
+        let mut cfg = Config::preset("tiny").unwrap();
+        cfg.diffusion.known_positions = held;
+        let gpu = gpu();
+        let model = Model::new(gpu, &cfg, 3).unwrap();
+        let (len, d, known_rows) = (12, cfg.model.d_model, 5);
+        let sampler = Sampler::new(gpu, &model, 1, len).unwrap();
+        let known = Known {
+            tokens: (0..len as u32).map(|i| i * 5 % 60).collect(),
+            mask: (0..len).map(|i| i < known_rows).collect(),
+        };
+        let mut states = Vec::new();
+        let mut record = |_: StepOutput| {
+            states.push(read(&sampler.graph().x_t)[..known_rows * d].to_vec());
+            ControlFlow::Continue(())
+        };
+        let options = SampleOptions {
+            steps: 4,
+            ..SampleOptions::from_config(&cfg.diffusion)
+        };
+        let schedule = NoiseSchedule::new(&cfg.diffusion);
+        pollster::block_on(sampler.run(gpu, &schedule, &options, Some(&known), Some(&mut record)))
+            .unwrap();
+        let e_hat = read(&sampler.graph().e_hat);
+        let clean: Vec<f64> = known.tokens[..known_rows]
+            .iter()
+            .flat_map(|&t| e_hat[t as usize * d..][..d].to_vec())
+            .map(|x| cfg.diffusion.signal_scale as f64 * x)
+            .collect();
+        let is_clean = |x: &[f64]| x.iter().zip(&clean).all(|(a, b)| (a - b).abs() < 1e-6);
+        let (last, before) = states.split_last().unwrap();
+        assert!(is_clean(last), "{held:?}: the last step ends clean");
+        for (i, x) in before.iter().enumerate() {
+            assert_eq!(
+                is_clean(x),
+                held == KnownPositions::Clean,
+                "{held:?}, step {i}"
+            );
+        }
+    }
+}

@@ -8,7 +8,7 @@
 use std::ops::ControlFlow;
 
 use crate::conditioning::Known;
-use crate::config::DiffusionConfig;
+use crate::config::{DiffusionConfig, KnownPositions};
 use crate::gpu::{DType, Gpu, Program, Tensor};
 use crate::model::Model;
 use crate::model::graph::{Graph, GraphOptions};
@@ -73,6 +73,8 @@ pub struct Sampler {
     decode_key: Tensor,
     signal_scale: f32,
     self_condition: bool,
+    /// Known positions are held at their clean embedding (`known_positions: clean`).
+    known_clean: bool,
     init: Program,
     /// The steps that decode by argmax, recorded once; a temperature's are
     /// recorded per run (its value is a kernel parameter).
@@ -160,6 +162,7 @@ impl Sampler {
             decode_key: gpu.zeros("sample.decode_key", &[2], DType::U32)?,
             signal_scale,
             self_condition,
+            known_clean: model.config.diffusion.known_positions == KnownPositions::Clean,
             init,
             step_plain: Program::new(),
             step_clamped: Program::new(),
@@ -168,6 +171,11 @@ impl Sampler {
         sampler.step_plain = sampler.record_step(gpu, false, 0.0)?;
         sampler.step_clamped = sampler.record_step(gpu, true, 0.0)?;
         Ok(sampler)
+    }
+
+    /// The model graph it samples through (x_t is the current noisy sequence).
+    pub fn graph(&self) -> &Graph {
+        &self.graph
     }
 
     /// One denoising step: the model, decoding (argmax at temperature 0),
@@ -262,9 +270,17 @@ impl Sampler {
             };
             [a as f32, s as f32, a2 as f32, s2 as f32]
         };
+        // Known positions at timestep t: noised like the rest, or (for models
+        // trained with them clean, phase 4) their clean embedding throughout.
+        let known_level = |t: usize| {
+            if t == 0 || self.known_clean {
+                (1.0, 0.0)
+            } else {
+                schedule.coefficients(t)
+            }
+        };
         // x_T, with known positions noised to T.
-        let t_max = timesteps[0];
-        let (a_t, s_t) = schedule.coefficients(t_max);
+        let (a_t, s_t) = known_level(timesteps[0]);
         gpu.write_f32(
             &self.coef_next,
             &[a_t as f32, s_t as f32, 0.0, 0.0].repeat(self.count),
@@ -305,11 +321,7 @@ impl Sampler {
             )?;
             let mut programs: Vec<&Program> = vec![step_program];
             // Known positions re-noised to the next timestep (clean at the end).
-            let (a2, s2) = if next == 0 {
-                (1.0, 0.0)
-            } else {
-                schedule.coefficients(next)
-            };
+            let (a2, s2) = known_level(next);
             gpu.write_f32(
                 &self.coef_next,
                 &[a2 as f32, s2 as f32, 0.0, 0.0].repeat(self.count),
