@@ -7,6 +7,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod gpu;
+mod guard;
 pub mod metrics;
 pub mod model;
 pub mod ops;
