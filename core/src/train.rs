@@ -1,7 +1,7 @@
 //! Training: one recorded step replayed with new inputs, metrics read back
 //! every N steps, and checkpoints that resume the same run bit for bit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +36,12 @@ pub struct StepMetrics {
     pub grad_norm: f32,
     pub lr: f32,
     pub loss_scale: f32,
+    /// Steps skipped so far (counted on the GPU every step).
     pub skipped_steps: usize,
+    /// Whether this step was skipped: its gradient norm was not finite (a NaN
+    /// or ∞ anywhere in the loss or the gradients), so no parameter, moment or
+    /// loss scale changed.
+    pub skipped: bool,
 }
 
 pub struct Trainer {
@@ -47,6 +52,11 @@ pub struct Trainer {
     pub schedule: NoiseSchedule,
     /// Completed steps.
     pub step: usize,
+    /// Fault injection (`samnet train --inject-nan`): the steps, numbered
+    /// from 1, whose first loss weight is NaN. The NaN reaches the loss and
+    /// every gradient, so the GPU's non-finite check must skip the step; the
+    /// tests use it to prove that a run survives one.
+    pub inject_nan: BTreeSet<usize>,
 }
 
 impl Trainer {
@@ -87,6 +97,7 @@ impl Trainer {
             optimizer,
             graph,
             step: state.step,
+            inject_nan: BTreeSet::new(),
         })
     }
 
@@ -109,12 +120,16 @@ impl Trainer {
         let t = &self.config.train;
         let (batch, seq) = (t.batch_size, t.seq_len);
         let tokens = data.batch(Split::Train, batch, seq, t.seed, self.step as u64);
+        let mut weights = vec![1.0; batch * seq];
+        if self.inject_nan.contains(&(self.step + 1)) {
+            weights[0] = f32::NAN;
+        }
         self.graph.write_batch(
             gpu,
             &self.schedule,
             &tokens,
             &self.timesteps(self.step),
-            &vec![1.0; batch * seq],
+            &weights,
         )?;
         let seed = t.seed;
         gpu.write_u32(
@@ -153,6 +168,7 @@ impl Trainer {
             lr: learning_rate(&self.config.train, self.step.saturating_sub(1)) as f32,
             loss_scale: s[slot::LOSS_SCALE],
             skipped_steps: s[slot::SKIPPED] as usize,
+            skipped: s[slot::SKIP] != 0.0,
         })
     }
 

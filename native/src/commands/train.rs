@@ -13,9 +13,10 @@ use samnet_core::gpu::{Gpu, GpuOptions};
 use samnet_core::model::Model;
 use samnet_core::model::graph::OptimizerState;
 use samnet_core::tokenizer::Tokenizer;
-use samnet_core::train::{TrainState, Trainer};
+use samnet_core::train::{StepMetrics, TrainState, Trainer};
 use serde_json::json;
 
+use crate::metrics_log;
 use crate::run::{data_text, load_checkpoint, split};
 
 #[derive(clap::Args)]
@@ -50,13 +51,24 @@ pub struct Args {
     /// Plain log lines instead of a progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Log (and check for skipped steps) every N steps (default: the config's).
+    #[arg(long)]
+    log_every: Option<usize>,
+    /// Write a checkpoint every N steps (0: only at the end; default: the config's).
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Fault injection, for testing: poison these steps (numbered from 1,
+    /// comma-separated) with a NaN loss weight. Each must be skipped, logged
+    /// and survived; see docs/reliability.md.
+    #[arg(long, value_delimiter = ',')]
+    inject_nan: Vec<usize>,
 }
+
+/// A run stops as diverged after this many consecutive skipped steps.
+const MAX_CONSECUTIVE_SKIPS: usize = 20;
 
 fn apply_overrides(config: &mut Config, args: &Args) {
     let t = &mut config.train;
-    if let Some(v) = args.steps {
-        t.steps = v;
-    }
     if let Some(v) = args.batch {
         t.batch_size = v;
     }
@@ -69,6 +81,22 @@ fn apply_overrides(config: &mut Config, args: &Args) {
     }
     if let Some(v) = args.seed {
         t.seed = v;
+    }
+    apply_schedule_overrides(config, args);
+}
+
+/// Overrides that leave the training trajectory alone, so a resumed run may
+/// change them too.
+fn apply_schedule_overrides(config: &mut Config, args: &Args) {
+    let t = &mut config.train;
+    if let Some(v) = args.steps {
+        t.steps = v;
+    }
+    if let Some(v) = args.log_every {
+        t.log_every = v;
+    }
+    if let Some(v) = args.checkpoint_every {
+        t.checkpoint_every = v;
     }
 }
 
@@ -114,10 +142,11 @@ fn fresh(gpu: &Gpu, args: &Args) -> anyhow::Result<Setup> {
 fn resumed(gpu: &Gpu, args: &Args, dir: &Path) -> anyhow::Result<Setup> {
     let loaded = load_checkpoint(dir)?;
     let mut config = loaded.snapshot.config.clone();
-    if let Some(steps) = args.steps {
-        config.train.steps = steps;
-    }
-    config.validate().map_err(anyhow::Error::msg)?;
+    apply_schedule_overrides(&mut config, args);
+    config
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid configuration")?;
     let (text, origin) = data_text(args.data.as_deref())?;
     let data = split(&text, &loaded.tokenizer, config.train.seq_len, &origin)?;
     let mut snapshot = loaded.snapshot;
@@ -181,7 +210,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let mut setup = if args.resume {
         resumed(&gpu, &args, &ckpt_dir)?
     } else {
-        if ckpt_dir.exists() {
+        if checkpoint::resolve_dir(&ckpt_dir).is_ok() {
             bail!(
                 "{} already holds a checkpoint; pass --resume to continue it or choose another --out",
                 args.out.display()
@@ -189,16 +218,24 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         }
         fresh(&gpu, &args)?
     };
+    setup.trainer.inject_nan = args.inject_nan.iter().copied().collect();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let log_path = args.out.join("metrics.jsonl");
+    let dropped = metrics_log::keep_up_to(&log_path, setup.trainer.step)?;
+    if dropped > 0 {
+        eprintln!(
+            "{}: dropped {dropped} line(s) past step {} (written after the checkpoint by an interrupted run)",
+            log_path.display(),
+            setup.trainer.step
+        );
+    }
     let mut log: File = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
-    let cfg = setup.trainer.config.clone();
-    let t = &cfg.train;
+    let t = &setup.trainer.config.train;
     eprintln!(
         "training {} parameters on {} for {} steps of {}×{} (from step {}); logging to {}",
         setup.trainer.model.param_count(),
@@ -209,6 +246,35 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         setup.trainer.step,
         log_path.display()
     );
+    let mut saved_at = setup.trainer.step;
+    train(&gpu, &args, &mut setup, &mut log, &ckpt_dir, &mut saved_at).map_err(|e| {
+        let kept = if args.resume || saved_at > 0 {
+            format!(
+                "the checkpoint in {} (step {saved_at}) is intact; continue with --resume",
+                ckpt_dir.display()
+            )
+        } else {
+            "no checkpoint was written yet".to_string()
+        };
+        e.context(format!(
+            "training stopped at step {} ({kept})",
+            setup.trainer.step
+        ))
+    })
+}
+
+/// The training loop from the trainer's step to the configured end;
+/// `saved_at` follows the step of the last checkpoint written.
+fn train(
+    gpu: &Gpu,
+    args: &Args,
+    setup: &mut Setup,
+    log: &mut File,
+    ckpt_dir: &Path,
+    saved_at: &mut usize,
+) -> anyhow::Result<()> {
+    let cfg = setup.trainer.config.clone();
+    let t = &cfg.train;
     let bar = if args.no_progress {
         ProgressBar::hidden()
     } else {
@@ -218,25 +284,36 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} eta {eta}").expect("template"),
     );
     bar.set_position(setup.trainer.step as u64);
+    let say = |line: String| {
+        if args.no_progress {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
     let tokens_per_step = (t.batch_size * t.seq_len) as f64;
     let (mut last_time, mut last_step) = (Instant::now(), setup.trainer.step);
+    let mut skips = SkipWatch::new(pollster::block_on(setup.trainer.metrics(gpu))?.skipped_steps);
     let started = Instant::now();
     while setup.trainer.step < t.steps {
-        setup.trainer.step(&gpu, &setup.data)?;
+        setup.trainer.step(gpu, &setup.data)?;
         let step = setup.trainer.step;
         let at_end = step == t.steps;
-        if step == 1 || step % t.log_every == 0 || at_end {
-            let m = pollster::block_on(setup.trainer.metrics(&gpu))?;
+        if step == 1 || step.is_multiple_of(t.log_every) || at_end {
+            let m = pollster::block_on(setup.trainer.metrics(gpu))?;
             let now = Instant::now();
             let tokens_per_s = (step - last_step) as f64 * tokens_per_step
                 / now.duration_since(last_time).as_secs_f64();
+            if let Some(line) = skips.update(step - last_step, &m) {
+                say(format!("step {step}: {line}"));
+            }
             (last_time, last_step) = (now, step);
             let mut record = serde_json::to_value(&m)?;
             record["tokens_per_s"] = json!(tokens_per_s);
             record["gpu_memory_bytes"] = json!(gpu.allocated_bytes());
             record["elapsed_s"] = json!(started.elapsed().as_secs_f64());
-            if t.eval_every > 0 && (step % t.eval_every == 0 || at_end) {
-                record["eval"] = evaluate(&gpu, &setup)?;
+            if t.eval_every > 0 && (step.is_multiple_of(t.eval_every) || at_end) {
+                record["eval"] = evaluate(gpu, setup)?;
             }
             writeln!(log, "{record}")?;
             let msg = format!(
@@ -247,25 +324,59 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
                 eprintln!("step {step}/{} {msg}", t.steps);
             }
             bar.set_message(msg);
-            if !m.loss.is_finite() {
+            if skips.streak >= MAX_CONSECUTIVE_SKIPS {
                 bail!(
-                    "the loss is {} at step {step}; the last checkpoint in {} is intact",
-                    m.loss,
-                    ckpt_dir.display()
+                    "the run diverged: at least {} consecutive steps had a non-finite loss or gradient; lower --lr",
+                    skips.streak
                 );
             }
         }
-        if t.checkpoint_every > 0 && step % t.checkpoint_every == 0 && !at_end {
-            save(&gpu, &setup, &ckpt_dir)?;
+        if t.checkpoint_every > 0 && step.is_multiple_of(t.checkpoint_every) && !at_end {
+            save(gpu, setup, ckpt_dir)?;
+            *saved_at = step;
         }
         bar.set_position(step as u64);
     }
     bar.finish();
-    save(&gpu, &setup, &ckpt_dir)?;
+    save(gpu, setup, ckpt_dir)?;
+    *saved_at = setup.trainer.step;
     eprintln!(
         "checkpoint written to {} ({:.1} s)",
         ckpt_dir.display(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Skipped steps as seen at each readback: the GPU counts them every step,
+/// the CPU learns the count every `log_every` steps.
+struct SkipWatch {
+    seen: usize,
+    /// Consecutive skipped steps up to the last readback (a lower bound when
+    /// a window was only partly skipped).
+    streak: usize,
+}
+
+impl SkipWatch {
+    fn new(seen: usize) -> Self {
+        SkipWatch { seen, streak: 0 }
+    }
+
+    /// Takes the metrics read after `window` more steps; returns a line to
+    /// print when steps were skipped.
+    fn update(&mut self, window: usize, m: &StepMetrics) -> Option<String> {
+        let new = m.skipped_steps.saturating_sub(self.seen);
+        self.seen = m.skipped_steps;
+        self.streak = match (new, m.skipped) {
+            (n, _) if n == window && n > 0 => self.streak + n,
+            (_, true) => 1,
+            _ => 0,
+        };
+        (new > 0).then(|| {
+            format!(
+                "skipped {new} step(s) with a non-finite loss or gradient in the last {window} (weights unchanged); {} skipped in all",
+                m.skipped_steps
+            )
+        })
+    }
 }
