@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -43,6 +44,41 @@ fn train(out: &Path, extra: &[&str]) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     cmd
+}
+
+/// The uninterrupted run every faulty one is compared with, and how long it took.
+fn reference() -> &'static (PathBuf, Duration) {
+    static RUN: OnceLock<(PathBuf, Duration)> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = scratch("reference");
+        let started = Instant::now();
+        run_to_end(&mut train(&dir, &[]));
+        (dir, started.elapsed())
+    })
+}
+
+/// Asserts that the run in `out` logged the reference's curve and ended
+/// with the reference's checkpoint files, byte for byte.
+fn same_as_reference(out: &Path, what: &str) {
+    let expected = curve(&reference().0);
+    assert_eq!(expected.len(), STEPS, "the reference logs every step");
+    let got = curve(out);
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "{what}: the log has {} records, the uninterrupted {}",
+        got.len(),
+        expected.len()
+    );
+    for (a, b) in got.iter().zip(&expected) {
+        assert_eq!(a, b, "{what}: the loss curves differ");
+    }
+    let (files, reference_files) = (checkpoint_bytes(out), checkpoint_bytes(&reference().0));
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&files), names(&reference_files));
+    for ((name, x), (_, y)) in files.iter().zip(&reference_files) {
+        assert!(x == y, "{what}: the final {name} differs");
+    }
 }
 
 fn run_to_end(cmd: &mut Command) -> String {
@@ -115,17 +151,12 @@ fn sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run() {
     println!("kill moments from SAMNET_KILL_SEED={seed}");
     let mut moments = Moments(seed);
 
-    let reference = scratch("reference");
     let started = Instant::now();
-    run_to_end(&mut train(&reference, &[]));
-    let uninterrupted = started.elapsed();
+    let uninterrupted = reference().1;
 
     // Episodes: a run into a fresh directory, killed at random moments and
     // resumed until it completes, then compared with the reference; as
     // many episodes as it takes to land `kills` kills.
-    let expected = curve(&reference);
-    assert_eq!(expected.len(), STEPS, "the reference logs every step");
-    let reference_files = checkpoint_bytes(&reference);
     let has_checkpoint =
         |out: &Path| out.join("checkpoint").is_dir() || out.join(".checkpoint.old").is_dir();
     let (mut killed, mut resumes, mut mid_write, mut episodes) = (0, 0, 0, 0);
@@ -165,23 +196,7 @@ fn sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run() {
             resumes += 1;
             run_to_end(&mut train(&out, &["--resume"]));
         }
-        let got = curve(&out);
-        assert_eq!(
-            got.len(),
-            expected.len(),
-            "episode {episodes}: the resumed log has {} records, the uninterrupted {}",
-            got.len(),
-            expected.len()
-        );
-        for (a, b) in got.iter().zip(&expected) {
-            assert_eq!(a, b, "episode {episodes}: the loss curves differ");
-        }
-        let files = checkpoint_bytes(&out);
-        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-        assert_eq!(names(&files), names(&reference_files));
-        for ((name, x), (_, y)) in files.iter().zip(&reference_files) {
-            assert!(x == y, "episode {episodes}: the final {name} differs");
-        }
+        same_as_reference(&out, &format!("episode {episodes}"));
         let _ = std::fs::remove_dir_all(&out);
     }
     println!(
@@ -190,7 +205,6 @@ fn sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run() {
          are bit-identical to the uninterrupted run's ({:.1} s)",
         started.elapsed().as_secs_f64()
     );
-    let _ = std::fs::remove_dir_all(&reference);
 }
 
 #[test]
@@ -222,6 +236,36 @@ fn injected_nans_are_skipped_logged_and_survived() {
     println!(
         "NAN 3 injected NaNs skipped and logged; the run finished with loss {}",
         last["loss"]
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_lost_device_stops_the_run_clearly_and_its_checkpoint_resumes() {
+    let out = scratch("lost");
+    let failed = train(&out, &["--inject-device-loss", "13"])
+        .output()
+        .unwrap();
+    assert!(!failed.status.success(), "the run survived a lost device");
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for needle in [
+        "error: training stopped at step 13",
+        "(step 12) is intact; continue with --resume",
+        "the GPU device was lost",
+        "smaller batch",
+    ] {
+        assert!(last.contains(needle), "lacks {needle:?}: {last}");
+    }
+    assert!(
+        !out.join(".checkpoint.tmp").exists(),
+        "a partial checkpoint was left"
+    );
+    run_to_end(&mut train(&out, &["--resume"]));
+    same_as_reference(&out, "after a lost device");
+    println!(
+        "LOST device lost at step 13: clear error, checkpoint of step 12 intact, resumed bit-identically"
     );
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -87,7 +87,7 @@ impl Gpu {
             mapped_at_creation: false,
         });
         self.take_error()
-            .map_err(|e| Error::Gpu(format!("allocating '{name}' ({bytes} bytes): {e}")))?;
+            .map_err(|e| e.during(format!("allocating '{name}' ({bytes} bytes)")))?;
         self.count_allocation(size);
         Ok(Tensor {
             buffer,
@@ -153,8 +153,12 @@ impl Gpu {
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
-        self.wait_idle()?;
-        rx.await
+        let reading = |e: Error| e.during(format!("reading '{}'", t.name));
+        self.wait_idle().map_err(reading)?;
+        let mapped = rx.await;
+        // A lost device also fails the mapping; report the loss, not that.
+        self.take_error().map_err(reading)?;
+        mapped
             .map_err(|_| Error::Gpu(format!("reading '{}': map callback dropped", t.name)))?
             .map_err(|e| Error::Gpu(format!("reading '{}': {e}", t.name)))?;
         let data = staging

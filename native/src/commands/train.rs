@@ -62,6 +62,11 @@ pub struct Args {
     /// and survived; see docs/reliability.md.
     #[arg(long, value_delimiter = ',')]
     inject_nan: Vec<usize>,
+    /// Fault injection, for testing: destroy the GPU device after this step
+    /// (as a driver reset would); the run must stop with a clear error and
+    /// leave its last checkpoint intact.
+    #[arg(long)]
+    inject_device_loss: Option<usize>,
 }
 
 /// A run stops as diverged after this many consecutive skipped steps.
@@ -298,6 +303,9 @@ fn train(
     while setup.trainer.step < t.steps {
         setup.trainer.step(gpu, &setup.data)?;
         let step = setup.trainer.step;
+        if args.inject_device_loss == Some(step) {
+            gpu.lose_device();
+        }
         let at_end = step == t.steps;
         if step == 1 || step.is_multiple_of(t.log_every) || at_end {
             let m = pollster::block_on(setup.trainer.metrics(gpu))?;
