@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use samnet_core::checkpoint;
 use samnet_core::data::{TextData, read_text};
 use samnet_core::gpu::Gpu;
@@ -68,5 +67,6 @@ pub fn split(
     seq: usize,
     origin: &str,
 ) -> anyhow::Result<TextData> {
-    TextData::new(text, tokenizer, seq, origin).with_context(|| format!("preparing {origin}"))
+    // TextData names `origin` in its errors already.
+    Ok(TextData::new(text, tokenizer, seq, origin)?)
 }
