@@ -1,18 +1,27 @@
-// Decoding during sampling: per row of logits, the best token and its
-// probability (the confidence the demos shade positions by).
+// Decoding during sampling: per row of logits, a token and its probability
+// (the confidence the demos shade positions by).
+// argmax_rows:
 //   tokens[r] = argmax_v logits[r, v]   (ties: the lower id)
 //   confidence[r] = softmax(logits[r])[tokens[r]] = 1 / Σ_v exp(logits[r, v] − max)
+// sample_rows, at temperature τ = 1 / inv_temperature (Gumbel-max):
+//   tokens[r] = argmax_v (logits[r, v] / τ + g[r, v]),  g = −log(−log u),
+//   u uniform in (0, 1) from the counter hash of (r·V + v, key, stream)
+//   confidence[r] = softmax(logits[r] / τ)[tokens[r]]
+// so tokens[r] is a draw from softmax(logits[r] / τ), reproducible from the key.
 // One 256-thread workgroup per row, fixed reduction trees. Grid: grid_1d(rows).
 
 struct Params {
     rows: u32,
     vocab: u32,
+    inv_temperature: f32, // sample_rows only
+    stream: u32,          // sample_rows only
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;         // (rows, V)
 @group(0) @binding(2) var<storage, read_write> tokens: array<u32>;   // (rows)
 @group(0) @binding(3) var<storage, read_write> confidence: array<f32>; // (rows)
+@group(0) @binding(4) var<storage, read> rng_key: array<u32>;        // (2) sample_rows only
 
 const WG: u32 = 256u;
 var<workgroup> best_value: array<f32, 256>;
@@ -65,5 +74,79 @@ fn argmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (lid.x == 0u) {
         tokens[r] = best_index[0];
         confidence[r] = 1.0 / total[0];
+    }
+}
+
+// The counter hash of random.wgsl (PCG output permutation); tests check both
+// against reference::random.
+fn pcg(v: u32) -> u32 {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+const GUMBEL_SALT: u32 = 0x27d4eb2fu;
+
+fn gumbel(i: u32) -> f32 {
+    let h = pcg(i ^ pcg(GUMBEL_SALT ^ pcg(rng_key[0] ^ pcg(rng_key[1] ^ pcg(p.stream)))));
+    // Uniform strictly inside (0, 1): both logs stay finite.
+    let u = (f32(h >> 8u) + 0.5) * (1.0 / 16777216.0);
+    return -log(-log(u));
+}
+
+var<workgroup> scaled_max: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn sample_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = wid.y * nwg.x + wid.x;
+    if (r >= p.rows) {
+        return;
+    }
+    let base = r * p.vocab;
+    var v_best = -3.0e38;
+    var i_best = 0u;
+    var m = -3.0e38;
+    for (var v = lid.x; v < p.vocab; v += WG) {
+        let x = logits[base + v] * p.inv_temperature;
+        m = max(m, x);
+        let score = x + gumbel(base + v);
+        if (score > v_best) {
+            v_best = score;
+            i_best = v;
+        }
+    }
+    best_value[lid.x] = v_best;
+    best_index[lid.x] = i_best;
+    scaled_max[lid.x] = m;
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        workgroupBarrier();
+        if (lid.x < stride) {
+            let other = best_value[lid.x + stride];
+            let other_index = best_index[lid.x + stride];
+            if (other > best_value[lid.x] || (other == best_value[lid.x] && other_index < best_index[lid.x])) {
+                best_value[lid.x] = other;
+                best_index[lid.x] = other_index;
+            }
+            scaled_max[lid.x] = max(scaled_max[lid.x], scaled_max[lid.x + stride]);
+        }
+    }
+    workgroupBarrier();
+    let top = scaled_max[0];
+    var s = 0.0;
+    for (var v = lid.x; v < p.vocab; v += WG) {
+        s += exp(logits[base + v] * p.inv_temperature - top);
+    }
+    total[lid.x] = s;
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        workgroupBarrier();
+        if (lid.x < stride) {
+            total[lid.x] += total[lid.x + stride];
+        }
+    }
+    workgroupBarrier();
+    if (lid.x == 0u) {
+        let chosen = best_index[0];
+        tokens[r] = chosen;
+        confidence[r] = exp(logits[base + chosen] * p.inv_temperature - top) / total[0];
     }
 }

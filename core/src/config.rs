@@ -88,6 +88,10 @@ pub struct DiffusionConfig {
     pub sample_steps: usize,
     /// Snap each position's x0 estimate to its nearest embedding while sampling.
     pub clamp: bool,
+    /// Decoding temperature while sampling: 0 takes each position's most
+    /// likely token; above 0 draws it from softmax(logits / temperature).
+    #[serde(default)]
+    pub temperature: f32,
     /// Self-conditioning (Chen et al., Analog Bits): the denoiser also reads
     /// its previous estimate of z0 through a second input projection; in
     /// training, half the sequences get the (detached) estimate of a first
@@ -275,6 +279,12 @@ impl Config {
         let t = &self.train;
         if !(t.lr > 0.0 && t.lr.is_finite()) {
             return Err(format!("train.lr must be positive, got {}", t.lr));
+        }
+        let temperature = self.diffusion.temperature;
+        if !(temperature >= 0.0 && temperature.is_finite()) {
+            return Err(format!(
+                "diffusion.temperature must be ≥ 0, got {temperature}"
+            ));
         }
         if !(0.0..=0.5).contains(&t.warmup_ratio) || !(0.0..=1.0).contains(&t.min_lr_ratio) {
             return Err(

@@ -35,6 +35,8 @@ pub enum Error {
     Shape { op: &'static str, detail: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("cancelled")]
+    Cancelled,
     #[error("{path}: {message}")]
     File { path: String, message: String },
 }

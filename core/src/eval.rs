@@ -84,15 +84,15 @@ pub async fn validation_loss(
     Ok(out)
 }
 
-/// Samples seeds 0..8 (each on its own) and scores them against the training text.
+/// Samples seeds 0..8 (each on its own, otherwise with `options`) and scores
+/// them against the training text.
 pub async fn quality(
     gpu: &Gpu,
     model: &Model,
     tokenizer: &Tokenizer,
     train_text: &str,
-    steps: usize,
     len: usize,
-    clamp: bool,
+    options: &SampleOptions,
 ) -> Result<Quality> {
     let sampler = Sampler::new(gpu, model, 1, len)?;
     let schedule = NoiseSchedule::new(&model.config.diffusion);
@@ -102,7 +102,10 @@ pub async fn quality(
             .run(
                 gpu,
                 &schedule,
-                &SampleOptions { steps, seed, clamp },
+                &SampleOptions {
+                    seed,
+                    ..options.clone()
+                },
                 None,
                 None,
             )
@@ -115,7 +118,7 @@ pub async fn quality(
         diversity: metrics::diversity(&samples),
         novelty: metrics::novelty(&samples, train_text),
         samples,
-        steps,
+        steps: options.steps,
         len,
     })
 }

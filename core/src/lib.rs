@@ -2,6 +2,7 @@
 //! CPU references, and (on top of them) the model, diffusion and training.
 
 pub mod checkpoint;
+pub mod conditioning;
 pub mod config;
 pub mod data;
 pub mod error;

@@ -5,6 +5,10 @@
 //! the next timestep. Known positions (a prompt, the text around an infill)
 //! are re-noised from their true embedding at every step.
 
+use std::ops::ControlFlow;
+
+use crate::conditioning::Known;
+use crate::config::DiffusionConfig;
 use crate::gpu::{DType, Gpu, Program, Tensor};
 use crate::model::Model;
 use crate::model::graph::{Graph, GraphOptions};
@@ -12,25 +16,34 @@ use crate::ops::diffusion::{self, SeqShape};
 use crate::ops::elementwise::{axpby, fill};
 use crate::ops::embedding;
 use crate::ops::random::randn;
-use crate::ops::sampling::argmax_rows;
+use crate::ops::sampling::{argmax_rows, sample_rows};
 use crate::schedule::NoiseSchedule;
 use crate::{Error, Result};
 
 const INIT_STREAM: u32 = 101;
 const KNOWN_STREAM: u32 = 102;
+const DECODE_STREAM: u32 = 103;
 
 #[derive(Clone, Debug)]
 pub struct SampleOptions {
     pub steps: usize,
     pub seed: u64,
     pub clamp: bool,
+    /// 0: each step decodes the most likely token; above 0, a draw from
+    /// softmax(logits / temperature) (which the clamped estimate then uses).
+    pub temperature: f32,
 }
 
-/// Positions held known: `tokens` (count·len) where `mask` is set.
-#[derive(Clone, Debug)]
-pub struct Known {
-    pub tokens: Vec<u32>,
-    pub mask: Vec<bool>,
+impl SampleOptions {
+    /// The checkpoint's defaults, seed 0.
+    pub fn from_config(diffusion: &DiffusionConfig) -> SampleOptions {
+        SampleOptions {
+            steps: diffusion.sample_steps,
+            seed: 0,
+            clamp: diffusion.clamp,
+            temperature: diffusion.temperature,
+        }
+    }
 }
 
 /// The decoded state after one denoising step.
@@ -54,7 +67,15 @@ pub struct Sampler {
     known_tokens: Tensor,
     known_mask: Tensor,
     coef_next: Tensor,
+    x0_hat: Tensor,
+    x_next: Tensor,
+    /// (2) the key of the step's token draws at temperature > 0.
+    decode_key: Tensor,
+    signal_scale: f32,
+    self_condition: bool,
     init: Program,
+    /// The steps that decode by argmax, recorded once; a temperature's are
+    /// recorded per run (its value is a kernel parameter).
     step_plain: Program,
     step_clamped: Program,
     blend: Program,
@@ -125,61 +146,90 @@ impl Sampler {
             &graph.x_t,
         )?);
 
-        let step = |clamp: bool| -> Result<Program> {
-            let mut p = graph.core.clone();
-            p.push(argmax_rows(gpu, &graph.logits, &tokens, &confidence)?);
-            let estimate = if clamp {
-                p.push(embedding::forward(
-                    gpu,
-                    &tokens,
-                    &graph.e_hat,
-                    signal_scale,
-                    &x0_hat,
-                )?);
-                &x0_hat
-            } else {
-                &graph.z0_pred
-            };
-            p.push(diffusion::ddim_step(
-                gpu,
-                shape,
-                &graph.inputs.coef,
-                estimate,
-                &graph.x_t,
-                &x_next,
-            )?);
-            p.push(axpby(gpu, 1.0, &x_next, 0.0, &graph.x_t)?);
-            if self_condition {
-                // The next step conditions on this step's estimate.
-                p.push(axpby(gpu, 1.0, estimate, 0.0, &graph.sc)?);
-            }
-            Ok(p)
-        };
-        Ok(Sampler {
+        let mut sampler = Sampler {
             count,
             len,
-            step_plain: step(false)?,
-            step_clamped: step(true)?,
             graph,
             tokens,
             confidence,
             known_tokens,
             known_mask,
             coef_next,
+            x0_hat,
+            x_next,
+            decode_key: gpu.zeros("sample.decode_key", &[2], DType::U32)?,
+            signal_scale,
+            self_condition,
             init,
+            step_plain: Program::new(),
+            step_clamped: Program::new(),
             blend,
-        })
+        };
+        sampler.step_plain = sampler.record_step(gpu, false, 0.0)?;
+        sampler.step_clamped = sampler.record_step(gpu, true, 0.0)?;
+        Ok(sampler)
     }
 
-    /// Samples; `on_step` (if given) receives every step's decoded state.
-    /// Returns the final tokens (count·len); known positions keep their tokens.
+    /// One denoising step: the model, decoding (argmax at temperature 0),
+    /// optionally the clamp, and the DDIM update of x_t.
+    fn record_step(&self, gpu: &Gpu, clamp: bool, temperature: f32) -> Result<Program> {
+        let graph = &self.graph;
+        let shape = SeqShape {
+            batch: self.count,
+            seq: self.len,
+            cols: self.x_next.shape()[1],
+        };
+        let mut p = graph.core.clone();
+        p.push(if temperature > 0.0 {
+            sample_rows(
+                gpu,
+                &graph.logits,
+                &self.decode_key,
+                DECODE_STREAM,
+                temperature,
+                &self.tokens,
+                &self.confidence,
+            )?
+        } else {
+            argmax_rows(gpu, &graph.logits, &self.tokens, &self.confidence)?
+        });
+        let estimate = if clamp {
+            p.push(embedding::forward(
+                gpu,
+                &self.tokens,
+                &graph.e_hat,
+                self.signal_scale,
+                &self.x0_hat,
+            )?);
+            &self.x0_hat
+        } else {
+            &graph.z0_pred
+        };
+        p.push(diffusion::ddim_step(
+            gpu,
+            shape,
+            &graph.inputs.coef,
+            estimate,
+            &graph.x_t,
+            &self.x_next,
+        )?);
+        p.push(axpby(gpu, 1.0, &self.x_next, 0.0, &graph.x_t)?);
+        if self.self_condition {
+            // The next step conditions on this step's estimate.
+            p.push(axpby(gpu, 1.0, estimate, 0.0, &graph.sc)?);
+        }
+        Ok(p)
+    }
+
+    /// Samples; `on_step` (if given) receives every step's decoded state and
+    /// may stop the run (which then ends in [`Error::Cancelled`]). Returns the final tokens (count·len); known positions keep their tokens.
     pub async fn run(
         &self,
         gpu: &Gpu,
         schedule: &NoiseSchedule,
         options: &SampleOptions,
         known: Option<&Known>,
-        mut on_step: Option<&mut dyn FnMut(StepOutput)>,
+        mut on_step: Option<&mut dyn FnMut(StepOutput) -> ControlFlow<()>>,
     ) -> Result<Vec<u32>> {
         let rows = self.count * self.len;
         if let Some(k) = known {
@@ -219,7 +269,17 @@ impl Sampler {
             &self.coef_next,
             &[a_t as f32, s_t as f32, 0.0, 0.0].repeat(self.count),
         )?;
-        let step_program = if options.clamp {
+        if !(options.temperature >= 0.0 && options.temperature.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "temperature must be ≥ 0, got {}",
+                options.temperature
+            )));
+        }
+        let tempered;
+        let step_program = if options.temperature > 0.0 {
+            tempered = self.record_step(gpu, options.clamp, options.temperature)?;
+            &tempered
+        } else if options.clamp {
             &self.step_clamped
         } else {
             &self.step_plain
@@ -232,12 +292,18 @@ impl Sampler {
                 &self.graph.inputs.coef,
                 &coef_row(t, next).repeat(self.count),
             )?;
-            let mut programs: Vec<&Program> = Vec::new();
             if i == 0 {
-                programs.push(&self.init);
-                programs.push(&self.blend);
+                // Submitted on its own: the blend reads coef_next, rewritten below.
+                gpu.submit(&[&self.init, &self.blend]);
             }
-            programs.push(step_program);
+            gpu.write_u32(
+                &self.decode_key,
+                &[
+                    options.seed as u32 ^ (i as u32).wrapping_mul(0x9e37_79b9),
+                    (options.seed >> 32) as u32,
+                ],
+            )?;
+            let mut programs: Vec<&Program> = vec![step_program];
             // Known positions re-noised to the next timestep (clean at the end).
             let (a2, s2) = if next == 0 {
                 (1.0, 0.0)
@@ -255,12 +321,15 @@ impl Sampler {
                 let tokens = gpu.read_u32(&self.tokens).await?;
                 if let Some(cb) = on_step.as_mut() {
                     let confidence = gpu.read_f32(&self.confidence).await?;
-                    cb(StepOutput {
+                    let flow = cb(StepOutput {
                         step: i,
                         timestep: t,
                         tokens: tokens.clone(),
                         confidence,
                     });
+                    if flow.is_break() {
+                        return Err(Error::Cancelled);
+                    }
                 }
                 last = tokens;
             }

@@ -30,6 +30,10 @@ enum Command {
     Train(commands::train::Args),
     /// Generate text from a checkpoint.
     Sample(commands::sample::Args),
+    /// Fill the holes of a text: `[___]`, `[___:N]` or `▢` positions.
+    Infill(commands::infill::Args),
+    /// Fill code at a cursor, with the code before and after it known.
+    Complete(commands::complete::Args),
     /// Validation loss at fixed timesteps and sample quality, as JSON.
     Eval(commands::eval::Args),
     /// Benchmarks that print JSON.
@@ -48,6 +52,8 @@ fn main() {
             match cli.command {
                 Command::Train(args) => commands::train::run(&options, args),
                 Command::Sample(args) => commands::sample::run(&options, args),
+                Command::Infill(args) => commands::infill::run(&options, args),
+                Command::Complete(args) => commands::complete::run(&options, args),
                 Command::Eval(args) => commands::eval::run(&options, args),
                 Command::Bench(bench) => commands::bench::run(&options, bench),
                 Command::Export(args) => commands::export::run(args),

@@ -619,3 +619,73 @@ fn mismatched_checkpoint_parts() {
         &["optimizer.safetensors", "cannot resume training"],
     );
 }
+
+#[test]
+fn infill_keeps_the_known_text_and_fills_every_hole() {
+    let ckpt = checkpoint().to_str().unwrap().to_string();
+    let template = "ROMEO:\n[___:7] my [___:5], ▢▢▢!";
+    let (ok, stdout, err) = samnet(&[
+        "infill", template, "--ckpt", &ckpt, "--steps", "4", "--seed", "1",
+    ]);
+    assert!(ok, "{err}");
+    let text: Vec<char> = stdout.strip_suffix('\n').unwrap().chars().collect();
+    let expected: Vec<Option<char>> = "ROMEO:\n####### my #####, ###!"
+        .chars()
+        .map(|c| (c != '#').then_some(c))
+        .collect();
+    assert_eq!(text.len(), expected.len(), "{stdout:?}");
+    for (i, (got, want)) in text.iter().zip(&expected).enumerate() {
+        if let Some(want) = want {
+            assert_eq!(got, want, "known position {i} changed: {stdout:?}");
+        }
+    }
+    for (args, needles) in [
+        (
+            vec!["infill", "open [___ hole"],
+            vec!["column 6", "not closed"],
+        ),
+        (vec!["infill", "bad [___:x]"], vec!["length `x`"]),
+        (vec!["infill", "no holes"], vec!["no hole"]),
+        (vec!["infill", "▢", "--hole", "0"], vec!["--hole"]),
+    ] {
+        let mut args = args.clone();
+        args.extend(["--ckpt", &ckpt]);
+        fails_clearly(&args, &needles);
+    }
+}
+
+#[test]
+fn completion_fills_only_the_hole_at_the_cursor() {
+    let dir = scratch("complete");
+    let file = dir.join("speech.txt");
+    std::fs::write(
+        &file,
+        "First Citizen:\nBefore we proceed any further, hear me speak.\n",
+    )
+    .unwrap();
+    let ckpt = checkpoint().to_str().unwrap().to_string();
+    let file_arg = file.to_str().unwrap().to_string();
+    let (ok, stdout, err) = samnet(&[
+        "complete", "--ckpt", &ckpt, "--file", &file_arg, "--line", "2", "--col", "8", "--hole",
+        "12", "--len", "48", "--steps", "4",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        stdout.strip_suffix('\n').unwrap().chars().count(),
+        12,
+        "{stdout:?}"
+    );
+    fails_clearly(
+        &[
+            "complete", "--ckpt", &ckpt, "--file", &file_arg, "--line", "9",
+        ],
+        &["speech.txt", "no line 9"],
+    );
+    fails_clearly(
+        &[
+            "complete", "--ckpt", &ckpt, "--file", &file_arg, "--line", "1", "--hole", "64",
+            "--len", "64",
+        ],
+        &["hole"],
+    );
+}

@@ -90,3 +90,69 @@ fn argmax_rows_with_ties_and_confidence() {
     assert_eq!(got[0], 7);
     check("argmax confidence", &got_conf, &want_conf, TOL_F32);
 }
+
+/// Gumbel-max decoding: the GPU's draw equals the f64 reference on the same
+/// counter-hash noise, its confidence is the tempered softmax, and over many
+/// rows the draws follow softmax(logits / τ).
+#[test]
+fn sample_rows_draws_from_the_tempered_softmax() {
+    use samnet_core::ops::sampling::sample_rows;
+    use samnet_core::reference::random::gumbel;
+    let (rows, vocab, temperature, stream) = (37, 300, 0.7, 5);
+    let key = [1234u32, 99];
+    let mut rng = Rng::new(23);
+    let logits = rng.normals(rows * vocab);
+    let (gl, gkey, tok, conf) = (
+        upload("logits", &[rows, vocab], &logits),
+        upload_u32("key", &[2], &key),
+        upload_u32("tokens", &[rows], &vec![0; rows]),
+        zeros("confidence", &[rows]),
+    );
+    let draw = sample_rows(gpu(), &gl, &gkey, stream, temperature, &tok, &conf).unwrap();
+    run(vec![draw.clone()]);
+    let (got, got_conf) = (read_u32(&tok), read(&conf));
+    let t = temperature as f64;
+    let mut want_conf = Vec::new();
+    for r in 0..rows {
+        let row = &logits[r * vocab..][..vocab];
+        let score = |v: usize| row[v] / t + gumbel((r * vocab + v) as u32, key, stream);
+        let best = (0..vocab).fold(0, |b, v| if score(v) > score(b) { v } else { b });
+        assert_eq!(got[r] as usize, best, "row {r}");
+        let m = row.iter().fold(f64::MIN, |m, &x| m.max(x / t));
+        let z: f64 = row.iter().map(|x| (x / t - m).exp()).sum();
+        want_conf.push((row[best] / t - m).exp() / z);
+    }
+    check("sample_rows confidence", &got_conf, &want_conf, TOL_F32);
+    // The same key draws the same tokens; another key, others.
+    run(vec![draw]);
+    assert_eq!(read_u32(&tok), got);
+    gpu().write_u32(&gkey, &[1234, 100]).unwrap();
+    run(vec![
+        sample_rows(gpu(), &gl, &gkey, stream, temperature, &tok, &conf).unwrap(),
+    ]);
+    assert_ne!(read_u32(&tok), got);
+
+    // 6,000 rows of the same 5 logits: each token's share within 4.5 σ of its probability.
+    let (rows, row) = (6000, [0.0, 0.5, 1.0, -1.0, 2.0]);
+    let temperature = 1.3;
+    let (gl, tok, conf) = (
+        upload("logits", &[rows, 5], &row.repeat(rows)),
+        upload_u32("tokens", &[rows], &vec![0; rows]),
+        zeros("confidence", &[rows]),
+    );
+    run(vec![
+        sample_rows(gpu(), &gl, &gkey, stream, temperature, &tok, &conf).unwrap(),
+    ]);
+    let drawn = read_u32(&tok);
+    let z: f64 = row.iter().map(|x| (x / temperature as f64).exp()).sum();
+    for (v, x) in row.iter().enumerate() {
+        let p = (x / temperature as f64).exp() / z;
+        let share = drawn.iter().filter(|&&d| d as usize == v).count() as f64 / rows as f64;
+        let sigma = (p * (1.0 - p) / rows as f64).sqrt();
+        assert!(
+            (share - p).abs() < 4.5 * sigma,
+            "token {v}: drawn {share:.4}, p {p:.4}"
+        );
+    }
+    assert!(sample_rows(gpu(), &gl, &gkey, stream, 0.0, &tok, &conf).is_err());
+}

@@ -44,3 +44,9 @@ pub fn dropout_factors(n: usize, key: [u32; 2], stream: u32, p: f64) -> Vec<f64>
         })
         .collect()
 }
+
+/// The Gumbel noise `sample_rows` (shaders/sampling.wgsl) adds to element i.
+pub fn gumbel(i: u32, key: [u32; 2], stream: u32) -> f64 {
+    let u = ((hash(i, 0x27d4_eb2f, key, stream) >> 8) as f64 + 0.5) / 16_777_216.0;
+    -(-u.ln()).ln()
+}

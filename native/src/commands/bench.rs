@@ -19,6 +19,25 @@ pub enum Bench {
     Train(TrainArgs),
     /// Matrix-product throughput of each matmul kernel version (JSON).
     Matmul(MatmulArgs),
+    /// Sampling: ms per denoising step and tokens/s per batch size (JSON).
+    Sample(SampleArgs),
+}
+
+#[derive(clap::Args)]
+pub struct SampleArgs {
+    /// Checkpoint to sample from (default: the preset, freshly initialised;
+    /// the time does not depend on the weights).
+    #[arg(long)]
+    ckpt: Option<PathBuf>,
+    #[arg(long, default_value = "phase1")]
+    preset: String,
+    #[arg(long, default_value_t = 256)]
+    len: usize,
+    /// Sequences sampled at once (comma-separated list).
+    #[arg(long, default_value = "1,16", value_delimiter = ',')]
+    batch: Vec<usize>,
+    #[arg(long, default_value_t = 64)]
+    steps: usize,
 }
 
 #[derive(clap::Args)]
@@ -55,7 +74,63 @@ pub fn run(options: &GpuOptions, bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Train(args) => train(options, args),
         Bench::Matmul(args) => matmul(options, args),
+        Bench::Sample(args) => sample(options, args),
     }
+}
+
+fn sample(options: &GpuOptions, args: SampleArgs) -> anyhow::Result<()> {
+    use samnet_core::sample::{SampleOptions, Sampler};
+    use samnet_core::schedule::NoiseSchedule;
+    let gpu = Gpu::new_blocking(options)?;
+    let (config, model) = match &args.ckpt {
+        Some(dir) => {
+            let loaded = crate::run::load_checkpoint(dir)?;
+            let model = loaded.model(&gpu)?;
+            (loaded.snapshot.config, model)
+        }
+        None => {
+            let config = Config::preset(&args.preset)?;
+            let model = Model::new(&gpu, &config, 0)?;
+            (config, model)
+        }
+    };
+    if args.steps == 0 || args.steps > config.diffusion.timesteps {
+        anyhow::bail!("--steps must be in 1..={}", config.diffusion.timesteps);
+    }
+    let schedule = NoiseSchedule::new(&config.diffusion);
+    let sample_options = SampleOptions {
+        steps: args.steps,
+        seed: 0,
+        clamp: config.diffusion.clamp,
+        temperature: config.diffusion.temperature,
+    };
+    let mut results = Vec::new();
+    for &batch in &args.batch {
+        let sampler = Sampler::new(&gpu, &model, batch, args.len)?;
+        // The first run compiles and warms up; the second is timed.
+        pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, None, None))?;
+        let started = Instant::now();
+        pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, None, None))?;
+        let step_ms = started.elapsed().as_secs_f64() * 1e3 / args.steps as f64;
+        results.push(json!({
+            "batch": batch,
+            "step_ms": step_ms,
+            "tokens_per_s": (batch * args.len) as f64 / step_ms * 1e3,
+            "sample_ms": step_ms * args.steps as f64,
+        }));
+    }
+    let report = json!({
+        "bench": "sample",
+        "adapter": gpu.info.name,
+        "backend": format!("{:?}", gpu.info.backend),
+        "len": args.len,
+        "steps": args.steps,
+        "clamp": config.diffusion.clamp,
+        "gpu_memory_bytes": gpu.allocated_bytes(),
+        "results": results,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 fn matmul(options: &GpuOptions, args: MatmulArgs) -> anyhow::Result<()> {

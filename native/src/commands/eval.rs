@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use samnet_core::eval;
 use samnet_core::gpu::{Gpu, GpuOptions};
+use samnet_core::sample::SampleOptions;
 use serde_json::json;
 
 use crate::run::{data_text, load_checkpoint, split};
@@ -20,6 +21,12 @@ pub struct Args {
     /// Positions per sample.
     #[arg(long, default_value_t = 256)]
     len: usize,
+    /// Snap each step's estimate to the nearest embedding (default: the config's).
+    #[arg(long)]
+    clamp: Option<bool>,
+    /// Decoding temperature (default: the config's).
+    #[arg(long)]
+    temperature: Option<f32>,
 }
 
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
@@ -35,16 +42,18 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         &data,
         cfg.train.seq_len,
     ))?;
-    let steps = args.steps.unwrap_or(cfg.diffusion.sample_steps);
+    let mut options = SampleOptions::from_config(&cfg.diffusion);
+    options.steps = args.steps.unwrap_or(options.steps);
+    options.clamp = args.clamp.unwrap_or(options.clamp);
+    options.temperature = args.temperature.unwrap_or(options.temperature);
     let train_text = &text[..text.len() * 9 / 10];
     let q = pollster::block_on(eval::quality(
         &gpu,
         &model,
         &loaded.tokenizer,
         train_text,
-        steps,
         args.len,
-        cfg.diffusion.clamp,
+        &options,
     ))?;
     let mean = |f: fn(&eval::ValLoss) -> f32| val.iter().map(f).sum::<f32>() / val.len() as f32;
     let report = json!({

@@ -1,7 +1,9 @@
 pub mod bench;
+pub mod complete;
 pub mod doctor;
 pub mod eval;
 pub mod export;
+pub mod infill;
 pub mod sample;
 pub mod train;
 

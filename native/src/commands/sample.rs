@@ -1,37 +1,67 @@
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
+use samnet_core::conditioning::Known;
 use samnet_core::gpu::{Gpu, GpuOptions};
-use samnet_core::sample::{Known, SampleOptions, Sampler, StepOutput};
+use samnet_core::sample::{SampleOptions, Sampler, StepOutput};
 use samnet_core::schedule::NoiseSchedule;
 
-use crate::run::load_checkpoint;
+use crate::run::{Loaded, load_checkpoint};
 
+/// Options every conditioned or unconditioned generation shares.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct Generation {
     /// Checkpoint directory (model.safetensors, config.json, tokenizer.json).
     #[arg(long)]
-    ckpt: PathBuf,
+    pub ckpt: PathBuf,
     /// Denoising steps (default: the config's).
     #[arg(long)]
     steps: Option<usize>,
-    /// Positions to generate.
-    #[arg(long, default_value_t = 256)]
-    len: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Text the sample starts with (held known while denoising).
-    #[arg(long)]
-    prompt: Option<String>,
     /// Snap each step's estimate to the nearest embedding (default: the config's).
     #[arg(long)]
     clamp: Option<bool>,
+    /// Decoding temperature: 0 takes the most likely token, above 0 draws one
+    /// (default: the config's).
+    #[arg(long)]
+    temperature: Option<f32>,
     /// Print the decoded text at every denoising step.
     #[arg(long)]
     show_steps: bool,
 }
 
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    generation: Generation,
+    /// Positions to generate.
+    #[arg(long, default_value_t = 256)]
+    len: usize,
+    /// Text the sample starts with (held known while denoising).
+    #[arg(long)]
+    prompt: Option<String>,
+}
+
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
-    let loaded = load_checkpoint(&args.ckpt)?;
+    let loaded = load_checkpoint(&args.generation.ckpt)?;
+    let known = match &args.prompt {
+        Some(prompt) => Known::prompt(&loaded.tokenizer, prompt, args.len)?,
+        None => Known::none(args.len),
+    };
+    let tokens = generate(options, &loaded, &args.generation, &known)?;
+    println!("{}", loaded.tokenizer.decode(&tokens)?);
+    Ok(())
+}
+
+/// Denoises one sequence with `known` held fixed; returns its tokens (known
+/// positions keep theirs). Prints every step's text with `--show-steps`.
+pub fn generate(
+    options: &GpuOptions,
+    loaded: &Loaded,
+    args: &Generation,
+    known: &Known,
+) -> anyhow::Result<Vec<u32>> {
     let cfg = &loaded.snapshot.config;
     let steps = args.steps.unwrap_or(cfg.diffusion.sample_steps);
     if steps == 0 || steps > cfg.diffusion.timesteps {
@@ -40,50 +70,36 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
             cfg.diffusion.timesteps
         );
     }
-    if args.len == 0 || args.len > cfg.model.max_seq_len.max(4096) {
-        anyhow::bail!("--len must be in 1..=4096, got {}", args.len);
+    let len = known.tokens.len();
+    let max_len = cfg.model.max_seq_len.max(4096);
+    if len == 0 || len > max_len {
+        anyhow::bail!("the sequence must be 1..={max_len} positions, got {len}");
     }
-    let known = match &args.prompt {
-        Some(prompt) => {
-            let ids = loaded.tokenizer.encode(prompt)?;
-            if ids.len() > args.len {
-                anyhow::bail!(
-                    "the prompt is {} tokens, longer than --len {}",
-                    ids.len(),
-                    args.len
-                );
-            }
-            let mut tokens = ids.clone();
-            tokens.resize(args.len, 0);
-            let mask = (0..args.len).map(|i| i < ids.len()).collect();
-            Some(Known { tokens, mask })
-        }
-        None => None,
-    };
     let gpu = Gpu::new_blocking(options)?;
     let model = loaded.model(&gpu)?;
-    let sampler = Sampler::new(&gpu, &model, 1, args.len)?;
+    let sampler = Sampler::new(&gpu, &model, 1, len)?;
     let schedule = NoiseSchedule::new(&cfg.diffusion);
     let sample_options = SampleOptions {
         steps,
         seed: args.seed,
         clamp: args.clamp.unwrap_or(cfg.diffusion.clamp),
+        temperature: args.temperature.unwrap_or(cfg.diffusion.temperature),
     };
     let tokenizer = &loaded.tokenizer;
     let mut show = |s: StepOutput| {
         let text = tokenizer.decode(&s.tokens).unwrap_or_default();
         println!("--- step {} (t = {}) ---\n{text}", s.step + 1, s.timestep);
+        ControlFlow::Continue(())
     };
-    let on_step: Option<&mut dyn FnMut(StepOutput)> = if args.show_steps {
+    let on_step: Option<&mut dyn FnMut(StepOutput) -> ControlFlow<()>> = if args.show_steps {
         Some(&mut show)
     } else {
         None
     };
-    let tokens =
-        pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, known.as_ref(), on_step))?;
+    let known = known.mask.iter().any(|&m| m).then_some(known);
+    let tokens = pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, known, on_step))?;
     if args.show_steps {
         println!("--- final ---");
     }
-    println!("{}", tokenizer.decode(&tokens)?);
-    Ok(())
+    Ok(tokens)
 }

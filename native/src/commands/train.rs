@@ -12,6 +12,7 @@ use samnet_core::eval;
 use samnet_core::gpu::{Gpu, GpuOptions};
 use samnet_core::model::Model;
 use samnet_core::model::graph::OptimizerState;
+use samnet_core::sample::SampleOptions;
 use samnet_core::tokenizer::Tokenizer;
 use samnet_core::train::{StepMetrics, TrainState, Trainer};
 use serde_json::json;
@@ -198,9 +199,8 @@ fn evaluate(gpu: &Gpu, setup: &Setup) -> anyhow::Result<serde_json::Value> {
         model,
         &setup.tokenizer,
         train_text,
-        cfg.diffusion.sample_steps,
         len,
-        cfg.diffusion.clamp,
+        &SampleOptions::from_config(&cfg.diffusion),
     ))?;
     Ok(json!({
         "val": val, "val_mse_mean": mean(|v| v.mse), "val_ce_mean": mean(|v| v.ce),

@@ -1,0 +1,265 @@
+//! What a sample is conditioned on: positions held known while the rest is
+//! denoised. A prompt fixes a prefix; an infill template fixes the text around
+//! holes; a code completion fixes the code before and after a cursor.
+//!
+//! Infill templates mark holes with `[___]` (a hole of the default length),
+//! `[___:N]` (N positions) or one `▢` per position; any number of underscores
+//! (at least one) may be written. Everything else is known text.
+
+use crate::tokenizer::Tokenizer;
+use crate::{Error, Result};
+
+/// One position to fill.
+pub const HOLE_CHAR: char = '▢';
+/// Positions a bare `[___]` stands for.
+pub const DEFAULT_HOLE: usize = 16;
+
+/// A template split into known text and holes, before tokenizing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Segment {
+    Text(String),
+    Hole(usize),
+}
+
+/// Parses an infill template. Errors name the column (in characters, from 1)
+/// of what is malformed.
+pub fn parse_template(template: &str, default_hole: usize) -> Result<Vec<Segment>> {
+    let mut segments = Vec::new();
+    let mut text = String::new();
+    let mut chars = template.char_indices().peekable();
+    let column = |byte: usize| template[..byte].chars().count() + 1;
+    let push_hole = |segments: &mut Vec<Segment>, text: &mut String, n: usize| {
+        if !text.is_empty() {
+            segments.push(Segment::Text(std::mem::take(text)));
+        }
+        match segments.last_mut() {
+            Some(Segment::Hole(m)) => *m += n,
+            _ => segments.push(Segment::Hole(n)),
+        }
+    };
+    while let Some((at, c)) = chars.next() {
+        match c {
+            HOLE_CHAR => push_hole(&mut segments, &mut text, 1),
+            '[' if template[at + 1..].starts_with('_') => {
+                let rest = &template[at + 1..];
+                let close = rest.find(']').ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "infill hole at column {} is not closed: expected `[___]` or `[___:N]`",
+                        column(at)
+                    ))
+                })?;
+                let inner = &rest[..close];
+                let (underscores, length) = match inner.split_once(':') {
+                    Some((u, n)) => (u, Some(n)),
+                    None => (inner, None),
+                };
+                if !underscores.chars().all(|c| c == '_') {
+                    return Err(Error::Invalid(format!(
+                        "infill hole at column {} is `[{inner}]`: expected `[___]` or `[___:N]`",
+                        column(at)
+                    )));
+                }
+                let n = match length {
+                    None => default_hole,
+                    Some(n) => n.trim().parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "infill hole at column {} has length `{n}`: expected a whole number of positions ≥ 1",
+                            column(at)
+                        ))
+                    })?,
+                };
+                push_hole(&mut segments, &mut text, n);
+                // Skip the hole's body and its closing bracket.
+                while chars.next_if(|&(i, _)| i <= at + 1 + close).is_some() {}
+            }
+            _ => text.push(c),
+        }
+    }
+    if !text.is_empty() {
+        segments.push(Segment::Text(text));
+    }
+    if !segments.iter().any(|s| matches!(s, Segment::Hole(_))) {
+        return Err(Error::Invalid(
+            "the infill text has no hole: mark positions to fill with `[___]`, `[___:N]` or `▢`"
+                .into(),
+        ));
+    }
+    Ok(segments)
+}
+
+/// Positions held known: `tokens` (count·len) where `mask` is set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Known {
+    pub tokens: Vec<u32>,
+    pub mask: Vec<bool>,
+}
+
+impl Known {
+    /// Nothing known.
+    pub fn none(len: usize) -> Known {
+        Known {
+            tokens: vec![0; len],
+            mask: vec![false; len],
+        }
+    }
+
+    /// `prompt` fixed at the start of a sequence of `len`.
+    pub fn prompt(tokenizer: &Tokenizer, prompt: &str, len: usize) -> Result<Known> {
+        let ids = tokenizer.encode(prompt)?;
+        if ids.len() > len {
+            return Err(Error::Invalid(format!(
+                "the prompt is {} tokens, longer than the {len} positions sampled",
+                ids.len()
+            )));
+        }
+        let mut known = Known::none(len);
+        known.tokens[..ids.len()].copy_from_slice(&ids);
+        known.mask[..ids.len()].fill(true);
+        Ok(known)
+    }
+
+    /// An infill template laid out from position 0; positions after it (up to
+    /// `len`, if larger) are free. `len = None` samples exactly the template.
+    pub fn infill(
+        tokenizer: &Tokenizer,
+        segments: &[Segment],
+        len: Option<usize>,
+    ) -> Result<Known> {
+        let mut known = Known::none(0);
+        for segment in segments {
+            match segment {
+                Segment::Text(text) => {
+                    let ids = tokenizer.encode(text)?;
+                    known.mask.extend(std::iter::repeat_n(true, ids.len()));
+                    known.tokens.extend(ids);
+                }
+                Segment::Hole(n) => {
+                    known.tokens.extend(std::iter::repeat_n(0, *n));
+                    known.mask.extend(std::iter::repeat_n(false, *n));
+                }
+            }
+        }
+        let used = known.tokens.len();
+        let len = len.unwrap_or(used);
+        if used > len {
+            return Err(Error::Invalid(format!(
+                "the infill template takes {used} positions, more than the {len} sampled"
+            )));
+        }
+        known.tokens.resize(len, 0);
+        known.mask.resize(len, false);
+        Ok(known)
+    }
+
+    /// Code completion: a hole of `hole` positions at the cursor, with as much
+    /// context before and after it as fits in `len` (before first: it matters
+    /// most). Returns the known positions and where the hole starts.
+    pub fn around_cursor(
+        tokenizer: &Tokenizer,
+        before: &str,
+        after: &str,
+        hole: usize,
+        len: usize,
+    ) -> Result<(Known, usize)> {
+        if hole == 0 || hole >= len {
+            return Err(Error::Invalid(format!(
+                "the hole must be 1..{len} positions (fewer than the sequence), got {hole}"
+            )));
+        }
+        let (before, after) = (tokenizer.encode(before)?, tokenizer.encode(after)?);
+        let room = len - hole;
+        let after_kept = after
+            .len()
+            .min(room / 4)
+            .max(room.saturating_sub(before.len()));
+        let after_kept = after_kept.min(after.len());
+        let before_kept = before.len().min(room - after_kept);
+        let mut known = Known::none(0);
+        known
+            .tokens
+            .extend_from_slice(&before[before.len() - before_kept..]);
+        known.tokens.extend(std::iter::repeat_n(0, hole));
+        known.tokens.extend_from_slice(&after[..after_kept]);
+        known.mask = (0..known.tokens.len())
+            .map(|i| i < before_kept || i >= before_kept + hole)
+            .collect();
+        known.tokens.resize(len, 0);
+        known.mask.resize(len, false);
+        Ok((known, before_kept))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_parse_into_text_and_holes() {
+        let s = parse_template("To be[___:3] or ▢▢ not[_]!", 5).unwrap();
+        assert_eq!(
+            s,
+            vec![
+                Segment::Text("To be".into()),
+                Segment::Hole(3),
+                Segment::Text(" or ".into()),
+                Segment::Hole(2),
+                Segment::Text(" not".into()),
+                Segment::Hole(5),
+                Segment::Text("!".into()),
+            ]
+        );
+        // Adjacent holes merge; brackets that are not holes stay text.
+        assert_eq!(
+            parse_template("[a]▢[___:2]", 4).unwrap(),
+            vec![Segment::Text("[a]".into()), Segment::Hole(3)]
+        );
+    }
+
+    #[test]
+    fn malformed_templates_name_the_column() {
+        let err = |t: &str| parse_template(t, 4).unwrap_err().to_string();
+        assert!(err("ab[___").contains("column 3"), "{}", err("ab[___"));
+        assert!(err("x[___:0]").contains("length `0`"));
+        assert!(err("x[___:ten]").contains("length `ten`"));
+        assert!(err("[_x_]").contains("`[_x_]`"));
+        assert!(err("no holes here").contains("no hole"));
+    }
+
+    #[test]
+    fn known_positions_follow_the_template() {
+        let tok = Tokenizer::char_level("abcdefgh ").unwrap();
+        let segments = parse_template("ab[___:3]c", 4).unwrap();
+        let k = Known::infill(&tok, &segments, Some(8)).unwrap();
+        assert_eq!(
+            k.mask,
+            [true, true, false, false, false, true, false, false]
+        );
+        assert_eq!(tok.decode(&k.tokens[..2]).unwrap(), "ab");
+        assert_eq!(tok.decode(&k.tokens[5..6]).unwrap(), "c");
+        assert!(Known::infill(&tok, &segments, Some(5)).is_err());
+        let p = Known::prompt(&tok, "abc", 5).unwrap();
+        assert_eq!(p.mask, [true, true, true, false, false]);
+        assert!(Known::prompt(&tok, "abcdef", 5).is_err());
+    }
+
+    #[test]
+    fn cursor_context_fits_the_window() {
+        let tok = Tokenizer::char_level("abcdefgh").unwrap();
+        let (k, start) = Known::around_cursor(&tok, "abcdefgh", "hgfedcba", 4, 12).unwrap();
+        // 8 positions of context: at least a quarter after the hole.
+        assert_eq!(start, 6);
+        assert_eq!(tok.decode(&k.tokens[..6]).unwrap(), "cdefgh");
+        assert!(k.mask[..6].iter().all(|&m| m) && k.mask[6..10].iter().all(|&m| !m));
+        assert_eq!(tok.decode(&k.tokens[10..]).unwrap(), "hg");
+        // Short context: everything kept, the rest of the window free.
+        let (k, start) = Known::around_cursor(&tok, "ab", "c", 3, 10).unwrap();
+        assert_eq!(start, 2);
+        assert_eq!(
+            k.mask,
+            [
+                true, true, false, false, false, true, false, false, false, false
+            ]
+        );
+        assert!(Known::around_cursor(&tok, "a", "b", 10, 10).is_err());
+    }
+}

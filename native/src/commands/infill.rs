@@ -1,0 +1,28 @@
+use samnet_core::conditioning::{DEFAULT_HOLE, Known, parse_template};
+use samnet_core::gpu::GpuOptions;
+
+use super::sample::{Generation, generate};
+use crate::run::load_checkpoint;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Text with holes to fill: `[___]` (--hole positions), `[___:N]`, or one `▢` per position.
+    template: String,
+    #[command(flatten)]
+    generation: Generation,
+    /// Positions a bare `[___]` stands for.
+    #[arg(long, default_value_t = DEFAULT_HOLE)]
+    hole: usize,
+}
+
+pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
+    if args.hole == 0 {
+        anyhow::bail!("--hole must be at least 1");
+    }
+    let segments = parse_template(&args.template, args.hole)?;
+    let loaded = load_checkpoint(&args.generation.ckpt)?;
+    let known = Known::infill(&loaded.tokenizer, &segments, None)?;
+    let tokens = generate(options, &loaded, &args.generation, &known)?;
+    println!("{}", loaded.tokenizer.decode(&tokens)?);
+    Ok(())
+}

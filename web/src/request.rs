@@ -1,0 +1,213 @@
+//! The options of `SamNet.sample`, checked and turned into known positions.
+
+use samnet_core::conditioning::{DEFAULT_HOLE, Known, parse_template};
+use samnet_core::config::Config;
+use samnet_core::tokenizer::Tokenizer;
+use samnet_core::{Error, Result};
+use serde::Deserialize;
+
+/// Longest sequence the browser samples (positions).
+pub const MAX_LENGTH: usize = 4096;
+
+/// `sample()` options, all optional:
+/// - `length`: positions (default 256, or the infill template's length);
+/// - `steps`: denoising steps (default: the checkpoint's);
+/// - `seed`: an integer (default 0); the same seed gives `samnet sample`'s text;
+/// - `prompt`: text held known from position 0;
+/// - `mask`: with `prompt`, which of the prompt's positions are held (1/true);
+/// - `infill`: a template with holes, `[___]`, `[___:N]` or `▢` per position;
+/// - `clamp`: snap each estimate to the nearest embedding (default: the checkpoint's);
+/// - `temperature`: 0 decodes each position's most likely token, above 0 draws
+///   from softmax(logits / temperature) (default: the checkpoint's).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleRequest {
+    pub length: Option<usize>,
+    pub steps: Option<usize>,
+    pub seed: Option<u64>,
+    pub prompt: Option<String>,
+    pub mask: Option<Vec<Held>>,
+    pub infill: Option<String>,
+    pub clamp: Option<bool>,
+    pub temperature: Option<f32>,
+}
+
+/// One entry of `mask`: `true`/`false` or `1`/`0`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Held {
+    Flag(bool),
+    Number(u8),
+}
+
+impl Held {
+    fn is_held(self) -> bool {
+        match self {
+            Held::Flag(b) => b,
+            Held::Number(n) => n != 0,
+        }
+    }
+}
+
+/// A checked request.
+#[derive(Debug)]
+pub struct Plan {
+    pub steps: usize,
+    pub seed: u64,
+    pub clamp: bool,
+    pub temperature: f32,
+    pub known: Known,
+}
+
+impl SampleRequest {
+    pub fn plan(&self, config: &Config, tokenizer: &Tokenizer) -> Result<Plan> {
+        let invalid = |m: String| Err(Error::Invalid(m));
+        let steps = self.steps.unwrap_or(config.diffusion.sample_steps);
+        if steps == 0 || steps > config.diffusion.timesteps {
+            return invalid(format!(
+                "steps must be 1..={}, got {steps}",
+                config.diffusion.timesteps
+            ));
+        }
+        if let Some(len) = self.length
+            && (len == 0 || len > MAX_LENGTH)
+        {
+            return invalid(format!("length must be 1..={MAX_LENGTH}, got {len}"));
+        }
+        let temperature = self.temperature.unwrap_or(config.diffusion.temperature);
+        if !(temperature >= 0.0 && temperature.is_finite()) {
+            return invalid(format!("temperature must be ≥ 0, got {temperature}"));
+        }
+        let known = match (&self.prompt, &self.infill) {
+            (Some(_), Some(_)) => return invalid("give either prompt or infill, not both".into()),
+            (None, Some(template)) => {
+                if self.mask.is_some() {
+                    return invalid("mask goes with prompt; infill marks its own holes".into());
+                }
+                let segments = parse_template(template, DEFAULT_HOLE)?;
+                Known::infill(tokenizer, &segments, self.length)?
+            }
+            (Some(prompt), None) => {
+                let len = self.length.unwrap_or(256);
+                let mut known = Known::prompt(tokenizer, prompt, len)?;
+                if let Some(mask) = &self.mask {
+                    let held = known.mask.iter().filter(|&&m| m).count();
+                    if mask.len() > held {
+                        return invalid(format!(
+                            "mask has {} entries but the prompt is {held} tokens",
+                            mask.len()
+                        ));
+                    }
+                    for (m, &keep) in known.mask.iter_mut().zip(mask) {
+                        *m = keep.is_held();
+                    }
+                }
+                known
+            }
+            (None, None) => {
+                if self.mask.is_some() {
+                    return invalid("mask needs a prompt: the text of the held positions".into());
+                }
+                Known::none(self.length.unwrap_or(256))
+            }
+        };
+        if known.tokens.len() > MAX_LENGTH {
+            return invalid(format!(
+                "the template takes {} positions, more than {MAX_LENGTH}",
+                known.tokens.len()
+            ));
+        }
+        Ok(Plan {
+            steps,
+            seed: self.seed.unwrap_or(0),
+            clamp: self.clamp.unwrap_or(config.diffusion.clamp),
+            temperature,
+            known,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (Config, Tokenizer) {
+        let config = Config::preset("tiny").unwrap();
+        (config, Tokenizer::char_level("abcdefgh ").unwrap())
+    }
+
+    #[test]
+    fn requests_become_known_positions() {
+        let (config, tok) = setup();
+        let plan = SampleRequest::default().plan(&config, &tok).unwrap();
+        assert_eq!(plan.known.tokens.len(), 256);
+        assert!(!plan.known.mask.iter().any(|&m| m));
+        assert_eq!(plan.steps, config.diffusion.sample_steps);
+
+        let req = SampleRequest {
+            prompt: Some("abc".into()),
+            mask: Some(vec![Held::Number(1), Held::Flag(false), Held::Flag(true)]),
+            length: Some(6),
+            ..Default::default()
+        };
+        let plan = req.plan(&config, &tok).unwrap();
+        assert_eq!(plan.known.mask, [true, false, true, false, false, false]);
+
+        let req = SampleRequest {
+            infill: Some("ab▢▢c".into()),
+            ..Default::default()
+        };
+        let plan = req.plan(&config, &tok).unwrap();
+        assert_eq!(plan.known.mask, [true, true, false, false, true]);
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_wrong() {
+        let (config, tok) = setup();
+        let err = |r: SampleRequest| r.plan(&config, &tok).unwrap_err().to_string();
+        assert!(
+            err(SampleRequest {
+                steps: Some(0),
+                ..Default::default()
+            })
+            .contains("steps must be")
+        );
+        assert!(
+            err(SampleRequest {
+                length: Some(MAX_LENGTH + 1),
+                ..Default::default()
+            })
+            .contains("length must be")
+        );
+        assert!(
+            err(SampleRequest {
+                prompt: Some("a".into()),
+                infill: Some("▢".into()),
+                ..Default::default()
+            })
+            .contains("not both")
+        );
+        assert!(
+            err(SampleRequest {
+                prompt: Some("ab".into()),
+                mask: Some(vec![Held::Number(1); 3]),
+                ..Default::default()
+            })
+            .contains("mask has 3")
+        );
+        assert!(
+            err(SampleRequest {
+                temperature: Some(-0.5),
+                ..Default::default()
+            })
+            .contains("temperature must be")
+        );
+        assert!(
+            err(SampleRequest {
+                prompt: Some("xyz".into()),
+                ..Default::default()
+            })
+            .contains("not in the tokenizer")
+        );
+    }
+}
