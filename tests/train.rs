@@ -211,3 +211,27 @@ fn an_injected_nan_skips_the_step_and_the_run_recovers() {
         losses.len()
     );
 }
+
+#[test]
+fn deferred_metrics_are_those_of_their_step() {
+    let config = Config::preset("tiny").unwrap();
+    let (mut trainer, data, _) = setup(&config);
+    trainer.step(gpu(), &data).unwrap();
+    trainer.step(gpu(), &data).unwrap();
+    let pending = trainer.metrics_later(gpu());
+    let now = pollster::block_on(trainer.metrics(gpu())).unwrap();
+    // Later steps run before the deferred read is collected.
+    trainer.step(gpu(), &data).unwrap();
+    trainer.step(gpu(), &data).unwrap();
+    let later = loop {
+        if let Some(m) = trainer.collect_metrics(gpu(), &pending, false).unwrap() {
+            break m;
+        }
+        std::thread::yield_now();
+    };
+    assert_eq!(later.step, 2);
+    assert_eq!(later.loss.to_bits(), now.loss.to_bits());
+    assert_eq!(later.grad_norm.to_bits(), now.grad_norm.to_bits());
+    let fourth = pollster::block_on(trainer.metrics(gpu())).unwrap();
+    assert_ne!(fourth.loss.to_bits(), later.loss.to_bits());
+}

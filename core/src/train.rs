@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{self, NamedTensor, StoreAs};
 use crate::config::{Config, Precision};
 use crate::data::{Split, TextData};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, PendingRead};
 use crate::model::Model;
 use crate::model::graph::{Graph, GraphOptions, OptimizerState, slot};
 use crate::rng::Rng;
@@ -42,6 +42,12 @@ pub struct StepMetrics {
     /// or ∞ anywhere in the loss or the gradients), so no parameter, moment or
     /// loss scale changed.
     pub skipped: bool,
+}
+
+/// The scalars of one step, on their way back from the GPU.
+pub struct PendingMetrics {
+    pub step: usize,
+    read: PendingRead,
 }
 
 pub struct Trainer {
@@ -158,18 +164,45 @@ impl Trainer {
     /// Reads the scalars of the last step (waits for the GPU).
     pub async fn metrics(&self, gpu: &Gpu) -> Result<StepMetrics> {
         let s = gpu.read_f32(&self.graph.stats).await?;
-        let d = &self.config.diffusion;
-        Ok(StepMetrics {
+        Ok(self.metrics_of(self.step, &s))
+    }
+
+    /// Starts reading the scalars of the last step without waiting: the
+    /// training loop goes on submitting steps and collects them later with
+    /// [`Trainer::collect_metrics`].
+    pub fn metrics_later(&self, gpu: &Gpu) -> PendingMetrics {
+        PendingMetrics {
             step: self.step,
+            read: gpu.read_f32_later(&self.graph.stats),
+        }
+    }
+
+    /// The metrics of `pending` once the GPU has reached them (None before);
+    /// with `wait`, blocks until it has.
+    pub fn collect_metrics(
+        &self,
+        gpu: &Gpu,
+        pending: &PendingMetrics,
+        wait: bool,
+    ) -> Result<Option<StepMetrics>> {
+        Ok(gpu
+            .try_read(&pending.read, wait)?
+            .map(|s| self.metrics_of(pending.step, &s)))
+    }
+
+    fn metrics_of(&self, step: usize, s: &[f32]) -> StepMetrics {
+        let d = &self.config.diffusion;
+        StepMetrics {
+            step,
             loss: d.mse_weight * s[slot::MSE] + d.ce_weight * s[slot::CE],
             mse: s[slot::MSE],
             ce: s[slot::CE],
             grad_norm: s[slot::GRAD_NORM],
-            lr: learning_rate(&self.config.train, self.step.saturating_sub(1)) as f32,
+            lr: learning_rate(&self.config.train, step.saturating_sub(1)) as f32,
             loss_scale: s[slot::LOSS_SCALE],
             skipped_steps: s[slot::SKIPPED] as usize,
             skipped: s[slot::SKIP] != 0.0,
-        })
+        }
     }
 
     /// Everything a checkpoint holds, read from the GPU.

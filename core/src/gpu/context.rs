@@ -91,7 +91,16 @@ impl Fault {
     fn from_wgpu(e: &wgpu::Error) -> Fault {
         match e {
             wgpu::Error::OutOfMemory { source } => Fault::OutOfMemory(source.to_string()),
-            other => Fault::Other(other.to_string()),
+            // wgpu's messages span lines ("…\n\nCaused by:\n  …"); errors are one line.
+            other => Fault::Other(
+                other
+                    .to_string()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
         }
     }
 
@@ -416,5 +425,14 @@ mod tests {
         assert_eq!(Fault::worst(&faults), Some(2));
         assert_eq!(Fault::worst(&faults[..2]), Some(1));
         assert_eq!(Fault::worst(&[]), None);
+        let validation = wgpu::Error::Validation {
+            source: Box::new(std::io::Error::other("inner")),
+            description: "Validation Error\n\nCaused by:\n  In Buffer::map_async\n".into(),
+        };
+        let err = Fault::from_wgpu(&validation).into_error().to_string();
+        assert_eq!(
+            err,
+            "GPU error: Validation Error Caused by: In Buffer::map_async"
+        );
     }
 }

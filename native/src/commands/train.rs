@@ -1,3 +1,4 @@
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use samnet_core::model::Model;
 use samnet_core::model::graph::OptimizerState;
 use samnet_core::sample::SampleOptions;
 use samnet_core::tokenizer::Tokenizer;
-use samnet_core::train::{StepMetrics, TrainState, Trainer};
+use samnet_core::train::{PendingMetrics, StepMetrics, TrainState, Trainer};
 use serde_json::json;
 
 use crate::metrics_log;
@@ -289,17 +290,14 @@ fn train(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} eta {eta}").expect("template"),
     );
     bar.set_position(setup.trainer.step as u64);
-    let say = |line: String| {
-        if args.no_progress {
-            eprintln!("{line}");
-        } else {
-            bar.println(line);
-        }
+    let mut logger = Logger {
+        tokens_per_step: (t.batch_size * t.seq_len) as f64,
+        first_step: setup.trainer.step,
+        last_step: setup.trainer.step,
+        started: Instant::now(),
+        skips: SkipWatch::new(pollster::block_on(setup.trainer.metrics(gpu))?.skipped_steps),
+        pending: VecDeque::new(),
     };
-    let tokens_per_step = (t.batch_size * t.seq_len) as f64;
-    let (mut last_time, mut last_step) = (Instant::now(), setup.trainer.step);
-    let mut skips = SkipWatch::new(pollster::block_on(setup.trainer.metrics(gpu))?.skipped_steps);
-    let started = Instant::now();
     while setup.trainer.step < t.steps {
         setup.trainer.step(gpu, &setup.data)?;
         let step = setup.trainer.step;
@@ -308,43 +306,28 @@ fn train(
         }
         let at_end = step == t.steps;
         if step == 1 || step.is_multiple_of(t.log_every) || at_end {
-            let m = pollster::block_on(setup.trainer.metrics(gpu))?;
-            let now = Instant::now();
-            let tokens_per_s = (step - last_step) as f64 * tokens_per_step
-                / now.duration_since(last_time).as_secs_f64();
-            if let Some(line) = skips.update(step - last_step, &m) {
-                say(format!("step {step}: {line}"));
-            }
-            (last_time, last_step) = (now, step);
-            let mut record = serde_json::to_value(&m)?;
-            record["tokens_per_s"] = json!(tokens_per_s);
-            record["gpu_memory_bytes"] = json!(gpu.allocated_bytes());
-            record["elapsed_s"] = json!(started.elapsed().as_secs_f64());
-            if t.eval_every > 0 && (step.is_multiple_of(t.eval_every) || at_end) {
-                record["eval"] = evaluate(gpu, setup)?;
-            }
-            writeln!(log, "{record}")?;
-            let msg = format!(
-                "loss {:.4} (mse {:.4} ce {:.4}) | {:.0} tok/s",
-                m.loss, m.mse, m.ce, tokens_per_s
-            );
-            if args.no_progress {
-                eprintln!("step {step}/{} {msg}", t.steps);
-            }
-            bar.set_message(msg);
-            if skips.streak >= MAX_CONSECUTIVE_SKIPS {
-                bail!(
-                    "the run diverged: at least {} consecutive steps had a non-finite loss or gradient; lower --lr",
-                    skips.streak
-                );
-            }
+            // The step's scalars come back while later steps run; an
+            // evaluation needs this step's weights, so it runs now.
+            let pending = setup.trainer.metrics_later(gpu);
+            let eval = if t.eval_every > 0 && (step.is_multiple_of(t.eval_every) || at_end) {
+                Some(evaluate(gpu, setup)?)
+            } else {
+                None
+            };
+            logger.pending.push_back((pending, eval));
         }
+        logger.write_ready(gpu, &setup.trainer, log, &bar, args.no_progress, false)?;
         if t.checkpoint_every > 0 && step.is_multiple_of(t.checkpoint_every) && !at_end {
+            // Log every step up to the checkpoint first: a resumed run keeps
+            // only the lines up to its checkpoint's step.
+            logger.write_ready(gpu, &setup.trainer, log, &bar, args.no_progress, true)?;
             save(gpu, setup, ckpt_dir)?;
             *saved_at = step;
         }
         bar.set_position(step as u64);
     }
+    logger.write_ready(gpu, &setup.trainer, log, &bar, args.no_progress, true)?;
+    let started = logger.started;
     bar.finish();
     save(gpu, setup, ckpt_dir)?;
     *saved_at = setup.trainer.step;
@@ -354,6 +337,76 @@ fn train(
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Writes the metrics of logged steps as they come back from the GPU (the
+/// GPU checks every step for non-finite gradients without any readback; the
+/// CPU learns the count here, every `log_every` steps, without stalling the
+/// queue).
+struct Logger {
+    tokens_per_step: f64,
+    /// The step the run (re)started from, and the previous record's step.
+    first_step: usize,
+    last_step: usize,
+    started: Instant,
+    skips: SkipWatch,
+    pending: VecDeque<(PendingMetrics, Option<serde_json::Value>)>,
+}
+
+impl Logger {
+    /// Writes every record that is ready, in order; with `wait`, all of them.
+    fn write_ready(
+        &mut self,
+        gpu: &Gpu,
+        trainer: &Trainer,
+        log: &mut File,
+        bar: &ProgressBar,
+        plain: bool,
+        wait: bool,
+    ) -> anyhow::Result<()> {
+        while let Some((pending, _)) = self.pending.front() {
+            let Some(m) = trainer.collect_metrics(gpu, pending, wait)? else {
+                return Ok(());
+            };
+            let (_, eval) = self.pending.pop_front().expect("front exists");
+            // Records come back in bursts, so the rate is the average
+            // since the run (re)started rather than since the last record.
+            let tokens_per_s = (m.step - self.first_step) as f64 * self.tokens_per_step
+                / self.started.elapsed().as_secs_f64();
+            if let Some(line) = self.skips.update(m.step - self.last_step, &m) {
+                let line = format!("step {}: {line}", m.step);
+                if plain {
+                    eprintln!("{line}");
+                } else {
+                    bar.println(line);
+                }
+            }
+            self.last_step = m.step;
+            let mut record = serde_json::to_value(&m)?;
+            record["tokens_per_s"] = json!(tokens_per_s);
+            record["gpu_memory_bytes"] = json!(gpu.allocated_bytes());
+            record["elapsed_s"] = json!(self.started.elapsed().as_secs_f64());
+            if let Some(eval) = eval {
+                record["eval"] = eval;
+            }
+            writeln!(log, "{record}")?;
+            let msg = format!(
+                "loss {:.4} (mse {:.4} ce {:.4}) | {:.0} tok/s",
+                m.loss, m.mse, m.ce, tokens_per_s
+            );
+            if plain {
+                eprintln!("step {}/{} {msg}", m.step, trainer.config.train.steps);
+            }
+            bar.set_message(msg);
+            if self.skips.streak >= MAX_CONSECUTIVE_SKIPS {
+                bail!(
+                    "the run diverged: at least {} consecutive steps had a non-finite loss or gradient; lower --lr",
+                    self.skips.streak
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Skipped steps as seen at each readback: the GPU counts them every step,
