@@ -239,8 +239,8 @@ fn out_of_range_values() {
     train(&["--resume"], &["no checkpoint here"], &mut c);
     let ckpt = checkpoint().to_str().unwrap();
     for (len, needles) in [
-        ("0", &["--len", "1..=4096", "0"]),
-        ("5000", &["--len", "1..=4096", "5000"]),
+        ("0", &["sequence", "1..=4096 positions", "got 0"]),
+        ("5000", &["sequence", "1..=4096 positions", "got 5000"]),
     ] {
         c.fails(&["sample", "--ckpt", ckpt, "--len", len], needles);
     }
@@ -255,7 +255,7 @@ fn out_of_range_values() {
             "--prompt",
             &long_prompt,
         ],
-        &["prompt", "860 tokens", "longer than --len 64"],
+        &["prompt", "860 tokens", "longer than the 64 positions"],
     );
     // An existing run is never overwritten by a fresh one.
     let run = checkpoint().parent().unwrap().to_str().unwrap();
