@@ -269,3 +269,27 @@ fn a_lost_device_stops_the_run_clearly_and_its_checkpoint_resumes() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn twenty_skipped_steps_in_a_row_stop_the_run_as_diverged() {
+    let out = scratch("diverged");
+    let poisoned: Vec<String> = (3..=22).map(|s| s.to_string()).collect();
+    let failed = train(&out, &["--inject-nan", &poisoned.join(",")])
+        .output()
+        .unwrap();
+    assert!(!failed.status.success(), "a run of NaNs did not stop");
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    for needle in [
+        "error: training stopped at step 22",
+        "(step 20) is intact",
+        "diverged: at least 20 consecutive steps",
+        "lower --lr",
+    ] {
+        assert!(last.contains(needle), "lacks {needle:?}: {last}");
+    }
+    // The checkpoint of step 20 counts the 18 skipped steps before it.
+    let state = std::fs::read_to_string(out.join("checkpoint").join("state.json")).unwrap();
+    assert!(state.contains("\"skipped_steps\": 18"), "{state}");
+    let _ = std::fs::remove_dir_all(&out);
+}
