@@ -11,9 +11,6 @@
 // the last one. The kept set is therefore the first K keys of that order.
 // TOPK_MAX (the register capacity) and HEAD_DIM_MAX are re-valued per variant
 // by the Rust side to the smallest of 8/16/32/64 (16/32/64) that fits.
-// Loops over a head's channels run to the constant HEAD_DIM_MAX and stop at
-// head_dim: a constant trip count lets drivers unroll them and keep the
-// per-thread q/acc/dq/dk/dv arrays in registers rather than local memory.
 //
 // Backward (only through kept entries):
 //   dp_ij = dout_i·v_j;  ds_ij = p_ij (dp_ij − Σ_m p_im dp_im)
@@ -75,8 +72,7 @@ fn topk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let dh = p.head_dim;
     var q: array<f32, HEAD_DIM_MAX>;
     if (valid) {
-        for (var c = 0u; c < HEAD_DIM_MAX; c++) {
-        if (c >= dh) { break; }
+        for (var c = 0u; c < dh; c++) {
             q[c] = qkv[at(b, i, 0u, h, c)];
         }
     }
@@ -98,8 +94,7 @@ fn topk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             let count = min(KEY_TILE, p.seq - j0);
             for (var jj = 0u; jj < count; jj++) {
                 var s = 0.0;
-                for (var c = 0u; c < HEAD_DIM_MAX; c++) {
-        if (c >= dh) { break; }
+                for (var c = 0u; c < dh; c++) {
                     s += q[c] * k_tile[jj * HEAD_DIM_MAX + c];
                 }
                 s *= p.scale;
@@ -134,13 +129,11 @@ fn topk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         let j = best_key[m];
         kept[slot(b, h, i, m)] = j;
         prob[slot(b, h, i, m)] = pm;
-        for (var c = 0u; c < HEAD_DIM_MAX; c++) {
-        if (c >= dh) { break; }
+        for (var c = 0u; c < dh; c++) {
             acc[c] += pm * qkv[at(b, j, 2u, h, c)];
         }
     }
-    for (var c = 0u; c < HEAD_DIM_MAX; c++) {
-        if (c >= dh) { break; }
+    for (var c = 0u; c < dh; c++) {
         out[out_at(b, i, h, c)] = acc[c];
     }
 }
@@ -156,8 +149,7 @@ fn topk_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     }
     let dh = p.head_dim;
     var g: array<f32, HEAD_DIM_MAX>;
-    for (var c = 0u; c < HEAD_DIM_MAX; c++) {
-        if (c >= dh) { break; }
+    for (var c = 0u; c < dh; c++) {
         g[c] = dout[out_at(b, i, h, c)];
     }
     // First dp_ij into dscore and Σ_m p_im dp_im; then ds_ij over it, and dq.
@@ -165,8 +157,7 @@ fn topk_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     for (var m = 0u; m < p.keep; m++) {
         let j = kept[slot(b, h, i, m)];
         var dp = 0.0;
-        for (var c = 0u; c < HEAD_DIM_MAX; c++) {
-        if (c >= dh) { break; }
+        for (var c = 0u; c < dh; c++) {
             dp += g[c] * qkv[at(b, j, 2u, h, c)];
         }
         dscore[slot(b, h, i, m)] = dp;
@@ -178,13 +169,11 @@ fn topk_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
         let ds = prob[at_m] * (dscore[at_m] - weighted);
         dscore[at_m] = ds;
         let j = kept[at_m];
-        for (var c = 0u; c < HEAD_DIM_MAX; c++) {
-        if (c >= dh) { break; }
+        for (var c = 0u; c < dh; c++) {
             dq[c] += ds * qkv[at(b, j, 1u, h, c)];
         }
     }
-    for (var c = 0u; c < HEAD_DIM_MAX; c++) {
-        if (c >= dh) { break; }
+    for (var c = 0u; c < dh; c++) {
         dqkv[at(b, i, 0u, h, c)] = p.scale * dq[c];
     }
 }
@@ -208,16 +197,14 @@ fn topk_backward_key(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
             if (kept[at_m] == j) {
                 let ds = dscore[at_m];
                 let pm = prob[at_m];
-                for (var c = 0u; c < HEAD_DIM_MAX; c++) {
-        if (c >= dh) { break; }
+                for (var c = 0u; c < dh; c++) {
                     dk[c] += ds * qkv[at(b, i, 0u, h, c)];
                     dv[c] += pm * dout[out_at(b, i, h, c)];
                 }
             }
         }
     }
-    for (var c = 0u; c < HEAD_DIM_MAX; c++) {
-        if (c >= dh) { break; }
+    for (var c = 0u; c < dh; c++) {
         dqkv[at(b, j, 1u, h, c)] = p.scale * dk[c];
         dqkv[at(b, j, 2u, h, c)] = dv[c];
     }

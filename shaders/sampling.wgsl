@@ -28,6 +28,34 @@ var<workgroup> best_value: array<f32, 256>;
 var<workgroup> best_index: array<u32, 256>;
 var<workgroup> total: array<f32, 256>;
 
+// Fixed-order tree reductions over the workgroup, result in slot 0. Called
+// from uniform control flow (r is the same for the whole workgroup).
+fn reduce_best(t: u32) {
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        workgroupBarrier();
+        if (t < stride) {
+            let other = best_value[t + stride];
+            let other_index = best_index[t + stride];
+            // Ties: the lower id.
+            if (other > best_value[t] || (other == best_value[t] && other_index < best_index[t])) {
+                best_value[t] = other;
+                best_index[t] = other_index;
+            }
+        }
+    }
+    workgroupBarrier();
+}
+
+fn reduce_total(t: u32) {
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        workgroupBarrier();
+        if (t < stride) {
+            total[t] += total[t + stride];
+        }
+    }
+    workgroupBarrier();
+}
+
 @compute @workgroup_size(256)
 fn argmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = wid.y * nwg.x + wid.x;
@@ -46,31 +74,14 @@ fn argmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     }
     best_value[lid.x] = v_best;
     best_index[lid.x] = i_best;
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        workgroupBarrier();
-        if (lid.x < stride) {
-            let other = best_value[lid.x + stride];
-            let other_index = best_index[lid.x + stride];
-            if (other > best_value[lid.x] || (other == best_value[lid.x] && other_index < best_index[lid.x])) {
-                best_value[lid.x] = other;
-                best_index[lid.x] = other_index;
-            }
-        }
-    }
-    workgroupBarrier();
+    reduce_best(lid.x);
     let m = best_value[0];
     var s = 0.0;
     for (var v = lid.x; v < p.vocab; v += WG) {
         s += exp(logits[base + v] - m);
     }
     total[lid.x] = s;
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        workgroupBarrier();
-        if (lid.x < stride) {
-            total[lid.x] += total[lid.x + stride];
-        }
-    }
-    workgroupBarrier();
+    reduce_total(lid.x);
     if (lid.x == 0u) {
         tokens[r] = best_index[0];
         confidence[r] = 1.0 / total[0];
@@ -118,15 +129,10 @@ fn sample_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     best_value[lid.x] = v_best;
     best_index[lid.x] = i_best;
     scaled_max[lid.x] = m;
+    reduce_best(lid.x);
     for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
         workgroupBarrier();
         if (lid.x < stride) {
-            let other = best_value[lid.x + stride];
-            let other_index = best_index[lid.x + stride];
-            if (other > best_value[lid.x] || (other == best_value[lid.x] && other_index < best_index[lid.x])) {
-                best_value[lid.x] = other;
-                best_index[lid.x] = other_index;
-            }
             scaled_max[lid.x] = max(scaled_max[lid.x], scaled_max[lid.x + stride]);
         }
     }
@@ -137,13 +143,7 @@ fn sample_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         s += exp(logits[base + v] * p.inv_temperature - top);
     }
     total[lid.x] = s;
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        workgroupBarrier();
-        if (lid.x < stride) {
-            total[lid.x] += total[lid.x + stride];
-        }
-    }
-    workgroupBarrier();
+    reduce_total(lid.x);
     if (lid.x == 0u) {
         let chosen = best_index[0];
         tokens[r] = chosen;

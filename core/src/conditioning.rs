@@ -13,6 +13,9 @@ use crate::{Error, Result};
 pub const HOLE_CHAR: char = '▢';
 /// Positions a bare `[___]` stands for.
 pub const DEFAULT_HOLE: usize = 16;
+/// Most positions the holes of one template may add up to (far beyond any
+/// sequence a model samples; it keeps a typo from allocating gigabytes).
+pub const MAX_HOLE_POSITIONS: usize = 1 << 16;
 
 /// A template split into known text and holes, before tokenizing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +27,12 @@ pub enum Segment {
 /// Parses an infill template. Errors name the column (in characters, from 1)
 /// of what is malformed.
 pub fn parse_template(template: &str, default_hole: usize) -> Result<Vec<Segment>> {
+    if default_hole == 0 || default_hole > MAX_HOLE_POSITIONS {
+        return Err(Error::Invalid(format!(
+            "the default hole length must be 1..={MAX_HOLE_POSITIONS}, got {default_hole}"
+        )));
+    }
+    let mut hole_positions = 0usize;
     let mut segments = Vec::new();
     let mut text = String::new();
     let mut chars = template.char_indices().peekable();
@@ -39,7 +48,16 @@ pub fn parse_template(template: &str, default_hole: usize) -> Result<Vec<Segment
     };
     while let Some((at, c)) = chars.next() {
         match c {
-            HOLE_CHAR => push_hole(&mut segments, &mut text, 1),
+            HOLE_CHAR => {
+                hole_positions += 1;
+                if hole_positions > MAX_HOLE_POSITIONS {
+                    return Err(Error::Invalid(format!(
+                        "the infill holes add up to more than {MAX_HOLE_POSITIONS} positions (at column {})",
+                        column(at)
+                    )));
+                }
+                push_hole(&mut segments, &mut text, 1)
+            }
             '[' if template[at + 1..].starts_with('_') => {
                 let rest = &template[at + 1..];
                 let close = rest.find(']').ok_or_else(|| {
@@ -53,21 +71,35 @@ pub fn parse_template(template: &str, default_hole: usize) -> Result<Vec<Segment
                     Some((u, n)) => (u, Some(n)),
                     None => (inner, None),
                 };
+                // Quoted with escapes, so the error stays on one line.
                 if !underscores.chars().all(|c| c == '_') {
                     return Err(Error::Invalid(format!(
-                        "infill hole at column {} is `[{inner}]`: expected `[___]` or `[___:N]`",
-                        column(at)
+                        "infill hole at column {} is {:?}: expected `[___]` or `[___:N]`",
+                        column(at),
+                        format!("[{inner}]")
                     )));
                 }
                 let n = match length {
                     None => default_hole,
-                    Some(n) => n.trim().parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
-                        Error::Invalid(format!(
-                            "infill hole at column {} has length `{n}`: expected a whole number of positions ≥ 1",
-                            column(at)
-                        ))
-                    })?,
+                    Some(n) => n
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|&n| (1..=MAX_HOLE_POSITIONS).contains(&n))
+                        .ok_or_else(|| {
+                            Error::Invalid(format!(
+                                "infill hole at column {} has length {n:?}: expected a whole number of positions in 1..={MAX_HOLE_POSITIONS}",
+                                column(at)
+                            ))
+                        })?,
                 };
+                hole_positions += n;
+                if hole_positions > MAX_HOLE_POSITIONS {
+                    return Err(Error::Invalid(format!(
+                        "the infill holes add up to more than {MAX_HOLE_POSITIONS} positions (at column {})",
+                        column(at)
+                    )));
+                }
                 push_hole(&mut segments, &mut text, n);
                 // Skip the hole's body and its closing bracket.
                 while chars.next_if(|&(i, _)| i <= at + 1 + close).is_some() {}
@@ -219,9 +251,13 @@ mod tests {
     fn malformed_templates_name_the_column() {
         let err = |t: &str| parse_template(t, 4).unwrap_err().to_string();
         assert!(err("ab[___").contains("column 3"), "{}", err("ab[___"));
-        assert!(err("x[___:0]").contains("length `0`"));
-        assert!(err("x[___:ten]").contains("length `ten`"));
-        assert!(err("[_x_]").contains("`[_x_]`"));
+        assert!(err("x[___:0]").contains("length \"0\""));
+        assert!(err("x[___:ten]").contains("length \"ten\""));
+        assert!(err("[_x_]").contains("\"[_x_]\""));
+        // Huge or overflowing lengths and newlines inside a bad hole: one-line errors.
+        assert!(err(&format!("[___:{}]▢", usize::MAX)).contains("positions in 1..="));
+        assert!(err("[___:60000][___:60000]").contains("add up to more than"));
+        assert!(!err("a[___\nb]").contains('\n'));
         assert!(err("no holes here").contains("no hole"));
     }
 

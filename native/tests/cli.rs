@@ -644,7 +644,7 @@ fn infill_keeps_the_known_text_and_fills_every_hole() {
             vec!["infill", "open [___ hole"],
             vec!["column 6", "not closed"],
         ),
-        (vec!["infill", "bad [___:x]"], vec!["length `x`"]),
+        (vec!["infill", "bad [___:x]"], vec!["length \"x\""]),
         (vec!["infill", "no holes"], vec!["no hole"]),
         (vec!["infill", "▢", "--hole", "0"], vec!["--hole"]),
     ] {

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use samnet_core::config::Config;
+use samnet_core::config::{Config, HeadGroup, HeadKind};
 use samnet_core::data::TextData;
 use samnet_core::gpu::{Gpu, GpuOptions};
 use samnet_core::model::Model;
@@ -68,6 +68,10 @@ pub struct TrainArgs {
     /// Also time every kernel of one step on its own (slow).
     #[arg(long)]
     profile: bool,
+    /// Replace every layer's head mix by one kind for all heads (`full`,
+    /// `linear`, `topk`, `window`), e.g. to compare the hybrid with full attention.
+    #[arg(long)]
+    heads: Option<String>,
 }
 
 pub fn run(options: &GpuOptions, bench: Bench) -> anyhow::Result<()> {
@@ -177,6 +181,15 @@ fn train(options: &GpuOptions, args: TrainArgs) -> anyhow::Result<()> {
         config.train.seq_len = s;
         config.model.max_seq_len = config.model.max_seq_len.max(s);
     }
+    if let Some(kind) = &args.heads {
+        let kind: HeadKind = serde_json::from_value(json!(kind)).map_err(|_| {
+            anyhow::anyhow!("--heads must be linear, topk, window or full, got {kind:?}")
+        })?;
+        config.model.head_mix = vec![HeadGroup {
+            kind,
+            count: config.model.n_heads,
+        }];
+    }
     config.train.steps = args.warmup + args.steps + 1;
     let (text, origin) = data_text(args.data.as_deref())?;
     let tokenizer = Tokenizer::char_level(&text)?;
@@ -211,6 +224,7 @@ fn train(options: &GpuOptions, args: TrainArgs) -> anyhow::Result<()> {
         "adapter": gpu.info.name,
         "backend": format!("{:?}", gpu.info.backend),
         "precision": "f32",
+        "head_mix": config.model.head_mix,
         "batch": config.train.batch_size,
         "seq": config.train.seq_len,
         "params": trainer.model.param_count(),

@@ -27,6 +27,10 @@ pub struct Args {
     /// Decoding temperature (default: the config's).
     #[arg(long)]
     temperature: Option<f32>,
+    /// Only the samples and their scores (the validation loss is the slow
+    /// part on CPU adapters).
+    #[arg(long)]
+    samples_only: bool,
 }
 
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
@@ -36,12 +40,16 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let data = split(&text, &loaded.tokenizer, cfg.train.seq_len, &origin)?;
     let gpu = Gpu::new_blocking(options)?;
     let model = loaded.model(&gpu)?;
-    let val = pollster::block_on(eval::validation_loss(
-        &gpu,
-        &model,
-        &data,
-        cfg.train.seq_len,
-    ))?;
+    let val = if args.samples_only {
+        Vec::new()
+    } else {
+        pollster::block_on(eval::validation_loss(
+            &gpu,
+            &model,
+            &data,
+            cfg.train.seq_len,
+        ))?
+    };
     let mut options = SampleOptions::from_config(&cfg.diffusion);
     options.steps = args.steps.unwrap_or(options.steps);
     options.clamp = args.clamp.unwrap_or(options.clamp);
@@ -55,7 +63,9 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         args.len,
         &options,
     ))?;
-    let mean = |f: fn(&eval::ValLoss) -> f32| val.iter().map(f).sum::<f32>() / val.len() as f32;
+    let mean = |f: fn(&eval::ValLoss) -> f32| {
+        (!val.is_empty()).then(|| val.iter().map(f).sum::<f32>() / val.len() as f32)
+    };
     let report = json!({
         "checkpoint": loaded.dir.display().to_string(),
         "step": loaded.snapshot.state.step,
@@ -63,6 +73,8 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "val": val,
         "val_mse_mean": mean(|v| v.mse),
         "val_ce_mean": mean(|v| v.ce),
+        "clamp": options.clamp,
+        "temperature": options.temperature,
         "valid_word_rate": q.valid_word_rate,
         "diversity": q.diversity,
         "novelty": q.novelty,
