@@ -160,3 +160,78 @@ fn checkpoint_round_trips_and_resume_reproduces_the_loss_curve() {
         split_at + 1
     );
 }
+
+#[test]
+fn an_injected_nan_skips_the_step_and_the_run_recovers() {
+    let mut config = Config::preset("tiny").unwrap();
+    config.train.steps = 10;
+    let (mut trainer, data, _) = setup(&config);
+    let poisoned = 4;
+    trainer.inject_nan.insert(poisoned);
+    for _ in 1..poisoned {
+        trainer.step(gpu(), &data).unwrap();
+    }
+    let before = pollster::block_on(trainer.snapshot(gpu())).unwrap();
+    assert_eq!(before.state.skipped_steps, 0);
+
+    trainer.step(gpu(), &data).unwrap();
+    let m = pollster::block_on(trainer.metrics(gpu())).unwrap();
+    assert!(m.skipped, "step {poisoned} was not skipped: {m:?}");
+    assert_eq!(m.skipped_steps, 1);
+    assert!(!m.loss.is_finite(), "the poisoned loss is {}", m.loss);
+    assert!(!m.grad_norm.is_finite(), "grad norm {}", m.grad_norm);
+    let after = pollster::block_on(trainer.snapshot(gpu())).unwrap();
+    assert!(
+        same_bits(&before.model, &after.model),
+        "a skipped step changed the weights"
+    );
+    assert!(
+        same_bits(
+            before.optimizer.as_deref().unwrap(),
+            after.optimizer.as_deref().unwrap()
+        ),
+        "a skipped step changed the AdamW moments"
+    );
+
+    let mut losses = Vec::new();
+    for _ in poisoned..config.train.steps {
+        trainer.step(gpu(), &data).unwrap();
+        let m = pollster::block_on(trainer.metrics(gpu())).unwrap();
+        assert!(!m.skipped && m.skipped_steps == 1, "step {}: {m:?}", m.step);
+        assert!(m.loss.is_finite() && m.grad_norm.is_finite(), "{m:?}");
+        losses.push(m.loss);
+    }
+    let end = pollster::block_on(trainer.snapshot(gpu())).unwrap();
+    assert!(
+        !same_bits(&after.model, &end.model),
+        "the weights stopped changing after the skipped step"
+    );
+    println!(
+        "NaN injected at step {poisoned}: skipped (weights and moments bit-identical), then {} finite steps, losses {losses:?}",
+        losses.len()
+    );
+}
+
+#[test]
+fn deferred_metrics_are_those_of_their_step() {
+    let config = Config::preset("tiny").unwrap();
+    let (mut trainer, data, _) = setup(&config);
+    trainer.step(gpu(), &data).unwrap();
+    trainer.step(gpu(), &data).unwrap();
+    let pending = trainer.metrics_later(gpu());
+    let now = pollster::block_on(trainer.metrics(gpu())).unwrap();
+    // Later steps run before the deferred read is collected.
+    trainer.step(gpu(), &data).unwrap();
+    trainer.step(gpu(), &data).unwrap();
+    let later = loop {
+        if let Some(m) = trainer.collect_metrics(gpu(), &pending, false).unwrap() {
+            break m;
+        }
+        std::thread::yield_now();
+    };
+    assert_eq!(later.step, 2);
+    assert_eq!(later.loss.to_bits(), now.loss.to_bits());
+    assert_eq!(later.grad_norm.to_bits(), now.grad_norm.to_bits());
+    let fourth = pollster::block_on(trainer.metrics(gpu())).unwrap();
+    assert_ne!(fourth.loss.to_bits(), later.loss.to_bits());
+}

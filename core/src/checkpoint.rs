@@ -60,8 +60,36 @@ pub fn encode(
                 .map_err(|e| Error::Invalid(format!("tensor '{}': {e}", t.name)))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::Invalid(format!("serialising tensors: {e}")))
+    let bytes = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::Invalid(format!("serialising tensors: {e}")))?;
+    Ok(canonical_header(bytes))
+}
+
+/// The same file with its JSON header's keys sorted. `safetensors` writes
+/// the metadata from a `HashMap`, whose order differs from process to
+/// process; sorted, the same tensors always give the same bytes, so a
+/// resumed run's checkpoint is byte-identical to an uninterrupted run's.
+/// Sorting keeps the header's length (the same JSON, reordered), and the
+/// tensors' offsets do not depend on key order.
+fn canonical_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let Ok(mut header) = serde_json::from_slice::<serde_json::Value>(&bytes[8..8 + n]) else {
+        return bytes;
+    };
+    if let Some(map) = header.as_object_mut() {
+        map.sort_keys();
+        if let Some(meta) = map.get_mut("__metadata__").and_then(|m| m.as_object_mut()) {
+            meta.sort_keys();
+        }
+    }
+    let mut sorted = serde_json::to_vec(&header).expect("a JSON value serialises");
+    if sorted.len() > n {
+        return bytes;
+    }
+    // safetensors pads the header with spaces to an 8-byte boundary.
+    sorted.resize(n, b' ');
+    bytes[8..8 + n].copy_from_slice(&sorted);
+    bytes
 }
 
 /// Parses safetensors bytes from `origin` into f32 tensors (f32, f16 and
@@ -233,6 +261,20 @@ mod tests {
         let (back, m) = decode(&bytes, "x").unwrap();
         assert_eq!(back, sample());
         assert_eq!(m, meta);
+    }
+
+    #[test]
+    fn encoding_is_deterministic_whatever_the_metadata_order() {
+        // Every HashMap has its own random hasher, so its own order.
+        let meta = || -> HashMap<String, String> {
+            (0..16).map(|i| (format!("k{i}"), i.to_string())).collect()
+        };
+        let first = encode(&sample(), StoreAs::F32, meta()).unwrap();
+        for _ in 0..8 {
+            assert_eq!(encode(&sample(), StoreAs::F32, meta()).unwrap(), first);
+        }
+        let (back, m) = decode(&first, "x").unwrap();
+        assert_eq!((back, m), (sample(), meta()));
     }
 
     #[test]

@@ -258,6 +258,25 @@ impl Config {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be at least 1"));
         }
+        // Far beyond any model this code trains, and small enough that no
+        // size derived from them overflows or is attempted on the CPU before
+        // the GPU's buffer limits are checked (a hostile config.json would
+        // otherwise ask for, say, 10¹² parameter specs).
+        let at_most = [
+            ("model.vocab_size", m.vocab_size, 1 << 22),
+            ("model.d_model", m.d_model, 1 << 16),
+            ("model.n_layers", m.n_layers, 1 << 10),
+            ("model.n_heads", m.n_heads, 1 << 10),
+            ("model.ffn_mult", m.ffn_mult, 64),
+            ("model.max_seq_len", m.max_seq_len, 1 << 20),
+            ("model.time_embed_dim", m.time_embed_dim, 1 << 16),
+            ("model.window", m.window, 1 << 20),
+            ("diffusion.timesteps", self.diffusion.timesteps, 1 << 20),
+            ("train.batch_size", self.train.batch_size, 1 << 20),
+        ];
+        if let Some((name, value, max)) = at_most.iter().find(|(_, v, max)| v > max) {
+            return Err(format!("{name} must be at most {max}, got {value}"));
+        }
         if !m.d_model.is_multiple_of(m.n_heads) {
             return Err(format!(
                 "model.d_model {} is not a multiple of model.n_heads {}",
@@ -265,8 +284,13 @@ impl Config {
             ));
         }
         let head_dim = m.d_model / m.n_heads;
-        let heads: usize = m.head_mix.iter().map(|g| g.count).sum();
-        if heads != m.n_heads {
+        // Checked: a hostile count (say usize::MAX) must not overflow the sum.
+        let heads = m
+            .head_mix
+            .iter()
+            .try_fold(0usize, |acc, g| acc.checked_add(g.count));
+        if heads != Some(m.n_heads) {
+            let heads = heads.map_or("more than usize::MAX".to_string(), |h| h.to_string());
             return Err(format!(
                 "model.head_mix covers {heads} heads but model.n_heads is {}",
                 m.n_heads

@@ -25,6 +25,12 @@ pub enum Error {
     },
     #[error("GPU error: {0}")]
     Gpu(String),
+    #[error("the GPU ran out of memory ({0}); use a smaller batch, sequence or model")]
+    OutOfMemory(String),
+    #[error(
+        "the GPU device was lost ({0}); if it ran out of memory use a smaller batch, sequence or model, otherwise check the driver (samnet doctor) and run again"
+    )]
+    DeviceLost(String),
     #[error("shape mismatch in {op}: {detail}")]
     Shape { op: &'static str, detail: String },
     #[error("{0}")]
@@ -42,6 +48,16 @@ impl Error {
         Error::Shape {
             op,
             detail: detail.to_string(),
+        }
+    }
+
+    /// The same error, saying what was being done; GPU faults keep their kind.
+    pub fn during(self, what: impl fmt::Display) -> Self {
+        match self {
+            Error::Gpu(m) => Error::Gpu(format!("{what}: {m}")),
+            Error::OutOfMemory(m) => Error::OutOfMemory(format!("{what}: {m}")),
+            Error::DeviceLost(m) => Error::DeviceLost(format!("{what}: {m}")),
+            other => other,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod gpu;
+mod guard;
 pub mod metrics;
 pub mod model;
 pub mod ops;

@@ -10,7 +10,7 @@ use tokenizers::models::bpe::{BPE, BpeTrainer, Vocab};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, DecoderWrapper};
 
-use crate::{Error, Result};
+use crate::{Error, Result, guard};
 
 /// The special token between documents in a trained BPE vocabulary.
 pub const SEPARATOR: &str = "<|endoftext|>";
@@ -88,9 +88,15 @@ impl Tokenizer {
     }
 
     /// Parses a `tokenizer.json`; `origin` names it in errors.
+    /// The JSON syntax is checked first (the `tokenizers` crate panics on
+    /// some syntax errors), and any panic left is contained as an error.
     pub fn from_json(json: &[u8], origin: &str) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_bytes(json)
-            .map_err(|e| Error::file(origin, format!("not a tokenizer.json: {e}")))?;
+        let not_one =
+            |e: &dyn std::fmt::Display| Error::file(origin, format!("not a tokenizer.json: {e}"));
+        let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| not_one(&e))?;
+        let inner = guard::contain(|| serde_json::from_value::<tokenizers::Tokenizer>(value))
+            .map_err(|e| not_one(&format!("rejected by the tokenizers library ({e})")))?
+            .map_err(|e| not_one(&e))?;
         Self::wrap(inner, origin)
     }
 
@@ -158,9 +164,8 @@ impl Tokenizer {
         // Encode in line-aligned chunks: the character model sees no
         // pre-tokenizer, so a whole file would otherwise be one "word".
         for chunk in chunks(text, 1 << 16) {
-            let encoding = self
-                .inner
-                .encode(chunk, false)
+            let encoding = guard::contain(|| self.inner.encode(chunk, false))
+                .map_err(|e| Error::Invalid(format!("tokenizing: the tokenizer failed ({e})")))?
                 .map_err(|e| Error::Invalid(format!("tokenizing: {e}")))?;
             ids.extend_from_slice(encoding.get_ids());
         }
@@ -174,11 +179,8 @@ impl Tokenizer {
         for (line_no, line) in text.split('\n').enumerate() {
             for (col, c) in line.chars().enumerate() {
                 let single = c.to_string();
-                let known = self
-                    .inner
-                    .encode(single.as_str(), false)
-                    .map(|e| !e.get_ids().is_empty())
-                    .unwrap_or(false);
+                let known = guard::contain(|| self.inner.encode(single.as_str(), false))
+                    .is_ok_and(|r| r.is_ok_and(|e| !e.get_ids().is_empty()));
                 if !known {
                     return Error::Invalid(format!(
                         "character {c:?} (U+{:04X}) at line {}, column {} is not in the tokenizer's vocabulary",
@@ -201,8 +203,8 @@ impl Tokenizer {
                 self.pieces.len()
             )));
         }
-        self.inner
-            .decode(ids, false)
+        guard::contain(|| self.inner.decode(ids, false))
+            .map_err(|e| Error::Invalid(format!("decoding: the tokenizer failed ({e})")))?
             .map_err(|e| Error::Invalid(format!("decoding: {e}")))
     }
 

@@ -1,14 +1,14 @@
 //! Training: one recorded step replayed with new inputs, metrics read back
 //! every N steps, and checkpoints that resume the same run bit for bit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, NamedTensor, StoreAs};
 use crate::config::{Config, Precision};
 use crate::data::{Split, TextData};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, PendingRead};
 use crate::model::Model;
 use crate::model::graph::{Graph, GraphOptions, OptimizerState, slot};
 use crate::rng::Rng;
@@ -36,7 +36,18 @@ pub struct StepMetrics {
     pub grad_norm: f32,
     pub lr: f32,
     pub loss_scale: f32,
+    /// Steps skipped so far (counted on the GPU every step).
     pub skipped_steps: usize,
+    /// Whether this step was skipped: its gradient norm was not finite (a NaN
+    /// or ∞ anywhere in the loss or the gradients), so no parameter, moment or
+    /// loss scale changed.
+    pub skipped: bool,
+}
+
+/// The scalars of one step, on their way back from the GPU.
+pub struct PendingMetrics {
+    pub step: usize,
+    read: PendingRead,
 }
 
 pub struct Trainer {
@@ -47,6 +58,11 @@ pub struct Trainer {
     pub schedule: NoiseSchedule,
     /// Completed steps.
     pub step: usize,
+    /// Fault injection (`samnet train --inject-nan`): the steps, numbered
+    /// from 1, whose first loss weight is NaN. The NaN reaches the loss and
+    /// every gradient, so the GPU's non-finite check must skip the step; the
+    /// tests use it to prove that a run survives one.
+    pub inject_nan: BTreeSet<usize>,
 }
 
 impl Trainer {
@@ -87,6 +103,7 @@ impl Trainer {
             optimizer,
             graph,
             step: state.step,
+            inject_nan: BTreeSet::new(),
         })
     }
 
@@ -108,7 +125,10 @@ impl Trainer {
     pub fn step(&mut self, gpu: &Gpu, data: &TextData) -> Result<()> {
         let t = &self.config.train;
         let (batch, seq) = (t.batch_size, t.seq_len);
-        let windows = data.batch_windows(Split::Train, batch, seq, t.seed, self.step as u64);
+        let mut windows = data.batch_windows(Split::Train, batch, seq, t.seed, self.step as u64);
+        if self.inject_nan.contains(&(self.step + 1)) {
+            windows.weight[0] = f32::NAN;
+        }
         self.graph.write_batch(
             gpu,
             &self.schedule,
@@ -144,17 +164,45 @@ impl Trainer {
     /// Reads the scalars of the last step (waits for the GPU).
     pub async fn metrics(&self, gpu: &Gpu) -> Result<StepMetrics> {
         let s = gpu.read_f32(&self.graph.stats).await?;
-        let d = &self.config.diffusion;
-        Ok(StepMetrics {
+        Ok(self.metrics_of(self.step, &s))
+    }
+
+    /// Starts reading the scalars of the last step without waiting: the
+    /// training loop goes on submitting steps and collects them later with
+    /// [`Trainer::collect_metrics`].
+    pub fn metrics_later(&self, gpu: &Gpu) -> PendingMetrics {
+        PendingMetrics {
             step: self.step,
+            read: gpu.read_f32_later(&self.graph.stats),
+        }
+    }
+
+    /// The metrics of `pending` once the GPU has reached them (None before);
+    /// with `wait`, blocks until it has.
+    pub fn collect_metrics(
+        &self,
+        gpu: &Gpu,
+        pending: &PendingMetrics,
+        wait: bool,
+    ) -> Result<Option<StepMetrics>> {
+        Ok(gpu
+            .try_read(&pending.read, wait)?
+            .map(|s| self.metrics_of(pending.step, &s)))
+    }
+
+    fn metrics_of(&self, step: usize, s: &[f32]) -> StepMetrics {
+        let d = &self.config.diffusion;
+        StepMetrics {
+            step,
             loss: d.mse_weight * s[slot::MSE] + d.ce_weight * s[slot::CE],
             mse: s[slot::MSE],
             ce: s[slot::CE],
             grad_norm: s[slot::GRAD_NORM],
-            lr: learning_rate(&self.config.train, self.step.saturating_sub(1)) as f32,
+            lr: learning_rate(&self.config.train, step.saturating_sub(1)) as f32,
             loss_scale: s[slot::LOSS_SCALE],
             skipped_steps: s[slot::SKIPPED] as usize,
-        })
+            skipped: s[slot::SKIP] != 0.0,
+        }
     }
 
     /// Everything a checkpoint holds, read from the GPU.

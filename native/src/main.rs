@@ -2,6 +2,7 @@
 
 mod commands;
 mod dataset;
+mod metrics_log;
 mod run;
 
 use clap::{Parser, Subcommand};

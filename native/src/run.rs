@@ -75,8 +75,7 @@ pub fn pack(corpus: &Corpus, tokenizer: &Tokenizer, config: &Config) -> anyhow::
         config.train.seq_len,
         config.train.seed,
         &origin,
-    )
-    .with_context(|| format!("preparing {origin}"))?;
+    )?; // TextData names `origin` in its errors already.
     if data.has_prompts() {
         eprintln!(
             "instruction examples: prompts are known ({}) and outside the loss",

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use samnet_core::checkpoint::{self, NamedTensor, StoreAs};
+
 fn samnet(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_samnet"))
         .args(args)
@@ -84,13 +86,42 @@ fn fails_clearly(args: &[&str], needles: &[&str]) {
     }
 }
 
+/// The bad-input cases of one category, counted for docs/reliability.md.
+struct Category {
+    name: &'static str,
+    cases: usize,
+}
+
+impl Category {
+    fn new(name: &'static str) -> Self {
+        Category { name, cases: 0 }
+    }
+
+    fn fails(&mut self, args: &[&str], needles: &[&str]) {
+        fails_clearly(args, needles);
+        self.cases += 1;
+    }
+}
+
+impl Drop for Category {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            println!(
+                "BADINPUT {}: {} cases, each a one-line error naming the thing",
+                self.name, self.cases
+            );
+        }
+    }
+}
+
 #[test]
 fn missing_empty_and_binary_data_files() {
+    let mut c = Category::new("data files");
     let dir = scratch("data");
     let out = dir.join("out");
     let out = out.to_str().unwrap();
     let missing = dir.join("missing.txt");
-    fails_clearly(
+    c.fails(
         &[
             "train",
             "--preset",
@@ -104,7 +135,7 @@ fn missing_empty_and_binary_data_files() {
     );
     let empty = dir.join("empty.txt");
     std::fs::write(&empty, "").unwrap();
-    fails_clearly(
+    c.fails(
         &[
             "train",
             "--preset",
@@ -118,7 +149,7 @@ fn missing_empty_and_binary_data_files() {
     );
     let binary = dir.join("model.bin");
     std::fs::write(&binary, [0x7f, b'E', b'L', b'F', 0, 1, 2]).unwrap();
-    fails_clearly(
+    c.fails(
         &[
             "train",
             "--preset",
@@ -132,7 +163,7 @@ fn missing_empty_and_binary_data_files() {
     );
     let latin1 = dir.join("latin1.txt");
     std::fs::write(&latin1, b"caf\xe9\n").unwrap();
-    fails_clearly(
+    c.fails(
         &[
             "train",
             "--preset",
@@ -152,26 +183,27 @@ fn missing_empty_and_binary_data_files() {
 
 #[test]
 fn out_of_range_values() {
+    let mut c = Category::new("CLI values out of range");
     let out = scratch("range");
     let out = out.to_str().unwrap();
     let data = shakespeare();
-    fails_clearly(
+    c.fails(
         &[
             "train", "--preset", "tiny", "--steps", "0", "--data", &data, "--out", out,
         ],
         &["train.steps", "at least 1"],
     );
-    fails_clearly(
+    c.fails(
         &[
             "train", "--preset", "tiny", "--batch", "0", "--data", &data, "--out", out,
         ],
         &["train.batch_size", "at least 1"],
     );
-    fails_clearly(
+    c.fails(
         &["train", "--preset", "nope", "--data", &data, "--out", out],
         &["unknown preset", "phase1"],
     );
-    fails_clearly(
+    c.fails(
         &[
             "sample",
             "--ckpt",
@@ -181,12 +213,101 @@ fn out_of_range_values() {
         ],
         &["--steps"],
     );
+    let train = |extra: &[&str], needles: &[&str], c: &mut Category| {
+        let mut args = vec!["train", "--preset", "tiny", "--data", &data, "--out", out];
+        args.extend_from_slice(extra);
+        c.fails(&args, needles);
+    };
+    train(&["--seq", "0"], &["train.seq_len", "at least 1"], &mut c);
+    train(
+        &["--seq", "2000000"],
+        &["model.max_seq_len", "at most 1048576", "2000000"],
+        &mut c,
+    );
+    train(
+        &["--seq", "1048576"],
+        &["tinyshakespeare.txt", "too little", "window of 1048576"],
+        &mut c,
+    );
+    train(&["--lr=-1"], &["train.lr", "positive", "-1"], &mut c);
+    train(&["--lr", "nan"], &["train.lr", "positive", "NaN"], &mut c);
+    train(
+        &["--log-every", "0"],
+        &["train.log_every", "at least 1"],
+        &mut c,
+    );
+    train(&["--resume"], &["no checkpoint here"], &mut c);
+    let ckpt = checkpoint().to_str().unwrap();
+    for (len, needles) in [
+        ("0", &["sequence", "1..=4096 positions", "got 0"]),
+        ("5000", &["sequence", "1..=4096 positions", "got 5000"]),
+    ] {
+        c.fails(&["sample", "--ckpt", ckpt, "--len", len], needles);
+    }
+    let long_prompt = "To be, or not to be, that is the question. ".repeat(20);
+    c.fails(
+        &[
+            "sample",
+            "--ckpt",
+            ckpt,
+            "--len",
+            "64",
+            "--prompt",
+            &long_prompt,
+        ],
+        &["prompt", "860 tokens", "longer than the 64 positions"],
+    );
+    // An existing run is never overwritten by a fresh one.
+    let run = checkpoint().parent().unwrap().to_str().unwrap();
+    c.fails(
+        &[
+            "train", "--preset", "tiny", "--data", &data, "--out", run, "--steps", "3",
+        ],
+        &["already holds a checkpoint", "--resume"],
+    );
+    assert!(
+        !Path::new(out).join("checkpoint").exists(),
+        "a failed run left a checkpoint"
+    );
+}
+
+#[test]
+fn no_usable_gpu_adapter() {
+    let mut c = Category::new("no GPU adapter");
+    let out = scratch("adapter");
+    c.fails(
+        &["--adapter", "no-such-gpu", "doctor"],
+        &["no usable GPU adapter", "'no-such-gpu'", "lavapipe"],
+    );
+    c.fails(
+        &[
+            "--adapter",
+            "no-such-gpu",
+            "train",
+            "--preset",
+            "tiny",
+            "--data",
+            &shakespeare(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &["no usable GPU adapter", "--backend"],
+    );
+    c.fails(
+        &["--backend", "glide", "doctor"],
+        &["unknown backend 'glide'", "vulkan"],
+    );
+    assert!(
+        std::fs::read_dir(&out).unwrap().next().is_none(),
+        "a run without an adapter wrote files"
+    );
 }
 
 #[test]
 fn a_model_too_large_for_the_adapter_names_the_buffer_and_limit() {
+    let mut c = Category::new("buffers beyond the adapter's limits");
     let out = scratch("large");
-    fails_clearly(
+    c.fails(
         &[
             "train",
             "--preset",
@@ -200,10 +321,30 @@ fn a_model_too_large_for_the_adapter_names_the_buffer_and_limit() {
         ],
         &["buffer", "max_storage_buffer_binding_size", "smaller batch"],
     );
+    // Long sequences: the (B·L, V) logits outgrow a binding first.
+    c.fails(
+        &[
+            "train",
+            "--preset",
+            "tiny",
+            "--seq",
+            "100000",
+            "--data",
+            &shakespeare(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &["buffer '", "bytes but this adapter allows", "smaller batch"],
+    );
+    assert!(
+        !out.join("checkpoint").exists() && !out.join("metrics.jsonl").exists(),
+        "a refused run left files"
+    );
 }
 
 #[test]
 fn characters_outside_the_tokenizer() {
+    let mut c = Category::new("text outside the tokenizer");
     let dir = scratch("chars");
     let data = dir.join("accents.txt");
     std::fs::write(
@@ -211,7 +352,7 @@ fn characters_outside_the_tokenizer() {
         "First Citizen:\nBefore we proceed — any further\n".repeat(200),
     )
     .unwrap();
-    fails_clearly(
+    c.fails(
         &[
             "eval",
             "--ckpt",
@@ -221,7 +362,7 @@ fn characters_outside_the_tokenizer() {
         ],
         &["accents.txt", "'—'", "line 2"],
     );
-    fails_clearly(
+    c.fails(
         &[
             "sample",
             "--ckpt",
@@ -235,11 +376,12 @@ fn characters_outside_the_tokenizer() {
 
 #[test]
 fn damaged_checkpoints() {
+    let mut c = Category::new("damaged checkpoints");
     let truncated = copy_checkpoint("truncated");
     let model = truncated.join("model.safetensors");
     let bytes = std::fs::read(&model).unwrap();
     std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
-    fails_clearly(
+    c.fails(
         &["sample", "--ckpt", truncated.to_str().unwrap()],
         &["model.safetensors", "not a valid safetensors"],
     );
@@ -250,14 +392,14 @@ fn damaged_checkpoints() {
         b"\xff\xff\xff\xff\xff\xff\xff\x7fgarbage",
     )
     .unwrap();
-    fails_clearly(
+    c.fails(
         &["sample", "--ckpt", corrupt.to_str().unwrap()],
         &["model.safetensors", "not a valid safetensors"],
     );
 
     let bad_json = copy_checkpoint("tokenizer");
     std::fs::write(bad_json.join("tokenizer.json"), "{ not json").unwrap();
-    fails_clearly(
+    c.fails(
         &["sample", "--ckpt", bad_json.to_str().unwrap()],
         &["tokenizer.json", "not a tokenizer.json"],
     );
@@ -267,19 +409,19 @@ fn damaged_checkpoints() {
         .unwrap()
         .replace("\"vocab_size\": 65", "\"vocab_size\": 66");
     std::fs::write(mismatch.join("config.json"), config).unwrap();
-    fails_clearly(
+    c.fails(
         &["sample", "--ckpt", mismatch.to_str().unwrap()],
         &["tokenizer.json", "65 tokens", "vocab_size 66"],
     );
 
     let missing = copy_checkpoint("missing");
     std::fs::remove_file(missing.join("config.json")).unwrap();
-    fails_clearly(
+    c.fails(
         &["sample", "--ckpt", missing.to_str().unwrap()],
         &["config.json", "missing"],
     );
 
-    fails_clearly(
+    c.fails(
         &["sample", "--ckpt", "/nonexistent/ckpt"],
         &["/nonexistent/ckpt", "no checkpoint"],
     );
@@ -316,6 +458,236 @@ fn sample_prints_text_from_a_checkpoint() {
         "3",
     ]);
     assert_eq!(again, stdout, "same seed, different text");
+}
+
+/// `model.safetensors` of a copy of the fixture checkpoint, rewritten by `edit`.
+fn with_model(name: &str, edit: impl FnOnce(&mut Vec<NamedTensor>)) -> PathBuf {
+    let dir = copy_checkpoint(name);
+    let path = dir.join("model.safetensors");
+    let (mut tensors, meta) =
+        checkpoint::decode(&std::fs::read(&path).unwrap(), "fixture").unwrap();
+    edit(&mut tensors);
+    std::fs::write(
+        &path,
+        checkpoint::encode(&tensors, StoreAs::F32, meta).unwrap(),
+    )
+    .unwrap();
+    dir
+}
+
+/// A safetensors file with the given header (JSON) and payload.
+fn raw_safetensors(length: u64, header: &str, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = length.to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+#[test]
+fn hostile_model_files() {
+    let mut c = Category::new("hostile or damaged model.safetensors");
+    let sample = |dir: &Path, needles: &[&str], c: &mut Category| {
+        let mut n = vec!["model.safetensors"];
+        n.extend_from_slice(needles);
+        c.fails(&["sample", "--ckpt", dir.to_str().unwrap()], &n);
+    };
+    let header = r#"{"embedding.weight":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+    let raw_cases: [(&str, Vec<u8>, &[&str]); 7] = [
+        ("empty", Vec::new(), &["not a valid safetensors"]),
+        ("short", vec![1, 2, 3], &["not a valid safetensors"]),
+        (
+            "length-overflow",
+            raw_safetensors(u64::MAX, header, &[0; 8]),
+            &["not a valid safetensors"],
+        ),
+        (
+            "length-past-end",
+            raw_safetensors(1 << 20, header, &[0; 8]),
+            &["not a valid safetensors"],
+        ),
+        (
+            "offsets-outside",
+            raw_safetensors(
+                header.len() as u64,
+                &header
+                    .replace("[0,8]", "[0,1099511627776]")
+                    .replace("[2]", "[274877906944]"),
+                &[0; 8],
+            ),
+            &["not a valid safetensors"],
+        ),
+        (
+            "not-json",
+            raw_safetensors(8, "{{{{{{{{", &[]),
+            &["not a valid safetensors"],
+        ),
+        (
+            "int-dtype",
+            raw_safetensors(header.len() as u64, &header.replace("F32", "I32"), &[0; 8]),
+            &[
+                "'embedding.weight'",
+                "dtype I32",
+                "expected F32, F16 or BF16",
+            ],
+        ),
+    ];
+    for (name, bytes, needles) in raw_cases {
+        let dir = copy_checkpoint(name);
+        std::fs::write(dir.join("model.safetensors"), bytes).unwrap();
+        sample(&dir, needles, &mut c);
+    }
+    let nan = with_model("nan", |t| t[0].data[3] = f32::NAN);
+    sample(&nan, &["non-finite value (NaN) at index 3"], &mut c);
+    let inf = with_model("inf", |t| t[1].data[0] = f32::NEG_INFINITY);
+    sample(&inf, &["non-finite value (-inf) at index 0"], &mut c);
+    let shape = with_model("shape", |t| {
+        let i = t.iter().position(|t| t.name == "embedding.weight").unwrap();
+        t[i].shape.reverse();
+    });
+    sample(
+        &shape,
+        &["'embedding.weight' has shape", "the config expects"],
+        &mut c,
+    );
+    let missing = with_model("missing-tensor", |t| t.retain(|t| t.name != "input.bias"));
+    sample(&missing, &["missing tensor 'input.bias'"], &mut c);
+    let extra = with_model("extra-tensor", |t| {
+        t.push(NamedTensor {
+            name: "backdoor".into(),
+            shape: vec![1],
+            data: vec![0.0],
+        })
+    });
+    sample(&extra, &["unexpected tensor 'backdoor'"], &mut c);
+}
+
+#[test]
+fn mismatched_checkpoint_parts() {
+    let mut c = Category::new("config/tokenizer/checkpoint mismatch");
+    let sample = |dir: &Path, needles: &[&str], c: &mut Category| {
+        c.fails(&["sample", "--ckpt", dir.to_str().unwrap()], needles);
+    };
+    let wider = copy_checkpoint("wider");
+    let config = std::fs::read_to_string(wider.join("config.json"))
+        .unwrap()
+        .replace("\"d_model\": 32", "\"d_model\": 64");
+    std::fs::write(wider.join("config.json"), config).unwrap();
+    sample(
+        &wider,
+        &["model.safetensors", "has shape", "the config expects"],
+        &mut c,
+    );
+
+    let not_config = copy_checkpoint("not-config");
+    std::fs::write(not_config.join("config.json"), "[1, 2, 3]").unwrap();
+    sample(&not_config, &["config.json", "not a SamNet config"], &mut c);
+
+    let empty_tok = copy_checkpoint("empty-tokenizer");
+    std::fs::write(empty_tok.join("tokenizer.json"), "{}").unwrap();
+    sample(
+        &empty_tok,
+        &["tokenizer.json", "not a tokenizer.json"],
+        &mut c,
+    );
+
+    // Cut inside the decoder: the tokenizers crate panics on this by
+    // itself; it must still be a clear error.
+    let cut = copy_checkpoint("cut-tokenizer");
+    let json = std::fs::read_to_string(cut.join("tokenizer.json")).unwrap();
+    let at = json.find("\"decoder\"").unwrap() + 20;
+    std::fs::write(cut.join("tokenizer.json"), &json[..at]).unwrap();
+    sample(&cut, &["tokenizer.json", "not a tokenizer.json"], &mut c);
+
+    let state = copy_checkpoint("state");
+    std::fs::write(state.join("state.json"), "{\"step\": -3}").unwrap();
+    sample(&state, &["state.json", "not a training state"], &mut c);
+
+    // Resuming needs the optimizer state that an exported model lacks.
+    let run = scratch("no-optimizer");
+    let ckpt = copy_checkpoint("no-optimizer-src");
+    std::fs::rename(&ckpt, run.join("checkpoint")).unwrap();
+    std::fs::remove_file(run.join("checkpoint").join("optimizer.safetensors")).unwrap();
+    c.fails(
+        &[
+            "train",
+            "--resume",
+            "--data",
+            &shakespeare(),
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        &["optimizer.safetensors", "cannot resume training"],
+    );
+}
+
+#[test]
+fn infill_keeps_the_known_text_and_fills_every_hole() {
+    let ckpt = checkpoint().to_str().unwrap().to_string();
+    let template = "ROMEO:\n[___:7] my [___:5], ▢▢▢!";
+    let (ok, stdout, err) = samnet(&[
+        "infill", template, "--ckpt", &ckpt, "--steps", "4", "--seed", "1",
+    ]);
+    assert!(ok, "{err}");
+    let text: Vec<char> = stdout.strip_suffix('\n').unwrap().chars().collect();
+    let expected: Vec<Option<char>> = "ROMEO:\n####### my #####, ###!"
+        .chars()
+        .map(|c| (c != '#').then_some(c))
+        .collect();
+    assert_eq!(text.len(), expected.len(), "{stdout:?}");
+    for (i, (got, want)) in text.iter().zip(&expected).enumerate() {
+        if let Some(want) = want {
+            assert_eq!(got, want, "known position {i} changed: {stdout:?}");
+        }
+    }
+    for (args, needles) in [
+        (
+            vec!["infill", "open [___ hole"],
+            vec!["column 6", "not closed"],
+        ),
+        (vec!["infill", "bad [___:x]"], vec!["length \"x\""]),
+        (vec!["infill", "no holes"], vec!["no hole"]),
+        (vec!["infill", "▢", "--hole", "0"], vec!["--hole"]),
+    ] {
+        let mut args = args.clone();
+        args.extend(["--ckpt", &ckpt]);
+        fails_clearly(&args, &needles);
+    }
+}
+
+#[test]
+fn completion_fills_only_the_hole_at_the_cursor() {
+    let dir = scratch("complete");
+    let file = dir.join("speech.txt");
+    std::fs::write(
+        &file,
+        "First Citizen:\nBefore we proceed any further, hear me speak.\n",
+    )
+    .unwrap();
+    let ckpt = checkpoint().to_str().unwrap().to_string();
+    let file_arg = file.to_str().unwrap().to_string();
+    let (ok, stdout, err) = samnet(&[
+        "complete", "--ckpt", &ckpt, "--file", &file_arg, "--line", "2", "--col", "8", "--hole",
+        "12", "--len", "48", "--steps", "4",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        stdout.strip_suffix('\n').unwrap().chars().count(),
+        12,
+        "{stdout:?}"
+    );
+    fails_clearly(
+        &[
+            "complete", "--ckpt", &ckpt, "--file", &file_arg, "--line", "9",
+        ],
+        &["speech.txt", "no line 9"],
+    );
+    fails_clearly(
+        &[
+            "complete", "--ckpt", &ckpt, "--file", &file_arg, "--line", "1", "--hole", "64",
+            "--len", "64",
+        ],
+        &["hole"],
+    );
 }
 
 fn shared_data(name: &str) -> String {
@@ -519,74 +891,4 @@ fn phases_chain_with_init_from() {
         &["continues a previous phase", "--init-from"],
     );
     assert!(!phase3.exists());
-}
-
-#[test]
-fn infill_keeps_the_known_text_and_fills_every_hole() {
-    let ckpt = checkpoint().to_str().unwrap().to_string();
-    let template = "ROMEO:\n[___:7] my [___:5], ▢▢▢!";
-    let (ok, stdout, err) = samnet(&[
-        "infill", template, "--ckpt", &ckpt, "--steps", "4", "--seed", "1",
-    ]);
-    assert!(ok, "{err}");
-    let text: Vec<char> = stdout.strip_suffix('\n').unwrap().chars().collect();
-    let expected: Vec<Option<char>> = "ROMEO:\n####### my #####, ###!"
-        .chars()
-        .map(|c| (c != '#').then_some(c))
-        .collect();
-    assert_eq!(text.len(), expected.len(), "{stdout:?}");
-    for (i, (got, want)) in text.iter().zip(&expected).enumerate() {
-        if let Some(want) = want {
-            assert_eq!(got, want, "known position {i} changed: {stdout:?}");
-        }
-    }
-    for (args, needles) in [
-        (
-            vec!["infill", "open [___ hole"],
-            vec!["column 6", "not closed"],
-        ),
-        (vec!["infill", "bad [___:x]"], vec!["length \"x\""]),
-        (vec!["infill", "no holes"], vec!["no hole"]),
-        (vec!["infill", "▢", "--hole", "0"], vec!["--hole"]),
-    ] {
-        let mut args = args.clone();
-        args.extend(["--ckpt", &ckpt]);
-        fails_clearly(&args, &needles);
-    }
-}
-
-#[test]
-fn completion_fills_only_the_hole_at_the_cursor() {
-    let dir = scratch("complete");
-    let file = dir.join("speech.txt");
-    std::fs::write(
-        &file,
-        "First Citizen:\nBefore we proceed any further, hear me speak.\n",
-    )
-    .unwrap();
-    let ckpt = checkpoint().to_str().unwrap().to_string();
-    let file_arg = file.to_str().unwrap().to_string();
-    let (ok, stdout, err) = samnet(&[
-        "complete", "--ckpt", &ckpt, "--file", &file_arg, "--line", "2", "--col", "8", "--hole",
-        "12", "--len", "48", "--steps", "4",
-    ]);
-    assert!(ok, "{err}");
-    assert_eq!(
-        stdout.strip_suffix('\n').unwrap().chars().count(),
-        12,
-        "{stdout:?}"
-    );
-    fails_clearly(
-        &[
-            "complete", "--ckpt", &ckpt, "--file", &file_arg, "--line", "9",
-        ],
-        &["speech.txt", "no line 9"],
-    );
-    fails_clearly(
-        &[
-            "complete", "--ckpt", &ckpt, "--file", &file_arg, "--line", "1", "--hole", "64",
-            "--len", "64",
-        ],
-        &["hole"],
-    );
 }

@@ -75,8 +75,60 @@ pub struct Gpu {
     pub features: GpuFeatures,
     pub limits: wgpu::Limits,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
-    errors: Arc<Mutex<Vec<String>>>,
+    errors: Arc<Mutex<Vec<Fault>>>,
     allocated: AtomicU64,
+}
+
+/// A GPU error reported asynchronously, by kind.
+#[derive(Debug)]
+enum Fault {
+    OutOfMemory(String),
+    Lost(String),
+    Other(String),
+}
+
+impl Fault {
+    fn from_wgpu(e: &wgpu::Error) -> Fault {
+        match e {
+            wgpu::Error::OutOfMemory { source } => Fault::OutOfMemory(source.to_string()),
+            // wgpu's messages span lines ("…\n\nCaused by:\n  …"); errors are one line.
+            other => Fault::Other(
+                other
+                    .to_string()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+        }
+    }
+
+    /// After a device loss every later call fails too; the loss is the news.
+    fn rank(&self) -> u8 {
+        match self {
+            Fault::Lost(_) => 0,
+            Fault::OutOfMemory(_) => 1,
+            Fault::Other(_) => 2,
+        }
+    }
+
+    /// The index of the fault to report: the highest-ranked, then the first.
+    fn worst(faults: &[Fault]) -> Option<usize> {
+        faults
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, f)| (f.rank(), *i))
+            .map(|(i, _)| i)
+    }
+
+    fn into_error(self) -> Error {
+        match self {
+            Fault::OutOfMemory(m) => Error::OutOfMemory(m),
+            Fault::Lost(m) => Error::DeviceLost(m),
+            Fault::Other(m) => Error::Gpu(m),
+        }
+    }
 }
 
 fn backend_names(backends: wgpu::Backends) -> String {
@@ -199,14 +251,25 @@ impl Gpu {
             })
             .await
             .map_err(|e| Error::Device(e.to_string()))?;
-        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let errors: Arc<Mutex<Vec<Fault>>> = Arc::default();
         let sink = errors.clone();
         // wgpu's default handler panics; we surface errors as values instead.
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             if let Ok(mut v) = sink.lock() {
-                v.push(e.to_string());
+                v.push(Fault::from_wgpu(&e));
             }
         }));
+        let sink = errors.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut v) = sink.lock() {
+                let detail = if message.is_empty() {
+                    format!("{reason:?}")
+                } else {
+                    format!("{reason:?}: {message}")
+                };
+                v.push(Fault::Lost(detail));
+            }
+        });
         Ok(Gpu {
             device,
             queue,
@@ -234,27 +297,36 @@ impl Gpu {
         self.allocated.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// The first GPU error reported since the last call, if any.
+    /// The GPU error reported since the last call, if any: a device loss
+    /// before an out-of-memory before anything else, else the first.
     pub fn take_error(&self) -> Result<()> {
         let mut errors = self
             .errors
             .lock()
             .map_err(|_| Error::Gpu("poisoned".into()))?;
-        if errors.is_empty() {
+        let Some(worst) = Fault::worst(&errors) else {
             return Ok(());
-        }
-        let first = errors.remove(0);
+        };
+        let fault = errors.swap_remove(worst);
         errors.clear();
-        Err(Error::Gpu(first))
+        Err(fault.into_error())
     }
 
     /// Blocks (natively) until submitted work is done; a no-op in the browser,
     /// where completion arrives through callbacks.
     pub fn wait_idle(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
+        let polled = self.device.poll(wgpu::PollType::wait_indefinitely());
+        self.take_error()?;
+        polled
             .map(|_| ())
-            .map_err(|e| Error::Gpu(e.to_string()))
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
+    }
+
+    /// Fault injection (`samnet train --inject-device-loss`): destroys the
+    /// device, as a driver reset or a GPU fault would; every later call
+    /// reports [`Error::DeviceLost`].
+    pub fn lose_device(&self) {
+        self.device.destroy();
     }
 
     /// One line describing the adapter, e.g. for logs and `samnet doctor`.
@@ -323,5 +395,44 @@ impl Gpu {
         self.take_error().map_err(|e| shader_error(e.to_string()))?;
         cache.insert(key, pipeline.clone());
         Ok(pipeline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_memory_says_what_to_do_and_a_lost_device_is_reported_first() {
+        let oom = wgpu::Error::OutOfMemory {
+            source: Box::new(std::io::Error::other("vkAllocateMemory failed")),
+        };
+        let err = Fault::from_wgpu(&oom)
+            .into_error()
+            .during("allocating 'logits' (1 bytes)")
+            .to_string();
+        assert!(
+            err.starts_with("the GPU ran out of memory (allocating 'logits'")
+                && err.ends_with("use a smaller batch, sequence or model"),
+            "{err}"
+        );
+        let faults = [
+            Fault::Other("validation".into()),
+            Fault::OutOfMemory("oom".into()),
+            Fault::Lost("Unknown".into()),
+            Fault::Lost("later".into()),
+        ];
+        assert_eq!(Fault::worst(&faults), Some(2));
+        assert_eq!(Fault::worst(&faults[..2]), Some(1));
+        assert_eq!(Fault::worst(&[]), None);
+        let validation = wgpu::Error::Validation {
+            source: Box::new(std::io::Error::other("inner")),
+            description: "Validation Error\n\nCaused by:\n  In Buffer::map_async\n".into(),
+        };
+        let err = Fault::from_wgpu(&validation).into_error().to_string();
+        assert_eq!(
+            err,
+            "GPU error: Validation Error Caused by: In Buffer::map_async"
+        );
     }
 }

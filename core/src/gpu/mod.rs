@@ -11,7 +11,7 @@ mod tensor;
 pub use context::{Gpu, GpuFeatures, GpuOptions, LimitsPolicy};
 pub use program::{Command, Dispatch, KernelCall, ParamWord, Program, grid_1d};
 pub use shader::Shader;
-pub use tensor::{DType, Tensor};
+pub use tensor::{DType, PendingRead, Tensor};
 
 /// Builds the uniform parameter words of a kernel call: `params![n, d, eps]`.
 /// Integers become u32, floats their f32 bits; the shader's `Params` struct

@@ -87,7 +87,7 @@ impl Gpu {
             mapped_at_creation: false,
         });
         self.take_error()
-            .map_err(|e| Error::Gpu(format!("allocating '{name}' ({bytes} bytes): {e}")))?;
+            .map_err(|e| e.during(format!("allocating '{name}' ({bytes} bytes)")))?;
         self.count_allocation(size);
         Ok(Tensor {
             buffer,
@@ -153,8 +153,12 @@ impl Gpu {
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
-        self.wait_idle()?;
-        rx.await
+        let reading = |e: Error| e.during(format!("reading '{}'", t.name));
+        self.wait_idle().map_err(reading)?;
+        let mapped = rx.await;
+        // A lost device also fails the mapping; report the loss, not that.
+        self.take_error().map_err(reading)?;
+        mapped
             .map_err(|_| Error::Gpu(format!("reading '{}': map callback dropped", t.name)))?
             .map_err(|e| Error::Gpu(format!("reading '{}': {e}", t.name)))?;
         let data = staging
@@ -174,6 +178,89 @@ impl Gpu {
     pub async fn read_u32(&self, t: &Tensor) -> Result<Vec<u32>> {
         let bytes = self.read_bytes(t).await?;
         Ok(bytemuck::pod_collect_to_vec(&bytes[..4 * t.len()]))
+    }
+}
+
+/// A readback in flight: a copy queued behind the work already submitted,
+/// mapped without waiting (see [`Gpu::read_f32_later`]).
+pub struct PendingRead {
+    staging: wgpu::Buffer,
+    name: String,
+    len: usize,
+    mapped:
+        std::sync::Arc<std::sync::Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>>,
+}
+
+impl Gpu {
+    /// Starts reading `t` as it will be once the work submitted so far has
+    /// run; nothing waits. Collect it with [`Gpu::try_read`].
+    pub fn read_f32_later(&self, t: &Tensor) -> PendingRead {
+        let size = (t.bytes().div_ceil(4) * 4).max(4);
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback (deferred)"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&t.buffer, 0, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+        let mapped = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let sink = mapped.clone();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            if let Ok(mut slot) = sink.lock() {
+                *slot = Some(r);
+            }
+        });
+        PendingRead {
+            staging,
+            name: t.name.clone(),
+            len: t.len(),
+            mapped,
+        }
+    }
+
+    /// The values of a [`PendingRead`] if the GPU has got there, else None;
+    /// with `wait`, blocks until it has.
+    pub fn try_read(&self, pending: &PendingRead, wait: bool) -> Result<Option<Vec<f32>>> {
+        let poll = if wait {
+            wgpu::PollType::wait_indefinitely()
+        } else {
+            wgpu::PollType::Poll
+        };
+        let polled = self.device.poll(poll);
+        let reading = |e: Error| e.during(format!("reading '{}'", pending.name));
+        if let Err(e) = self.take_error() {
+            // A lost device shows first through the errors it causes; a
+            // blocking poll runs its callback, so the loss is what is reported.
+            let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+            let lost = self
+                .take_error()
+                .err()
+                .filter(|l| matches!(l, Error::DeviceLost(_)));
+            return Err(reading(lost.unwrap_or(e)));
+        }
+        polled.map_err(|e| Error::Gpu(format!("reading '{}': {e}", pending.name)))?;
+        let state = pending
+            .mapped
+            .lock()
+            .map_err(|_| Error::Gpu("poisoned".into()))?
+            .clone();
+        match state {
+            None => Ok(None),
+            Some(Err(e)) => Err(Error::Gpu(format!("reading '{}': {e}", pending.name))),
+            Some(Ok(())) => {
+                let bytes = pending
+                    .staging
+                    .get_mapped_range(..)
+                    .map_err(|e| Error::Gpu(format!("reading '{}': {e:?}", pending.name)))?
+                    .to_vec();
+                pending.staging.unmap();
+                Ok(Some(bytemuck::pod_collect_to_vec(
+                    &bytes[..4 * pending.len],
+                )))
+            }
+        }
     }
 }
 

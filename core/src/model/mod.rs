@@ -7,12 +7,12 @@ pub mod params;
 
 use std::collections::HashMap;
 
+use crate::Result;
 use crate::checkpoint::NamedTensor;
 use crate::config::Config;
-use crate::gpu::{Gpu, Tensor};
+use crate::gpu::{DType, Gpu, Tensor};
 use crate::rng::Rng;
-use crate::{Error, Result};
-use params::{ParamSpec, param_specs};
+use params::{ParamSpec, match_tensors, param_specs};
 
 /// The parameters of a SamNet on one device, in the order of [`param_specs`].
 pub struct Model {
@@ -23,12 +23,21 @@ pub struct Model {
 }
 
 impl Model {
-    /// A freshly initialised model (deterministic in `seed`).
+    /// A freshly initialised model (deterministic in `seed`). Every buffer
+    /// is allocated (and checked against the adapter's limits) before any
+    /// value is drawn, so an oversized config fails at once, naming the
+    /// buffer, instead of first filling host memory.
     pub fn new(gpu: &Gpu, config: &Config, seed: u64) -> Result<Model> {
         let specs = param_specs(config);
+        let params = specs
+            .iter()
+            .map(|s| gpu.zeros(&s.name, &s.shape, DType::F32))
+            .collect::<Result<Vec<_>>>()?;
         let mut rng = Rng::new(seed);
-        let values: Vec<Vec<f32>> = specs.iter().map(|s| s.initial_values(&mut rng)).collect();
-        Self::from_values(gpu, config, specs, values)
+        for (spec, t) in specs.iter().zip(&params) {
+            gpu.write_f32(t, &spec.initial_values(&mut rng))?;
+        }
+        Ok(Self::assemble(config, specs, params))
     }
 
     /// A model from named tensors (a checkpoint), checking that every
@@ -40,61 +49,27 @@ impl Model {
         origin: &str,
     ) -> Result<Model> {
         let specs = param_specs(config);
-        let mut by_name: HashMap<String, NamedTensor> =
-            tensors.into_iter().map(|t| (t.name.clone(), t)).collect();
-        let mut values = Vec::with_capacity(specs.len());
-        for spec in &specs {
-            let t = by_name.remove(&spec.name).ok_or_else(|| {
-                Error::file(
-                    origin,
-                    format!(
-                        "missing tensor '{}' {:?} that the config requires",
-                        spec.name, spec.shape
-                    ),
-                )
-            })?;
-            if t.shape != spec.shape {
-                return Err(Error::file(
-                    origin,
-                    format!(
-                        "tensor '{}' has shape {:?}; the config expects {:?}",
-                        spec.name, t.shape, spec.shape
-                    ),
-                ));
-            }
-            values.push(t.data);
-        }
-        if let Some(extra) = by_name.keys().min() {
-            return Err(Error::file(
-                origin,
-                format!("unexpected tensor '{extra}' (not a parameter of this config)"),
-            ));
-        }
-        Self::from_values(gpu, config, specs, values)
-    }
-
-    fn from_values(
-        gpu: &Gpu,
-        config: &Config,
-        specs: Vec<ParamSpec>,
-        values: Vec<Vec<f32>>,
-    ) -> Result<Model> {
+        let values = match_tensors(&specs, tensors, origin)?;
         let params = specs
             .iter()
             .zip(&values)
             .map(|(s, v)| gpu.upload_f32(&s.name, &s.shape, v))
             .collect::<Result<Vec<_>>>()?;
+        Ok(Self::assemble(config, specs, params))
+    }
+
+    fn assemble(config: &Config, specs: Vec<ParamSpec>, params: Vec<Tensor>) -> Model {
         let index = specs
             .iter()
             .enumerate()
             .map(|(i, s)| (s.name.clone(), i))
             .collect();
-        Ok(Model {
+        Model {
             config: config.clone(),
             specs,
             params,
             index,
-        })
+        }
     }
 
     pub fn param(&self, name: &str) -> &Tensor {

@@ -1,8 +1,12 @@
 //! The parameters of a SamNet: names (those of the PyTorch reference's
 //! checkpoints), shapes, initialisation and weight-decay groups.
 
+use std::collections::HashMap;
+
+use crate::checkpoint::NamedTensor;
 use crate::config::Config;
 use crate::rng::Rng;
+use crate::{Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
@@ -47,6 +51,47 @@ impl ParamSpec {
             }
         }
     }
+}
+
+/// The values of `specs` taken from `tensors` (a checkpoint read from
+/// `origin`), in spec order: every parameter must be present with its shape,
+/// and nothing else may be.
+pub fn match_tensors(
+    specs: &[ParamSpec],
+    tensors: Vec<NamedTensor>,
+    origin: &str,
+) -> Result<Vec<Vec<f32>>> {
+    let mut by_name: HashMap<String, NamedTensor> =
+        tensors.into_iter().map(|t| (t.name.clone(), t)).collect();
+    let mut values = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let t = by_name.remove(&spec.name).ok_or_else(|| {
+            Error::file(
+                origin,
+                format!(
+                    "missing tensor '{}' {:?} that the config requires",
+                    spec.name, spec.shape
+                ),
+            )
+        })?;
+        if t.shape != spec.shape {
+            return Err(Error::file(
+                origin,
+                format!(
+                    "tensor '{}' has shape {:?}; the config expects {:?}",
+                    spec.name, t.shape, spec.shape
+                ),
+            ));
+        }
+        values.push(t.data);
+    }
+    if let Some(extra) = by_name.keys().min() {
+        return Err(Error::file(
+            origin,
+            format!("unexpected tensor '{extra}' (not a parameter of this config)"),
+        ));
+    }
+    Ok(values)
 }
 
 fn linear(specs: &mut Vec<ParamSpec>, name: &str, d_out: usize, d_in: usize, init: Init) {

@@ -1,3 +1,4 @@
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,9 +18,10 @@ use samnet_core::model::graph::OptimizerState;
 use samnet_core::phase;
 use samnet_core::sample::SampleOptions;
 use samnet_core::tokenizer::Tokenizer;
-use samnet_core::train::{TrainState, Trainer};
+use samnet_core::train::{PendingMetrics, StepMetrics, TrainState, Trainer};
 use serde_json::json;
 
+use crate::metrics_log;
 use crate::run::{Loaded, document_texts, load_checkpoint, pack, read_corpus};
 
 #[derive(clap::Args)]
@@ -63,13 +65,29 @@ pub struct Args {
     /// Plain log lines instead of a progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Log (and check for skipped steps) every N steps (default: the config's).
+    #[arg(long)]
+    log_every: Option<usize>,
+    /// Write a checkpoint every N steps (0: only at the end; default: the config's).
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Fault injection, for testing: poison these steps (numbered from 1,
+    /// comma-separated) with a NaN loss weight. Each must be skipped, logged
+    /// and survived; see docs/reliability.md.
+    #[arg(long, value_delimiter = ',')]
+    inject_nan: Vec<usize>,
+    /// Fault injection, for testing: destroy the GPU device after this step
+    /// (as a driver reset would); the run must stop with a clear error and
+    /// leave its last checkpoint intact.
+    #[arg(long)]
+    inject_device_loss: Option<usize>,
 }
+
+/// A run stops as diverged after this many consecutive skipped steps.
+const MAX_CONSECUTIVE_SKIPS: usize = 20;
 
 fn apply_overrides(config: &mut Config, args: &Args) {
     let t = &mut config.train;
-    if let Some(v) = args.steps {
-        t.steps = v;
-    }
     if let Some(v) = args.batch {
         t.batch_size = v;
     }
@@ -82,6 +100,22 @@ fn apply_overrides(config: &mut Config, args: &Args) {
     }
     if let Some(v) = args.seed {
         t.seed = v;
+    }
+    apply_schedule_overrides(config, args);
+}
+
+/// Overrides that leave the training trajectory alone, so a resumed run may
+/// change them too.
+fn apply_schedule_overrides(config: &mut Config, args: &Args) {
+    let t = &mut config.train;
+    if let Some(v) = args.steps {
+        t.steps = v;
+    }
+    if let Some(v) = args.log_every {
+        t.log_every = v;
+    }
+    if let Some(v) = args.checkpoint_every {
+        t.checkpoint_every = v;
     }
 }
 
@@ -231,10 +265,11 @@ fn fresh(gpu: &Gpu, args: &Args) -> anyhow::Result<Setup> {
 fn resumed(gpu: &Gpu, args: &Args, dir: &Path) -> anyhow::Result<Setup> {
     let loaded = load_checkpoint(dir)?;
     let mut config = loaded.snapshot.config.clone();
-    if let Some(steps) = args.steps {
-        config.train.steps = steps;
-    }
-    config.validate().map_err(anyhow::Error::msg)?;
+    apply_schedule_overrides(&mut config, args);
+    config
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid configuration")?;
     let corpus = read_corpus(&args.data)?;
     let data = pack(&corpus, &loaded.tokenizer, &config)?;
     let mut snapshot = loaded.snapshot;
@@ -301,7 +336,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let mut setup = if args.resume {
         resumed(&gpu, &args, &ckpt_dir)?
     } else {
-        if ckpt_dir.exists() {
+        if checkpoint::resolve_dir(&ckpt_dir).is_ok() {
             bail!(
                 "{} already holds a checkpoint; pass --resume to continue it or choose another --out",
                 out.display()
@@ -309,15 +344,23 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         }
         fresh(&gpu, &args)?
     };
+    setup.trainer.inject_nan = args.inject_nan.iter().copied().collect();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let log_path = out.join("metrics.jsonl");
+    let dropped = metrics_log::keep_up_to(&log_path, setup.trainer.step)?;
+    if dropped > 0 {
+        eprintln!(
+            "{}: dropped {dropped} line(s) past step {} (written after the checkpoint by an interrupted run)",
+            log_path.display(),
+            setup.trainer.step
+        );
+    }
     let mut log: File = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
-    let cfg = setup.trainer.config.clone();
-    let t = &cfg.train;
+    let t = &setup.trainer.config.train;
     eprintln!(
         "training {} parameters on {} for {} steps of {}×{} (from step {}); logging to {}",
         setup.trainer.model.param_count(),
@@ -328,6 +371,35 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         setup.trainer.step,
         log_path.display()
     );
+    let mut saved_at = setup.trainer.step;
+    train(&gpu, &args, &mut setup, &mut log, &ckpt_dir, &mut saved_at).map_err(|e| {
+        let kept = if args.resume || saved_at > 0 {
+            format!(
+                "the checkpoint in {} (step {saved_at}) is intact; continue with --resume",
+                ckpt_dir.display()
+            )
+        } else {
+            "no checkpoint was written yet".to_string()
+        };
+        e.context(format!(
+            "training stopped at step {} ({kept})",
+            setup.trainer.step
+        ))
+    })
+}
+
+/// The training loop from the trainer's step to the configured end;
+/// `saved_at` follows the step of the last checkpoint written.
+fn train(
+    gpu: &Gpu,
+    args: &Args,
+    setup: &mut Setup,
+    log: &mut File,
+    ckpt_dir: &Path,
+    saved_at: &mut usize,
+) -> anyhow::Result<()> {
+    let cfg = setup.trainer.config.clone();
+    let t = &cfg.train;
     let bar = if args.no_progress {
         ProgressBar::hidden()
     } else {
@@ -337,54 +409,154 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} eta {eta}").expect("template"),
     );
     bar.set_position(setup.trainer.step as u64);
-    let tokens_per_step = (t.batch_size * t.seq_len) as f64;
-    let (mut last_time, mut last_step) = (Instant::now(), setup.trainer.step);
-    let started = Instant::now();
+    let mut logger = Logger {
+        tokens_per_step: (t.batch_size * t.seq_len) as f64,
+        first_step: setup.trainer.step,
+        last_step: setup.trainer.step,
+        started: Instant::now(),
+        skips: SkipWatch::new(pollster::block_on(setup.trainer.metrics(gpu))?.skipped_steps),
+        pending: VecDeque::new(),
+    };
     while setup.trainer.step < t.steps {
-        setup.trainer.step(&gpu, &setup.data)?;
+        setup.trainer.step(gpu, &setup.data)?;
         let step = setup.trainer.step;
-        let at_end = step == t.steps;
-        if step == 1 || step % t.log_every == 0 || at_end {
-            let m = pollster::block_on(setup.trainer.metrics(&gpu))?;
-            let now = Instant::now();
-            let tokens_per_s = (step - last_step) as f64 * tokens_per_step
-                / now.duration_since(last_time).as_secs_f64();
-            (last_time, last_step) = (now, step);
-            let mut record = serde_json::to_value(&m)?;
-            record["tokens_per_s"] = json!(tokens_per_s);
-            record["gpu_memory_bytes"] = json!(gpu.allocated_bytes());
-            record["elapsed_s"] = json!(started.elapsed().as_secs_f64());
-            if t.eval_every > 0 && (step % t.eval_every == 0 || at_end) {
-                record["eval"] = evaluate(&gpu, &setup)?;
-            }
-            writeln!(log, "{record}")?;
-            let msg = format!(
-                "loss {:.4} (mse {:.4} ce {:.4}) | {:.0} tok/s",
-                m.loss, m.mse, m.ce, tokens_per_s
-            );
-            if args.no_progress {
-                eprintln!("step {step}/{} {msg}", t.steps);
-            }
-            bar.set_message(msg);
-            if !m.loss.is_finite() {
-                bail!(
-                    "the loss is {} at step {step}; the last checkpoint in {} is intact",
-                    m.loss,
-                    ckpt_dir.display()
-                );
-            }
+        if args.inject_device_loss == Some(step) {
+            gpu.lose_device();
         }
-        if t.checkpoint_every > 0 && step % t.checkpoint_every == 0 && !at_end {
-            save(&gpu, &setup, &ckpt_dir)?;
+        let at_end = step == t.steps;
+        if step == 1 || step.is_multiple_of(t.log_every) || at_end {
+            // The step's scalars come back while later steps run; an
+            // evaluation needs this step's weights, so it runs now.
+            let pending = setup.trainer.metrics_later(gpu);
+            let eval = if t.eval_every > 0 && (step.is_multiple_of(t.eval_every) || at_end) {
+                Some(evaluate(gpu, setup)?)
+            } else {
+                None
+            };
+            logger.pending.push_back((pending, eval));
+        }
+        logger.write_ready(gpu, &setup.trainer, log, &bar, args.no_progress, false)?;
+        if t.checkpoint_every > 0 && step.is_multiple_of(t.checkpoint_every) && !at_end {
+            // Log every step up to the checkpoint first: a resumed run keeps
+            // only the lines up to its checkpoint's step.
+            logger.write_ready(gpu, &setup.trainer, log, &bar, args.no_progress, true)?;
+            save(gpu, setup, ckpt_dir)?;
+            *saved_at = step;
         }
         bar.set_position(step as u64);
     }
+    logger.write_ready(gpu, &setup.trainer, log, &bar, args.no_progress, true)?;
+    let started = logger.started;
     bar.finish();
-    save(&gpu, &setup, &ckpt_dir)?;
+    save(gpu, setup, ckpt_dir)?;
+    *saved_at = setup.trainer.step;
     eprintln!(
         "checkpoint written to {} ({:.1} s)",
         ckpt_dir.display(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Writes the metrics of logged steps as they come back from the GPU (the
+/// GPU checks every step for non-finite gradients without any readback; the
+/// CPU learns the count here, every `log_every` steps, without stalling the
+/// queue).
+struct Logger {
+    tokens_per_step: f64,
+    /// The step the run (re)started from, and the previous record's step.
+    first_step: usize,
+    last_step: usize,
+    started: Instant,
+    skips: SkipWatch,
+    pending: VecDeque<(PendingMetrics, Option<serde_json::Value>)>,
+}
+
+impl Logger {
+    /// Writes every record that is ready, in order; with `wait`, all of them.
+    fn write_ready(
+        &mut self,
+        gpu: &Gpu,
+        trainer: &Trainer,
+        log: &mut File,
+        bar: &ProgressBar,
+        plain: bool,
+        wait: bool,
+    ) -> anyhow::Result<()> {
+        while let Some((pending, _)) = self.pending.front() {
+            let Some(m) = trainer.collect_metrics(gpu, pending, wait)? else {
+                return Ok(());
+            };
+            let (_, eval) = self.pending.pop_front().expect("front exists");
+            // Records come back in bursts, so the rate is the average
+            // since the run (re)started rather than since the last record.
+            let tokens_per_s = (m.step - self.first_step) as f64 * self.tokens_per_step
+                / self.started.elapsed().as_secs_f64();
+            if let Some(line) = self.skips.update(m.step - self.last_step, &m) {
+                let line = format!("step {}: {line}", m.step);
+                if plain {
+                    eprintln!("{line}");
+                } else {
+                    bar.println(line);
+                }
+            }
+            self.last_step = m.step;
+            let mut record = serde_json::to_value(&m)?;
+            record["tokens_per_s"] = json!(tokens_per_s);
+            record["gpu_memory_bytes"] = json!(gpu.allocated_bytes());
+            record["elapsed_s"] = json!(self.started.elapsed().as_secs_f64());
+            if let Some(eval) = eval {
+                record["eval"] = eval;
+            }
+            writeln!(log, "{record}")?;
+            let msg = format!(
+                "loss {:.4} (mse {:.4} ce {:.4}) | {:.0} tok/s",
+                m.loss, m.mse, m.ce, tokens_per_s
+            );
+            if plain {
+                eprintln!("step {}/{} {msg}", m.step, trainer.config.train.steps);
+            }
+            bar.set_message(msg);
+            if self.skips.streak >= MAX_CONSECUTIVE_SKIPS {
+                bail!(
+                    "the run diverged: at least {} consecutive steps had a non-finite loss or gradient; lower --lr",
+                    self.skips.streak
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Skipped steps as seen at each readback: the GPU counts them every step,
+/// the CPU learns the count every `log_every` steps.
+struct SkipWatch {
+    seen: usize,
+    /// Consecutive skipped steps up to the last readback (a lower bound when
+    /// a window was only partly skipped).
+    streak: usize,
+}
+
+impl SkipWatch {
+    fn new(seen: usize) -> Self {
+        SkipWatch { seen, streak: 0 }
+    }
+
+    /// Takes the metrics read after `window` more steps; returns a line to
+    /// print when steps were skipped.
+    fn update(&mut self, window: usize, m: &StepMetrics) -> Option<String> {
+        let new = m.skipped_steps.saturating_sub(self.seen);
+        self.seen = m.skipped_steps;
+        self.streak = match (new, m.skipped) {
+            (n, _) if n == window && n > 0 => self.streak + n,
+            (_, true) => 1,
+            _ => 0,
+        };
+        (new > 0).then(|| {
+            format!(
+                "skipped {new} step(s) with a non-finite loss or gradient in the last {window} (weights unchanged); {} skipped in all",
+                m.skipped_steps
+            )
+        })
+    }
 }
