@@ -133,15 +133,11 @@ impl Gpu {
         Ok(())
     }
 
-    /// Reads a tensor back. Works on every platform (the browser included),
-    /// because it only resolves once the map callback has run.
-    pub async fn read_bytes(&self, t: &Tensor) -> Result<Vec<u8>> {
-        let size = t.bytes().div_ceil(4) * 4;
-        if size == 0 {
-            return Ok(Vec::new());
-        }
+    /// A mappable copy of the first `size` bytes of `t`, queued behind the
+    /// work already submitted.
+    fn copy_to_staging(&self, t: &Tensor, size: u64, label: &str) -> wgpu::Buffer {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
+            label: Some(label),
             size,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
@@ -149,6 +145,17 @@ impl Gpu {
         let mut encoder = self.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(&t.buffer, 0, &staging, 0, size);
         self.queue.submit([encoder.finish()]);
+        staging
+    }
+
+    /// Reads a tensor back. Works on every platform (the browser included),
+    /// because it only resolves once the map callback has run.
+    pub async fn read_bytes(&self, t: &Tensor) -> Result<Vec<u8>> {
+        let size = t.bytes().div_ceil(4) * 4;
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = self.copy_to_staging(t, size, "readback");
         let (tx, rx) = futures_channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
@@ -196,15 +203,7 @@ impl Gpu {
     /// run; nothing waits. Collect it with [`Gpu::try_read`].
     pub fn read_f32_later(&self, t: &Tensor) -> PendingRead {
         let size = (t.bytes().div_ceil(4) * 4).max(4);
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback (deferred)"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(&t.buffer, 0, &staging, 0, size);
-        self.queue.submit([encoder.finish()]);
+        let staging = self.copy_to_staging(t, size, "readback (deferred)");
         let mapped = std::sync::Arc::new(std::sync::Mutex::new(None));
         let sink = mapped.clone();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
