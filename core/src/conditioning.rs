@@ -221,6 +221,22 @@ impl Known {
     }
 }
 
+/// Where generated text ends: at the first `separator` from position `from`
+/// on (a model trained on packed documents writes one after its answer and
+/// then starts another document), else the whole sequence.
+pub fn text_end(tokens: &[u32], from: usize, separator: Option<u32>) -> usize {
+    separator
+        .and_then(|sep| {
+            tokens
+                .iter()
+                .enumerate()
+                .skip(from)
+                .find(|&(_, &t)| t == sep)
+                .map(|(i, _)| i)
+        })
+        .unwrap_or(tokens.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +292,15 @@ mod tests {
         let p = Known::prompt(&tok, "abc", 5).unwrap();
         assert_eq!(p.mask, [true, true, true, false, false]);
         assert!(Known::prompt(&tok, "abcdef", 5).is_err());
+    }
+
+    #[test]
+    fn generated_text_ends_at_the_first_separator_after_the_prompt() {
+        let tokens = [5, 0, 7, 8, 0, 9];
+        assert_eq!(text_end(&tokens, 2, Some(0)), 4);
+        assert_eq!(text_end(&tokens, 0, Some(0)), 1);
+        assert_eq!(text_end(&tokens, 5, Some(0)), 6);
+        assert_eq!(text_end(&tokens, 2, None), 6);
     }
 
     #[test]

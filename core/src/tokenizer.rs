@@ -128,10 +128,15 @@ impl Tokenizer {
         Ok(tokenizer)
     }
 
+    /// The id of [`SEPARATOR`], where the vocabulary has it (trained BPE).
+    pub fn separator_token(&self) -> Option<u32> {
+        self.inner.token_to_id(SEPARATOR)
+    }
+
     /// The token ids put between packed documents: the [`SEPARATOR`] token
     /// where the vocabulary has it (trained BPE), else a blank line.
     pub fn separator(&self) -> Result<Vec<u32>> {
-        if let Some(id) = self.inner.token_to_id(SEPARATOR) {
+        if let Some(id) = self.separator_token() {
             return Ok(vec![id]);
         }
         self.encode("\n\n").map_err(|_| {

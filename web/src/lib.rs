@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::rc::Rc;
 
+use samnet_core::conditioning::text_end;
 use samnet_core::gpu::{Gpu, GpuOptions};
 use samnet_core::model::Model;
 use samnet_core::sample::{SampleOptions, Sampler, StepOutput};
@@ -340,8 +341,10 @@ impl Inner {
         }
         let tokens = outcome.map_err(js_error)?;
         let total_ms = now_ms() - start;
+        let prompt_len = plan.known.mask.iter().take_while(|&&m| m).count();
+        let end = text_end(&tokens, prompt_len, self.tokenizer.separator_token());
         let result = SampleResult {
-            text: self.tokenizer.decode(&tokens).map_err(js_error)?,
+            text: self.tokenizer.decode(&tokens[..end]).map_err(js_error)?,
             length: tokens.len(),
             tokens_per_s: tokens.len() as f64 * plan.steps as f64 / (total_ms / 1000.0),
             tokens,

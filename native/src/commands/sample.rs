@@ -1,7 +1,7 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use samnet_core::conditioning::Known;
+use samnet_core::conditioning::{Known, text_end};
 use samnet_core::gpu::{Gpu, GpuOptions};
 use samnet_core::sample::{SampleOptions, Sampler, StepOutput};
 use samnet_core::schedule::NoiseSchedule;
@@ -50,7 +50,9 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         None => Known::none(args.len),
     };
     let tokens = generate(options, &loaded, &args.generation, &known)?;
-    println!("{}", loaded.tokenizer.decode(&tokens)?);
+    let prompt_len = known.mask.iter().take_while(|&&m| m).count();
+    let end = text_end(&tokens, prompt_len, loaded.tokenizer.separator_token());
+    println!("{}", loaded.tokenizer.decode(&tokens[..end])?);
     Ok(())
 }
 
