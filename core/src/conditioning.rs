@@ -150,6 +150,29 @@ impl Known {
         Ok(known)
     }
 
+    /// Like [`Known::prompt`], and the prompt must fit in what the model was
+    /// built for (`max_seq_len` positions), whatever the sampled length.
+    pub fn prompt_within(
+        tokenizer: &Tokenizer,
+        prompt: &str,
+        len: usize,
+        max_seq_len: usize,
+    ) -> Result<Known> {
+        let known = Known::prompt(tokenizer, prompt, len)?;
+        let held = known.held_prefix();
+        if held > max_seq_len {
+            return Err(Error::Invalid(format!(
+                "the prompt is {held} tokens, more than the model's max_seq_len of {max_seq_len}"
+            )));
+        }
+        Ok(known)
+    }
+
+    /// Positions held from the start (a prompt's length).
+    pub fn held_prefix(&self) -> usize {
+        self.mask.iter().take_while(|&&m| m).count()
+    }
+
     /// An infill template laid out from position 0; positions after it (up to
     /// `len`, if larger) are free. `len = None` samples exactly the template.
     pub fn infill(
@@ -291,6 +314,15 @@ mod tests {
         assert!(Known::infill(&tok, &segments, Some(5)).is_err());
         let p = Known::prompt(&tok, "abc", 5).unwrap();
         assert_eq!(p.mask, [true, true, true, false, false]);
+        assert_eq!(p.held_prefix(), 3);
+        assert!(Known::prompt_within(&tok, "abc", 5, 3).is_ok());
+        let err = Known::prompt_within(&tok, "abcd", 8, 3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("4 tokens") && err.contains("max_seq_len of 3"),
+            "{err}"
+        );
         assert!(Known::prompt(&tok, "abcdef", 5).is_err());
     }
 

@@ -257,6 +257,18 @@ fn out_of_range_values() {
         ],
         &["prompt", "860 tokens", "longer than the 64 positions"],
     );
+    c.fails(
+        &[
+            "sample",
+            "--ckpt",
+            ckpt,
+            "--len",
+            "1000",
+            "--prompt",
+            &long_prompt,
+        ],
+        &["prompt", "860 tokens", "max_seq_len of 32"],
+    );
     // An existing run is never overwritten by a fresh one.
     let run = checkpoint().parent().unwrap().to_str().unwrap();
     c.fails(

@@ -341,8 +341,11 @@ impl Inner {
         }
         let tokens = outcome.map_err(js_error)?;
         let total_ms = now_ms() - start;
-        let prompt_len = plan.known.mask.iter().take_while(|&&m| m).count();
-        let end = text_end(&tokens, prompt_len, self.tokenizer.separator_token());
+        let end = text_end(
+            &tokens,
+            plan.known.held_prefix(),
+            self.tokenizer.separator_token(),
+        );
         let result = SampleResult {
             text: self.tokenizer.decode(&tokens[..end]).map_err(js_error)?,
             length: tokens.len(),

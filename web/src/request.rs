@@ -89,7 +89,8 @@ impl SampleRequest {
             }
             (Some(prompt), None) => {
                 let len = self.length.unwrap_or(256);
-                let mut known = Known::prompt(tokenizer, prompt, len)?;
+                let mut known =
+                    Known::prompt_within(tokenizer, prompt, len, config.model.max_seq_len)?;
                 if let Some(mask) = &self.mask {
                     let held = known.mask.iter().filter(|&&m| m).count();
                     if mask.len() > held {

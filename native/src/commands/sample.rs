@@ -46,12 +46,20 @@ pub struct Args {
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let loaded = load_checkpoint(&args.generation.ckpt)?;
     let known = match &args.prompt {
-        Some(prompt) => Known::prompt(&loaded.tokenizer, prompt, args.len)?,
+        Some(prompt) => Known::prompt_within(
+            &loaded.tokenizer,
+            prompt,
+            args.len,
+            loaded.snapshot.config.model.max_seq_len,
+        )?,
         None => Known::none(args.len),
     };
     let tokens = generate(options, &loaded, &args.generation, &known)?;
-    let prompt_len = known.mask.iter().take_while(|&&m| m).count();
-    let end = text_end(&tokens, prompt_len, loaded.tokenizer.separator_token());
+    let end = text_end(
+        &tokens,
+        known.held_prefix(),
+        loaded.tokenizer.separator_token(),
+    );
     println!("{}", loaded.tokenizer.decode(&tokens[..end])?);
     Ok(())
 }
