@@ -277,6 +277,13 @@ fn out_of_range_values() {
         ],
         &["already holds a checkpoint", "--resume"],
     );
+    // A resumed run keeps its trajectory: flags that would change it are refused.
+    c.fails(
+        &[
+            "train", "--preset", "tiny", "--data", &data, "--out", run, "--resume", "--batch", "7",
+        ],
+        &["--batch 7", "cannot change a resumed run", "has 8"],
+    );
     assert!(
         !Path::new(out).join("checkpoint").exists(),
         "a failed run left a checkpoint"

@@ -265,6 +265,34 @@ fn fresh(gpu: &Gpu, args: &Args) -> anyhow::Result<Setup> {
 fn resumed(gpu: &Gpu, args: &Args, dir: &Path) -> anyhow::Result<Setup> {
     let loaded = load_checkpoint(dir)?;
     let mut config = loaded.snapshot.config.clone();
+    // The run's trajectory is the checkpoint's: a flag that would change it
+    // is refused rather than ignored.
+    let t = &config.train;
+    for (flag, given, kept) in [
+        (
+            "--batch",
+            args.batch.map(|v| v.to_string()),
+            t.batch_size.to_string(),
+        ),
+        (
+            "--seq",
+            args.seq.map(|v| v.to_string()),
+            t.seq_len.to_string(),
+        ),
+        ("--lr", args.lr.map(|v| v.to_string()), t.lr.to_string()),
+        (
+            "--seed",
+            args.seed.map(|v| v.to_string()),
+            t.seed.to_string(),
+        ),
+    ] {
+        if let Some(given) = given.filter(|g| *g != kept) {
+            bail!(
+                "{flag} {given} cannot change a resumed run ({} has {kept}); drop it or start a new run with another --out",
+                loaded.dir.display()
+            );
+        }
+    }
     apply_schedule_overrides(&mut config, args);
     config
         .validate()
