@@ -10,7 +10,7 @@
 //! Backward writes dqkv with the same layout (overwriting its heads' columns).
 
 use crate::gpu::Tensor;
-use crate::{Error, Result};
+use crate::{Error, Result, params};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttnShape {
@@ -27,6 +27,30 @@ pub struct AttnShape {
 impl AttnShape {
     pub fn d_model(&self) -> usize {
         self.n_heads * self.head_dim
+    }
+
+    /// The uniform of the softmax and top-k kernels: the shape, `span` (the
+    /// half window, or the kept k) and the score scale 1/√head_dim.
+    pub fn params(&self, span: usize) -> Vec<u32> {
+        params![
+            self.batch,
+            self.seq,
+            self.d_model(),
+            self.head_dim,
+            self.head_start,
+            self.head_count,
+            span,
+            1.0 / (self.head_dim as f32).sqrt(),
+        ]
+    }
+
+    /// One thread per query (or key) in workgroups of 64: (ceil(L / 64), heads, B).
+    pub fn grid_per_position(&self) -> [u32; 3] {
+        [
+            self.seq.div_ceil(64) as u32,
+            self.head_count as u32,
+            self.batch as u32,
+        ]
     }
 
     /// Checks `qkv` (batch, seq, 3d) and `out` (batch, seq, d) against the shape.

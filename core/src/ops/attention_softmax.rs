@@ -1,7 +1,7 @@
 use super::attention::AttnShape;
 use super::attention_topk::capacity;
 use crate::gpu::{DType, Dispatch, Gpu, KernelCall, Shader, Tensor};
-use crate::{Error, Result, params, shader_file};
+use crate::{Error, Result, shader_file};
 
 pub const SHADER: Shader = shader_file!("attention_softmax");
 
@@ -50,25 +50,7 @@ impl SoftmaxAttention {
         };
         gpu.call(&SHADER, entry)
             .constant("HEAD_DIM_MAX", format!("{}u", self.head_dim_capacity))
-            .params(params![
-                s.batch,
-                s.seq,
-                s.d_model(),
-                s.head_dim,
-                s.head_start,
-                s.head_count,
-                half_window,
-                1.0 / (s.head_dim as f32).sqrt(),
-            ])
-    }
-
-    fn grid(&self) -> [u32; 3] {
-        let s = self.shape;
-        [
-            s.seq.div_ceil(64) as u32,
-            s.head_count as u32,
-            s.batch as u32,
-        ]
+            .params(s.params(half_window))
     }
 
     /// Writes the handled heads' columns of `out` and saves the log-sum-exp.
@@ -78,7 +60,7 @@ impl SoftmaxAttention {
             .bind(1, qkv)
             .bind(2, out)
             .bind(3, &self.lse)
-            .dispatch(self.grid())
+            .dispatch(self.shape.grid_per_position())
     }
 
     /// Writes the handled heads' q, k and v columns of `dqkv`.
@@ -100,14 +82,14 @@ impl SoftmaxAttention {
                 .bind(4, dout)
                 .bind(5, &self.delta)
                 .bind(6, dqkv)
-                .dispatch(self.grid())?,
+                .dispatch(self.shape.grid_per_position())?,
             self.call(gpu, "softmax_backward_key")
                 .bind(1, qkv)
                 .bind(3, &self.lse)
                 .bind(4, dout)
                 .bind(5, &self.delta)
                 .bind(6, dqkv)
-                .dispatch(self.grid())?,
+                .dispatch(self.shape.grid_per_position())?,
         ])
     }
 }

@@ -1,6 +1,6 @@
 use super::attention::AttnShape;
 use crate::gpu::{DType, Dispatch, Gpu, KernelCall, Shader, Tensor};
-use crate::{Error, Result, params, shader_file};
+use crate::{Error, Result, shader_file};
 
 pub const SHADER: Shader = shader_file!("attention_topk");
 /// Largest k the register array can hold.
@@ -54,29 +54,10 @@ impl TopkAttention {
     }
 
     fn call<'a>(&self, gpu: &'a Gpu, entry: &'a str) -> KernelCall<'a> {
-        let s = self.shape;
         gpu.call(&SHADER, entry)
             .constant("TOPK_MAX", format!("{}u", self.topk_capacity))
             .constant("HEAD_DIM_MAX", format!("{}u", self.head_dim_capacity))
-            .params(params![
-                s.batch,
-                s.seq,
-                s.d_model(),
-                s.head_dim,
-                s.head_start,
-                s.head_count,
-                self.keep,
-                1.0 / (s.head_dim as f32).sqrt(),
-            ])
-    }
-
-    fn grid(&self) -> [u32; 3] {
-        let s = self.shape;
-        [
-            s.seq.div_ceil(64) as u32,
-            s.head_count as u32,
-            s.batch as u32,
-        ]
+            .params(self.shape.params(self.keep))
     }
 
     /// Writes the handled heads' columns of `out` and saves the selection.
@@ -87,7 +68,7 @@ impl TopkAttention {
             .bind(2, out)
             .bind(3, &self.kept)
             .bind(4, &self.prob)
-            .dispatch(self.grid())
+            .dispatch(self.shape.grid_per_position())
     }
 
     /// Writes the handled heads' q, k and v columns of `dqkv`.
@@ -108,7 +89,7 @@ impl TopkAttention {
                 .bind(5, dout)
                 .bind(6, &self.dscore)
                 .bind(7, dqkv)
-                .dispatch(self.grid())?,
+                .dispatch(self.shape.grid_per_position())?,
             self.call(gpu, "topk_backward_key")
                 .bind(1, qkv)
                 .bind(3, &self.kept)
@@ -116,7 +97,7 @@ impl TopkAttention {
                 .bind(5, dout)
                 .bind(6, &self.dscore)
                 .bind(7, dqkv)
-                .dispatch(self.grid())?,
+                .dispatch(self.shape.grid_per_position())?,
         ])
     }
 }
