@@ -857,6 +857,71 @@ impl<'a> Builder<'a> {
                 );
                 Ok(())
             };
+            // Back through y = modulate(norm(h)) from dy in d_a: d_b takes d norm(h),
+            // dh gets dh (overwritten or accumulated), dmod the modulation's part.
+            let modulated_norm_back = |bw: &mut Program,
+                                       mshape: ModShape,
+                                       at: ShiftScale,
+                                       modulation: &Tensor,
+                                       norm: &Norm,
+                                       h: &Tensor,
+                                       dmod: &Tensor,
+                                       accumulate_dh: bool|
+             -> Result<()> {
+                push(
+                    bw,
+                    adaln::modulate_backward(
+                        gpu, mshape, at, modulation, &norm.y, &d_a, &d_b, dmod,
+                    )?,
+                );
+                bw.push(norm::backward(
+                    gpu,
+                    norm_kind,
+                    nshape,
+                    h,
+                    norm.mean.as_ref(),
+                    &norm.rstd,
+                    &d_b,
+                    &dh,
+                    accumulate_dh,
+                )?);
+                Ok(())
+            };
+            // Back through a residual branch h + g·y (y after dropout in training)
+            // from dh: d_a takes d y before dropout, d_mod the gate's part.
+            let gated_branch_back = |bw: &mut Program,
+                                     modulation: &Tensor,
+                                     gate: usize,
+                                     y: &Tensor,
+                                     dropped: Option<&Tensor>,
+                                     stream: u32|
+             -> Result<()> {
+                push(
+                    bw,
+                    adaln::gate_backward(
+                        gpu,
+                        ms,
+                        gate,
+                        modulation,
+                        dropped.unwrap_or(y),
+                        &dh,
+                        &d_a,
+                        &d_mod,
+                    )?,
+                );
+                if dropped.is_some() {
+                    bw.push(dropout_backward(
+                        gpu,
+                        &inputs.rng_key,
+                        stream,
+                        dropout_p,
+                        &d_a,
+                        &d_b,
+                    )?);
+                    bw.push(axpby(gpu, 1.0, &d_b, 0.0, &d_a)?);
+                }
+                Ok(())
+            };
 
             // Losses: dz0_pred and the target's dz0 (overwrite), dlogits; then logits = α z0_pred Êᵀ.
             bw.push(loss::mse_backward(
@@ -912,30 +977,16 @@ impl<'a> Builder<'a> {
                 Some(&d_a),
                 false,
             )?;
-            push(
+            modulated_norm_back(
                 bw,
-                adaln::modulate_backward(
-                    gpu,
-                    fms,
-                    shift_scale1,
-                    &final_mod,
-                    &final_norm.y,
-                    &d_a,
-                    &d_b,
-                    &d_final_mod,
-                )?,
-            );
-            bw.push(norm::backward(
-                gpu,
-                norm_kind,
-                nshape,
+                fms,
+                shift_scale1,
+                &final_mod,
+                &final_norm,
                 h_last,
-                final_norm.mean.as_ref(),
-                &final_norm.rstd,
-                &d_b,
-                &dh,
+                &d_final_mod,
                 false,
-            )?);
+            )?;
             lin_back(
                 bw,
                 b,
@@ -952,30 +1003,14 @@ impl<'a> Builder<'a> {
                 let n = |s: &str| format!("blocks.{l}.{s}");
                 let h_in = &residual[l];
                 // h_out = h_mid + g2 · f.
-                push(
+                gated_branch_back(
                     bw,
-                    adaln::gate_backward(
-                        gpu,
-                        ms,
-                        gate2,
-                        &blk.modulation,
-                        blk.f_dropped.as_ref().unwrap_or(&blk.f),
-                        &dh,
-                        &d_a,
-                        &d_mod,
-                    )?,
-                );
-                if blk.f_dropped.is_some() {
-                    bw.push(dropout_backward(
-                        gpu,
-                        &inputs.rng_key,
-                        dropout_stream(l, 1),
-                        dropout_p,
-                        &d_a,
-                        &d_b,
-                    )?);
-                    bw.push(axpby(gpu, 1.0, &d_b, 0.0, &d_a)?);
-                }
+                    &blk.modulation,
+                    gate2,
+                    &blk.f,
+                    blk.f_dropped.as_ref(),
+                    dropout_stream(l, 1),
+                )?;
                 lin_back(
                     bw,
                     rows,
@@ -999,55 +1034,25 @@ impl<'a> Builder<'a> {
                     Some(&d_a),
                     false,
                 )?;
-                push(
+                modulated_norm_back(
                     bw,
-                    adaln::modulate_backward(
-                        gpu,
-                        ms,
-                        shift_scale2,
-                        &blk.modulation,
-                        &blk.norm2.y,
-                        &d_a,
-                        &d_b,
-                        &d_mod,
-                    )?,
-                );
-                bw.push(norm::backward(
-                    gpu,
-                    norm_kind,
-                    nshape,
+                    ms,
+                    shift_scale2,
+                    &blk.modulation,
+                    &blk.norm2,
                     &blk.h_mid,
-                    blk.norm2.mean.as_ref(),
-                    &blk.norm2.rstd,
-                    &d_b,
-                    &dh,
+                    &d_mod,
                     true,
-                )?);
+                )?;
                 // h_mid = h_in + g1 · o.
-                push(
+                gated_branch_back(
                     bw,
-                    adaln::gate_backward(
-                        gpu,
-                        ms,
-                        gate1,
-                        &blk.modulation,
-                        blk.o_dropped.as_ref().unwrap_or(&blk.o),
-                        &dh,
-                        &d_a,
-                        &d_mod,
-                    )?,
-                );
-                if blk.o_dropped.is_some() {
-                    bw.push(dropout_backward(
-                        gpu,
-                        &inputs.rng_key,
-                        dropout_stream(l, 0),
-                        dropout_p,
-                        &d_a,
-                        &d_b,
-                    )?);
-                    bw.push(axpby(gpu, 1.0, &d_b, 0.0, &d_a)?);
-                }
+                    &blk.modulation,
+                    gate1,
+                    &blk.o,
+                    blk.o_dropped.as_ref(),
+                    dropout_stream(l, 0),
+                )?;
                 lin_back(
                     bw,
                     rows,
@@ -1086,30 +1091,16 @@ impl<'a> Builder<'a> {
                     Some(&d_a),
                     false,
                 )?;
-                push(
+                modulated_norm_back(
                     bw,
-                    adaln::modulate_backward(
-                        gpu,
-                        ms,
-                        shift_scale1,
-                        &blk.modulation,
-                        &blk.norm1.y,
-                        &d_a,
-                        &d_b,
-                        &d_mod,
-                    )?,
-                );
-                bw.push(norm::backward(
-                    gpu,
-                    norm_kind,
-                    nshape,
+                    ms,
+                    shift_scale1,
+                    &blk.modulation,
+                    &blk.norm1,
                     h_in,
-                    blk.norm1.mean.as_ref(),
-                    &blk.norm1.rstd,
-                    &d_b,
-                    &dh,
+                    &d_mod,
                     true,
-                )?);
+                )?;
                 lin_back(bw, b, d, 6 * d, &cs, &n("adaln"), &d_mod, Some(&d_cs), true)?;
             }
             // Input projection, noising, embedding.
