@@ -17,6 +17,14 @@
 //   GPUs would place in slow local memory) and reads its 8 rows and 8
 //   columns of each slice as 2 + 2 vec4 loads, 64 FMAs per 4 shared loads.
 // Every output is one thread's fixed-order sum: deterministic.
+//
+// Mixed precision (a variant, on adapters with SHADER_F16): `Rounding` = f16
+// rounds every operand to half as it is staged, the way f16 tensor-core
+// inputs are, while products and sums stay f32; `OperandB` = f16 reads B
+// from a weight's half copy. An operand beyond half's range becomes ±inf, so
+// an overflowing (loss-scaled) gradient reaches the non-finite check and the
+// step is skipped. In the f32 variant both aliases are f32 and `operand` is
+// the identity.
 
 struct Params {
     m: u32,          // rows of op(A) and C
@@ -39,8 +47,21 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;        // (batch, M, K), or (batch, K, M) if trans_a
-@group(0) @binding(2) var<storage, read> b: array<f32>;        // (batch, K, N), or (batch, N, K) if trans_b
+@group(0) @binding(2) var<storage, read> b: array<OperandB>;   // (batch, K, N), or (batch, N, K) if trans_b
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;  // (batch, M, N)
+
+alias OperandB = f32;
+alias Rounding = f32;
+const OPERAND_MAX: f32 = 3.40282347e38;  // 65504.0 with Rounding = f16
+
+// v as the product sees it: rounded to `Rounding`, ±inf beyond its range
+// (WGSL leaves an out-of-range conversion's value undefined).
+fn operand(v: f32) -> f32 {
+    if (abs(v) > OPERAND_MAX) {
+        return bitcast<f32>((bitcast<u32>(v) & 0x80000000u) | 0x7f800000u);
+    }
+    return f32(Rounding(v));
+}
 
 const TILE: u32 = 64u;
 const TILE_K: u32 = 16u;
@@ -55,9 +76,9 @@ fn load_a(base: u32, row: u32, col: u32) -> f32 {
         return 0.0;
     }
     if (p.trans_a == 0u) {
-        return a[base + row * p.lda + col];
+        return operand(a[base + row * p.lda + col]);
     }
-    return a[base + col * p.lda + row];
+    return operand(a[base + col * p.lda + row]);
 }
 
 // op(B)[row, col], zero outside the matrix.
@@ -66,9 +87,9 @@ fn load_b(base: u32, row: u32, col: u32) -> f32 {
         return 0.0;
     }
     if (p.trans_b == 0u) {
-        return b[base + row * p.ldb + col];
+        return operand(f32(b[base + row * p.ldb + col]));
     }
-    return b[base + col * p.ldb + row];
+    return operand(f32(b[base + col * p.ldb + row]));
 }
 
 @compute @workgroup_size(16, 16, 1)

@@ -44,71 +44,112 @@ fn every_shader_validates_within_webgpu_default_limits() {
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let source = std::fs::read_to_string(path).unwrap();
-        let module = match naga::front::wgsl::parse_str(&source) {
-            Ok(m) => m,
-            Err(e) => {
-                failures.push(format!("{name}: parse: {}", e.emit_to_string(&source)));
-                continue;
-            }
-        };
-        let info =
-            match Validator::new(ValidationFlags::all(), capabilities(&source)).validate(&module) {
-                Ok(i) => i,
-                Err(e) => {
-                    failures.push(format!("{name}: validate: {}", e.emit_to_string(&source)));
-                    continue;
-                }
-            };
-        for (index, ep) in module.entry_points.iter().enumerate() {
-            let at = format!("{name}::{}", ep.name);
-            if ep.stage != ShaderStage::Compute {
-                failures.push(format!("{at}: not a compute entry point"));
-                continue;
-            }
-            if ep.workgroup_size_overrides.is_some() {
-                failures.push(format!(
-                    "{at}: workgroup size must be a const, not an override"
-                ));
-            }
-            let [x, y, z] = ep.workgroup_size;
-            if x * y * z > 256 || x > 256 || y > 256 || z > 64 {
-                failures.push(format!(
-                    "{at}: workgroup size {x}×{y}×{z} exceeds 256 invocations"
-                ));
-            }
-            let uses = info.get_entry_point(index);
-            let (mut storage, mut uniform, mut workgroup_bytes) = (0, 0, 0u32);
-            for (handle, var) in module.global_variables.iter() {
-                if uses[handle].is_empty() {
-                    continue;
-                }
-                match var.space {
-                    AddressSpace::Storage { .. } => storage += 1,
-                    AddressSpace::Uniform => uniform += 1,
-                    AddressSpace::WorkGroup => {
-                        workgroup_bytes += module.types[var.ty].inner.size(module.to_ctx())
-                    }
-                    _ => {}
-                }
-            }
-            if storage > 8 {
-                failures.push(format!("{at}: {storage} storage buffers > 8"));
-            }
-            if uniform > 12 {
-                failures.push(format!("{at}: {uniform} uniform buffers > 12"));
-            }
-            if workgroup_bytes > 16384 {
-                failures.push(format!(
-                    "{at}: {workgroup_bytes} bytes of workgroup memory > 16384"
-                ));
-            }
-        }
+        check_source(&name, &source, &mut failures);
     }
     assert!(
         failures.is_empty(),
         "shader problems:\n{}",
         failures.join("\n")
     );
+}
+
+/// The f16 variants the runtime compiles where the adapter has SHADER_F16
+/// obey the same limits as the files as written.
+#[test]
+fn mixed_precision_variants_validate_within_webgpu_default_limits() {
+    use samnet_core::ops::{matmul, precision};
+    let variant = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let half_b: Vec<(&str, &str)> = matmul::HALF_OPERANDS
+        .into_iter()
+        .chain([matmul::HALF_B])
+        .collect();
+    let mut failures = Vec::new();
+    for (shader, consts) in [
+        (matmul::SHADER, variant(&matmul::HALF_OPERANDS)),
+        (matmul::SHADER, variant(&half_b)),
+        (precision::SHADER, variant(&[precision::HALF])),
+    ] {
+        let source = shader.specialize(&consts).unwrap();
+        assert!(source.starts_with("enable f16;"), "{}", shader.name);
+        check_source(
+            &format!("{} {consts:?}", shader.name),
+            &source,
+            &mut failures,
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "shader problems:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Parses and validates `source`, then checks each entry point's limits.
+fn check_source(name: &str, source: &str, failures: &mut Vec<String>) {
+    let module = match naga::front::wgsl::parse_str(source) {
+        Ok(m) => m,
+        Err(e) => {
+            failures.push(format!("{name}: parse: {}", e.emit_to_string(source)));
+            return;
+        }
+    };
+    let info = match Validator::new(ValidationFlags::all(), capabilities(source)).validate(&module)
+    {
+        Ok(i) => i,
+        Err(e) => {
+            failures.push(format!("{name}: validate: {}", e.emit_to_string(source)));
+            return;
+        }
+    };
+    for (index, ep) in module.entry_points.iter().enumerate() {
+        let at = format!("{name}::{}", ep.name);
+        if ep.stage != ShaderStage::Compute {
+            failures.push(format!("{at}: not a compute entry point"));
+            continue;
+        }
+        if ep.workgroup_size_overrides.is_some() {
+            failures.push(format!(
+                "{at}: workgroup size must be a const, not an override"
+            ));
+        }
+        let [x, y, z] = ep.workgroup_size;
+        if x * y * z > 256 || x > 256 || y > 256 || z > 64 {
+            failures.push(format!(
+                "{at}: workgroup size {x}×{y}×{z} exceeds 256 invocations"
+            ));
+        }
+        let uses = info.get_entry_point(index);
+        let (mut storage, mut uniform, mut workgroup_bytes) = (0, 0, 0u32);
+        for (handle, var) in module.global_variables.iter() {
+            if uses[handle].is_empty() {
+                continue;
+            }
+            match var.space {
+                AddressSpace::Storage { .. } => storage += 1,
+                AddressSpace::Uniform => uniform += 1,
+                AddressSpace::WorkGroup => {
+                    workgroup_bytes += module.types[var.ty].inner.size(module.to_ctx())
+                }
+                _ => {}
+            }
+        }
+        if storage > 8 {
+            failures.push(format!("{at}: {storage} storage buffers > 8"));
+        }
+        if uniform > 12 {
+            failures.push(format!("{at}: {uniform} uniform buffers > 12"));
+        }
+        if workgroup_bytes > 16384 {
+            failures.push(format!(
+                "{at}: {workgroup_bytes} bytes of workgroup memory > 16384"
+            ));
+        }
+    }
 }
 
 #[test]

@@ -16,6 +16,7 @@ mod loss;
 mod matmul;
 mod norm;
 mod optim;
+mod precision;
 mod random;
 mod reduce;
 mod rope;

@@ -330,6 +330,17 @@ impl Gpu {
     }
 
     /// One line describing the adapter, e.g. for logs and `samnet doctor`.
+    /// Fails, naming the adapter, unless it has SHADER_F16.
+    pub fn require_f16(&self, what: &str) -> Result<()> {
+        if self.features.shader_f16 {
+            return Ok(());
+        }
+        Err(Error::Invalid(format!(
+            "{what} needs the SHADER_F16 feature, which {} lacks; use precision \"f32\" (or \"auto\")",
+            self.info.name
+        )))
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "{} ({:?}, {:?}, driver {} {})",

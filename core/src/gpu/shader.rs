@@ -2,9 +2,11 @@ use std::borrow::Cow;
 
 /// A WGSL file from `shaders/`, embedded at compile time.
 ///
-/// Compile-time switches are ordinary module-scope `const` declarations in the
-/// file (so every file validates on its own); a variant replaces their values,
-/// e.g. `("TOPK_MAX", "32u")` rewrites `const TOPK_MAX: u32 = 16u;`.
+/// Compile-time switches are ordinary module-scope `const` and `alias`
+/// declarations in the file (so every file validates on its own); a variant
+/// replaces their values, e.g. `("TOPK_MAX", "32u")` rewrites
+/// `const TOPK_MAX: u32 = 16u;` and `("Half", "f16")` rewrites
+/// `alias Half = f32;`. A variant that names the type f16 gets `enable f16;`.
 #[derive(Clone, Copy, Debug)]
 pub struct Shader {
     pub name: &'static str,
@@ -28,23 +30,35 @@ macro_rules! shader_file {
 }
 
 impl Shader {
-    /// The source with the given module-scope constants re-valued.
+    /// The source with the given module-scope constants and aliases re-valued.
     pub fn specialize(&self, consts: &[(String, String)]) -> Result<Cow<'static, str>, String> {
         if consts.is_empty() {
             return Ok(Cow::Borrowed(self.source));
         }
-        let mut out = String::with_capacity(self.source.len());
+        let mut out = String::with_capacity(self.source.len() + 16);
+        let names_f16 = |v: &str| {
+            v.split(|c: char| !c.is_alphanumeric() && c != '_')
+                .any(|word| word == "f16")
+        };
+        if consts.iter().any(|(_, v)| names_f16(v)) {
+            out.push_str("enable f16;\n");
+        }
         let mut found = vec![false; consts.len()];
         for line in self.source.lines() {
             let mut replaced = false;
             for (i, (name, value)) in consts.iter().enumerate() {
-                let decl = format!("const {name}");
-                if let Some(rest) = line.trim_start().strip_prefix(&decl)
-                    && (rest.starts_with(':') || rest.starts_with(' ') || rest.starts_with('='))
-                {
+                let declares = |keyword: &str| {
+                    line.trim_start()
+                        .strip_prefix(keyword)
+                        .and_then(|rest| rest.strip_prefix(name.as_str()))
+                        .is_some_and(|rest| {
+                            rest.starts_with(':') || rest.starts_with(' ') || rest.starts_with('=')
+                        })
+                };
+                if declares("const ") || declares("alias ") {
                     let head = match line.find('=') {
                         Some(eq) => &line[..eq],
-                        None => return Err(format!("const {name} has no initializer")),
+                        None => return Err(format!("{name} has no initializer")),
                     };
                     out.push_str(head);
                     out.push_str("= ");
@@ -62,10 +76,50 @@ impl Shader {
         }
         if let Some(i) = found.iter().position(|f| !f) {
             return Err(format!(
-                "no module-scope `const {}` to specialise",
+                "no module-scope `const` or `alias` {} to specialise",
                 consts[i].0
             ));
         }
         Ok(Cow::Owned(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shader;
+
+    const SOURCE: &str =
+        "alias Half = f32;\nconst TILE: u32 = 16u; // why\nconst TILES: u32 = 2u;\n";
+
+    fn specialize(consts: &[(&str, &str)]) -> Result<String, String> {
+        let shader = Shader {
+            name: "test",
+            source: SOURCE,
+        };
+        let consts: Vec<(String, String)> = consts
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        shader.specialize(&consts).map(|s| s.into_owned())
+    }
+
+    #[test]
+    fn constants_and_aliases_are_revalued_by_exact_name() {
+        let out = specialize(&[("TILE", "32u")]).unwrap();
+        assert_eq!(
+            out,
+            "alias Half = f32;\nconst TILE: u32 = 32u;\nconst TILES: u32 = 2u;\n"
+        );
+        let out = specialize(&[("Half", "f16")]).unwrap();
+        assert_eq!(
+            out,
+            "enable f16;\nalias Half = f16;\nconst TILE: u32 = 16u; // why\nconst TILES: u32 = 2u;\n"
+        );
+    }
+
+    #[test]
+    fn a_switch_the_file_lacks_is_an_error() {
+        let err = specialize(&[("TIL", "1u")]).unwrap_err();
+        assert!(err.contains("TIL to specialise"), "{err}");
     }
 }

@@ -1,4 +1,4 @@
-use crate::gpu::{Dispatch, Gpu, Shader, Tensor};
+use crate::gpu::{DType, Dispatch, Gpu, Shader, Tensor};
 use crate::shader_file;
 use crate::{Error, Result, params};
 
@@ -13,6 +13,11 @@ pub struct Layout {
     /// Distance between consecutive matrices of a batch.
     pub batch_stride: usize,
 }
+
+/// The compile-time switches of the half-operand (mixed-precision) variant,
+/// and the one more that reads B from an f16 tensor.
+pub const HALF_OPERANDS: [(&str, &str); 2] = [("Rounding", "f16"), ("OPERAND_MAX", "65504.0")];
+pub const HALF_B: (&str, &str) = ("OperandB", "f16");
 
 /// Which version of the kernel runs (see shaders/matmul.wgsl).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +45,9 @@ pub struct Matmul {
     pub b: Option<Layout>,
     pub c: Option<Layout>,
     pub kernel: MatmulKernel,
+    /// Mixed precision: operands rounded to f16 (B may then be an f16
+    /// tensor), products and sums in f32; needs SHADER_F16.
+    pub half_operands: bool,
 }
 
 impl Matmul {
@@ -57,7 +65,13 @@ impl Matmul {
             b: None,
             c: None,
             kernel: MatmulKernel::Auto,
+            half_operands: false,
         }
+    }
+    /// Rounds the operands to f16 when `on` (mixed precision).
+    pub fn half_operands(mut self, on: bool) -> Self {
+        self.half_operands = on;
+        self
     }
     pub fn kernel(mut self, kernel: MatmulKernel) -> Self {
         self.kernel = kernel;
@@ -168,6 +182,23 @@ pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: Matmul) -> Resu
     } else {
         (mm.k, mm.n)
     };
+    if a.dtype() != DType::F32
+        || c.dtype() != DType::F32
+        || !(b.dtype() == DType::F32 || (b.dtype() == DType::F16 && mm.half_operands))
+    {
+        return Err(Error::shape(
+            "matmul",
+            format!(
+                "operands '{}' {:?}, '{}' {:?}, '{}' {:?}: A and C are f32, B f32 (or f16 with half operands)",
+                a.name(),
+                a.dtype(),
+                b.name(),
+                b.dtype(),
+                c.name(),
+                c.dtype()
+            ),
+        ));
+    }
     check_fits("A", a, la, ar, ac, mm.batch)?;
     check_fits("B", b, lb, br, bc, mm.batch)?;
     check_fits("C", c, lc, mm.m, mm.n, mm.batch)?;
@@ -181,33 +212,42 @@ pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: Matmul) -> Resu
     } else {
         ("matmul_simple", 64)
     };
-    gpu.call(&SHADER, entry)
-        .params(params![
-            mm.m,
-            mm.n,
-            mm.k,
-            mm.trans_a,
-            mm.trans_b,
-            la.ld,
-            lb.ld,
-            lc.ld,
-            la.offset,
-            lb.offset,
-            lc.offset,
-            la.batch_stride,
-            lb.batch_stride,
-            lc.batch_stride,
-            mm.alpha,
-            mm.beta,
-        ])
-        .bind(1, a)
-        .bind(2, b)
-        .bind(3, c)
-        .dispatch([
-            mm.n.div_ceil(tile) as u32,
-            mm.m.div_ceil(tile) as u32,
-            mm.batch as u32,
-        ])
+    let mut call = gpu.call(&SHADER, entry);
+    if mm.half_operands {
+        gpu.require_f16("a matmul with half operands (mixed precision)")?;
+        for (name, value) in HALF_OPERANDS {
+            call = call.constant(name, value);
+        }
+        if b.dtype() == DType::F16 {
+            call = call.constant(HALF_B.0, HALF_B.1);
+        }
+    }
+    call.params(params![
+        mm.m,
+        mm.n,
+        mm.k,
+        mm.trans_a,
+        mm.trans_b,
+        la.ld,
+        lb.ld,
+        lc.ld,
+        la.offset,
+        lb.offset,
+        lc.offset,
+        la.batch_stride,
+        lb.batch_stride,
+        lc.batch_stride,
+        mm.alpha,
+        mm.beta,
+    ])
+    .bind(1, a)
+    .bind(2, b)
+    .bind(3, c)
+    .dispatch([
+        mm.n.div_ceil(tile) as u32,
+        mm.m.div_ceil(tile) as u32,
+        mm.batch as u32,
+    ])
 }
 
 /// Like [`matmul`], but a product with few output tiles and a long K (a

@@ -18,6 +18,7 @@ pub mod loss;
 pub mod matmul;
 pub mod norm;
 pub mod optim;
+pub mod precision;
 pub mod random;
 pub mod reduce;
 pub mod rope;
@@ -42,6 +43,7 @@ pub fn all_shaders() -> Vec<Shader> {
         matmul::SHADER,
         norm::SHADER,
         optim::SHADER,
+        precision::SHADER,
         random::SHADER,
         reduce::SHADER,
         rope::SHADER,

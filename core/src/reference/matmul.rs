@@ -35,3 +35,9 @@ pub fn matmul_nt_backward(
         matmul(dc, a, n, k, m, true, false),
     )
 }
+
+/// x rounded to the nearest f16 (±inf beyond its range), as a mixed-precision
+/// product sees its operands.
+pub fn round_to_half(x: f64) -> f64 {
+    half::f16::from_f64(x).to_f64()
+}
