@@ -69,6 +69,7 @@ fn matches_the_pytorch_reference_loss_and_every_gradient() {
         train: true,
         generate_noise: false,
         dropout: false,
+        half_operands: false,
     };
     let graph = Graph::new(gpu, &model, options, None).unwrap();
     let schedule = NoiseSchedule::new(&cfg.diffusion);
@@ -149,6 +150,7 @@ fn every_block_is_the_identity_at_initialisation() {
             train: false,
             generate_noise: true,
             dropout: false,
+            half_operands: false,
         },
         None,
     )
@@ -244,6 +246,7 @@ impl RandomModel {
                 train: true,
                 generate_noise: false,
                 dropout: false,
+                half_operands: false,
             },
             None,
         )
@@ -415,6 +418,7 @@ fn self_conditioning_feeds_the_first_pass_estimate_to_masked_sequences() {
         train: false,
         generate_noise: true,
         dropout: false,
+        half_operands: false,
     };
     let graph = Graph::new(gpu, &model, options, None).unwrap();
     let tokens: Vec<u32> = (0..batch * seq)

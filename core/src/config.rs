@@ -151,10 +151,30 @@ impl Default for DataConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// f16 where the adapter has SHADER_F16, else f32.
+    /// Mixed precision where the adapter has SHADER_F16, else f32.
     Auto,
     F32,
     F16,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Auto => "auto",
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [Precision::Auto, Precision::F32, Precision::F16]
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("precision \"{s}\": expected f32, f16 or auto"))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

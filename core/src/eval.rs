@@ -52,6 +52,7 @@ pub async fn validation_loss(
         train: false,
         generate_noise: true,
         dropout: false,
+        half_operands: false,
     };
     let graph = Graph::new(gpu, model, options, None)?;
     let schedule = NoiseSchedule::new(&cfg.diffusion);

@@ -96,6 +96,7 @@ impl Sampler {
             train: false,
             generate_noise: false,
             dropout: false,
+            half_operands: false,
         };
         let graph = Graph::new(gpu, model, options, None)?;
         let (rows, d) = (count * len, model.config.model.d_model);

@@ -23,6 +23,8 @@ pub struct TrainState {
     pub step: usize,
     /// Steps skipped for a non-finite gradient.
     pub skipped_steps: usize,
+    /// The dynamic loss scale; 0 lets a new run start where its precision
+    /// does (2^16 under mixed precision, 1 in f32).
     pub loss_scale: f32,
 }
 
@@ -39,8 +41,9 @@ pub struct StepMetrics {
     /// Steps skipped so far (counted on the GPU every step).
     pub skipped_steps: usize,
     /// Whether this step was skipped: its gradient norm was not finite (a NaN
-    /// or ∞ anywhere in the loss or the gradients), so no parameter, moment or
-    /// loss scale changed.
+    /// or ∞ anywhere in the loss or the gradients, or a loss-scaled gradient
+    /// beyond f16's range under mixed precision), so no parameter or moment
+    /// changed; under mixed precision the loss scale halved.
     pub skipped: bool,
 }
 
@@ -66,6 +69,15 @@ pub struct Trainer {
 }
 
 impl Trainer {
+    /// How this run computes, for logs: "mixed f16/f32" or "f32".
+    pub fn precision(&self) -> &'static str {
+        if self.graph.options.half_operands {
+            "mixed f16/f32"
+        } else {
+            "f32"
+        }
+    }
+
     /// A trainer over `model` with its optimizer state, continuing `state`.
     pub fn new(
         gpu: &Gpu,
@@ -74,23 +86,31 @@ impl Trainer {
         state: &TrainState,
     ) -> Result<Trainer> {
         let config = model.config.clone();
-        if config.train.precision == Precision::F16 {
-            return Err(Error::Invalid(
-                "train.precision \"f16\" is not implemented yet; use \"f32\" (or \"auto\", which trains in f32)".into(),
-            ));
-        }
         let t = &config.train;
+        let half_operands = match t.precision {
+            Precision::F32 => false,
+            Precision::F16 => {
+                gpu.require_f16("train.precision \"f16\"")?;
+                true
+            }
+            Precision::Auto => gpu.features.shader_f16,
+        };
         let options = GraphOptions {
             batch: t.batch_size,
             seq: t.seq_len,
             train: true,
             generate_noise: true,
             dropout: true,
+            half_operands,
         };
         let graph = Graph::new(gpu, &model, options, Some(&optimizer))?;
         let mut stats = vec![0.0f32; slot::COUNT];
+        // A resumed run keeps its scale; a new one starts where PyTorch's
+        // GradScaler does (2^16) under mixed precision, at 1 in f32.
         stats[slot::LOSS_SCALE] = if state.loss_scale > 0.0 {
             state.loss_scale
+        } else if half_operands {
+            65536.0
         } else {
             1.0
         };

@@ -38,6 +38,7 @@ use crate::ops::loss::{self, LossShape, LossSlots};
 use crate::ops::matmul::{Matmul, matmul, matmul_split_k};
 use crate::ops::norm::{self, NormShape};
 use crate::ops::optim::{self, AdamW, OptimSlots};
+use crate::ops::precision;
 use crate::ops::random::{dropout_backward, dropout_forward, randn};
 use crate::ops::rope::{self, RopeTables};
 use crate::ops::{embedding, timestep};
@@ -74,6 +75,10 @@ const OPTIM_SLOTS: OptimSlots = OptimSlots {
     clean_steps: slot::CLEAN_STEPS,
 };
 
+/// Mixed precision: the loss scale doubles after this many clean steps (as
+/// PyTorch's GradScaler), up to 65,536, and halves on each overflow.
+pub const LOSS_SCALE_GROWTH_INTERVAL: u32 = 2000;
+
 /// RNG streams: noise, then two dropout sites per block.
 const NOISE_STREAM: u32 = 1;
 fn dropout_stream(layer: usize, site: usize) -> u32 {
@@ -90,6 +95,11 @@ pub struct GraphOptions {
     pub generate_noise: bool,
     /// Apply the config's dropout (training mode).
     pub dropout: bool,
+    /// Mixed precision (needs SHADER_F16): every matmul rounds its operands
+    /// to f16 and reads weights from half copies made at the start of each
+    /// forward; products, sums, master weights and optimizer stay f32, and
+    /// the loss scale adapts (halved on overflow, grown after clean steps).
+    pub half_operands: bool,
 }
 
 /// What the CPU writes before a submission (all small).
@@ -210,7 +220,9 @@ pub struct Graph {
     pub e_hat: Tensor,
     /// One gradient per parameter (training graphs).
     pub grads: Vec<Tensor>,
-    /// Ê = rmsnorm(E), the table both ends of the model read.
+    /// What the forward derives from the parameters: Ê = rmsnorm(E), the
+    /// table both ends of the model read, and (mixed precision) the weights'
+    /// half copies.
     pub embed_table: Program,
     /// z0, noise, x_t from tokens and timesteps.
     pub front: Program,
@@ -313,6 +325,8 @@ struct Builder<'a> {
     hidden: usize,
     vocab: usize,
     tables: Tables,
+    /// Mixed precision: the f16 copy of each matmul weight, by name.
+    half_weights: Vec<(String, Tensor)>,
 }
 
 struct Tables {
@@ -343,6 +357,21 @@ impl<'a> Builder<'a> {
                 None
             },
         };
+        // Every matrix named `.weight` is a matmul's B operand except the
+        // embedding, which the matmuls read as the normalised Ê.
+        let half_weights = if options.half_operands {
+            model
+                .specs
+                .iter()
+                .filter(|s| s.name.ends_with(".weight") && s.name != "embedding.weight")
+                .map(|s| {
+                    let copy = gpu.zeros(&format!("{}.half", s.name), &s.shape, DType::F16)?;
+                    Ok((s.name.clone(), copy))
+                })
+                .collect::<Result<_>>()?
+        } else {
+            Vec::new()
+        };
         Ok(Builder {
             gpu,
             model,
@@ -353,7 +382,17 @@ impl<'a> Builder<'a> {
             hidden: config.ffn_hidden(),
             vocab: m.vocab_size,
             tables,
+            half_weights,
         })
+    }
+
+    /// The weight `name` as the matmuls read it: its half copy under mixed
+    /// precision, else the parameter itself.
+    fn w(&self, name: &str) -> &Tensor {
+        self.half_weights
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or_else(|| self.p(name), |(_, t)| t)
     }
 
     fn zeros(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
@@ -543,6 +582,9 @@ impl<'a> Builder<'a> {
             None,
             &e_rstd,
         )?);
+        for (name, copy) in &self.half_weights {
+            embed_table.push(precision::half_copy(gpu, self.p(name), copy)?);
+        }
         let mut front = Program::new();
         front.push(embedding::forward(
             gpu,
@@ -585,7 +627,7 @@ impl<'a> Builder<'a> {
                    y: &Tensor|
          -> Result<()> {
             let (w, bias) = (
-                self.p(&format!("{name}.weight")),
+                self.w(&format!("{name}.weight")),
                 self.p(&format!("{name}.bias")),
             );
             push(
@@ -606,11 +648,14 @@ impl<'a> Builder<'a> {
         core.push(silu_forward(gpu, &c, &cs)?);
         lin(&mut core, rows, d, d, &x_t, "input", &residual[0])?;
         if self_condition {
-            let mm = Matmul::new(rows, d, d).trans_b().accumulate();
+            let mm = Matmul::new(rows, d, d)
+                .trans_b()
+                .accumulate()
+                .half_operands(o.half_operands);
             core.push(matmul(
                 gpu,
                 &sc,
-                self.p("input_sc.weight"),
+                self.w("input_sc.weight"),
                 &residual[0],
                 mm,
             )?);
@@ -742,7 +787,10 @@ impl<'a> Builder<'a> {
             &z0_pred,
             &e_hat,
             &logits,
-            Matmul::new(rows, vocab, d).trans_b().alpha(logit_alpha),
+            Matmul::new(rows, vocab, d)
+                .trans_b()
+                .alpha(logit_alpha)
+                .half_operands(o.half_operands),
         )?);
 
         // ---------------------------------------------------------------- loss
@@ -850,7 +898,7 @@ impl<'a> Builder<'a> {
                         gpu,
                         self.lin(rows, d_in, d_out),
                         x,
-                        self.p(&format!("{name}.weight")),
+                        self.w(&format!("{name}.weight")),
                         dy,
                         g,
                     )?,
@@ -953,7 +1001,10 @@ impl<'a> Builder<'a> {
                 &d_logits,
                 &e_hat,
                 &d_z0_pred,
-                Matmul::new(rows, d, vocab).alpha(logit_alpha).accumulate(),
+                Matmul::new(rows, d, vocab)
+                    .alpha(logit_alpha)
+                    .accumulate()
+                    .half_operands(o.half_operands),
             )?);
             push(
                 bw,
@@ -962,7 +1013,10 @@ impl<'a> Builder<'a> {
                     &d_logits,
                     &z0_pred,
                     &d_e_hat,
-                    Matmul::new(vocab, d, rows).trans_a().alpha(logit_alpha),
+                    Matmul::new(vocab, d, rows)
+                        .trans_a()
+                        .alpha(logit_alpha)
+                        .half_operands(o.half_operands),
                 )?,
             );
             // Final layer; dh starts here (overwrite), dcs too.
@@ -1107,7 +1161,9 @@ impl<'a> Builder<'a> {
             lin_back(bw, rows, d, d, &x_t, "input", &dh, Some(&d_x_t), false)?;
             if self_condition {
                 // The estimate fed back is detached: only the weight learns.
-                let mm = Matmul::new(d, d, rows).trans_a();
+                let mm = Matmul::new(d, d, rows)
+                    .trans_a()
+                    .half_operands(o.half_operands);
                 push(
                     bw,
                     matmul_split_k(gpu, &dh, &sc, grad("input_sc.weight"), mm)?,
@@ -1189,6 +1245,14 @@ impl<'a> Builder<'a> {
                         &grads[i],
                         &state.m[i],
                         &state.v[i],
+                    )?);
+                }
+                if o.half_operands {
+                    optimizer_program.push(optim::update_loss_scale(
+                        gpu,
+                        &stats,
+                        OPTIM_SLOTS,
+                        LOSS_SCALE_GROWTH_INTERVAL,
                     )?);
                 }
             }

@@ -1,6 +1,6 @@
 use super::matmul::{Matmul, matmul, matmul_split_k};
 use super::reduce::sum_rows;
-use crate::gpu::{Dispatch, Gpu, Shader, Tensor, grid_1d};
+use crate::gpu::{DType, Dispatch, Gpu, Shader, Tensor, grid_1d};
 use crate::{Error, Result, params, shader_file};
 
 pub const SHADER: Shader = shader_file!("linear");
@@ -29,6 +29,12 @@ fn check(op: &'static str, s: LinearShape, x: &Tensor, w: &Tensor, y: &Tensor) -
     Ok(())
 }
 
+/// A layer given its weight's half copy runs in mixed precision: all three
+/// products round their operands to f16.
+fn half_operands(w: &Tensor) -> bool {
+    w.dtype() == DType::F16
+}
+
 /// `y = x·Wᵀ + b` (no bias when `b` is None).
 pub fn forward(
     gpu: &Gpu,
@@ -44,7 +50,9 @@ pub fn forward(
         x,
         w,
         y,
-        Matmul::new(s.rows, s.d_out, s.d_in).trans_b(),
+        Matmul::new(s.rows, s.d_out, s.d_in)
+            .trans_b()
+            .half_operands(half_operands(w)),
     )?];
     if let Some(b) = b {
         if b.len() != s.d_out {
@@ -86,13 +94,15 @@ pub fn backward(
     check("linear backward", s, x, w, dy)?;
     let mut out = Vec::new();
     if let Some(dx) = g.dx {
-        let mut mm = Matmul::new(s.rows, s.d_in, s.d_out);
+        let mut mm = Matmul::new(s.rows, s.d_in, s.d_out).half_operands(half_operands(w));
         if g.accumulate_dx {
             mm = mm.accumulate();
         }
         out.push(matmul(gpu, dy, w, dx, mm)?);
     }
-    let mut mm = Matmul::new(s.d_out, s.d_in, s.rows).trans_a();
+    let mut mm = Matmul::new(s.d_out, s.d_in, s.rows)
+        .trans_a()
+        .half_operands(half_operands(w));
     if g.accumulate_dw {
         mm = mm.accumulate();
     }

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use samnet_core::config::{Config, HeadGroup, HeadKind};
+use samnet_core::config::{Config, HeadGroup, HeadKind, Precision};
 use samnet_core::data::TextData;
 use samnet_core::gpu::{Gpu, GpuOptions};
 use samnet_core::model::Model;
@@ -72,6 +72,9 @@ pub struct TrainArgs {
     /// `linear`, `topk`, `window`), e.g. to compare the hybrid with full attention.
     #[arg(long)]
     heads: Option<String>,
+    /// f32, f16 (mixed precision) or auto (default: the preset's).
+    #[arg(long)]
+    precision: Option<Precision>,
 }
 
 pub fn run(options: &GpuOptions, bench: Bench) -> anyhow::Result<()> {
@@ -190,6 +193,9 @@ fn train(options: &GpuOptions, args: TrainArgs) -> anyhow::Result<()> {
             count: config.model.n_heads,
         }];
     }
+    if let Some(p) = args.precision {
+        config.train.precision = p;
+    }
     config.train.steps = args.warmup + args.steps + 1;
     let (text, origin) = data_text(args.data.as_deref())?;
     let tokenizer = Tokenizer::char_level(&text)?;
@@ -198,15 +204,7 @@ fn train(options: &GpuOptions, args: TrainArgs) -> anyhow::Result<()> {
     let data = TextData::new(&text, &tokenizer, config.train.seq_len, &origin)?;
     let model = Model::new(&gpu, &config, 0)?;
     let optimizer = OptimizerState::new(&gpu, &model)?;
-    let mut trainer = Trainer::new(
-        &gpu,
-        model,
-        optimizer,
-        &TrainState {
-            loss_scale: 1.0,
-            ..Default::default()
-        },
-    )?;
+    let mut trainer = Trainer::new(&gpu, model, optimizer, &TrainState::default())?;
     for _ in 0..args.warmup {
         trainer.step(&gpu, &data)?;
     }
@@ -223,7 +221,7 @@ fn train(options: &GpuOptions, args: TrainArgs) -> anyhow::Result<()> {
         "preset": args.preset,
         "adapter": gpu.info.name,
         "backend": format!("{:?}", gpu.info.backend),
-        "precision": "f32",
+        "precision": trainer.precision(),
         "head_mix": config.model.head_mix,
         "batch": config.train.batch_size,
         "seq": config.train.seq_len,

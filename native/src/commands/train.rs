@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use samnet_core::checkpoint::{self, StoreAs};
-use samnet_core::config::Config;
 use samnet_core::config::TokenizerSource;
+use samnet_core::config::{Config, Precision};
 use samnet_core::corpus::Document;
 use samnet_core::data::{Split, TextData};
 use samnet_core::eval;
@@ -56,6 +56,10 @@ pub struct Args {
     lr: Option<f32>,
     #[arg(long)]
     seed: Option<u64>,
+    /// f32, f16 (mixed precision: f16 matmul operands, f32 master weights,
+    /// dynamic loss scaling; needs SHADER_F16) or auto (f16 where available).
+    #[arg(long)]
+    precision: Option<Precision>,
     /// Run directory: checkpoint/, metrics.jsonl (default: runs/PRESET).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -100,6 +104,9 @@ fn apply_overrides(config: &mut Config, args: &Args) {
     }
     if let Some(v) = args.seed {
         t.seed = v;
+    }
+    if let Some(v) = args.precision {
+        t.precision = v;
     }
     apply_schedule_overrides(config, args);
 }
@@ -250,10 +257,7 @@ fn fresh(gpu: &Gpu, args: &Args) -> anyhow::Result<Setup> {
         None => Model::new(gpu, &config, config.train.seed)?,
     };
     let optimizer = OptimizerState::new(gpu, &model)?;
-    let state = TrainState {
-        loss_scale: 1.0,
-        ..Default::default()
-    };
+    let state = TrainState::default();
     Ok(Setup {
         trainer: Trainer::new(gpu, model, optimizer, &state)?,
         train_text: tokenizer.decode(data.tokens(Split::Train))?,
@@ -284,6 +288,11 @@ fn resumed(gpu: &Gpu, args: &Args, dir: &Path) -> anyhow::Result<Setup> {
             "--seed",
             args.seed.map(|v| v.to_string()),
             t.seed.to_string(),
+        ),
+        (
+            "--precision",
+            args.precision.map(|v| v.name().to_string()),
+            t.precision.name().to_string(),
         ),
     ] {
         if let Some(given) = given.filter(|g| *g != kept) {
@@ -390,9 +399,10 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("opening {}", log_path.display()))?;
     let t = &setup.trainer.config.train;
     eprintln!(
-        "training {} parameters on {} for {} steps of {}×{} (from step {}); logging to {}",
+        "training {} parameters on {} in {} for {} steps of {}×{} (from step {}); logging to {}",
         setup.trainer.model.param_count(),
         gpu.describe(),
+        setup.trainer.precision(),
         t.steps,
         t.batch_size,
         t.seq_len,
