@@ -52,7 +52,7 @@ struct Params {
 
 alias OperandB = f32;
 alias Rounding = f32;
-const OPERAND_MAX: f32 = 3.40282347e38;  // 65504.0 with Rounding = f16
+const OPERAND_MAX: f32 = 3.4028234663852886e38;  // f32::MAX exactly (Tint refuses a literal above it); 65504.0 with Rounding = f16
 
 // v as the product sees it: rounded to `Rounding`, ±inf beyond its range
 // (WGSL leaves an out-of-range conversion's value undefined).

@@ -9,6 +9,7 @@ use samnet_core::checkpoint::{self, NamedTensor};
 use samnet_core::config::{Config, KnownPositions};
 use samnet_core::model::Model;
 use samnet_core::model::graph::{Graph, GraphOptions, slot};
+use samnet_core::reference::model::Dropout;
 use samnet_core::schedule::NoiseSchedule;
 use samnet_tests::*;
 
@@ -195,10 +196,12 @@ struct RandomModel {
     tokens: Vec<u32>,
     timesteps: [u32; 2],
     eps: Vec<f64>,
+    /// Training-mode dropout (rate `cfg.model.dropout`) keyed by this, or none.
+    dropout_key: Option<[u32; 2]>,
 }
 
 impl RandomModel {
-    fn new(cfg: Config, rng: &mut Rng) -> RandomModel {
+    fn new(cfg: Config, rng: &mut Rng, dropout_key: Option<[u32; 2]>) -> RandomModel {
         let gpu = gpu();
         let specs = samnet_core::model::params::param_specs(&cfg);
         let values: Vec<Vec<f64>> = specs
@@ -245,7 +248,7 @@ impl RandomModel {
                 seq,
                 train: true,
                 generate_noise: false,
-                dropout: false,
+                dropout: dropout_key.is_some(),
                 half_operands: false,
             },
             None,
@@ -260,6 +263,7 @@ impl RandomModel {
             tokens,
             timesteps: [137, 802],
             eps,
+            dropout_key,
         }
     }
 
@@ -277,6 +281,9 @@ impl RandomModel {
             )
             .unwrap();
         graph.write_known(gpu, &to32(known)).unwrap();
+        if let Some(key) = self.dropout_key {
+            gpu.write_u32(&graph.inputs.rng_key, &key).unwrap();
+        }
         write(&graph.inputs.noise, eps);
         let mut stats = vec![0.0; slot::COUNT];
         stats[slot::LOSS_SCALE] = 1.0;
@@ -302,6 +309,10 @@ impl RandomModel {
             eps: &self.eps,
             weight,
             known,
+            dropout: self.dropout_key.map(|key| Dropout {
+                key,
+                p: self.cfg.model.dropout as f64,
+            }),
         };
         let mut params: HashMap<String, Vec<f64>> = self
             .specs
@@ -353,12 +364,35 @@ fn whole_model_gradients_match_finite_differences_of_the_cpu_reference() {
     let mut cfg = fixture().config;
     cfg.model.norm = samnet_core::config::NormKind::Layer;
     let mut rng = Rng::new(77);
-    let m = RandomModel::new(cfg, &mut rng);
+    let m = RandomModel::new(cfg, &mut rng, None);
     let rows = m.tokens.len();
     let weight: Vec<f64> = (0..rows)
         .map(|i| if i % 5 == 0 { 0.0 } else { 1.0 })
         .collect();
     m.check_against_reference(&weight, &vec![0.0; rows], &mut rng);
+}
+
+/// Training mode: with dropout on both residual branches of every block,
+/// the GPU's loss and gradients agree with the f64 reference drawing the
+/// same masks, and the masks matter (the loss differs from evaluation mode).
+#[test]
+fn whole_model_gradients_with_dropout_match_finite_differences() {
+    let mut cfg = fixture().config;
+    cfg.model.dropout = 0.3;
+    let mut rng = Rng::new(78);
+    let m = RandomModel::new(cfg, &mut rng, Some([11, 4]));
+    let rows = m.tokens.len();
+    let (weight, known) = (vec![1.0; rows], vec![0.0; rows]);
+    m.check_against_reference(&weight, &known, &mut rng);
+    let eval_mode = RandomModel::new(m.cfg.clone(), &mut Rng::new(78), None);
+    let (with_dropout, _) = m.run(&m.eps, &weight, &known);
+    let (without, _) = eval_mode.run(&m.eps, &weight, &known);
+    assert!(
+        (with_dropout[slot::MSE] - without[slot::MSE]).abs() > 1e-3 * without[slot::MSE],
+        "dropout did not change the mse: {} vs {}",
+        with_dropout[slot::MSE],
+        without[slot::MSE]
+    );
 }
 
 /// Phase 4 (instruction tuning): each sequence's prompt is known — held at
@@ -371,7 +405,7 @@ fn prompt_positions_are_held_clean_and_left_out_of_the_loss() {
     let mut cfg = fixture().config;
     cfg.diffusion.known_positions = KnownPositions::Clean;
     let mut rng = Rng::new(78);
-    let m = RandomModel::new(cfg, &mut rng);
+    let m = RandomModel::new(cfg, &mut rng, None);
     let (seq, d) = (9, m.cfg.model.d_model);
     let rows = m.tokens.len();
     // Prompts of 4 and 2 positions; responses after them.
@@ -506,6 +540,53 @@ fn sampling_holds_known_positions_as_the_model_was_trained() {
                 held == KnownPositions::Clean,
                 "{held:?}, step {i}"
             );
+        }
+    }
+}
+
+/// A denoising step with eta: x_next = a'·x0 + c·eps_hat + sigma·z, z the
+/// step's fresh draw (the f64 reference's normals for its key and stream);
+/// eta 0 is plain DDIM (z absent).
+#[test]
+fn stochastic_steps_add_the_schedules_sigma_of_fresh_noise() {
+    use samnet_core::reference::random::randn;
+    use samnet_core::sample::{STEP_NOISE_STREAM, SampleOptions, Sampler, StepOutput, step_key};
+    use std::ops::ControlFlow;
+    let cfg = Config::preset("tiny").unwrap();
+    let gpu = gpu();
+    let model = Model::new(gpu, &cfg, 3).unwrap();
+    let (len, d) = (13, cfg.model.d_model);
+    let sampler = Sampler::new(gpu, &model, 1, len).unwrap();
+    let schedule = NoiseSchedule::new(&cfg.diffusion);
+    for eta in [0.0f32, 0.6, 1.0] {
+        let mut states = Vec::new();
+        let mut record = |s: StepOutput| {
+            let graph = sampler.graph();
+            states.push((s.timestep, read(&graph.x_t), read(&graph.z0_pred)));
+            ControlFlow::Continue(())
+        };
+        let options = SampleOptions {
+            steps: 5,
+            seed: 21,
+            clamp: false,
+            temperature: 0.0,
+            eta,
+        };
+        pollster::block_on(sampler.run(gpu, &schedule, &options, None, Some(&mut record))).unwrap();
+        for i in 1..4 {
+            // Step i takes states[i - 1]'s x to timestep states[i + 1].0.
+            let x_t = &states[i - 1].1;
+            let (t, x_next, z0) = (states[i].0, &states[i].1, &states[i].2);
+            let st = schedule.step(t, states[i + 1].0, eta as f64);
+            let z = randn(len * d, step_key(21, i), STEP_NOISE_STREAM, 1.0);
+            let want: Vec<f64> = (0..len * d)
+                .map(|j| {
+                    let eps_hat = (x_t[j] - st.a_t * z0[j]) / st.s_t;
+                    st.a_next * z0[j] + st.eps_next * eps_hat + st.sigma * z[j]
+                })
+                .collect();
+            assert_eq!(st.sigma > 0.0, eta > 0.0);
+            check(&format!("sampler step {i}, eta {eta}"), x_next, &want, 1e-4);
         }
     }
 }

@@ -53,6 +53,79 @@ fn every_shader_validates_within_webgpu_default_limits() {
     );
 }
 
+/// Float literals a browser accepts: Chrome's Tint refuses an f32 literal
+/// whose value exceeds f32::MAX (naga silently rounds it, so validation
+/// alone misses it; `3.40282347e38` broke the browser once).
+#[test]
+fn every_float_literal_fits_f32() {
+    let mut failures = Vec::new();
+    for path in shader_files() {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let source = std::fs::read_to_string(&path).unwrap();
+        for (line_no, line) in source.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for literal in float_literals(code) {
+                let value: f64 = literal.trim_end_matches(['f', 'h']).parse().unwrap();
+                if value.abs() > f32::MAX as f64 {
+                    failures.push(format!(
+                        "{name}:{}: {literal} exceeds f32::MAX",
+                        line_no + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Decimal float literals (with a point or an exponent) in one line of WGSL.
+fn float_literals(code: &str) -> Vec<&str> {
+    let bytes = code.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts_number = bytes[i].is_ascii_digit()
+            && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'));
+        if !starts_number || code[i..].starts_with("0x") {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut is_float = false;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'0'..=b'9' => {}
+                b'.' => is_float = true,
+                b'e' | b'E' => {
+                    is_float = true;
+                    if i + 1 < bytes.len() && matches!(bytes[i + 1], b'+' | b'-') {
+                        i += 1;
+                    }
+                }
+                b'f' | b'h' => {
+                    is_float = true;
+                    i += 1;
+                    break;
+                }
+                _ => break,
+            }
+            i += 1;
+        }
+        if is_float {
+            found.push(&code[start..i]);
+        }
+    }
+    found
+}
+
+#[test]
+fn float_literals_are_found() {
+    assert_eq!(
+        float_literals("x = -3.4e38 + 1.0f * a1.5 + 2e-3 + 0x1fu + 7u + 65504.0;"),
+        ["3.4e38", "1.0f", "2e-3", "65504.0"]
+    );
+}
+
 /// The f16 variants the runtime compiles where the adapter has SHADER_F16
 /// obey the same limits as the files as written.
 #[test]

@@ -7,6 +7,7 @@ use samnet_core::checkpoint::{self, NamedTensor, StoreAs};
 use samnet_core::config::{Config, Precision};
 use samnet_core::data::TextData;
 use samnet_core::eval;
+use samnet_core::gpu::{Gpu, GpuOptions, LimitsPolicy};
 use samnet_core::model::Model;
 use samnet_core::model::graph::OptimizerState;
 use samnet_core::tokenizer::Tokenizer;
@@ -354,4 +355,37 @@ fn an_overflowing_loss_scale_backs_off_and_training_goes_on() {
         "loss scale 2^30: {skipped} overflowing steps skipped, settled at 2^{}",
         scale.log2()
     );
+}
+
+/// An adapter without SHADER_F16 refuses f16 training by name, and `auto`
+/// falls back to f32 there.
+#[test]
+fn f16_without_shader_f16_is_refused_and_auto_falls_back() {
+    let mut no_f16 = Gpu::new_blocking(&GpuOptions {
+        limits: LimitsPolicy::WebGpuDefault,
+        ..Default::default()
+    })
+    .unwrap();
+    no_f16.features.shader_f16 = false;
+    let mut config = Config::preset("tiny").unwrap();
+    let text = corpus();
+    config.model.vocab_size = Tokenizer::char_level(&text).unwrap().vocab_size();
+    let trainer = |config: &Config| {
+        let model = Model::new(&no_f16, config, 0).unwrap();
+        let optimizer = OptimizerState::new(&no_f16, &model).unwrap();
+        Trainer::new(&no_f16, model, optimizer, &TrainState::default())
+    };
+    config.train.precision = Precision::F16;
+    let err = trainer(&config)
+        .err()
+        .expect("f16 without SHADER_F16")
+        .to_string();
+    assert!(
+        err.contains("train.precision \"f16\"")
+            && err.contains("SHADER_F16")
+            && err.contains(&no_f16.info.name),
+        "{err}"
+    );
+    config.train.precision = Precision::Auto;
+    assert_eq!(trainer(&config).unwrap().precision(), "f32");
 }

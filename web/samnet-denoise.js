@@ -4,7 +4,8 @@
 //   <samnet-denoise src="https://…/assets/phase1" steps="64" length="256" seed="0"></samnet-denoise>
 //
 // Attributes: src (checkpoint directory URL, required), steps, length, seed,
-// temperature (0: most likely token; above 0: drawn),
+// temperature (0: most likely token; above 0: drawn), eta (0: deterministic
+// steps; up to 1: fresh noise in each),
 // prompt (text held at the start), infill (a template with [___], [___:N] or ▢
 // holes), autoplay ("false" to wait for run()). Each position shows its current
 // best token, shaded by the model's confidence; held positions are underlined.
@@ -69,8 +70,8 @@ export class SamNetDenoise extends HTMLElement {
   options() {
     const int = (name) => (this.hasAttribute(name) ? Number.parseInt(this.getAttribute(name), 10) : undefined);
     const text = (name) => this.getAttribute(name) || undefined;
-    const temperature = this.hasAttribute("temperature") ? Number.parseFloat(this.getAttribute("temperature")) : undefined;
-    return { steps: int("steps"), length: int("length"), seed: int("seed"), temperature, prompt: text("prompt"), infill: text("infill") };
+    const float = (name) => (this.hasAttribute(name) ? Number.parseFloat(this.getAttribute(name)) : undefined);
+    return { steps: int("steps"), length: int("length"), seed: int("seed"), temperature: float("temperature"), eta: float("eta"), prompt: text("prompt"), infill: text("infill") };
   }
 
   async ensureModel() {

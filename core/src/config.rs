@@ -92,6 +92,11 @@ pub struct DiffusionConfig {
     /// likely token; above 0 draws it from softmax(logits / temperature).
     #[serde(default)]
     pub temperature: f32,
+    /// Stochasticity of each denoising step (DDIM's eta): 0 moves x_t along
+    /// the model's own noise estimate (deterministic DDIM), 1 replaces part
+    /// of it with fresh noise as DDPM's ancestral sampler does.
+    #[serde(default)]
+    pub eta: f32,
     /// Self-conditioning (Chen et al., Analog Bits): the denoiser also reads
     /// its previous estimate of z0 through a second input projection; in
     /// training, half the sequences get the (detached) estimate of a first
@@ -359,6 +364,10 @@ impl Config {
             return Err(format!(
                 "diffusion.temperature must be ≥ 0, got {temperature}"
             ));
+        }
+        let eta = self.diffusion.eta;
+        if !(0.0..=1.0).contains(&eta) {
+            return Err(format!("diffusion.eta must be in [0, 1], got {eta}"));
         }
         if !(0.0..=0.5).contains(&t.warmup_ratio) || !(0.0..=1.0).contains(&t.min_lr_ratio) {
             return Err(

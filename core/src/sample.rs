@@ -1,8 +1,8 @@
-//! Sampling: from x_T ~ N(0, I), `steps` denoising steps (DDIM, eta = 0) to
-//! text, every position at once. Each step predicts z0, decodes it (argmax of
-//! the logits, with its probability as a confidence), optionally snaps the
-//! estimate to the nearest embedding (the clamping trick), and moves x_t to
-//! the next timestep. Known positions (a prompt, the text around an infill)
+//! Sampling: from x_T ~ N(0, I), `steps` denoising steps (DDIM, with its eta
+//! for stochastic steps) to text, every position at once. Each step predicts
+//! z0, decodes it (argmax of the logits, with its probability as a
+//! confidence), optionally snaps the estimate to the nearest embedding (the
+//! clamping trick), and moves x_t to the next timestep. Known positions (a prompt, the text around an infill)
 //! are re-noised from their true embedding at every step.
 
 use std::ops::ControlFlow;
@@ -23,6 +23,16 @@ use crate::{Error, Result};
 const INIT_STREAM: u32 = 101;
 const KNOWN_STREAM: u32 = 102;
 const DECODE_STREAM: u32 = 103;
+/// The stream of the fresh noise of stochastic steps (eta > 0), keyed by [`step_key`].
+pub const STEP_NOISE_STREAM: u32 = 104;
+
+/// The key of step `i`'s random draws (decoded tokens, fresh noise).
+pub fn step_key(seed: u64, i: usize) -> [u32; 2] {
+    [
+        seed as u32 ^ (i as u32).wrapping_mul(0x9e37_79b9),
+        (seed >> 32) as u32,
+    ]
+}
 
 #[derive(Clone, Debug)]
 pub struct SampleOptions {
@@ -32,6 +42,8 @@ pub struct SampleOptions {
     /// 0: each step decodes the most likely token; above 0, a draw from
     /// softmax(logits / temperature) (which the clamped estimate then uses).
     pub temperature: f32,
+    /// 0: deterministic DDIM steps; up to 1 (DDPM-like), fresh noise in each.
+    pub eta: f32,
 }
 
 impl SampleOptions {
@@ -42,6 +54,7 @@ impl SampleOptions {
             seed: 0,
             clamp: diffusion.clamp,
             temperature: diffusion.temperature,
+            eta: diffusion.eta,
         }
     }
 }
@@ -69,7 +82,11 @@ pub struct Sampler {
     coef_next: Tensor,
     x0_hat: Tensor,
     x_next: Tensor,
-    /// (2) the key of the step's token draws at temperature > 0.
+    /// (count, 4) per sequence (1, sigma, ·, ·): the fresh noise a stochastic step adds.
+    coef_sigma: Tensor,
+    /// (rows, d) that noise.
+    step_noise: Tensor,
+    /// (2) the key of the step's random draws (tokens at temperature > 0, noise at eta > 0).
     decode_key: Tensor,
     signal_scale: f32,
     self_condition: bool,
@@ -81,6 +98,14 @@ pub struct Sampler {
     step_plain: Program,
     step_clamped: Program,
     blend: Program,
+}
+
+/// What a recorded denoising step does besides the model.
+#[derive(Clone, Copy)]
+struct StepKind {
+    clamp: bool,
+    temperature: f32,
+    stochastic: bool,
 }
 
 impl Sampler {
@@ -114,6 +139,8 @@ impl Sampler {
             f("sample.known_eps", &[rows, d])?,
         );
         let coef_next = f("sample.coef_next", &[count, 4])?;
+        let coef_sigma = f("sample.coef_sigma", &[count, 4])?;
+        let step_noise = f("sample.step_noise", &[rows, d])?;
         let signal_scale = model.config.diffusion.signal_scale;
         let shape = SeqShape {
             batch: count,
@@ -160,6 +187,8 @@ impl Sampler {
             coef_next,
             x0_hat,
             x_next,
+            coef_sigma,
+            step_noise,
             decode_key: gpu.zeros("sample.decode_key", &[2], DType::U32)?,
             signal_scale,
             self_condition,
@@ -169,8 +198,19 @@ impl Sampler {
             step_clamped: Program::new(),
             blend,
         };
-        sampler.step_plain = sampler.record_step(gpu, false, 0.0)?;
-        sampler.step_clamped = sampler.record_step(gpu, true, 0.0)?;
+        let deterministic = StepKind {
+            clamp: false,
+            temperature: 0.0,
+            stochastic: false,
+        };
+        sampler.step_plain = sampler.record_step(gpu, deterministic)?;
+        sampler.step_clamped = sampler.record_step(
+            gpu,
+            StepKind {
+                clamp: true,
+                ..deterministic
+            },
+        )?;
         Ok(sampler)
     }
 
@@ -180,8 +220,14 @@ impl Sampler {
     }
 
     /// One denoising step: the model, decoding (argmax at temperature 0),
-    /// optionally the clamp, and the DDIM update of x_t.
-    fn record_step(&self, gpu: &Gpu, clamp: bool, temperature: f32) -> Result<Program> {
+    /// optionally the clamp, and the DDIM update of x_t (plus fresh noise
+    /// when stochastic).
+    fn record_step(&self, gpu: &Gpu, kind: StepKind) -> Result<Program> {
+        let StepKind {
+            clamp,
+            temperature,
+            stochastic,
+        } = kind;
         let graph = &self.graph;
         let shape = SeqShape {
             batch: self.count,
@@ -222,7 +268,26 @@ impl Sampler {
             &graph.x_t,
             &self.x_next,
         )?);
-        p.push(axpby(gpu, 1.0, &self.x_next, 0.0, &graph.x_t)?);
+        if stochastic {
+            p.push(randn(
+                gpu,
+                &self.decode_key,
+                STEP_NOISE_STREAM,
+                1.0,
+                &self.step_noise,
+            )?);
+            // x_t = 1·x_next + sigma·z, the noising kernel with (1, sigma).
+            p.push(diffusion::q_sample_forward(
+                gpu,
+                shape,
+                &self.coef_sigma,
+                &self.x_next,
+                &self.step_noise,
+                &graph.x_t,
+            )?);
+        } else {
+            p.push(axpby(gpu, 1.0, &self.x_next, 0.0, &graph.x_t)?);
+        }
         if self.self_condition {
             // The next step conditions on this step's estimate.
             p.push(axpby(gpu, 1.0, estimate, 0.0, &graph.sc)?);
@@ -262,15 +327,6 @@ impl Sampler {
             ],
         )?;
         let timesteps = schedule.sampling_timesteps(options.steps);
-        let coef_row = |t: usize, next: usize| {
-            let (a, s) = schedule.coefficients(t);
-            let (a2, s2) = if next == 0 {
-                (1.0, 0.0)
-            } else {
-                schedule.coefficients(next)
-            };
-            [a as f32, s as f32, a2 as f32, s2 as f32]
-        };
         // Known positions at timestep t: noised like the rest, or (for models
         // trained with them clean, phase 4) their clean embedding throughout.
         let known_level = |t: usize| {
@@ -292,10 +348,24 @@ impl Sampler {
                 options.temperature
             )));
         }
-        let tempered;
-        let step_program = if options.temperature > 0.0 {
-            tempered = self.record_step(gpu, options.clamp, options.temperature)?;
-            &tempered
+        if !(0.0..=1.0).contains(&options.eta) {
+            return Err(Error::Invalid(format!(
+                "eta must be in [0, 1], got {}",
+                options.eta
+            )));
+        }
+        let stochastic = options.eta > 0.0;
+        let recorded;
+        let step_program = if options.temperature > 0.0 || stochastic {
+            recorded = self.record_step(
+                gpu,
+                StepKind {
+                    clamp: options.clamp,
+                    temperature: options.temperature,
+                    stochastic,
+                },
+            )?;
+            &recorded
         } else if options.clamp {
             &self.step_clamped
         } else {
@@ -305,21 +375,18 @@ impl Sampler {
         for (i, &t) in timesteps.iter().enumerate() {
             let next = timesteps.get(i + 1).copied().unwrap_or(0);
             gpu.write_u32(&self.graph.inputs.timesteps, &vec![t as u32; self.count])?;
-            gpu.write_f32(
-                &self.graph.inputs.coef,
-                &coef_row(t, next).repeat(self.count),
-            )?;
+            let st = schedule.step(t, next, options.eta as f64);
+            let coef = [st.a_t, st.s_t, st.a_next, st.eps_next].map(|c| c as f32);
+            gpu.write_f32(&self.graph.inputs.coef, &coef.repeat(self.count))?;
+            if stochastic {
+                let sigma = [1.0, st.sigma as f32, 0.0, 0.0];
+                gpu.write_f32(&self.coef_sigma, &sigma.repeat(self.count))?;
+            }
             if i == 0 {
                 // Submitted on its own: the blend reads coef_next, rewritten below.
                 gpu.submit(&[&self.init, &self.blend]);
             }
-            gpu.write_u32(
-                &self.decode_key,
-                &[
-                    options.seed as u32 ^ (i as u32).wrapping_mul(0x9e37_79b9),
-                    (options.seed >> 32) as u32,
-                ],
-            )?;
+            gpu.write_u32(&self.decode_key, &step_key(options.seed, i))?;
             let mut programs: Vec<&Program> = vec![step_program];
             // Known positions re-noised to the next timestep (clean at the end).
             let (a2, s2) = known_level(next);

@@ -52,6 +52,28 @@ impl NoiseSchedule {
         (ab.sqrt(), (1.0 - ab).sqrt())
     }
 
+    /// The update from timestep `t` to `next` (0: the clean end) with DDIM's
+    /// stochasticity `eta` (Song et al. 2021, eq. 16): 0 is deterministic
+    /// DDIM, 1 draws fresh noise as DDPM's ancestral step does.
+    pub fn step(&self, t: usize, next: usize, eta: f64) -> DenoiseStep {
+        let (ab, ab_next) = (
+            self.alpha_bar[t],
+            if next == 0 { 1.0 } else { self.alpha_bar[next] },
+        );
+        let sigma = eta
+            * ((1.0 - ab_next) / (1.0 - ab) * (1.0 - ab / ab_next))
+                .max(0.0)
+                .sqrt();
+        let noise_next = 1.0 - ab_next;
+        DenoiseStep {
+            a_t: ab.sqrt(),
+            s_t: (1.0 - ab).sqrt(),
+            a_next: ab_next.sqrt(),
+            eps_next: (noise_next - sigma * sigma).max(0.0).sqrt(),
+            sigma: sigma.min(noise_next.sqrt()),
+        }
+    }
+
     /// `steps` timesteps from T down to 1, evenly spaced (rounded), distinct.
     pub fn sampling_timesteps(&self, steps: usize) -> Vec<usize> {
         let t_max = self.timesteps();
@@ -66,6 +88,18 @@ impl NoiseSchedule {
             })
             .collect()
     }
+}
+
+/// x_next = a_next·x0_hat + eps_next·eps_hat + sigma·z, with
+/// eps_hat = (x_t − a_t·x0_hat)/s_t and z fresh standard noise; the noise
+/// variance of x_next is eps_next² + sigma² = 1 − ᾱ_next whatever eta is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DenoiseStep {
+    pub a_t: f64,
+    pub s_t: f64,
+    pub a_next: f64,
+    pub eps_next: f64,
+    pub sigma: f64,
 }
 
 /// Linear warmup to `lr`, then cosine decay to `lr · min_lr_ratio` at the last step.
@@ -105,6 +139,39 @@ mod tests {
         let ts = s.sampling_timesteps(64);
         assert_eq!((ts.len(), ts[0], ts[63]), (64, 1000, 1));
         assert!(ts.windows(2).all(|w| w[0] > w[1]));
+    }
+
+    #[test]
+    fn eta_moves_noise_from_the_estimate_to_fresh_draws() {
+        let c = Config::preset("phase1").unwrap();
+        let s = NoiseSchedule::new(&c.diffusion);
+        for (t, next) in [(1000, 984), (500, 484), (17, 1), (1, 0)] {
+            let ab_next = if next == 0 { 1.0 } else { s.alpha_bar(next) };
+            let ddim = s.step(t, next, 0.0);
+            let (a_next, s_next) = if next == 0 {
+                (1.0, 0.0)
+            } else {
+                s.coefficients(next)
+            };
+            assert_eq!(
+                (ddim.sigma, ddim.a_next, ddim.eps_next),
+                (0.0, a_next, s_next)
+            );
+            // eta 1: sigma² is DDPM's posterior variance β̃ = (1−ᾱ')/(1−ᾱ)·β.
+            let ddpm = s.step(t, next, 1.0);
+            let beta = 1.0 - s.alpha_bar(t) / ab_next;
+            let posterior = (1.0 - ab_next) / (1.0 - s.alpha_bar(t)) * beta;
+            assert!((ddpm.sigma.powi(2) - posterior).abs() < 1e-12, "t {t}");
+            for eta in [0.3, 1.0] {
+                let st = s.step(t, next, eta);
+                let variance = st.eps_next.powi(2) + st.sigma.powi(2);
+                assert!(
+                    (variance - (1.0 - ab_next)).abs() < 1e-12,
+                    "t {t} eta {eta}"
+                );
+            }
+        }
+        assert_eq!(s.step(1, 0, 1.0).sigma, 0.0);
     }
 
     #[test]

@@ -49,7 +49,20 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version
+        Err(e) if !e.use_stderr() => e.exit(),
+        // A usage error on one line, as every other error.
+        Err(e) => {
+            let text = e.render().to_string();
+            eprintln!(
+                "{} (see --help)",
+                text.lines().next().unwrap_or("error: invalid arguments")
+            );
+            std::process::exit(2);
+        }
+    };
     let result =
         commands::gpu_options(cli.backend.as_deref(), cli.adapter.as_deref()).and_then(|options| {
             match cli.command {

@@ -232,6 +232,11 @@ fn out_of_range_values() {
     train(&["--lr=-1"], &["train.lr", "positive", "-1"], &mut c);
     train(&["--lr", "nan"], &["train.lr", "positive", "NaN"], &mut c);
     train(
+        &["--precision", "bf16"],
+        &["--precision", "bf16", "expected f32, f16 or auto"],
+        &mut c,
+    );
+    train(
         &["--log-every", "0"],
         &["train.log_every", "at least 1"],
         &mut c,

@@ -282,6 +282,7 @@ impl Inner {
             seed: plan.seed,
             clamp: plan.clamp,
             temperature: plan.temperature,
+            eta: plan.eta,
         };
         let start = now_ms();
         let mut last = start;

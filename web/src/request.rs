@@ -18,7 +18,9 @@ pub const MAX_LENGTH: usize = 4096;
 /// - `infill`: a template with holes, `[___]`, `[___:N]` or `▢` per position;
 /// - `clamp`: snap each estimate to the nearest embedding (default: the checkpoint's);
 /// - `temperature`: 0 decodes each position's most likely token, above 0 draws
-///   from softmax(logits / temperature) (default: the checkpoint's).
+///   from softmax(logits / temperature) (default: the checkpoint's);
+/// - `eta`: stochasticity of the denoising steps, 0 (DDIM) to 1 (DDPM-like)
+///   (default: the checkpoint's).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SampleRequest {
@@ -30,6 +32,7 @@ pub struct SampleRequest {
     pub infill: Option<String>,
     pub clamp: Option<bool>,
     pub temperature: Option<f32>,
+    pub eta: Option<f32>,
 }
 
 /// One entry of `mask`: `true`/`false` or `1`/`0`.
@@ -56,6 +59,7 @@ pub struct Plan {
     pub seed: u64,
     pub clamp: bool,
     pub temperature: f32,
+    pub eta: f32,
     pub known: Known,
 }
 
@@ -77,6 +81,10 @@ impl SampleRequest {
         let temperature = self.temperature.unwrap_or(config.diffusion.temperature);
         if !(temperature >= 0.0 && temperature.is_finite()) {
             return invalid(format!("temperature must be ≥ 0, got {temperature}"));
+        }
+        let eta = self.eta.unwrap_or(config.diffusion.eta);
+        if !(0.0..=1.0).contains(&eta) {
+            return invalid(format!("eta must be in [0, 1], got {eta}"));
         }
         let known = match (&self.prompt, &self.infill) {
             (Some(_), Some(_)) => return invalid("give either prompt or infill, not both".into()),
@@ -123,6 +131,7 @@ impl SampleRequest {
             seed: self.seed.unwrap_or(0),
             clamp: self.clamp.unwrap_or(config.diffusion.clamp),
             temperature,
+            eta,
             known,
         })
     }
@@ -202,6 +211,13 @@ mod tests {
                 ..Default::default()
             })
             .contains("temperature must be")
+        );
+        assert!(
+            err(SampleRequest {
+                eta: Some(1.5),
+                ..Default::default()
+            })
+            .contains("eta must be in [0, 1], got 1.5")
         );
         assert!(
             err(SampleRequest {

@@ -81,7 +81,7 @@ pub const LOSS_SCALE_GROWTH_INTERVAL: u32 = 2000;
 
 /// RNG streams: noise, then two dropout sites per block.
 const NOISE_STREAM: u32 = 1;
-fn dropout_stream(layer: usize, site: usize) -> u32 {
+pub(crate) fn dropout_stream(layer: usize, site: usize) -> u32 {
     2 + 2 * layer as u32 + site as u32
 }
 

@@ -7,19 +7,29 @@ use std::collections::HashMap;
 use super::attention::HeadLayout;
 use super::{
     activation, adaln, attention_linear, attention_softmax, attention_topk, embedding, linear,
-    loss, matmul, norm, rope, timestep,
+    loss, matmul, norm, random, rope, timestep,
 };
 use crate::config::{Config, HeadKind, KnownPositions, NormKind};
 use crate::schedule::NoiseSchedule;
 
 /// One batch: tokens (B·L), timesteps (B), eps (B·L·d), weights (B·L),
-/// known positions (B·L; held clean when the config says so).
+/// known positions (B·L; held clean when the config says so), and the
+/// dropout of training mode (None: evaluation mode).
 pub struct Batch<'a> {
     pub tokens: &'a [u32],
     pub timesteps: &'a [u32],
     pub eps: &'a [f64],
     pub weight: &'a [f64],
     pub known: &'a [f64],
+    pub dropout: Option<Dropout>,
+}
+
+/// Dropout as the graph draws it: rate `p` on both residual branches of
+/// every block, masks from the counter hash keyed by `key` (seed, step).
+#[derive(Clone, Copy)]
+pub struct Dropout {
+    pub key: [u32; 2],
+    pub p: f64,
 }
 
 /// (loss, mse, ce) of the model with parameters `p` (by name) on `batch`.
@@ -44,6 +54,14 @@ pub fn loss(cfg: &Config, p: &HashMap<String, Vec<f64>>, batch: &Batch) -> (f64,
         )
     };
     let signal = cfg.diffusion.signal_scale as f64;
+    let drop = |x: Vec<f64>, layer: usize, site: usize| match batch.dropout {
+        None => x,
+        Some(Dropout { key, p }) => {
+            let stream = crate::model::graph::dropout_stream(layer, site);
+            let factors = random::dropout_factors(x.len(), key, stream, p);
+            x.iter().zip(factors).map(|(v, f)| v * f).collect()
+        }
+    };
 
     let e_hat = norm::rmsnorm(&p["embedding.weight"], d, eps_n).0;
     let z0 = embedding::forward(batch.tokens, &e_hat, d, signal);
@@ -102,7 +120,7 @@ pub fn loss(cfg: &Config, p: &HashMap<String, Vec<f64>>, batch: &Batch) -> (f64,
             att.iter_mut().zip(part).for_each(|(a, x)| *a += x);
             start += g.count;
         }
-        let o = lin(&att, &n("attn.out"), rows, d, d);
+        let o = drop(lin(&att, &n("attn.out"), rows, d, d), l, 0);
         h = adaln::gate(&modulation, &o, &h, seq, d, 6 * d, 2 * d);
         let m2 = adaln::modulate(&modulation, &normalise(&h), seq, d, 6 * d, 3 * d, 4 * d);
         let f = lin(
@@ -112,6 +130,7 @@ pub fn loss(cfg: &Config, p: &HashMap<String, Vec<f64>>, batch: &Batch) -> (f64,
             hidden,
             d,
         );
+        let f = drop(f, l, 1);
         h = adaln::gate(&modulation, &f, &h, seq, d, 6 * d, 5 * d);
     }
     let final_mod = lin(&cs, "final.adaln", b, d, 2 * d);

@@ -110,6 +110,7 @@ fn sample(options: &GpuOptions, args: SampleArgs) -> anyhow::Result<()> {
         seed: 0,
         clamp: config.diffusion.clamp,
         temperature: config.diffusion.temperature,
+        eta: config.diffusion.eta,
     };
     let mut results = Vec::new();
     for &batch in &args.batch {

@@ -29,6 +29,9 @@ pub struct Args {
     /// Decoding temperature (default: the config's).
     #[arg(long)]
     temperature: Option<f32>,
+    /// Stochasticity of the denoising steps, 0 (DDIM) to 1 (DDPM-like) (default: the config's).
+    #[arg(long)]
+    eta: Option<f32>,
     /// Only the samples and their scores (the validation loss is the slow
     /// part on CPU adapters).
     #[arg(long)]
@@ -56,6 +59,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     options.steps = args.steps.unwrap_or(options.steps);
     options.clamp = args.clamp.unwrap_or(options.clamp);
     options.temperature = args.temperature.unwrap_or(options.temperature);
+    options.eta = args.eta.unwrap_or(options.eta);
     let train_text = &loaded.tokenizer.decode(data.tokens(Split::Train))?;
     let q = pollster::block_on(eval::quality(
         &gpu,
@@ -77,6 +81,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "val_ce_mean": mean(|v| v.ce),
         "clamp": options.clamp,
         "temperature": options.temperature,
+        "eta": options.eta,
         "valid_word_rate": q.valid_word_rate,
         "diversity": q.diversity,
         "novelty": q.novelty,

@@ -26,6 +26,10 @@ pub struct Generation {
     /// (default: the config's).
     #[arg(long)]
     temperature: Option<f32>,
+    /// Stochasticity of the denoising steps: 0 is deterministic DDIM, up to 1
+    /// adds fresh noise at each step as DDPM does (default: the config's).
+    #[arg(long)]
+    eta: Option<f32>,
     /// Print the decoded text at every denoising step.
     #[arg(long)]
     show_steps: bool,
@@ -94,6 +98,7 @@ pub fn generate(
         seed: args.seed,
         clamp: args.clamp.unwrap_or(cfg.diffusion.clamp),
         temperature: args.temperature.unwrap_or(cfg.diffusion.temperature),
+        eta: args.eta.unwrap_or(cfg.diffusion.eta),
     };
     let tokenizer = &loaded.tokenizer;
     let mut show = |s: StepOutput| {
