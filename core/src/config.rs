@@ -226,6 +226,7 @@ const PRESETS: &[(&str, &str)] = &[
     ("phase2", include_str!("../../assets/configs/phase2.json")),
     ("phase3", include_str!("../../assets/configs/phase3.json")),
     ("phase4", include_str!("../../assets/configs/phase4.json")),
+    ("code", include_str!("../../assets/configs/code.json")),
 ];
 
 impl Config {

@@ -1,7 +1,9 @@
-//! Training documents from the files a run is given: plain text (Project
-//! Gutenberg books lose their header and licence), Alpaca instruction records
-//! (`[{instruction, input, output}]` JSON) and Alpaca seed tasks (JSONL, one
-//! `{instruction, instances: [{input, output}]}` a line). An instruction
+//! Training documents from the files a run is given: plain text and code
+//! (Project Gutenberg books lose their header and licence), Alpaca
+//! instruction records (`[{instruction, input, output}]` JSON), Alpaca seed
+//! tasks (JSONL, one `{instruction, instances: [{input, output}]}` a line)
+//! and HumanEval problems (JSONL; the held-out fifth left out, see
+//! [`crate::humaneval`]); any of them gzipped (`.gz`). An instruction
 //! becomes a prompt (the template below), known while training and outside
 //! the loss, and a response, which trains.
 //!
@@ -22,6 +24,7 @@
 use serde::Deserialize;
 
 use crate::data::text_from_bytes;
+use crate::humaneval;
 use crate::{Error, Result};
 
 /// One document of a corpus; `source` names it in errors (file, record).
@@ -207,16 +210,42 @@ pub fn parse_jsonl(text: &str, origin: &str) -> Result<Vec<Document>> {
 /// What one file contributed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FileKind {
-    Text { gutenberg_stripped: bool },
-    Instructions { examples: usize },
+    Text {
+        gutenberg_stripped: bool,
+    },
+    Instructions {
+        examples: usize,
+    },
+    /// HumanEval: `training` problems became documents, `held_out` did not.
+    Problems {
+        training: usize,
+        held_out: usize,
+    },
 }
 
-/// The documents of one file, its format chosen by extension: `.json`
-/// Alpaca, `.jsonl` seed tasks or Alpaca records, anything else UTF-8 text.
+/// The documents of one file (already decompressed when it is `.gz`), its
+/// format chosen by extension: `.json` Alpaca, `.jsonl` HumanEval problems,
+/// seed tasks or Alpaca records, anything else UTF-8 text.
 pub fn parse_file(name: &str, bytes: Vec<u8>) -> Result<(Vec<Document>, FileKind)> {
     let text = text_from_bytes(bytes, name)?;
     let lower = name.to_ascii_lowercase();
-    if lower.ends_with(".json") {
+    let lower = lower.strip_suffix(".gz").unwrap_or(&lower);
+    if lower.ends_with(".jsonl") && first_record(&text).is_some_and(|r| humaneval::is_problem(&r)) {
+        let problems = humaneval::parse(&text, name)?;
+        let docs: Vec<Document> = problems
+            .iter()
+            .filter(|p| !p.is_held_out())
+            .map(|p| Document {
+                source: format!("{name} {}", p.task_id),
+                body: Body::Text(p.solved()),
+            })
+            .collect();
+        let kind = FileKind::Problems {
+            training: docs.len(),
+            held_out: problems.len() - docs.len(),
+        };
+        Ok((docs, kind))
+    } else if lower.ends_with(".json") {
         let docs = parse_alpaca(&text, name)?;
         let kind = FileKind::Instructions {
             examples: docs.len(),
@@ -245,21 +274,45 @@ pub fn parse_file(name: &str, bytes: Vec<u8>) -> Result<(Vec<Document>, FileKind
     }
 }
 
+/// The first non-blank line of JSON Lines, if it is JSON.
+fn first_record(text: &str) -> Option<serde_json::Value> {
+    let line = text.lines().find(|l| !l.trim().is_empty())?;
+    serde_json::from_str(line).ok()
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 pub use fs::*;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod fs {
+    use std::io::Read;
     use std::path::{Path, PathBuf};
 
     use super::{Document, FileKind, parse_file};
     use crate::{Error, Result};
 
+    /// A data file's bytes, decompressed when its name ends in `.gz`.
+    pub fn read_data_file(path: &Path) -> Result<Vec<u8>> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::file(path, format!("cannot read the data file: {e}")))?;
+        if !path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+        {
+            return Ok(bytes);
+        }
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_end(&mut plain)
+            .map_err(|e| Error::file(path, format!("not a readable gzip file: {e}")))?;
+        Ok(plain)
+    }
+
     /// Extensions a folder's files are read by; others are listed as skipped.
-    pub const FOLDER_EXTENSIONS: [&str; 3] = ["txt", "json", "jsonl"];
+    pub const FOLDER_EXTENSIONS: [&str; 5] = ["txt", "py", "json", "jsonl", "gz"];
 
     /// Every document of the given files and folders (folders recursively,
-    /// in name order, their `.txt`, `.json` and `.jsonl` files).
+    /// in name order, their `.txt`, `.py`, `.json`, `.jsonl` and `.gz` files).
     #[derive(Debug, Default)]
     pub struct Corpus {
         pub documents: Vec<Document>,
@@ -281,7 +334,7 @@ mod fs {
                     if corpus.files.len() == before {
                         return Err(Error::file(
                             path,
-                            "holds no .txt, .json or .jsonl files to train on",
+                            "holds no .txt, .py, .json, .jsonl or .gz files to train on",
                         ));
                     }
                 } else {
@@ -292,8 +345,7 @@ mod fs {
         }
 
         fn read_file(&mut self, path: &Path) -> Result<()> {
-            let bytes = std::fs::read(path)
-                .map_err(|e| Error::file(path, format!("cannot read the data file: {e}")))?;
+            let bytes = read_data_file(path)?;
             let (docs, kind) = parse_file(&path.display().to_string(), bytes)?;
             self.documents.extend(docs);
             self.files.push((path.to_path_buf(), kind));
@@ -328,6 +380,7 @@ mod fs {
         /// One line: how many files of each kind, examples, skipped files.
         pub fn summary(&self) -> String {
             let (mut texts, mut stripped, mut examples, mut instruction_files) = (0, 0, 0, 0);
+            let (mut problems, mut held_out) = (0, 0);
             for (_, kind) in &self.files {
                 match kind {
                     FileKind::Text { gutenberg_stripped } => {
@@ -338,12 +391,24 @@ mod fs {
                         instruction_files += 1;
                         examples += n;
                     }
+                    FileKind::Problems {
+                        training,
+                        held_out: h,
+                    } => {
+                        problems += training;
+                        held_out += h;
+                    }
                 }
             }
             let mut s = format!(
                 "{texts} text file(s) ({stripped} with a Project Gutenberg header and licence stripped), \
                  {examples} instruction example(s) from {instruction_files} file(s)"
             );
+            if problems + held_out > 0 {
+                s += &format!(
+                    ", {problems} HumanEval problem(s) ({held_out} held out for evaluation, not trained on)"
+                );
+            }
             if !self.skipped.is_empty() {
                 let names: Vec<String> = self
                     .skipped
@@ -359,6 +424,8 @@ mod fs {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]
@@ -517,5 +584,59 @@ mod tests {
         };
         assert!(!text.contains("PROJECT GUTENBERG EBOOK"));
         assert!(text.len() > 100_000);
+    }
+
+    /// HumanEval, gzipped as shipped: the 131 training problems become
+    /// documents (prompt + canonical body); the 33 held out do not appear.
+    #[test]
+    fn humaneval_trains_on_four_fifths_and_never_sees_the_held_out() {
+        let path = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/humaneval.jsonl.gz"
+        ));
+        let corpus = Corpus::read(std::slice::from_ref(&path)).unwrap();
+        assert_eq!(
+            corpus.files[0].1,
+            FileKind::Problems {
+                training: 131,
+                held_out: 33
+            }
+        );
+        assert!(
+            corpus
+                .summary()
+                .contains("131 HumanEval problem(s) (33 held out")
+        );
+        let texts: Vec<&str> = corpus
+            .documents
+            .iter()
+            .map(|d| match &d.body {
+                Body::Text(t) => t.as_str(),
+                Body::Example { .. } => panic!("{}: not a text", d.source),
+            })
+            .collect();
+        assert!(texts[1].starts_with("\n\ndef truncate_number(number: float)"));
+        assert!(!texts.iter().any(|t| t.contains("def has_close_elements(")));
+        assert!(
+            corpus
+                .documents
+                .iter()
+                .all(|d| !d.source.ends_with("HumanEval/0"))
+        );
+    }
+
+    #[test]
+    fn a_damaged_gzip_file_is_named() {
+        let path =
+            std::env::temp_dir().join(format!("samnet-broken-{}.txt.gz", std::process::id()));
+        std::fs::write(&path, b"\x1f\x8b\x08not really gzip").unwrap();
+        let err = Corpus::read(std::slice::from_ref(&path))
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            err.contains("samnet-broken") && err.contains("not a readable gzip file"),
+            "{err}"
+        );
     }
 }

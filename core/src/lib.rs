@@ -10,6 +10,7 @@ pub mod error;
 pub mod eval;
 pub mod gpu;
 mod guard;
+pub mod humaneval;
 pub mod metrics;
 pub mod model;
 pub mod ops;

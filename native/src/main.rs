@@ -36,6 +36,8 @@ enum Command {
     Complete(commands::complete::Args),
     /// Validation loss at fixed timesteps and sample quality, as JSON.
     Eval(commands::eval::Args),
+    /// Code completion on HumanEval's held-out problems: exact match and (--run-tests) pass rate, as JSON.
+    EvalCode(commands::eval_code::Args),
     /// Benchmarks that print JSON.
     #[command(subcommand)]
     Bench(commands::bench::Bench),
@@ -71,6 +73,7 @@ fn main() {
                 Command::Infill(args) => commands::infill::run(&options, args),
                 Command::Complete(args) => commands::complete::run(&options, args),
                 Command::Eval(args) => commands::eval::run(&options, args),
+                Command::EvalCode(args) => commands::eval_code::run(&options, args),
                 Command::Bench(bench) => commands::bench::run(&options, bench),
                 Command::Export(args) => commands::export::run(args),
                 Command::Doctor(args) => commands::doctor::run(&options, args),

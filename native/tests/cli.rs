@@ -120,60 +120,47 @@ fn missing_empty_and_binary_data_files() {
     let dir = scratch("data");
     let out = dir.join("out");
     let out = out.to_str().unwrap();
-    let missing = dir.join("missing.txt");
-    c.fails(
-        &[
+    let mut train_on = |data: &Path, needles: &[&str]| {
+        let args = [
             "train",
             "--preset",
             "tiny",
             "--data",
-            missing.to_str().unwrap(),
+            data.to_str().unwrap(),
             "--out",
             out,
-        ],
-        &["missing.txt", "cannot read"],
-    );
+        ];
+        c.fails(&args, needles);
+    };
+    train_on(&dir.join("missing.txt"), &["missing.txt", "cannot read"]);
     let empty = dir.join("empty.txt");
     std::fs::write(&empty, "").unwrap();
-    c.fails(
-        &[
-            "train",
-            "--preset",
-            "tiny",
-            "--data",
-            empty.to_str().unwrap(),
-            "--out",
-            out,
-        ],
-        &["empty.txt", "empty"],
-    );
+    train_on(&empty, &["empty.txt", "empty"]);
     let binary = dir.join("model.bin");
     std::fs::write(&binary, [0x7f, b'E', b'L', b'F', 0, 1, 2]).unwrap();
-    c.fails(
-        &[
-            "train",
-            "--preset",
-            "tiny",
-            "--data",
-            binary.to_str().unwrap(),
-            "--out",
-            out,
-        ],
-        &["model.bin", "binary"],
-    );
+    train_on(&binary, &["model.bin", "binary"]);
     let latin1 = dir.join("latin1.txt");
     std::fs::write(&latin1, b"caf\xe9\n").unwrap();
+    train_on(&latin1, &["latin1.txt", "UTF-8"]);
+    let gz = dir.join("book.txt.gz");
+    std::fs::write(&gz, b"\x1f\x8b\x08\x00 cut short").unwrap();
+    train_on(&gz, &["book.txt.gz", "not a readable gzip file"]);
+    let not_humaneval = dir.join("tasks.jsonl");
+    std::fs::write(&not_humaneval, "{\"task_id\": \"HumanEval/3\"}\n").unwrap();
     c.fails(
         &[
-            "train",
-            "--preset",
-            "tiny",
-            "--data",
-            latin1.to_str().unwrap(),
-            "--out",
-            out,
+            "eval-code",
+            "--ckpt",
+            checkpoint().to_str().unwrap(),
+            "--problems",
+            not_humaneval.to_str().unwrap(),
         ],
-        &["latin1.txt", "UTF-8"],
+        &[
+            "tasks.jsonl",
+            "line 1",
+            "missing field",
+            "expected a HumanEval record",
+        ],
     );
     assert!(
         !dir.join("out").join("checkpoint").exists(),
@@ -915,4 +902,72 @@ fn phases_chain_with_init_from() {
         &["continues a previous phase", "--init-from"],
     );
     assert!(!phase3.exists());
+}
+
+/// Code completion on HumanEval's held-out fifth, from a model trained on
+/// the other four fifths: all 33 problems completed and scored, and their
+/// tests run where Python exists.
+#[test]
+fn eval_code_scores_the_held_out_humaneval_problems() {
+    let run = scratch("code");
+    let humaneval = shared_data("humaneval.jsonl.gz");
+    // The held-out prompts use one character (`) the training problems lack.
+    let extra = run.join("extra.py");
+    std::fs::write(&extra, "quoted = '`'\n").unwrap();
+    let out = run.join("model");
+    let (ok, _, err) = samnet(&[
+        "train",
+        "--preset",
+        "tiny",
+        "--steps",
+        "2",
+        "--data",
+        &humaneval,
+        extra.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("131 HumanEval problem(s) (33 held out"),
+        "{err}"
+    );
+    let python = Command::new("python3").arg("--version").output().is_ok();
+    let ckpt = out.join("checkpoint");
+    let mut args = vec![
+        "eval-code",
+        "--ckpt",
+        ckpt.to_str().unwrap(),
+        "--problems",
+        &humaneval,
+        "--steps",
+        "2",
+        "--len",
+        "32",
+        "--hole",
+        "16",
+    ];
+    if python {
+        args.push("--run-tests");
+    } else {
+        println!("python3 not found: the tests of the completions are not run");
+    }
+    let (ok, stdout, err) = samnet(&args);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["problems"], 33);
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 33);
+    for r in results {
+        let n: usize = r["task_id"].as_str().unwrap()[10..].parse().unwrap();
+        assert_eq!(n % 5, 0, "{r}");
+        if python {
+            let test = r["test"].as_str().unwrap();
+            assert!(["passed", "failed", "timeout"].contains(&test), "{r}");
+        }
+    }
+    let exact = report["exact_match"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&exact));
+    assert_eq!(report["passed"].is_u64(), python);
 }

@@ -2,6 +2,7 @@ pub mod bench;
 pub mod complete;
 pub mod doctor;
 pub mod eval;
+pub mod eval_code;
 pub mod export;
 pub mod infill;
 pub mod sample;

@@ -1,0 +1,165 @@
+//! HumanEval (OpenAI; 164 Python problems, each a prompt — imports, the
+//! signature and a docstring — a canonical body and a test): the code
+//! completion demo trains on some problems and is scored on the others.
+//! Every fifth problem (task number divisible by 5: 33 of 164) is held out:
+//! never in a training corpus, only completed and scored.
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Problem {
+    pub task_id: String,
+    pub prompt: String,
+    pub canonical_solution: String,
+    pub test: String,
+    pub entry_point: String,
+}
+
+const SHAPE: &str = r#"expected a HumanEval record {"task_id", "prompt", "canonical_solution", "test", "entry_point"}"#;
+
+impl Problem {
+    /// The N of "HumanEval/N".
+    pub fn number(&self) -> Option<usize> {
+        self.task_id.rsplit('/').next()?.parse().ok()
+    }
+
+    pub fn is_held_out(&self) -> bool {
+        self.number().is_some_and(|n| n % 5 == 0)
+    }
+
+    /// The prompt completed by the canonical body: a training document.
+    pub fn solved(&self) -> String {
+        format!("{}{}", self.prompt, self.canonical_solution)
+    }
+
+    /// HumanEval's check of a completion as one Python program: the prompt,
+    /// the completion, the problem's tests, and the call of `check`.
+    pub fn test_program(&self, completion: &str) -> String {
+        format!(
+            "{}{}\n{}\ncheck({})\n",
+            self.prompt, completion, self.test, self.entry_point
+        )
+    }
+}
+
+/// Whether a JSON Lines record is a HumanEval problem (by its keys).
+pub fn is_problem(record: &serde_json::Value) -> bool {
+    record.get("task_id").is_some() && record.get("canonical_solution").is_some()
+}
+
+/// HumanEval's JSON Lines; errors name the line.
+pub fn parse(text: &str, origin: &str) -> Result<Vec<Problem>> {
+    let mut problems = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let problem: Problem = serde_json::from_str(line)
+            .map_err(|e| Error::file(origin, format!("line {}: {e}; {SHAPE}", i + 1)))?;
+        if problem.number().is_none() {
+            return Err(Error::file(
+                origin,
+                format!(
+                    "line {}: task_id {:?} does not end in a problem number",
+                    i + 1,
+                    problem.task_id
+                ),
+            ));
+        }
+        problems.push(problem);
+    }
+    if problems.is_empty() {
+        return Err(Error::file(origin, "holds no problems"));
+    }
+    Ok(problems)
+}
+
+/// A generated body up to where the function ends: the first non-blank
+/// line that is not indented (another definition, top-level code).
+pub fn function_body(completion: &str) -> &str {
+    let mut end = 0;
+    for line in completion.split_inclusive('\n') {
+        let top_level = !line.trim().is_empty() && !line.starts_with([' ', '\t']);
+        if top_level {
+            break;
+        }
+        end += line.len();
+    }
+    &completion[..end]
+}
+
+/// The same code up to trailing whitespace on each line and blank lines at the end.
+pub fn same_code(a: &str, b: &str) -> bool {
+    let lines = |s: &str| -> Vec<String> {
+        let mut v: Vec<String> = s.lines().map(|l| l.trim_end().to_string()).collect();
+        while v.last().is_some_and(|l| l.is_empty()) {
+            v.pop();
+        }
+        v
+    };
+    lines(a) == lines(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(n: usize) -> Problem {
+        Problem {
+            task_id: format!("HumanEval/{n}"),
+            prompt: "def inc(x):\n    \"\"\"x + 1\"\"\"\n".into(),
+            canonical_solution: "    return x + 1\n".into(),
+            test: "def check(f):\n    assert f(1) == 2\n".into(),
+            entry_point: "inc".into(),
+        }
+    }
+
+    #[test]
+    fn every_fifth_problem_is_held_out() {
+        assert!(problem(0).is_held_out() && problem(35).is_held_out());
+        assert!(!problem(1).is_held_out() && !problem(164).is_held_out());
+        assert_eq!(problem(17).number(), Some(17));
+    }
+
+    #[test]
+    fn a_body_ends_where_top_level_code_starts() {
+        let text = "    y = x\n\n    return y\ndef other():\n    pass\n";
+        assert_eq!(function_body(text), "    y = x\n\n    return y\n");
+        assert_eq!(function_body("    return 1"), "    return 1");
+        assert_eq!(function_body("print(1)\n"), "");
+    }
+
+    #[test]
+    fn same_code_ignores_trailing_whitespace_only() {
+        assert!(same_code("    return x + 1  \n\n\n", "    return x + 1\n"));
+        assert!(!same_code("    return x+1\n", "    return x + 1\n"));
+        assert!(!same_code("  return x + 1\n", "    return x + 1\n"));
+    }
+
+    #[test]
+    fn the_test_program_calls_check_on_the_entry_point() {
+        let program = problem(3).test_program("    return x + 1\n");
+        assert!(program.starts_with("def inc(x):"));
+        assert!(program.ends_with("check(inc)\n"));
+        assert!(program.contains("    return x + 1\n\ndef check(f):"));
+    }
+
+    #[test]
+    fn malformed_records_are_named_by_line() {
+        let good = serde_json::to_string(&serde_json::json!({
+            "task_id": "HumanEval/1", "prompt": "p", "canonical_solution": "s",
+            "test": "t", "entry_point": "e"
+        }))
+        .unwrap();
+        assert_eq!(parse(&good, "h.jsonl").unwrap().len(), 1);
+        let missing = format!("{good}\n{{\"task_id\": \"HumanEval/2\"}}");
+        let err = parse(&missing, "h.jsonl").unwrap_err().to_string();
+        assert!(err.contains("h.jsonl") && err.contains("line 2") && err.contains("missing field"));
+        let unnumbered = good.replace("HumanEval/1", "HumanEval/x");
+        let err = parse(&unnumbered, "h.jsonl").unwrap_err().to_string();
+        assert!(err.contains("problem number"), "{err}");
+        assert!(parse("\n", "h.jsonl").is_err());
+    }
+}

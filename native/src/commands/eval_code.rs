@@ -1,0 +1,230 @@
+//! `samnet eval-code`: the code-completion figure. Each held-out HumanEval
+//! problem's prompt (signature and docstring) is known, the positions after
+//! it are denoised, and the body — cut where the function ends — is scored
+//! by exact match with the canonical body and, with `--run-tests`, by
+//! running the problem's tests on it (pass@1 at temperature 0).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use samnet_core::conditioning::Known;
+use samnet_core::corpus::read_data_file;
+use samnet_core::data::text_from_bytes;
+use samnet_core::gpu::{Gpu, GpuOptions};
+use samnet_core::humaneval::{self, Problem};
+use samnet_core::sample::{SampleOptions, Sampler};
+use samnet_core::schedule::NoiseSchedule;
+use serde_json::json;
+
+use crate::run::load_checkpoint;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Checkpoint directory.
+    #[arg(long)]
+    ckpt: PathBuf,
+    /// HumanEval problems (JSON Lines, optionally gzipped); the held-out
+    /// fifth (task numbers divisible by 5) is evaluated.
+    #[arg(long)]
+    problems: PathBuf,
+    /// Denoising steps (default: the config's).
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Positions per problem, the end of the prompt then the hole (default: the model's max_seq_len).
+    #[arg(long)]
+    len: Option<usize>,
+    /// Positions the body may take.
+    #[arg(long, default_value_t = 128)]
+    hole: usize,
+    /// Also run each problem's tests on its completion. This executes
+    /// generated code: as with HumanEval's own harness, do it in a sandbox.
+    #[arg(long)]
+    run_tests: bool,
+    /// The Python that runs the tests.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Seconds each test program may run.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+}
+
+pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
+    let loaded = load_checkpoint(&args.ckpt)?;
+    let cfg = &loaded.snapshot.config;
+    let origin = args.problems.display().to_string();
+    let text = text_from_bytes(read_data_file(&args.problems)?, &origin)?;
+    let problems: Vec<Problem> = humaneval::parse(&text, &origin)?
+        .into_iter()
+        .filter(Problem::is_held_out)
+        .collect();
+    if problems.is_empty() {
+        anyhow::bail!("{origin}: no held-out problems (task numbers divisible by 5)");
+    }
+    let len = args.len.unwrap_or(cfg.model.max_seq_len);
+    if len == 0 || len > cfg.model.max_seq_len.max(4096) {
+        anyhow::bail!("--len must be in 1..={}", cfg.model.max_seq_len.max(4096));
+    }
+    let steps = args.steps.unwrap_or(cfg.diffusion.sample_steps);
+    if steps == 0 || steps > cfg.diffusion.timesteps {
+        anyhow::bail!("--steps must be in 1..={}", cfg.diffusion.timesteps);
+    }
+    if args.run_tests {
+        check_python(&args.python)?;
+    }
+
+    // One batch: every problem's prompt end, then its hole.
+    let mut known = Known::none(0);
+    let mut starts = Vec::new();
+    for p in &problems {
+        let (k, start) = Known::around_cursor(&loaded.tokenizer, &p.prompt, "", args.hole, len)
+            .with_context(|| format!("{}: the prompt of {}", origin, p.task_id))?;
+        known.tokens.extend(k.tokens);
+        known.mask.extend(k.mask);
+        starts.push(start);
+    }
+    let gpu = Gpu::new_blocking(options)?;
+    let model = loaded.model(&gpu)?;
+    let sampler = Sampler::new(&gpu, &model, problems.len(), len)?;
+    let sample_options = SampleOptions {
+        steps,
+        seed: args.seed,
+        ..SampleOptions::from_config(&cfg.diffusion)
+    };
+    let schedule = NoiseSchedule::new(&cfg.diffusion);
+    let started = Instant::now();
+    let tokens =
+        pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, Some(&known), None))?;
+    let sampling_s = started.elapsed().as_secs_f64();
+
+    let mut results = Vec::new();
+    let (mut exact, mut passed) = (0, 0);
+    for (i, p) in problems.iter().enumerate() {
+        let row = &tokens[i * len..][..len];
+        let generated = loaded
+            .tokenizer
+            .decode(&row[starts[i]..(starts[i] + args.hole).min(len)])?;
+        let body = humaneval::function_body(&generated);
+        let is_exact = humaneval::same_code(body, &p.canonical_solution);
+        exact += usize::from(is_exact);
+        let test = if args.run_tests {
+            let outcome = run_test(&args.python, &p.test_program(body), args.timeout, i)?;
+            passed += usize::from(outcome == "passed");
+            Some(outcome)
+        } else {
+            None
+        };
+        results.push(json!({
+            "task_id": p.task_id,
+            "exact": is_exact,
+            "test": test,
+            "completion": body,
+        }));
+    }
+    let n = problems.len();
+    let report = json!({
+        "checkpoint": loaded.dir.display().to_string(),
+        "adapter": gpu.info.name,
+        "problems": n,
+        "held_out": "HumanEval task numbers divisible by 5",
+        "steps": steps,
+        "len": len,
+        "hole": args.hole,
+        "seed": args.seed,
+        "exact_match": exact as f64 / n as f64,
+        "pass_rate": args.run_tests.then(|| passed as f64 / n as f64),
+        "passed": args.run_tests.then_some(passed),
+        "sampling_s": sampling_s,
+        "results": results,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn check_python(python: &str) -> anyhow::Result<()> {
+    let ok = Command::new(python)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        anyhow::bail!("--run-tests needs Python: cannot run '{python}' (pass --python PATH)");
+    }
+    Ok(())
+}
+
+/// "passed", "failed" or "timeout" for one test program.
+fn run_test(
+    python: &str,
+    program: &str,
+    timeout: u64,
+    index: usize,
+) -> anyhow::Result<&'static str> {
+    let file = std::env::temp_dir().join(format!(
+        "samnet-humaneval-{}-{index}.py",
+        std::process::id()
+    ));
+    std::fs::write(&file, program).with_context(|| format!("writing {}", file.display()))?;
+    let outcome = wait_for(python, &file, Duration::from_secs(timeout));
+    std::fs::remove_file(&file).ok();
+    outcome
+}
+
+fn wait_for(python: &str, file: &Path, timeout: Duration) -> anyhow::Result<&'static str> {
+    let mut child = Command::new(python)
+        .arg(file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("running {python}"))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(if status.success() { "passed" } else { "failed" });
+        }
+        if Instant::now() >= deadline {
+            child.kill().ok();
+            child.wait().ok();
+            return Ok("timeout");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The harness itself: canonical bodies pass their tests, a wrong body
+    /// fails, a body that never returns times out.
+    #[test]
+    fn canonical_bodies_pass_wrong_ones_fail_and_loops_time_out() {
+        if check_python("python3").is_err() {
+            println!("python3 not found: the harness is not exercised");
+            return;
+        }
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/humaneval.jsonl.gz");
+        let text = text_from_bytes(read_data_file(&path).unwrap(), "humaneval").unwrap();
+        let problems = humaneval::parse(&text, "humaneval").unwrap();
+        for p in problems.iter().filter(|p| p.is_held_out()).take(4) {
+            let body = humaneval::function_body(&p.canonical_solution);
+            assert!(
+                humaneval::same_code(body, &p.canonical_solution),
+                "{}",
+                p.task_id
+            );
+            let outcome = run_test("python3", &p.test_program(body), 10, 0).unwrap();
+            assert_eq!(outcome, "passed", "{}", p.task_id);
+            let wrong = run_test("python3", &p.test_program("    return None\n"), 10, 1).unwrap();
+            assert_eq!(wrong, "failed", "{}", p.task_id);
+        }
+        let looping = problems[0].test_program("    while True:\n        pass\n");
+        assert_eq!(run_test("python3", &looping, 1, 2).unwrap(), "timeout");
+    }
+}
