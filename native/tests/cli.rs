@@ -789,7 +789,10 @@ fn malformed_instruction_records_are_named_by_file_and_number() {
     std::fs::write(folder.join("notes.md"), "not read").unwrap();
     let args = train(&folder);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    fails_clearly(&args, &["folder", "no .txt, .json or .jsonl files"]);
+    fails_clearly(
+        &args,
+        &["folder", "no .txt, .py, .json, .jsonl or .gz files"],
+    );
     assert!(!out.exists(), "a failed run left output");
 }
 
