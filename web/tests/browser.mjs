@@ -34,6 +34,8 @@ const CKPT = "assets/phase1";
 const CHECK_LIMIT_S = 400;
 const RUN = { steps: 16, length: 64, seed: 7 };
 const INFILL = { template: "ROMEO:\n[___:24]\nJULIET:\n[___:24]", steps: 16, seed: 3 };
+// Stochastic steps (eta 1): fresh noise drawn on the GPU, the same draws as natively.
+const STOCHASTIC = { length: 24, steps: 6, seed: 5, eta: 1 };
 
 function native(args) {
   const text = execFileSync(samnetBin, args, { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -125,22 +127,31 @@ await check("index", async (page) => {
 
 await check("infill-api", async (page) => {
   const expected = native(["infill", INFILL.template, "--ckpt", CKPT, "--steps", `${INFILL.steps}`, "--seed", `${INFILL.seed}`]);
+  const s = STOCHASTIC;
+  const expectedStochastic = native(["sample", "--ckpt", CKPT, "--len", `${s.length}`, "--steps", `${s.steps}`, "--seed", `${s.seed}`, "--eta", `${s.eta}`]);
   await page.goto(`${base}/web/tests/blank.html`);
-  const result = await page.evaluate(async ({ ckpt, t }) => {
+  const result = await page.evaluate(async ({ ckpt, t, s }) => {
     const { default: init, SamNet } = await import("/web/pkg/samnet_web.js");
     await init();
     const model = await SamNet.fromUrl(`/${ckpt}`);
     const reports = [];
-    const result = await model.sample({ infill: t.template, steps: t.steps, seed: t.seed }, (s) => reports.push(s.known));
+    const result = await model.sample({ infill: t.template, steps: t.steps, seed: t.seed }, (r) => reports.push(r.known));
+    const stochastic = (await model.sample(s)).text;
     // cancel() stops a running sample: its promise rejects with "cancelled".
     const running = model.sample({ length: 16, steps: 50 }, () => model.cancel());
     const cancelled = await running.then(() => "finished", (e) => String(e.message ?? e));
-    let badOption;
-    try { await model.sample({ steps: 0 }); } catch (e) { badOption = String(e.message ?? e); }
-    return { text: result.text, known: reports[0], cancelled, badOption };
-  }, { ckpt: CKPT, t: INFILL });
+    const refusal = async (options) => {
+      try { await model.sample(options); } catch (e) { return String(e.message ?? e); }
+      return "accepted";
+    };
+    const badOption = await refusal({ steps: 0 });
+    const badEta = await refusal({ eta: 2 });
+    return { text: result.text, known: reports[0], cancelled, badOption, badEta, stochastic };
+  }, { ckpt: CKPT, t: INFILL, s: STOCHASTIC });
   assert.equal(result.cancelled, "cancelled");
   assert.match(result.badOption, /steps must be/);
+  assert.match(result.badEta, /eta must be in \[0, 1\], got 2/);
+  assert.equal(result.stochastic, expectedStochastic, "eta 1 in the browser equals `samnet sample --eta 1` natively");
   const chars = [...result.text];
   const template = INFILL.template.replace(/\[___:(\d+)\]/g, (_, n) => "\u0000".repeat(Number(n)));
   assert.equal(chars.length, [...template].length);
