@@ -30,6 +30,7 @@ pub struct ValLoss {
 #[derive(Clone, Debug, Serialize)]
 pub struct Quality {
     pub valid_word_rate: f64,
+    pub valid_long_word_rate: f64,
     pub diversity: f64,
     pub novelty: f64,
     pub samples: Vec<String>,
@@ -117,6 +118,7 @@ pub async fn quality(
     let vocabulary = metrics::vocabulary(train_text);
     Ok(Quality {
         valid_word_rate: metrics::valid_word_rate(&samples, &vocabulary),
+        valid_long_word_rate: metrics::valid_long_word_rate(&samples, &vocabulary),
         diversity: metrics::diversity(&samples),
         novelty: metrics::novelty(&samples, train_text),
         samples,

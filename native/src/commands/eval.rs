@@ -83,6 +83,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "temperature": options.temperature,
         "eta": options.eta,
         "valid_word_rate": q.valid_word_rate,
+        "valid_long_word_rate": q.valid_long_word_rate,
         "diversity": q.diversity,
         "novelty": q.novelty,
         "sample_steps": q.steps,

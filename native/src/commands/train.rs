@@ -358,7 +358,7 @@ fn evaluate(gpu: &Gpu, setup: &Setup) -> anyhow::Result<serde_json::Value> {
     ))?;
     Ok(json!({
         "val": val, "val_mse_mean": mean(|v| v.mse), "val_ce_mean": mean(|v| v.ce),
-        "valid_word_rate": q.valid_word_rate, "diversity": q.diversity, "novelty": q.novelty,
+        "valid_word_rate": q.valid_word_rate, "valid_long_word_rate": q.valid_long_word_rate, "diversity": q.diversity, "novelty": q.novelty,
         "sample_steps": q.steps, "sample_len": q.len, "samples": q.samples,
     }))
 }
