@@ -2,8 +2,9 @@
 //! for stochastic steps) to text, every position at once. Each step predicts
 //! z0, decodes it (argmax of the logits, with its probability as a
 //! confidence), optionally snaps the estimate to the nearest embedding (the
-//! clamping trick), and moves x_t to the next timestep. Known positions (a prompt, the text around an infill)
-//! are re-noised from their true embedding at every step.
+//! clamping trick), and moves x_t to the next timestep. Known positions (a
+//! prompt, the text around an infill) are re-noised from their true
+//! embedding at every step.
 
 use std::ops::ControlFlow;
 

@@ -11,6 +11,7 @@ use samnet_core::tokenizer::Tokenizer;
 use samnet_core::train::{TrainState, Trainer};
 use serde_json::json;
 
+use super::sample::denoising_steps;
 use crate::run::data_text;
 
 #[derive(clap::Subcommand)]
@@ -101,9 +102,7 @@ fn sample(options: &GpuOptions, args: SampleArgs) -> anyhow::Result<()> {
             (config, model)
         }
     };
-    if args.steps == 0 || args.steps > config.diffusion.timesteps {
-        anyhow::bail!("--steps must be in 1..={}", config.diffusion.timesteps);
-    }
+    denoising_steps(Some(args.steps), &config)?;
     let schedule = NoiseSchedule::new(&config.diffusion);
     let sample_options = SampleOptions {
         steps: args.steps,

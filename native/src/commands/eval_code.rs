@@ -18,6 +18,7 @@ use samnet_core::sample::{SampleOptions, Sampler};
 use samnet_core::schedule::NoiseSchedule;
 use serde_json::json;
 
+use super::sample::{check_sequence_len, denoising_steps};
 use crate::run::load_checkpoint;
 
 #[derive(clap::Args)]
@@ -65,13 +66,8 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         anyhow::bail!("{origin}: no held-out problems (task numbers divisible by 5)");
     }
     let len = args.len.unwrap_or(cfg.model.max_seq_len);
-    if len == 0 || len > cfg.model.max_seq_len.max(4096) {
-        anyhow::bail!("--len must be in 1..={}", cfg.model.max_seq_len.max(4096));
-    }
-    let steps = args.steps.unwrap_or(cfg.diffusion.sample_steps);
-    if steps == 0 || steps > cfg.diffusion.timesteps {
-        anyhow::bail!("--steps must be in 1..={}", cfg.diffusion.timesteps);
-    }
+    check_sequence_len(len, cfg)?;
+    let steps = denoising_steps(args.steps, cfg)?;
     if args.run_tests {
         check_python(&args.python)?;
     }

@@ -2,6 +2,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use samnet_core::conditioning::{Known, text_end};
+use samnet_core::config::Config;
 use samnet_core::gpu::{Gpu, GpuOptions};
 use samnet_core::sample::{SampleOptions, Sampler, StepOutput};
 use samnet_core::schedule::NoiseSchedule;
@@ -68,6 +69,27 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The denoising steps of a run: `requested` or the config's, within 1..=T.
+pub fn denoising_steps(requested: Option<usize>, cfg: &Config) -> anyhow::Result<usize> {
+    let steps = requested.unwrap_or(cfg.diffusion.sample_steps);
+    if steps == 0 || steps > cfg.diffusion.timesteps {
+        anyhow::bail!(
+            "--steps must be in 1..={}, got {steps}",
+            cfg.diffusion.timesteps
+        );
+    }
+    Ok(steps)
+}
+
+/// Sequences the sampler takes for this model: 1 to max(max_seq_len, 4,096) positions.
+pub fn check_sequence_len(len: usize, cfg: &Config) -> anyhow::Result<()> {
+    let max_len = cfg.model.max_seq_len.max(4096);
+    if len == 0 || len > max_len {
+        anyhow::bail!("the sequence must be 1..={max_len} positions, got {len}");
+    }
+    Ok(())
+}
+
 /// Denoises one sequence with `known` held fixed; returns its tokens (known
 /// positions keep theirs). Prints every step's text with `--show-steps`.
 pub fn generate(
@@ -77,18 +99,9 @@ pub fn generate(
     known: &Known,
 ) -> anyhow::Result<Vec<u32>> {
     let cfg = &loaded.snapshot.config;
-    let steps = args.steps.unwrap_or(cfg.diffusion.sample_steps);
-    if steps == 0 || steps > cfg.diffusion.timesteps {
-        anyhow::bail!(
-            "--steps must be in 1..={}, got {steps}",
-            cfg.diffusion.timesteps
-        );
-    }
+    let steps = denoising_steps(args.steps, cfg)?;
     let len = known.tokens.len();
-    let max_len = cfg.model.max_seq_len.max(4096);
-    if len == 0 || len > max_len {
-        anyhow::bail!("the sequence must be 1..={max_len} positions, got {len}");
-    }
+    check_sequence_len(len, cfg)?;
     let gpu = Gpu::new_blocking(options)?;
     let model = loaded.model(&gpu)?;
     let sampler = Sampler::new(&gpu, &model, 1, len)?;
