@@ -14,6 +14,10 @@ Readable top to bottom; every convention here is the one the shaders follow
   logits = logit_scale · (z0_pred / signal_scale) · Êᵀ
   loss = mse_weight · mse(z0_pred, z0) + ce_weight · ce(logits, w)
 
+diffusion.kind selects the objective over this one network (see "objectives"):
+gaussian (above, the default), masked (MDLM) and hybrid (CANDI-style).
+tests/reference/recipes.py trains, samples and scores all three.
+
 Usage:
   python samnet.py fixture --config tiny_parity.json --out parity.safetensors [--device cuda]
 """
@@ -111,16 +115,17 @@ def softmax_attention(q, k, v, half_window):
 # ----------------------------------------------------------------------------- model
 
 def param_shapes(cfg):
-    m = cfg["model"]
+    m, dc = cfg["model"], cfg["diffusion"]
     d, V, H, T = m["d_model"], m["vocab_size"], m["ffn_mult"] * m["d_model"], m["time_embed_dim"]
+    e = embed_dim(cfg)
     shapes = {
-        "embedding.weight": (V, d),
+        "embedding.weight": (V, e),
         "time.fc1.weight": (d, T), "time.fc1.bias": (d,),
         "time.fc2.weight": (d, d), "time.fc2.bias": (d,),
-        "input.weight": (d, d), "input.bias": (d,),
+        "input.weight": (d, e), "input.bias": (d,),
     }
-    if cfg["diffusion"].get("self_condition"):
-        shapes["input_sc.weight"] = (d, d)
+    if dc.get("self_condition"):
+        shapes["input_sc.weight"] = (d, e)
     for i in range(m["n_layers"]):
         p = f"blocks.{i}."
         shapes.update({
@@ -132,9 +137,26 @@ def param_shapes(cfg):
         })
     shapes.update({
         "final.adaln.weight": (2 * d, d), "final.adaln.bias": (2 * d,),
-        "final.out.weight": (d, d), "final.out.bias": (d,),
+        "final.out.weight": (e, d), "final.out.bias": (e,),
     })
+    # Extra parameters of the other objectives, after every shared one (so the
+    # order, and a seeded initialisation, of the gaussian parameters is unchanged).
+    if kind(cfg) == "masked":
+        shapes["mask_embedding.weight"] = (1, e)  # row `vocab_size` of the input table
+    if kind(cfg) == "hybrid" and dc.get("indicator"):
+        shapes["input_flag.weight"] = (d,)  # added to h at corrupted positions
     return shapes
+
+
+def kind(cfg):
+    """diffusion.kind: "gaussian" (a config without the field), "masked" or "hybrid"."""
+    return cfg["diffusion"].get("kind", "gaussian")
+
+
+def embed_dim(cfg):
+    """Width of the embedding table (diffusion.embed_dim; d_model when absent). A smaller
+    table is read through the input projection (d×e) and written by final.out (e×d)."""
+    return cfg["diffusion"].get("embed_dim") or cfg["model"]["d_model"]
 
 
 def attention(cfg, x, wqkv, bqkv, wout, bout):
@@ -164,28 +186,21 @@ def attention(cfg, x, wqkv, bqkv, wout, bout):
     return F.linear(att, wout, bout)
 
 
-def forward(cfg, P, tokens, t, eps, weight=None, sc=None):
-    """Returns (loss, mse, ce, z0_pred, logits) for tokens (B, L), t (B,), eps (B, L, d);
-    `sc` (B, L, d) is the self-conditioning input (a detached earlier z0 estimate, or zeros):
-    with diffusion.self_condition, h = input(x_t) + input_sc(sc)."""
-    m, dc = cfg["model"], cfg["diffusion"]
+def time_condition(cfg, P, t, dtype):
+    """silu(c), c = fc2(silu(fc1(sinusoid(t)))): the step embedding every AdaLN reads.
+    `t` (B,) in timestep units (integers for gaussian; t·T, or 0, for masked/hybrid)."""
+    temb = timestep_embedding(t, cfg["model"]["time_embed_dim"]).to(dtype)
+    c = F.linear(F.silu(F.linear(temb, P["time.fc1.weight"], P["time.fc1.bias"])), P["time.fc2.weight"], P["time.fc2.bias"])
+    return F.silu(c)
+
+
+def body(cfg, P, h, cs):
+    """The network after the input: every DiT block, then the final AdaLN layer and
+    projection. h (B, L, d) hidden sequence, cs (B, d) = time_condition(...). Shared by
+    every diffusion.kind."""
+    m = cfg["model"]
     norm = rmsnorm if m["norm"] == "rms" else layernorm
     ne = m["norm_eps"]
-    d = m["d_model"]
-    if weight is None:
-        weight = torch.ones(tokens.shape, dtype=eps.dtype, device=eps.device)
-
-    e_hat = rmsnorm(P["embedding.weight"], ne)
-    z0 = dc["signal_scale"] * e_hat[tokens]
-    ab = alpha_bar(dc, t).to(eps.dtype)
-    x_t = ab.sqrt()[:, None, None] * z0 + (1 - ab).sqrt()[:, None, None] * eps
-
-    temb = timestep_embedding(t, m["time_embed_dim"]).to(eps.dtype)
-    c = F.linear(F.silu(F.linear(temb, P["time.fc1.weight"], P["time.fc1.bias"])), P["time.fc2.weight"], P["time.fc2.bias"])
-    cs = F.silu(c)
-    h = F.linear(x_t, P["input.weight"], P["input.bias"])
-    if dc.get("self_condition"):
-        h = h + F.linear(torch.zeros_like(x_t) if sc is None else sc, P["input_sc.weight"])
     for i in range(m["n_layers"]):
         p = f"blocks.{i}."
         sh1, sc1, g1, sh2, sc2, g2 = F.linear(cs, P[p + "adaln.weight"], P[p + "adaln.bias"])[:, None].chunk(6, dim=-1)
@@ -196,15 +211,173 @@ def forward(cfg, P, tokens, t, eps, weight=None, sc=None):
         gate_in, up = ab13.chunk(2, dim=-1)
         h = h + g2 * F.linear(F.silu(gate_in) * up, P[p + "ffn.w2.weight"], P[p + "ffn.w2.bias"])
     sh, sc = F.linear(cs, P["final.adaln.weight"], P["final.adaln.bias"])[:, None].chunk(2, dim=-1)
-    z0_pred = F.linear(norm(h, ne) * (1 + sc) + sh, P["final.out.weight"], P["final.out.bias"])
+    return F.linear(norm(h, ne) * (1 + sc) + sh, P["final.out.weight"], P["final.out.bias"])
+
+
+def denoiser(cfg, P, x, t, sc=None, flag=None):
+    """The whole network on an input sequence x (B, L, e): h = input(x) [+ input_sc(sc)]
+    [+ flag · input_flag], then `body`. Returns the final projection (B, L, e): z0_pred
+    for gaussian, the vector whose dot products with Ê are the logits for masked/hybrid."""
+    cs = time_condition(cfg, P, t, x.dtype)
+    h = F.linear(x, P["input.weight"], P["input.bias"])
+    if cfg["diffusion"].get("self_condition"):
+        h = h + F.linear(torch.zeros_like(x) if sc is None else sc, P["input_sc.weight"])
+    if flag is not None and "input_flag.weight" in P:
+        h = h + flag[..., None].to(h.dtype) * P["input_flag.weight"]
+    return body(cfg, P, h, cs)
+
+
+def forward(cfg, P, tokens, t, eps, weight=None, sc=None):
+    """Returns (loss, mse, ce, z0_pred, logits) for tokens (B, L), t (B,), eps (B, L, d);
+    `sc` (B, L, d) is the self-conditioning input (a detached earlier z0 estimate, or zeros):
+    with diffusion.self_condition, h = input(x_t) + input_sc(sc)."""
+    m, dc = cfg["model"], cfg["diffusion"]
+    ne = m["norm_eps"]
+    if weight is None:
+        weight = torch.ones(tokens.shape, dtype=eps.dtype, device=eps.device)
+
+    e_hat = rmsnorm(P["embedding.weight"], ne)
+    z0 = dc["signal_scale"] * e_hat[tokens]
+    ab = alpha_bar(dc, t).to(eps.dtype)
+    x_t = ab.sqrt()[:, None, None] * z0 + (1 - ab).sqrt()[:, None, None] * eps
+
+    z0_pred = denoiser(cfg, P, x_t, t, sc)
 
     logits = (dc["logit_scale"] / dc["signal_scale"]) * z0_pred @ e_hat.T
     wsum = weight.sum().clamp_min(1e-12)
-    mse = (weight * ((z0_pred - z0) ** 2).sum(-1)).sum() / (d * wsum)
+    mse = (weight * ((z0_pred - z0) ** 2).sum(-1)).sum() / (z0.shape[-1] * wsum)
     ce_rows = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1), reduction="none")
     ce = (weight.reshape(-1) * ce_rows).sum() / wsum
     loss = dc["mse_weight"] * mse + dc["ce_weight"] * ce
     return loss, mse, ce, z0_pred, logits
+
+
+# ----------------------------------------------------------------------------- objectives
+#
+# All three kinds run the same network (`denoiser`); they differ in what goes in
+# and how the output is scored. Extra knobs live in the diffusion section, all
+# optional (absent = the gaussian behaviour of `forward`):
+#   kind            "gaussian" | "masked" | "hybrid"
+#   output_prior    gaussian: weight of Plaid's prior log N(x_t; a_t·s·Ê_v, σ_t²) added
+#                   to the logits (0 = off, 1 = the exact Gaussian likelihood)
+#   embed_dim       width of the embedding table (see `embed_dim`)
+#   time_cond       masked/hybrid: feed t·T to the step embedding (true) or 0 (false)
+#   sigma_max, sigma_schedule ("linear" | "sqrt" | "square" | "rank"), sigma_normalize, indicator
+#                   hybrid: noise std of corrupted positions, sigma_t = sigma_max·g(t)
+#   loss_weight     masked/hybrid: "elbo" (CE/t, MDLM) or "uniform" (mean CE over corrupted)
+
+
+def plaid_prior(dc, x_t, e_hat, ab):
+    """log N(x_t; a·s·Ê_v, σ²I) up to a v-independent constant, for every token v:
+    (a·s/σ²)·x_t·Ê_v − (a·s)²·|Ê_v|²/(2σ²). x_t (B, L, e), ab (B,) → (B, L, V)."""
+    a, var = ab.sqrt()[:, None, None], (1 - ab)[:, None, None]
+    s = dc["signal_scale"]
+    norms = (e_hat * e_hat).sum(-1)
+    return (a * s / var) * (x_t @ e_hat.T) - (a * s) ** 2 * norms / (2 * var)
+
+
+def gaussian_logits(cfg, P, x_t, t, sc=None):
+    """(z0_pred, logits) of the gaussian kind, with the optional output prior."""
+    dc = cfg["diffusion"]
+    e_hat = rmsnorm(P["embedding.weight"], cfg["model"]["norm_eps"])
+    z0_pred = denoiser(cfg, P, x_t, t, sc)
+    logits = (dc["logit_scale"] / dc["signal_scale"]) * z0_pred @ e_hat.T
+    w = dc.get("output_prior", 0.0)
+    if w:
+        ab = alpha_bar(dc, t).to(x_t.dtype)
+        logits = logits + w * plaid_prior(dc, x_t.float(), e_hat.float(), ab.float()).to(logits.dtype)
+    return z0_pred, logits
+
+
+def gaussian_loss(cfg, P, tokens, t, eps, sc=None):
+    """The gaussian objective with its levers (CE-only = mse_weight 0). Returns
+    (loss, mse, ce, z0_pred, logits); the same numbers as `forward` without levers."""
+    dc = cfg["diffusion"]
+    e_hat = rmsnorm(P["embedding.weight"], cfg["model"]["norm_eps"])
+    z0 = dc["signal_scale"] * e_hat[tokens]
+    ab = alpha_bar(dc, t).to(eps.dtype)
+    x_t = ab.sqrt()[:, None, None] * z0 + (1 - ab).sqrt()[:, None, None] * eps
+    z0_pred, logits = gaussian_logits(cfg, P, x_t, t, sc)
+    mse = ((z0_pred.float() - z0.float()) ** 2).mean()
+    ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+    loss = dc["mse_weight"] * mse + dc["ce_weight"] * ce
+    return loss, mse, ce, z0_pred, logits
+
+
+def model_time(cfg, t):
+    """masked/hybrid: continuous t in (0, 1] → the step embedding's input (t·T, or 0)."""
+    dc = cfg["diffusion"]
+    return t * dc["timesteps"] if dc.get("time_cond", True) else torch.zeros_like(t)
+
+
+def input_table(cfg, P):
+    """masked/hybrid input rows: rmsnorm(E) (unit RMS), plus the mask row (index V) for masked."""
+    E = P["embedding.weight"]
+    if kind(cfg) == "masked":
+        E = torch.cat([E, P["mask_embedding.weight"]], dim=0)
+    return rmsnorm(E, cfg["model"]["norm_eps"])
+
+
+def hybrid_sigma(dc, t, e=None):
+    """Noise std of a corrupted position at time t ∈ [0, 1] (increasing in t), capped at
+    sigma_max. Schedules: sigma_max·t ("linear"), ·sqrt(t), ·t² — or "rank", CANDI's
+    linear rank degradation: with unit-RMS rows of width e (|Ê_w − Ê_v|² ≈ 2e for unrelated
+    rows) a wrong token is nearer than the right one with probability Φ(−sqrt(e/2)/σ);
+    setting that to t/2 (chance at t = 1) gives σ(t) = sqrt(e/2) / Φ⁻¹(1 − t/2)."""
+    sched, smax = dc.get("sigma_schedule", "linear"), dc.get("sigma_max", 10.0)
+    t = torch.as_tensor(t, dtype=torch.float64)
+    if sched == "rank":
+        e = e or dc.get("embed_dim") or 256
+        z = torch.special.ndtri((1 - t / 2).clamp(0.5, 1 - 1e-12))
+        return torch.where(z > 0, math.sqrt(e / 2) / z.clamp_min(1e-30), torch.full_like(t, smax)).clamp_max(smax).float()
+    g = {"linear": lambda u: u, "sqrt": lambda u: u.sqrt(), "square": lambda u: u * u}[sched]
+    return (smax * g(t)).float()
+
+
+def hybrid_input(dc, z, sigma):
+    """A corrupted position carries z = Ê[w] + σ·eps; with sigma_normalize (default) it is
+    read as z/sqrt(1+σ²) (unit scale at every σ). clean (B,L,e), z (B,L,e), sigma (B,)."""
+    if dc.get("sigma_normalize", True):
+        z = z / torch.sqrt(1 + sigma * sigma)[:, None, None]
+    return z
+
+
+def discrete_logits(cfg, P, x_in, t, sc=None, flag=None):
+    """masked/hybrid logits over the V real tokens (the mask token is never predicted: it
+    has no output row). x_in (B, L, e), t (B,) continuous."""
+    e_hat = rmsnorm(P["embedding.weight"], cfg["model"]["norm_eps"])
+    out = denoiser(cfg, P, x_in, model_time(cfg, t), sc, flag)
+    return cfg["diffusion"]["logit_scale"] * out @ e_hat.T
+
+
+def corrupted_inputs(cfg, P, tokens, t, corrupt, noise=None):
+    """The network input of a batch whose positions `corrupt` (B, L bool) are corrupted:
+    masked: the mask row there; hybrid: Ê[w] + sigma_t·noise there (scaled), Ê[w] elsewhere."""
+    dc = cfg["diffusion"]
+    table = input_table(cfg, P)
+    if kind(cfg) == "masked":
+        return table[torch.where(corrupt, cfg["model"]["vocab_size"], tokens)]
+    clean = table[tokens]
+    sigma = hybrid_sigma(dc, t, clean.shape[-1]).to(clean.device, clean.dtype)
+    z = hybrid_input(dc, clean + sigma[:, None, None] * noise, sigma)
+    return torch.where(corrupt[..., None], z, clean)
+
+
+def discrete_loss(cfg, P, tokens, t, corrupt, noise=None, sc=None):
+    """MDLM / CANDI loss: CE on corrupted positions, weighted 1/t (loss_weight "elbo":
+    the continuous-time ELBO of the linear schedule alpha_t = 1 − t) and normalised per
+    token (B·L); "uniform": mean CE over corrupted positions. Returns (loss, ce_corrupted_mean, logits)."""
+    x_in = corrupted_inputs(cfg, P, tokens, t, corrupt, noise)
+    logits = discrete_logits(cfg, P, x_in, t, sc, corrupt)
+    ce_rows = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), tokens.reshape(-1),
+                              reduction="none").view(tokens.shape)
+    w = corrupt.float()
+    ce_mean = (ce_rows * w).sum() / w.sum().clamp_min(1)
+    if cfg["diffusion"].get("loss_weight", "elbo") == "elbo":
+        loss = (ce_rows * w / t[:, None].float()).sum() / tokens.numel()
+    else:
+        loss = ce_mean
+    return loss, ce_mean, logits
 
 
 # ----------------------------------------------------------------------------- fixture
