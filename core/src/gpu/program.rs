@@ -208,6 +208,11 @@ impl Program {
         self.commands.push(command.into());
     }
 
+    /// Appends every command in order (ops that record several dispatches).
+    pub fn push_all<C: Into<Command>>(&mut self, commands: impl IntoIterator<Item = C>) {
+        self.commands.extend(commands.into_iter().map(Into::into));
+    }
+
     pub fn extend(&mut self, other: Program) {
         self.commands.extend(other.commands);
     }

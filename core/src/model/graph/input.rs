@@ -1,0 +1,310 @@
+//! The layers below the blocks, each a forward/backward pair: the embedding
+//! table, the noising of the clean sequence, the timestep MLP and the input
+//! projection (with its self-conditioning half).
+
+use crate::Result;
+use crate::config::{KnownPositions, NormKind};
+use crate::gpu::{Program, Tensor};
+use crate::ops::activation::{silu_backward, silu_forward};
+use crate::ops::diffusion::{self, SeqShape};
+use crate::ops::elementwise::fill;
+use crate::ops::matmul::{Matmul, matmul, matmul_split_k};
+use crate::ops::norm::{self, NormShape};
+use crate::ops::random::randn;
+use crate::ops::{embedding, precision, timestep};
+
+use super::recorder::{Backprop, Recorder};
+use super::{Inputs, NOISE_STREAM};
+
+/// Ê = rmsnorm(E), the unit-RMS table both ends of the model read.
+pub(super) struct EmbedTable {
+    /// (V, d).
+    pub e_hat: Tensor,
+    /// (V).
+    rstd: Tensor,
+}
+
+impl EmbedTable {
+    pub fn new(r: &Recorder) -> Result<Self> {
+        Ok(EmbedTable {
+            e_hat: r.zeros("e_hat", &[r.vocab, r.d])?,
+            rstd: r.zeros("e_hat.rstd", &[r.vocab])?,
+        })
+    }
+
+    fn shape(r: &Recorder) -> NormShape {
+        NormShape {
+            rows: r.vocab,
+            cols: r.d,
+            eps: r.config.model.norm_eps,
+        }
+    }
+
+    /// Ê, and under mixed precision every matmul weight's half copy (what
+    /// the forward derives from the parameters before it reads any).
+    pub fn forward(&self, r: &Recorder, p: &mut Program) -> Result<()> {
+        p.push(norm::forward(
+            r.gpu,
+            NormKind::Rms,
+            Self::shape(r),
+            r.p("embedding.weight"),
+            &self.e_hat,
+            None,
+            &self.rstd,
+        )?);
+        for (name, copy) in &r.half_weights {
+            p.push(precision::half_copy(r.gpu, r.p(name), copy)?);
+        }
+        Ok(())
+    }
+
+    /// From `bp.d_e_hat` into E's gradient.
+    pub fn backward(&self, r: &Recorder, bp: &Backprop, p: &mut Program) -> Result<()> {
+        p.push(norm::backward(
+            r.gpu,
+            NormKind::Rms,
+            Self::shape(r),
+            r.p("embedding.weight"),
+            None,
+            &self.rstd,
+            &bp.d_e_hat,
+            bp.grad(r, "embedding.weight"),
+            false,
+        )?);
+        Ok(())
+    }
+}
+
+/// z0 = signal_scale · Ê[w];  x_t = a_t z0 + s_t eps (z0 itself at known
+/// positions when they are held clean).
+pub(super) struct Noising {
+    /// (B·L, d) the clean target.
+    pub z0: Tensor,
+    /// (B·L, d) the denoiser's input; the sampler writes it directly.
+    pub x_t: Tensor,
+    shape: SeqShape,
+    hold_known: bool,
+}
+
+impl Noising {
+    pub fn new(r: &Recorder) -> Result<Self> {
+        Ok(Noising {
+            z0: r.zeros("z0", &[r.rows, r.d])?,
+            x_t: r.zeros("x_t", &[r.rows, r.d])?,
+            shape: SeqShape {
+                batch: r.options.batch,
+                seq: r.options.seq,
+                cols: r.d,
+            },
+            hold_known: r.config.diffusion.known_positions == KnownPositions::Clean,
+        })
+    }
+
+    pub fn forward(
+        &self,
+        r: &Recorder,
+        inputs: &Inputs,
+        e_hat: &Tensor,
+        p: &mut Program,
+    ) -> Result<()> {
+        let gpu = r.gpu;
+        let scale = r.config.diffusion.signal_scale;
+        p.push(embedding::forward(
+            gpu,
+            &inputs.tokens,
+            e_hat,
+            scale,
+            &self.z0,
+        )?);
+        if r.options.generate_noise {
+            p.push(randn(
+                gpu,
+                &inputs.rng_key,
+                NOISE_STREAM,
+                1.0,
+                &inputs.noise,
+            )?);
+        }
+        let (coef, noise) = (&inputs.coef, &inputs.noise);
+        p.push(if self.hold_known {
+            diffusion::q_sample_held_forward(
+                gpu,
+                self.shape,
+                coef,
+                &self.z0,
+                noise,
+                &inputs.known,
+                &self.x_t,
+            )?
+        } else {
+            diffusion::q_sample_forward(gpu, self.shape, coef, &self.z0, noise, &self.x_t)?
+        });
+        Ok(())
+    }
+
+    /// From `bp.d_x_t` (and the target's part already in `bp.d_z0`) into `bp.d_e_hat`.
+    pub fn backward(
+        &self,
+        r: &Recorder,
+        inputs: &Inputs,
+        bp: &Backprop,
+        p: &mut Program,
+    ) -> Result<()> {
+        let gpu = r.gpu;
+        p.push(if self.hold_known {
+            diffusion::q_sample_held_backward(
+                gpu,
+                self.shape,
+                &inputs.coef,
+                &inputs.known,
+                &bp.d_x_t,
+                &bp.d_z0,
+                true,
+            )?
+        } else {
+            diffusion::q_sample_backward(gpu, self.shape, &inputs.coef, &bp.d_x_t, &bp.d_z0, true)?
+        });
+        p.push_all(embedding::backward(
+            gpu,
+            &inputs.tokens,
+            &bp.d_z0,
+            r.config.diffusion.signal_scale,
+            &bp.d_e_hat,
+            true,
+        )?);
+        Ok(())
+    }
+}
+
+/// c = fc2(silu(fc1(sinusoid(t))));  cs = silu(c), what every AdaLN reads.
+pub(super) struct TimeMlp {
+    temb: Tensor,
+    c1: Tensor,
+    c1s: Tensor,
+    c: Tensor,
+    /// (B, d).
+    pub cs: Tensor,
+}
+
+impl TimeMlp {
+    pub fn new(r: &Recorder) -> Result<Self> {
+        let (b, d) = (r.options.batch, r.d);
+        Ok(TimeMlp {
+            temb: r.zeros("temb", &[b, r.config.model.time_embed_dim])?,
+            c1: r.zeros("c1", &[b, d])?,
+            c1s: r.zeros("c1s", &[b, d])?,
+            c: r.zeros("c", &[b, d])?,
+            cs: r.zeros("cs", &[b, d])?,
+        })
+    }
+
+    pub fn forward(&self, r: &Recorder, inputs: &Inputs, p: &mut Program) -> Result<()> {
+        let (gpu, b, d) = (r.gpu, r.options.batch, r.d);
+        let te = r.config.model.time_embed_dim;
+        p.push(timestep::embedding(
+            gpu,
+            &inputs.timesteps,
+            &r.timestep_table,
+            &self.temb,
+        )?);
+        r.linear(p, b, (te, d), &self.temb, "time.fc1", &self.c1)?;
+        p.push(silu_forward(gpu, &self.c1, &self.c1s)?);
+        r.linear(p, b, (d, d), &self.c1s, "time.fc2", &self.c)?;
+        p.push(silu_forward(gpu, &self.c, &self.cs)?);
+        Ok(())
+    }
+
+    /// From `bp.d_cs` (summed over every AdaLN) into the MLP's weights.
+    pub fn backward(&self, r: &Recorder, bp: &Backprop, p: &mut Program) -> Result<()> {
+        let (gpu, b, d) = (r.gpu, r.options.batch, r.d);
+        let te = r.config.model.time_embed_dim;
+        p.push(silu_backward(gpu, &self.c, &bp.d_cs, &bp.d_c)?);
+        let d_c1s = Some((&bp.d_c1s, false));
+        bp.linear(r, p, b, (d, d), &self.c1s, "time.fc2", &bp.d_c, d_c1s)?;
+        p.push(silu_backward(gpu, &self.c1, &bp.d_c1s, &bp.d_c1)?);
+        bp.linear(r, p, b, (te, d), &self.temb, "time.fc1", &bp.d_c1, None)
+    }
+}
+
+/// h0 = input(x_t) (+ W_sc · sc under self-conditioning, sc a previous
+/// estimate of z0 or zeros).
+pub(super) struct InputLayer {
+    /// (B·L, d) the self-conditioning input.
+    pub sc: Tensor,
+    self_condition: bool,
+}
+
+impl InputLayer {
+    pub fn new(r: &Recorder) -> Result<Self> {
+        Ok(InputLayer {
+            sc: r.zeros("sc", &[r.rows, r.d])?,
+            self_condition: r.config.diffusion.self_condition,
+        })
+    }
+
+    pub fn forward(&self, r: &Recorder, x_t: &Tensor, h0: &Tensor, p: &mut Program) -> Result<()> {
+        let (rows, d) = (r.rows, r.d);
+        r.linear(p, rows, (d, d), x_t, "input", h0)?;
+        if self.self_condition {
+            let mm = Matmul::new(rows, d, d)
+                .trans_b()
+                .accumulate()
+                .half_operands(r.options.half_operands);
+            p.push(matmul(r.gpu, &self.sc, r.w("input_sc.weight"), h0, mm)?);
+        }
+        Ok(())
+    }
+
+    /// From `bp.dh` into `bp.d_x_t` and the weights.
+    pub fn backward(
+        &self,
+        r: &Recorder,
+        bp: &Backprop,
+        x_t: &Tensor,
+        p: &mut Program,
+    ) -> Result<()> {
+        let (rows, d) = (r.rows, r.d);
+        let d_x_t = Some((&bp.d_x_t, false));
+        bp.linear(r, p, rows, (d, d), x_t, "input", &bp.dh, d_x_t)?;
+        if self.self_condition {
+            // The estimate fed back is detached: only the weight learns.
+            let mm = Matmul::new(d, d, rows)
+                .trans_a()
+                .half_operands(r.options.half_operands);
+            let dw = bp.grad(r, "input_sc.weight");
+            p.push_all(matmul_split_k(r.gpu, &bp.dh, &self.sc, dw, mm)?);
+        }
+        Ok(())
+    }
+
+    /// Self-conditioning: zero `sc` before a first pass ...
+    pub fn clear(&self, r: &Recorder) -> Result<Program> {
+        let mut p = Program::new();
+        if self.self_condition {
+            p.push(fill(r.gpu, &self.sc, 0.0)?);
+        }
+        Ok(p)
+    }
+
+    /// ... and set it to that pass's estimate, for the sequences whose
+    /// `sc_mask` is 1: sc = mask[b] · z0_pred (q_sample with coefficients (mask, 0)).
+    pub fn capture(&self, r: &Recorder, inputs: &Inputs, z0_pred: &Tensor) -> Result<Program> {
+        let mut p = Program::new();
+        if self.self_condition {
+            let shape = SeqShape {
+                batch: r.options.batch,
+                seq: r.options.seq,
+                cols: r.d,
+            };
+            p.push(diffusion::q_sample_forward(
+                r.gpu,
+                shape,
+                &inputs.sc_mask,
+                z0_pred,
+                &inputs.noise,
+                &self.sc,
+            )?);
+        }
+        Ok(p)
+    }
+}
