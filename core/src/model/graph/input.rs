@@ -91,11 +91,7 @@ impl Noising {
         Ok(Noising {
             z0: r.zeros("z0", &[r.rows, r.d])?,
             x_t: r.zeros("x_t", &[r.rows, r.d])?,
-            shape: SeqShape {
-                batch: r.options.batch,
-                seq: r.options.seq,
-                cols: r.d,
-            },
+            shape: r.seq_shape(),
             hold_known: r.config.diffusion.known_positions == KnownPositions::Clean,
         })
     }
@@ -291,14 +287,9 @@ impl InputLayer {
     pub fn capture(&self, r: &Recorder, inputs: &Inputs, z0_pred: &Tensor) -> Result<Program> {
         let mut p = Program::new();
         if self.self_condition {
-            let shape = SeqShape {
-                batch: r.options.batch,
-                seq: r.options.seq,
-                cols: r.d,
-            };
             p.push(diffusion::q_sample_forward(
                 r.gpu,
-                shape,
+                r.seq_shape(),
                 &inputs.sc_mask,
                 z0_pred,
                 &inputs.noise,

@@ -20,7 +20,6 @@
 //! exactly 1 (then scaled by signal_scale) for the whole run.
 //! Gradients flow everywhere, the embedding included (through z0 as target,
 //! through x_t and through the logits).
-
 //!
 //! Each layer is a struct holding its saved activations with a `forward`
 //! and a `backward` that record its dispatches (llm.c's shape): [`input`]

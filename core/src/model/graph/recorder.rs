@@ -7,6 +7,7 @@ use crate::config::{Config, NormKind};
 use crate::gpu::{DType, Gpu, Program, Tensor};
 use crate::model::Model;
 use crate::ops::adaln::{self, ModShape, ShiftScale};
+use crate::ops::diffusion::SeqShape;
 use crate::ops::linear::{self, LinearGrads, LinearShape};
 use crate::ops::norm::{self, NormShape};
 use crate::ops::rope::RopeTables;
@@ -107,6 +108,15 @@ impl<'a> Recorder<'a> {
             rows: self.rows,
             cols: self.d,
             eps: self.config.model.norm_eps,
+        }
+    }
+
+    /// The (B, L, d) activations of a whole batch.
+    pub fn seq_shape(&self) -> SeqShape {
+        SeqShape {
+            batch: self.options.batch,
+            seq: self.options.seq,
+            cols: self.d,
         }
     }
 
