@@ -54,6 +54,13 @@ fn mse_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     row_loss[r] = weight[r] * s;
 }
 
+// One thread. stats[W] = divisor: a fixed normaliser in place of Σ weight
+// (masked-diffusion ELBOs average over every position, weighted or not).
+@compute @workgroup_size(1)
+fn set_weight_sum() {
+    stats[p.weight_sum_slot] = p.divisor;
+}
+
 // One thread. stats[out] = stats[num] / (divisor · max(W, 1e-12)).
 @compute @workgroup_size(1)
 fn normalize() {

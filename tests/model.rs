@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 
 use samnet_core::checkpoint::{self, NamedTensor};
-use samnet_core::config::{Config, KnownPositions};
+use samnet_core::config::{Config, DiffusionKind, KnownPositions};
+use samnet_core::hybrid::{self, Corruption};
 use samnet_core::model::Model;
 use samnet_core::model::graph::{Graph, GraphOptions, slot};
 use samnet_core::reference::model::Dropout;
@@ -271,16 +272,32 @@ impl RandomModel {
     fn run(&self, eps: &[f64], weight: &[f64], known: &[f64]) -> (Vec<f64>, Vec<Vec<f64>>) {
         let (gpu, graph) = (gpu(), &self.graph);
         let to32 = |v: &[f64]| v.iter().map(|&w| w as f32).collect::<Vec<f32>>();
-        graph
-            .write_batch(
-                gpu,
-                &NoiseSchedule::new(&self.cfg.diffusion),
-                &self.tokens,
-                &self.timesteps,
-                &to32(weight),
-            )
-            .unwrap();
-        graph.write_known(gpu, &to32(known)).unwrap();
+        let diffusion = &self.cfg.diffusion;
+        if diffusion.kind == DiffusionKind::Hybrid {
+            let width = self.cfg.model.d_model;
+            let corruption = Corruption {
+                timesteps: self.timesteps.to_vec(),
+                coef: (self.timesteps.iter())
+                    .flat_map(|&k| hybrid::sequence_coef(diffusion, width, k))
+                    .collect(),
+                weight: to32(weight),
+                clean: to32(known),
+            };
+            graph
+                .write_corruption(gpu, &self.tokens, &corruption)
+                .unwrap();
+        } else {
+            graph
+                .write_batch(
+                    gpu,
+                    &NoiseSchedule::new(diffusion),
+                    &self.tokens,
+                    &self.timesteps,
+                    &to32(weight),
+                )
+                .unwrap();
+            graph.write_known(gpu, &to32(known)).unwrap();
+        }
         if let Some(key) = self.dropout_key {
             gpu.write_u32(&graph.inputs.rng_key, &key).unwrap();
         }
@@ -370,6 +387,37 @@ fn whole_model_gradients_match_finite_differences_of_the_cpu_reference() {
         .map(|i| if i % 5 == 0 { 0.0 } else { 1.0 })
         .collect();
     m.check_against_reference(&weight, &vec![0.0; rows], &mut rng);
+}
+
+/// diffusion.kind "hybrid": clean positions carry Ê[w], corrupted ones
+/// (Ê[w] + sigma_t·eps)/sqrt(1 + sigma_t²), the loss is the 1/t-weighted CE
+/// over every position, no MSE; GPU loss and gradients against the f64
+/// reference and its central differences.
+#[test]
+fn hybrid_gradients_match_finite_differences_of_the_cpu_reference() {
+    let mut cfg = fixture().config;
+    let d = &mut cfg.diffusion;
+    (d.kind, d.self_condition, d.clamp, d.mse_weight) = (DiffusionKind::Hybrid, false, false, 0.0);
+    cfg.validate().unwrap();
+    let mut rng = Rng::new(79);
+    let m = RandomModel::new(cfg, &mut rng, None);
+    let rows = m.tokens.len();
+    let seq = rows / m.timesteps.len();
+    let t_max = m.cfg.diffusion.timesteps as f64;
+    let clean: Vec<f64> = (0..rows)
+        .map(|i| if i % 3 == 0 { 1.0 } else { 0.0 })
+        .collect();
+    let weight: Vec<f64> = (0..rows)
+        .map(|i| (1.0 - clean[i]) * t_max / m.timesteps[i / seq] as f64)
+        .collect();
+    m.check_against_reference(&weight, &clean, &mut rng);
+    let (stats, _) = m.run(&m.eps, &weight, &clean);
+    assert_eq!(stats[slot::MSE], 0.0, "hybrid has no MSE term");
+    assert_eq!(
+        stats[slot::WEIGHT_SUM],
+        rows as f64,
+        "normalised per position"
+    );
 }
 
 /// Training mode: with dropout on both residual branches of every block,
@@ -571,6 +619,7 @@ fn stochastic_steps_add_the_schedules_sigma_of_fresh_noise() {
             clamp: false,
             temperature: 0.0,
             eta,
+            order: Default::default(),
         };
         pollster::block_on(sampler.run(gpu, &schedule, &options, None, Some(&mut record))).unwrap();
         for i in 1..4 {

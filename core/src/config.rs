@@ -107,6 +107,95 @@ pub struct DiffusionConfig {
     /// look like to the denoiser; they are never in the loss.
     #[serde(default)]
     pub known_positions: KnownPositions,
+    /// The objective over the shared network (a config without the field is
+    /// `gaussian`, the seed's).
+    #[serde(default)]
+    pub kind: DiffusionKind,
+    /// hybrid: the largest noise std of a corrupted position (at t = 1).
+    #[serde(default = "default_sigma_max")]
+    pub sigma_max: f32,
+    /// hybrid: how a corrupted position's noise std grows with t.
+    #[serde(default)]
+    pub sigma_schedule: SigmaSchedule,
+    /// hybrid: which noisy positions a sampling step freezes.
+    #[serde(default)]
+    pub reveal_order: RevealOrder,
+}
+
+/// Which noisy positions a hybrid sampling step from t to s freezes to their
+/// drawn tokens (a share (t − s)/t of them either way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RevealOrder {
+    /// Each independently, with probability (t − s)/t (ancestral sampling).
+    #[default]
+    Random,
+    /// The most confident ones (their drawn token's probability) first.
+    Confident,
+}
+
+impl RevealOrder {
+    pub fn name(self) -> &'static str {
+        match self {
+            RevealOrder::Random => "random",
+            RevealOrder::Confident => "confident",
+        }
+    }
+}
+
+impl std::str::FromStr for RevealOrder {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [RevealOrder::Random, RevealOrder::Confident]
+            .into_iter()
+            .find(|o| o.name() == s)
+            .ok_or_else(|| format!("unknown reveal order '{s}' (expected random or confident)"))
+    }
+}
+
+fn default_sigma_max() -> f32 {
+    100.0
+}
+
+/// SPEC §2's objectives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiffusionKind {
+    /// Every position of x0's embedding noised by the cosine/sqrt schedule;
+    /// MSE + CE on every position.
+    #[default]
+    Gaussian,
+    /// CANDI-style: each position corrupted with probability t (its unit-RMS
+    /// embedding plus Gaussian noise of std sigma(t), rescaled to unit RMS),
+    /// the others clean anchors; CE on corrupted positions weighted 1/t (the
+    /// masked-diffusion ELBO); sampling freezes each position to its drawn
+    /// token with probability (t − s)/t per step.
+    Hybrid,
+}
+
+impl DiffusionKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DiffusionKind::Gaussian => "gaussian",
+            DiffusionKind::Hybrid => "hybrid",
+        }
+    }
+}
+
+/// sigma(t) of a corrupted position under `diffusion.kind = "hybrid"`,
+/// capped at `sigma_max`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SigmaSchedule {
+    /// CANDI's linear rank degradation: a wrong token looks nearer than the
+    /// right one with probability t/2, i.e. sigma(t) = sqrt(d/2) / Φ⁻¹(1 − t/2)
+    /// for unit-RMS rows of width d.
+    #[default]
+    Rank,
+    /// sigma(t) = sigma_max · t.
+    Linear,
+    /// sigma(t) = sigma_max · sqrt(t): more of the range spent at high noise.
+    Sqrt,
 }
 
 /// SPEC §2: known positions are replaced by their noised true x0 at every
@@ -222,7 +311,15 @@ pub struct Config {
 
 const PRESETS: &[(&str, &str)] = &[
     ("tiny", include_str!("../../assets/configs/tiny.json")),
+    (
+        "tiny-hybrid",
+        include_str!("../../assets/configs/tiny-hybrid.json"),
+    ),
     ("phase1", include_str!("../../assets/configs/phase1.json")),
+    (
+        "phase1-hybrid",
+        include_str!("../../assets/configs/phase1-hybrid.json"),
+    ),
     ("phase2", include_str!("../../assets/configs/phase2.json")),
     ("phase3", include_str!("../../assets/configs/phase3.json")),
     ("phase4", include_str!("../../assets/configs/phase4.json")),
@@ -370,6 +467,9 @@ impl Config {
         if !(0.0..=1.0).contains(&eta) {
             return Err(format!("diffusion.eta must be in [0, 1], got {eta}"));
         }
+        if self.diffusion.kind == DiffusionKind::Hybrid {
+            self.validate_hybrid()?;
+        }
         if !(0.0..=0.5).contains(&t.warmup_ratio) || !(0.0..=1.0).contains(&t.min_lr_ratio) {
             return Err(
                 "train.warmup_ratio must be in [0, 0.5] and train.min_lr_ratio in [0, 1]".into(),
@@ -385,6 +485,27 @@ impl Config {
         }
         if !(0.0..1.0).contains(&t.beta1) || !(0.0..1.0).contains(&t.beta2) {
             return Err("train.beta1 and train.beta2 must be in [0, 1)".into());
+        }
+        Ok(())
+    }
+
+    fn validate_hybrid(&self) -> std::result::Result<(), String> {
+        let d = &self.diffusion;
+        if !(d.sigma_max > 0.0 && d.sigma_max.is_finite()) {
+            return Err(format!(
+                "diffusion.sigma_max must be positive, got {}",
+                d.sigma_max
+            ));
+        }
+        let gaussian_only = [
+            ("diffusion.self_condition", d.self_condition),
+            ("diffusion.clamp", d.clamp),
+            ("diffusion.eta", d.eta != 0.0),
+        ];
+        if let Some((name, _)) = gaussian_only.iter().find(|(_, on)| *on) {
+            return Err(format!(
+                "{name} applies to diffusion.kind \"gaussian\" only; this config is \"hybrid\" (turn it off)"
+            ));
         }
         Ok(())
     }

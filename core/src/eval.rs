@@ -4,11 +4,14 @@
 use serde::Serialize;
 
 use crate::Result;
+use crate::config::DiffusionKind;
 use crate::data::TextData;
 use crate::gpu::Gpu;
+use crate::hybrid;
 use crate::metrics;
 use crate::model::Model;
 use crate::model::graph::{Graph, GraphOptions, slot};
+use crate::rng::Rng;
 use crate::sample::{SampleOptions, Sampler};
 use crate::schedule::NoiseSchedule;
 use crate::tokenizer::Tokenizer;
@@ -39,7 +42,8 @@ pub struct Quality {
 }
 
 /// MSE and CE on fixed validation windows with fixed noise at each of
-/// [`EVAL_TIMESTEPS`] (the same numbers every time, for a given model).
+/// [`EVAL_TIMESTEPS`] (the same numbers every time, for a given model);
+/// hybrid: the ELBO's CE term at t = k/T with a fixed corruption, MSE 0.
 pub async fn validation_loss(
     gpu: &Gpu,
     model: &Model,
@@ -67,13 +71,24 @@ pub async fn validation_loss(
     let mut out = Vec::new();
     for t in EVAL_TIMESTEPS {
         let t = (t * t_max).div_ceil(1000).clamp(1, t_max);
-        graph.write_batch(
-            gpu,
-            &schedule,
-            &windows.tokens,
-            &[t as u32; VAL_WINDOWS],
-            &windows.weight,
-        )?;
+        let timesteps = [t as u32; VAL_WINDOWS];
+        match cfg.diffusion.kind {
+            DiffusionKind::Gaussian => {
+                graph.write_batch(gpu, &schedule, &windows.tokens, &timesteps, &windows.weight)?
+            }
+            DiffusionKind::Hybrid => {
+                let mut rng = Rng::new(0x5EED ^ t as u64);
+                let c = hybrid::corrupt(
+                    &cfg.diffusion,
+                    cfg.model.d_model,
+                    &timesteps,
+                    &windows.weight,
+                    &windows.known,
+                    &mut rng,
+                );
+                graph.write_corruption(gpu, &windows.tokens, &c)?
+            }
+        }
         gpu.write_u32(&graph.inputs.rng_key, &[0x5EED, t as u32])?;
         gpu.write_f32(&graph.stats, &stats)?;
         gpu.run(&graph.eval_step())?;

@@ -11,6 +11,7 @@ pub mod eval;
 pub mod gpu;
 mod guard;
 pub mod humaneval;
+pub mod hybrid;
 pub mod metrics;
 pub mod model;
 pub mod ops;

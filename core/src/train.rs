@@ -6,9 +6,10 @@ use std::collections::{BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, NamedTensor, StoreAs};
-use crate::config::{Config, Precision};
+use crate::config::{Config, DiffusionKind, Precision};
 use crate::data::{Split, TextData};
 use crate::gpu::{Gpu, PendingRead};
+use crate::hybrid;
 use crate::model::Model;
 use crate::model::graph::{Graph, GraphOptions, OptimizerState, slot};
 use crate::rng::Rng;
@@ -141,22 +142,49 @@ impl Trainer {
             .collect()
     }
 
+    /// hybrid: step `step`'s timesteps and corrupted positions, a function of
+    /// (seed, step) alone.
+    fn corruption(&self, step: usize, weight: &[f32], known: &[f32]) -> hybrid::Corruption {
+        let mut rng = Rng::new(
+            self.config.train.seed
+                ^ 0x4879_6272
+                ^ (step as u64).wrapping_mul(0xA24B_AED4_963E_E407),
+        );
+        let diffusion = &self.config.diffusion;
+        let batch = self.config.train.batch_size;
+        let timesteps = hybrid::training_timesteps(diffusion.timesteps, batch, &mut rng);
+        let width = self.config.model.d_model;
+        hybrid::corrupt(diffusion, width, &timesteps, weight, known, &mut rng)
+    }
+
     /// Records and submits one training step (no readback).
     pub fn step(&mut self, gpu: &Gpu, data: &TextData) -> Result<()> {
         let t = &self.config.train;
         let (batch, seq) = (t.batch_size, t.seq_len);
         let mut windows = data.batch_windows(Split::Train, batch, seq, t.seed, self.step as u64);
-        if self.inject_nan.contains(&(self.step + 1)) {
-            windows.weight[0] = f32::NAN;
+        let inject_nan = self.inject_nan.contains(&(self.step + 1));
+        match self.config.diffusion.kind {
+            DiffusionKind::Gaussian => {
+                if inject_nan {
+                    windows.weight[0] = f32::NAN;
+                }
+                self.graph.write_batch(
+                    gpu,
+                    &self.schedule,
+                    &windows.tokens,
+                    &self.timesteps(self.step),
+                    &windows.weight,
+                )?;
+                self.graph.write_known(gpu, &windows.known)?;
+            }
+            DiffusionKind::Hybrid => {
+                let mut c = self.corruption(self.step, &windows.weight, &windows.known);
+                if inject_nan {
+                    c.weight[0] = f32::NAN;
+                }
+                self.graph.write_corruption(gpu, &windows.tokens, &c)?;
+            }
         }
-        self.graph.write_batch(
-            gpu,
-            &self.schedule,
-            &windows.tokens,
-            &self.timesteps(self.step),
-            &windows.weight,
-        )?;
-        self.graph.write_known(gpu, &windows.known)?;
         let seed = t.seed;
         gpu.write_u32(
             &self.graph.inputs.rng_key,

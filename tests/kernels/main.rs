@@ -19,5 +19,6 @@ mod optim;
 mod precision;
 mod random;
 mod reduce;
+mod reveal;
 mod rope;
 mod timestep;

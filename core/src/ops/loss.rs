@@ -72,6 +72,21 @@ pub fn weight_sum(
     )
 }
 
+/// `stats[weight_sum] = value`: the losses then normalise by a fixed count
+/// (say B·L) instead of Σ weight.
+pub fn fixed_weight_sum(
+    gpu: &Gpu,
+    value: f32,
+    stats: &Tensor,
+    slots: LossSlots,
+) -> Result<Dispatch> {
+    let shape = LossShape { rows: 1, cols: 1 };
+    gpu.call(&SHADER, "set_weight_sum")
+        .params(words(shape, slots, 0.0, 0, 0, value))
+        .bind(5, stats)
+        .dispatch([1, 1, 1])
+}
+
 /// Row sums into `stats[num_slot]`, then `stats[out_slot] = num / (divisor·W)`.
 #[allow(clippy::too_many_arguments)]
 fn reduce_rows(

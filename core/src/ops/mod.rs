@@ -21,6 +21,7 @@ pub mod optim;
 pub mod precision;
 pub mod random;
 pub mod reduce;
+pub mod reveal;
 pub mod rope;
 pub mod sampling;
 pub mod timestep;
@@ -46,6 +47,7 @@ pub fn all_shaders() -> Vec<Shader> {
         precision::SHADER,
         random::SHADER,
         reduce::SHADER,
+        reveal::SHADER,
         rope::SHADER,
         sampling::SHADER,
         timestep::SHADER,

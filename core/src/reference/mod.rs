@@ -16,5 +16,6 @@ pub mod model;
 pub mod norm;
 pub mod optim;
 pub mod random;
+pub mod reveal;
 pub mod rope;
 pub mod timestep;

@@ -9,12 +9,13 @@ use super::{
     activation, adaln, attention_linear, attention_softmax, attention_topk, embedding, linear,
     loss, matmul, norm, random, rope, timestep,
 };
-use crate::config::{Config, HeadKind, KnownPositions, NormKind};
+use crate::config::{Config, DiffusionKind, HeadKind, KnownPositions, NormKind};
+use crate::hybrid;
 use crate::schedule::NoiseSchedule;
 
 /// One batch: tokens (B·L), timesteps (B), eps (B·L·d), weights (B·L),
-/// known positions (B·L; held clean when the config says so), and the
-/// dropout of training mode (None: evaluation mode).
+/// known positions (B·L; held clean when the config says so; hybrid: the
+/// clean positions), and the dropout of training mode (None: evaluation mode).
 pub struct Batch<'a> {
     pub tokens: &'a [u32],
     pub timesteps: &'a [u32],
@@ -53,7 +54,12 @@ pub fn loss(cfg: &Config, p: &HashMap<String, Vec<f64>>, batch: &Batch) -> (f64,
             d_out,
         )
     };
-    let signal = cfg.diffusion.signal_scale as f64;
+    let is_hybrid = cfg.diffusion.kind == DiffusionKind::Hybrid;
+    let signal = if is_hybrid {
+        1.0
+    } else {
+        cfg.diffusion.signal_scale as f64
+    };
     let drop = |x: Vec<f64>, layer: usize, site: usize| match batch.dropout {
         None => x,
         Some(Dropout { key, p }) => {
@@ -66,13 +72,19 @@ pub fn loss(cfg: &Config, p: &HashMap<String, Vec<f64>>, batch: &Batch) -> (f64,
     let e_hat = norm::rmsnorm(&p["embedding.weight"], d, eps_n).0;
     let z0 = embedding::forward(batch.tokens, &e_hat, d, signal);
     let schedule = NoiseSchedule::new(&cfg.diffusion);
-    let hold_known = cfg.diffusion.known_positions == KnownPositions::Clean;
+    let hold_known = is_hybrid || cfg.diffusion.known_positions == KnownPositions::Clean;
     let x_t: Vec<f64> = (0..rows * d)
         .map(|i| {
             if hold_known && batch.known[i / d] != 0.0 {
                 return z0[i];
             }
-            let (a, s) = schedule.coefficients(batch.timesteps[i / d / seq] as usize);
+            let k = batch.timesteps[i / d / seq];
+            let (a, s) = if is_hybrid {
+                let t = k as f64 / cfg.diffusion.timesteps as f64;
+                hybrid::input_coefficients(hybrid::sigma(&cfg.diffusion, t, d))
+            } else {
+                schedule.coefficients(k as usize)
+            };
             a * z0[i] + s * batch.eps[i]
         })
         .collect();
@@ -146,8 +158,13 @@ pub fn loss(cfg: &Config, p: &HashMap<String, Vec<f64>>, batch: &Batch) -> (f64,
         .iter()
         .map(|x| alpha * x)
         .collect();
-    let mse = loss::mse(&z0_pred, &z0, batch.weight, d);
     let ce = loss::ce(&logits, batch.tokens, batch.weight, vocab);
+    if is_hybrid {
+        // Normalised per position, not per weight.
+        let ce = ce * batch.weight.iter().sum::<f64>() / rows as f64;
+        return (cfg.diffusion.ce_weight as f64 * ce, 0.0, ce);
+    }
+    let mse = loss::mse(&z0_pred, &z0, batch.weight, d);
     (
         cfg.diffusion.mse_weight as f64 * mse + cfg.diffusion.ce_weight as f64 * ce,
         mse,

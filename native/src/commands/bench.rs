@@ -110,6 +110,7 @@ fn sample(options: &GpuOptions, args: SampleArgs) -> anyhow::Result<()> {
         clamp: config.diffusion.clamp,
         temperature: config.diffusion.temperature,
         eta: config.diffusion.eta,
+        order: config.diffusion.reveal_order,
     };
     let mut results = Vec::new();
     for &batch in &args.batch {

@@ -112,6 +112,7 @@ pub fn generate(
         clamp: args.clamp.unwrap_or(cfg.diffusion.clamp),
         temperature: args.temperature.unwrap_or(cfg.diffusion.temperature),
         eta: args.eta.unwrap_or(cfg.diffusion.eta),
+        order: cfg.diffusion.reveal_order,
     };
     let tokenizer = &loaded.tokenizer;
     let mut show = |s: StepOutput| {

@@ -3,7 +3,7 @@
 //! projection (with its self-conditioning half).
 
 use crate::Result;
-use crate::config::{KnownPositions, NormKind};
+use crate::config::{DiffusionKind, KnownPositions, NormKind};
 use crate::gpu::{Program, Tensor};
 use crate::ops::activation::{silu_backward, silu_forward};
 use crate::ops::diffusion::{self, SeqShape};
@@ -75,24 +75,38 @@ impl EmbedTable {
     }
 }
 
-/// z0 = signal_scale · Ê[w];  x_t = a_t z0 + s_t eps (z0 itself at known
-/// positions when they are held clean).
+/// gaussian: z0 = signal_scale · Ê[w];  x_t = a_t z0 + s_t eps (z0 itself
+/// at known positions when they are held clean).
+/// hybrid: z0 = Ê[w];  x_t = z0 at clean positions (`inputs.known` 1),
+/// a z0 + s eps at corrupted ones, (a, s) = (1, sigma_t)/sqrt(1 + sigma_t²).
 pub(super) struct Noising {
-    /// (B·L, d) the clean target.
+    /// (B·L, d) the clean target (the gaussian MSE's) and the input's signal.
     pub z0: Tensor,
     /// (B·L, d) the denoiser's input; the sampler writes it directly.
     pub x_t: Tensor,
     shape: SeqShape,
     hold_known: bool,
+    /// signal_scale for gaussian, 1 for hybrid.
+    scale: f32,
+    /// Whether the loss put a gradient into z0 (the gaussian MSE's target).
+    target_has_gradient: bool,
 }
 
 impl Noising {
     pub fn new(r: &Recorder) -> Result<Self> {
+        let diffusion = &r.config.diffusion;
+        let gaussian = diffusion.kind == DiffusionKind::Gaussian;
         Ok(Noising {
             z0: r.zeros("z0", &[r.rows, r.d])?,
             x_t: r.zeros("x_t", &[r.rows, r.d])?,
             shape: r.seq_shape(),
-            hold_known: r.config.diffusion.known_positions == KnownPositions::Clean,
+            hold_known: !gaussian || diffusion.known_positions == KnownPositions::Clean,
+            scale: if gaussian {
+                diffusion.signal_scale
+            } else {
+                1.0
+            },
+            target_has_gradient: gaussian,
         })
     }
 
@@ -104,12 +118,11 @@ impl Noising {
         p: &mut Program,
     ) -> Result<()> {
         let gpu = r.gpu;
-        let scale = r.config.diffusion.signal_scale;
         p.push(embedding::forward(
             gpu,
             &inputs.tokens,
             e_hat,
-            scale,
+            self.scale,
             &self.z0,
         )?);
         if r.options.generate_noise {
@@ -138,7 +151,7 @@ impl Noising {
         Ok(())
     }
 
-    /// From `bp.d_x_t` (and the target's part already in `bp.d_z0`) into `bp.d_e_hat`.
+    /// From `bp.d_x_t` (and the gaussian target's part already in `bp.d_z0`) into `bp.d_e_hat`.
     pub fn backward(
         &self,
         r: &Recorder,
@@ -146,25 +159,25 @@ impl Noising {
         bp: &Backprop,
         p: &mut Program,
     ) -> Result<()> {
-        let gpu = r.gpu;
+        let (gpu, coef, add) = (r.gpu, &inputs.coef, self.target_has_gradient);
         p.push(if self.hold_known {
             diffusion::q_sample_held_backward(
                 gpu,
                 self.shape,
-                &inputs.coef,
+                coef,
                 &inputs.known,
                 &bp.d_x_t,
                 &bp.d_z0,
-                true,
+                add,
             )?
         } else {
-            diffusion::q_sample_backward(gpu, self.shape, &inputs.coef, &bp.d_x_t, &bp.d_z0, true)?
+            diffusion::q_sample_backward(gpu, self.shape, coef, &bp.d_x_t, &bp.d_z0, add)?
         });
         p.push_all(embedding::backward(
             gpu,
             &inputs.tokens,
             &bp.d_z0,
-            r.config.diffusion.signal_scale,
+            self.scale,
             &bp.d_e_hat,
             true,
         )?);

@@ -1,9 +1,14 @@
-//! loss = mse_weight · mse(z0_pred, z0) + ce_weight · ce(logits, w), both
-//! means over positions weighted by `inputs.weight` (0 excludes a position,
-//! e.g. an instruction's prompt); forward into the step's stats, backward
-//! into the gradients of both estimates and of the target.
+//! gaussian: loss = mse_weight · mse(z0_pred, z0) + ce_weight · ce(logits, w),
+//! both means over positions weighted by `inputs.weight` (0 excludes a
+//! position, e.g. an instruction's prompt).
+//! hybrid: loss = ce_weight · Σ_r weight_r · ce_r / (B·L), the weight 1/t at
+//! a corrupted position and 0 elsewhere (MDLM's ELBO, normalised per
+//! position rather than per weight); no MSE.
+//! Forward into the step's stats, backward into the gradients of the
+//! estimates (and, for gaussian, of the target).
 
 use crate::Result;
+use crate::config::DiffusionKind;
 use crate::gpu::{Program, Tensor};
 use crate::ops::loss::{self, LossShape};
 
@@ -15,6 +20,8 @@ pub(super) struct Loss {
     lse: Tensor,
     mse_shape: LossShape,
     ce_shape: LossShape,
+    /// gaussian; hybrid has no MSE and a fixed normaliser.
+    gaussian: bool,
 }
 
 /// What the losses compare: the estimate, the clean target, the logits.
@@ -36,6 +43,7 @@ impl Loss {
                 rows: r.rows,
                 cols: r.vocab,
             },
+            gaussian: r.config.diffusion.kind == DiffusionKind::Gaussian,
         })
     }
 
@@ -48,18 +56,27 @@ impl Loss {
         p: &mut Program,
     ) -> Result<()> {
         let (gpu, weight) = (r.gpu, &inputs.weight);
-        p.push_all(loss::weight_sum(gpu, weight, stats, LOSS_SLOTS)?);
-        p.push_all(loss::mse_forward(
-            gpu,
-            self.mse_shape,
-            LOSS_SLOTS,
-            x.z0_pred,
-            x.z0,
-            weight,
-            stats,
-            slot::MSE_SUM,
-            slot::MSE,
-        )?);
+        if self.gaussian {
+            p.push_all(loss::weight_sum(gpu, weight, stats, LOSS_SLOTS)?);
+            p.push_all(loss::mse_forward(
+                gpu,
+                self.mse_shape,
+                LOSS_SLOTS,
+                x.z0_pred,
+                x.z0,
+                weight,
+                stats,
+                slot::MSE_SUM,
+                slot::MSE,
+            )?);
+        } else {
+            p.push(loss::fixed_weight_sum(
+                gpu,
+                r.rows as f32,
+                stats,
+                LOSS_SLOTS,
+            )?);
+        }
         p.push_all(loss::ce_forward(
             gpu,
             self.ce_shape,
@@ -75,7 +92,8 @@ impl Loss {
         Ok(())
     }
 
-    /// Overwrites `bp.d_z0_pred`, `bp.d_z0` (the target's part) and `bp.d_logits`.
+    /// Overwrites `bp.d_logits` and, for gaussian, `bp.d_z0_pred` and `bp.d_z0`
+    /// (the target's part).
     pub fn backward(
         &self,
         r: &Recorder,
@@ -86,18 +104,20 @@ impl Loss {
         p: &mut Program,
     ) -> Result<()> {
         let (gpu, diff, weight) = (r.gpu, &r.config.diffusion, &inputs.weight);
-        p.push(loss::mse_backward(
-            gpu,
-            self.mse_shape,
-            LOSS_SLOTS,
-            diff.mse_weight,
-            x.z0_pred,
-            x.z0,
-            weight,
-            stats,
-            &bp.d_z0_pred,
-            &bp.d_z0,
-        )?);
+        if self.gaussian {
+            p.push(loss::mse_backward(
+                gpu,
+                self.mse_shape,
+                LOSS_SLOTS,
+                diff.mse_weight,
+                x.z0_pred,
+                x.z0,
+                weight,
+                stats,
+                &bp.d_z0_pred,
+                &bp.d_z0,
+            )?);
+        }
         p.push(loss::ce_backward(
             gpu,
             self.ce_shape,

@@ -14,6 +14,10 @@
 //!   loss = mse_weight · mse(z0_pred, z0) + ce_weight · ce(logits, w),
 //!     both means over positions weighted by `inputs.weight` (0 excludes a
 //!     position, e.g. an instruction's prompt)
+//! `diffusion.kind = "hybrid"` changes three layers (see `hybrid`): the
+//! noising (z0 = Ê[w]; corrupted positions a z0 + s eps, clean ones z0),
+//! the readout (α = logit_scale) and the loss (1/t-weighted CE over B·L, no
+//! MSE); the timesteps are t·T.
 //! The embedding is normalised row-wise (RMS) rather than left free: under
 //! the MSE term free embeddings shrink or collapse, which makes a fixed noise
 //! schedule meaningless; unit-RMS rows keep x0's per-coordinate variance at
@@ -38,6 +42,7 @@ mod recorder;
 use super::Model;
 use crate::Result;
 use crate::gpu::{DType, Gpu, Program, Tensor};
+use crate::hybrid::Corruption;
 use crate::ops::loss::LossSlots;
 use crate::ops::optim::OptimSlots;
 use crate::schedule::NoiseSchedule;
@@ -116,7 +121,8 @@ pub struct Inputs {
     /// (B·L) per-position loss weight.
     pub weight: Tensor,
     /// (B·L) 1 where a position is known (held clean under
-    /// `diffusion.known_positions = "clean"`; ignored otherwise), else 0.
+    /// `diffusion.known_positions = "clean"`; ignored otherwise), else 0;
+    /// hybrid: 1 where a position is clean (an anchor or known).
     pub known: Tensor,
     /// (2) u32: seed and step, keying the GPU's random numbers.
     pub rng_key: Tensor,
@@ -339,7 +345,16 @@ impl Graph {
         gpu.write_f32(&self.inputs.known, known)
     }
 
-    /// Writes a batch: tokens (B·L), one timestep per sequence (with its
+    /// Writes a hybrid batch: tokens (B·L) and their corruption.
+    pub fn write_corruption(&self, gpu: &Gpu, tokens: &[u32], c: &Corruption) -> Result<()> {
+        gpu.write_u32(&self.inputs.tokens, tokens)?;
+        gpu.write_u32(&self.inputs.timesteps, &c.timesteps)?;
+        gpu.write_f32(&self.inputs.coef, &c.coef)?;
+        gpu.write_f32(&self.inputs.weight, &c.weight)?;
+        gpu.write_f32(&self.inputs.known, &c.clean)
+    }
+
+    /// Writes a gaussian batch: tokens (B·L), one timestep per sequence (with its
     /// noising coefficients) and the per-position loss weights.
     pub fn write_batch(
         &self,

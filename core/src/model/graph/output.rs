@@ -1,8 +1,10 @@
 //! The layers above the blocks, each a forward/backward pair: the final
 //! AdaLN layer (z0_pred = out(norm(h)(1 + sc) + sh)) and the tied readout
-//! (logits = α · z0_pred · Êᵀ, α = logit_scale / signal_scale).
+//! (logits = α · z0_pred · Êᵀ, α = logit_scale / signal_scale for gaussian,
+//! logit_scale for hybrid, whose output is compared with Ê itself).
 
 use crate::Result;
+use crate::config::DiffusionKind;
 use crate::gpu::{Program, Tensor};
 use crate::ops::adaln::ShiftScale;
 use crate::ops::matmul::{Matmul, matmul, matmul_split_k};
@@ -59,14 +61,22 @@ pub(super) struct Logits {
     /// (B·L, V).
     pub logits: Tensor,
     alpha: f32,
+    /// Whether `bp.d_z0_pred` already holds the MSE's part (gaussian).
+    add_to_d_z0_pred: bool,
 }
 
 impl Logits {
     pub fn new(r: &Recorder) -> Result<Self> {
         let diff = &r.config.diffusion;
+        let gaussian = diff.kind == DiffusionKind::Gaussian;
         Ok(Logits {
             logits: r.zeros("logits", &[r.rows, r.vocab])?,
-            alpha: diff.logit_scale / diff.signal_scale,
+            alpha: if gaussian {
+                diff.logit_scale / diff.signal_scale
+            } else {
+                diff.logit_scale
+            },
+            add_to_d_z0_pred: gaussian,
         })
     }
 
@@ -85,7 +95,8 @@ impl Logits {
         Ok(())
     }
 
-    /// From `bp.d_logits`: adds into `bp.d_z0_pred`, overwrites `bp.d_e_hat`.
+    /// From `bp.d_logits`: adds into `bp.d_z0_pred` (overwrites it without an
+    /// MSE), overwrites `bp.d_e_hat`.
     pub fn backward(
         &self,
         r: &Recorder,
@@ -94,10 +105,12 @@ impl Logits {
         p: &mut Program,
     ) -> Result<()> {
         let half = r.options.half_operands;
-        let dz = Matmul::new(r.rows, r.d, r.vocab)
+        let mut dz = Matmul::new(r.rows, r.d, r.vocab)
             .alpha(self.alpha)
-            .accumulate()
             .half_operands(half);
+        if self.add_to_d_z0_pred {
+            dz = dz.accumulate();
+        }
         p.push(matmul(r.gpu, &bp.d_logits, e_hat, &bp.d_z0_pred, dz)?);
         let de = Matmul::new(r.vocab, r.d, r.rows)
             .trans_a()

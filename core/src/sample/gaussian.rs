@@ -1,18 +1,17 @@
-//! Sampling: from x_T ~ N(0, I), `steps` denoising steps (DDIM, with its eta
-//! for stochastic steps) to text, every position at once. Each step predicts
+//! Gaussian sampling: from x_T ~ N(0, I), `steps` denoising steps (DDIM, with
+//! its eta for stochastic steps) to text, every position at once. Each step predicts
 //! z0, decodes it (argmax of the logits, with its probability as a
 //! confidence), optionally snaps the estimate to the nearest embedding (the
 //! clamping trick), and moves x_t to the next timestep. Known positions (a
 //! prompt, the text around an infill) are re-noised from their true
 //! embedding at every step.
 
-use std::ops::ControlFlow;
-
+use super::{OnStep, SampleOptions, Sampler, report, step_key};
 use crate::conditioning::Known;
-use crate::config::{DiffusionConfig, KnownPositions};
+use crate::config::KnownPositions;
 use crate::gpu::{DType, Gpu, Program, Tensor};
 use crate::model::Model;
-use crate::model::graph::{Graph, GraphOptions};
+use crate::model::graph::Graph;
 use crate::ops::diffusion::{self, SeqShape};
 use crate::ops::elementwise::{axpby, fill};
 use crate::ops::embedding;
@@ -27,55 +26,8 @@ const DECODE_STREAM: u32 = 103;
 /// The stream of the fresh noise of stochastic steps (eta > 0), keyed by [`step_key`].
 pub const STEP_NOISE_STREAM: u32 = 104;
 
-/// The key of step `i`'s random draws (decoded tokens, fresh noise).
-pub fn step_key(seed: u64, i: usize) -> [u32; 2] {
-    [
-        seed as u32 ^ (i as u32).wrapping_mul(0x9e37_79b9),
-        (seed >> 32) as u32,
-    ]
-}
-
-#[derive(Clone, Debug)]
-pub struct SampleOptions {
-    pub steps: usize,
-    pub seed: u64,
-    pub clamp: bool,
-    /// 0: each step decodes the most likely token; above 0, a draw from
-    /// softmax(logits / temperature) (which the clamped estimate then uses).
-    pub temperature: f32,
-    /// 0: deterministic DDIM steps; up to 1 (DDPM-like), fresh noise in each.
-    pub eta: f32,
-}
-
-impl SampleOptions {
-    /// The checkpoint's defaults, seed 0.
-    pub fn from_config(diffusion: &DiffusionConfig) -> SampleOptions {
-        SampleOptions {
-            steps: diffusion.sample_steps,
-            seed: 0,
-            clamp: diffusion.clamp,
-            temperature: diffusion.temperature,
-            eta: diffusion.eta,
-        }
-    }
-}
-
-/// The decoded state after one denoising step.
-#[derive(Clone, Debug)]
-pub struct StepOutput {
-    pub step: usize,
-    pub timestep: usize,
-    /// (count·len) best token per position.
-    pub tokens: Vec<u32>,
-    /// (count·len) its probability.
-    pub confidence: Vec<f32>,
-}
-
-/// Buffers and recorded work for sampling `count` sequences of `len`.
-pub struct Sampler {
-    pub count: usize,
-    pub len: usize,
-    graph: Graph,
+/// The buffers and recorded steps of the gaussian sampler.
+pub(super) struct Steps {
     tokens: Tensor,
     confidence: Tensor,
     known_tokens: Tensor,
@@ -109,22 +61,8 @@ struct StepKind {
     stochastic: bool,
 }
 
-impl Sampler {
-    pub fn new(gpu: &Gpu, model: &Model, count: usize, len: usize) -> Result<Sampler> {
-        if count == 0 || len == 0 {
-            return Err(Error::Invalid(
-                "sampling needs at least one sequence of at least one position".into(),
-            ));
-        }
-        let options = GraphOptions {
-            batch: count,
-            seq: len,
-            train: false,
-            generate_noise: false,
-            dropout: false,
-            half_operands: false,
-        };
-        let graph = Graph::new(gpu, model, options, None)?;
+impl Steps {
+    pub fn new(gpu: &Gpu, model: &Model, graph: &Graph, count: usize, len: usize) -> Result<Steps> {
         let (rows, d) = (count * len, model.config.model.d_model);
         let f = |name: &str, shape: &[usize]| gpu.zeros(name, shape, DType::F32);
         let tokens = gpu.zeros("sample.tokens", &[rows], DType::U32)?;
@@ -177,10 +115,7 @@ impl Sampler {
             &graph.x_t,
         )?);
 
-        let mut sampler = Sampler {
-            count,
-            len,
-            graph,
+        let mut steps = Steps {
             tokens,
             confidence,
             known_tokens,
@@ -204,36 +139,36 @@ impl Sampler {
             temperature: 0.0,
             stochastic: false,
         };
-        sampler.step_plain = sampler.record_step(gpu, deterministic)?;
-        sampler.step_clamped = sampler.record_step(
+        steps.step_plain = steps.record_step(gpu, graph, deterministic)?;
+        steps.step_clamped = steps.record_step(
             gpu,
+            graph,
             StepKind {
                 clamp: true,
                 ..deterministic
             },
         )?;
-        Ok(sampler)
-    }
-
-    /// The model graph it samples through (x_t is the current noisy sequence).
-    pub fn graph(&self) -> &Graph {
-        &self.graph
+        Ok(steps)
     }
 
     /// One denoising step: the model, decoding (argmax at temperature 0),
     /// optionally the clamp, and the DDIM update of x_t (plus fresh noise
     /// when stochastic).
-    fn record_step(&self, gpu: &Gpu, kind: StepKind) -> Result<Program> {
+    fn record_step(&self, gpu: &Gpu, graph: &Graph, kind: StepKind) -> Result<Program> {
         let StepKind {
             clamp,
             temperature,
             stochastic,
         } = kind;
-        let graph = &self.graph;
+        let (batch, rows, d) = (
+            self.coef_next.shape()[0],
+            self.tokens.len(),
+            self.x_next.shape()[1],
+        );
         let shape = SeqShape {
-            batch: self.count,
-            seq: self.len,
-            cols: self.x_next.shape()[1],
+            batch,
+            seq: rows / batch,
+            cols: d,
         };
         let mut p = graph.core.clone();
         p.push(if temperature > 0.0 {
@@ -296,37 +231,24 @@ impl Sampler {
         Ok(p)
     }
 
-    /// Samples; `on_step` (if given) receives every step's decoded state and
-    /// may stop the run (which then ends in [`Error::Cancelled`]). Returns the final tokens (count·len); known positions keep their tokens.
     pub async fn run(
         &self,
         gpu: &Gpu,
+        sampler: &Sampler,
         schedule: &NoiseSchedule,
         options: &SampleOptions,
         known: Option<&Known>,
-        mut on_step: Option<&mut dyn FnMut(StepOutput) -> ControlFlow<()>>,
+        mut on_step: OnStep<'_>,
     ) -> Result<Vec<u32>> {
-        let rows = self.count * self.len;
+        let (count, rows) = (sampler.count, sampler.count * sampler.len);
+        let graph = sampler.graph();
         if let Some(k) = known {
-            if k.tokens.len() != rows || k.mask.len() != rows {
-                return Err(Error::Invalid(format!(
-                    "known positions must cover {rows} positions, got {}",
-                    k.tokens.len()
-                )));
-            }
             gpu.write_u32(&self.known_tokens, &k.tokens)?;
             let mask: Vec<f32> = k.mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
             gpu.write_f32(&self.known_mask, &mask)?;
         } else {
             gpu.write_f32(&self.known_mask, &vec![0.0; rows])?;
         }
-        gpu.write_u32(
-            &self.graph.inputs.rng_key,
-            &[
-                (options.seed & 0xFFFF_FFFF) as u32,
-                (options.seed >> 32) as u32,
-            ],
-        )?;
         let timesteps = schedule.sampling_timesteps(options.steps);
         // Known positions at timestep t: noised like the rest, or (for models
         // trained with them clean, phase 4) their clean embedding throughout.
@@ -341,14 +263,8 @@ impl Sampler {
         let (a_t, s_t) = known_level(timesteps[0]);
         gpu.write_f32(
             &self.coef_next,
-            &[a_t as f32, s_t as f32, 0.0, 0.0].repeat(self.count),
+            &[a_t as f32, s_t as f32, 0.0, 0.0].repeat(count),
         )?;
-        if !(options.temperature >= 0.0 && options.temperature.is_finite()) {
-            return Err(Error::Invalid(format!(
-                "temperature must be ≥ 0, got {}",
-                options.temperature
-            )));
-        }
         if !(0.0..=1.0).contains(&options.eta) {
             return Err(Error::Invalid(format!(
                 "eta must be in [0, 1], got {}",
@@ -360,6 +276,7 @@ impl Sampler {
         let step_program = if options.temperature > 0.0 || stochastic {
             recorded = self.record_step(
                 gpu,
+                graph,
                 StepKind {
                     clamp: options.clamp,
                     temperature: options.temperature,
@@ -375,53 +292,29 @@ impl Sampler {
         let mut last = Vec::new();
         for (i, &t) in timesteps.iter().enumerate() {
             let next = timesteps.get(i + 1).copied().unwrap_or(0);
-            gpu.write_u32(&self.graph.inputs.timesteps, &vec![t as u32; self.count])?;
+            gpu.write_u32(&graph.inputs.timesteps, &vec![t as u32; count])?;
             let st = schedule.step(t, next, options.eta as f64);
             let coef = [st.a_t, st.s_t, st.a_next, st.eps_next].map(|c| c as f32);
-            gpu.write_f32(&self.graph.inputs.coef, &coef.repeat(self.count))?;
+            gpu.write_f32(&graph.inputs.coef, &coef.repeat(count))?;
             if stochastic {
                 let sigma = [1.0, st.sigma as f32, 0.0, 0.0];
-                gpu.write_f32(&self.coef_sigma, &sigma.repeat(self.count))?;
+                gpu.write_f32(&self.coef_sigma, &sigma.repeat(count))?;
             }
             if i == 0 {
                 // Submitted on its own: the blend reads coef_next, rewritten below.
                 gpu.submit(&[&self.init, &self.blend]);
             }
             gpu.write_u32(&self.decode_key, &step_key(options.seed, i))?;
-            let mut programs: Vec<&Program> = vec![step_program];
             // Known positions re-noised to the next timestep (clean at the end).
             let (a2, s2) = known_level(next);
             gpu.write_f32(
                 &self.coef_next,
-                &[a2 as f32, s2 as f32, 0.0, 0.0].repeat(self.count),
+                &[a2 as f32, s2 as f32, 0.0, 0.0].repeat(count),
             )?;
-            programs.push(&self.blend);
-            gpu.submit(&programs);
-            let final_step = i + 1 == timesteps.len();
-            if on_step.is_some() || final_step {
-                let tokens = gpu.read_u32(&self.tokens).await?;
-                if let Some(cb) = on_step.as_mut() {
-                    let confidence = gpu.read_f32(&self.confidence).await?;
-                    let flow = cb(StepOutput {
-                        step: i,
-                        timestep: t,
-                        tokens: tokens.clone(),
-                        confidence,
-                    });
-                    if flow.is_break() {
-                        return Err(Error::Cancelled);
-                    }
-                }
-                last = tokens;
-            }
-        }
-        gpu.take_error()?;
-        if let Some(k) = known {
-            for (r, tok) in last.iter_mut().enumerate() {
-                if k.mask[r] {
-                    *tok = k.tokens[r];
-                }
-            }
+            gpu.submit(&[step_program, &self.blend]);
+            let outputs = (&self.tokens, &self.confidence);
+            let at = (i, t, i + 1 == timesteps.len());
+            report(gpu, outputs, at, &mut on_step, &mut last).await?;
         }
         Ok(last)
     }

@@ -1,0 +1,256 @@
+//! Hybrid sampling (CANDI-style): every position starts corrupted, z ~
+//! N(0, sigma(1)²); step i goes from t = k_i/T to s = k_{i+1}/T:
+//!   input   x = Ê[frozen] at frozen positions, z/sqrt(1 + sigma_t²) elsewhere
+//!   draw    a token per position from softmax(logits / τ) (argmax at τ = 0)
+//!   update  x̂0 = softmax(logits / τ)·Ê;  z ← x̂0 + (sigma_s/sigma_t)(z − x̂0)
+//!   reveal  each unfrozen position freezes to its drawn token with
+//!           probability (t − s)/t (all of them at s = 0), or (order
+//!           "confident") that share of them, the most confident first
+//! Known positions are frozen from the start.
+
+use super::{OnStep, SampleOptions, Sampler, report, step_key};
+use crate::conditioning::Known;
+use crate::config::{DiffusionConfig, RevealOrder};
+use crate::gpu::{DType, Gpu, Program, Tensor};
+use crate::hybrid;
+use crate::model::Model;
+use crate::model::graph::Graph;
+use crate::ops::diffusion::{self, SeqShape};
+use crate::ops::elementwise::axpby;
+use crate::ops::embedding;
+use crate::ops::matmul::{Matmul, matmul};
+use crate::ops::random::randn;
+use crate::ops::reveal::{reveal, reveal_confident, tempered_softmax};
+use crate::ops::sampling::{argmax_rows, sample_rows};
+use crate::{Error, Result};
+
+/// The stream of the starting noise z (keyed by the seed).
+pub const INIT_STREAM: u32 = 201;
+const DECODE_STREAM: u32 = 202;
+/// The stream of the random reveals (keyed by [`step_key`]).
+pub const REVEAL_STREAM: u32 = 203;
+
+pub(super) struct Steps {
+    /// (rows) u32 this step's token per position (the frozen one where frozen).
+    drawn: Tensor,
+    /// (rows) its probability.
+    confidence: Tensor,
+    /// (rows) u32 the token a frozen position holds.
+    frozen: Tensor,
+    /// (rows) 1 where frozen.
+    revealed: Tensor,
+    /// (rows, d) the corrupted positions' latent, x̂0 + sigma·noise.
+    z: Tensor,
+    z_next: Tensor,
+    /// (rows, d) Ê[frozen].
+    clean: Tensor,
+    /// (rows, V) softmax(logits / τ).
+    probs: Tensor,
+    /// (rows, d) probs · Ê.
+    x0_soft: Tensor,
+    /// (count, 4) per sequence (1 − r, r, ·, ·) with r = sigma_s / sigma_t.
+    coef_update: Tensor,
+    /// (4) the step's reveal probability (t − s)/t, then zeros.
+    reveal_step: Tensor,
+    /// (2) the key of the step's draws.
+    decode_key: Tensor,
+    shape: SeqShape,
+    vocab: usize,
+    width: usize,
+    diffusion: DiffusionConfig,
+    init: Program,
+    /// The denoiser's input from z and the frozen tokens.
+    input: Program,
+}
+
+impl Steps {
+    pub fn new(gpu: &Gpu, model: &Model, graph: &Graph, count: usize, len: usize) -> Result<Steps> {
+        let cfg = &model.config;
+        let (rows, d, vocab) = (count * len, cfg.model.d_model, cfg.model.vocab_size);
+        let f = |name: &str, shape: &[usize]| gpu.zeros(name, shape, DType::F32);
+        let z = f("hybrid.z", &[rows, d])?;
+        let sigma_start = hybrid::sigma(&cfg.diffusion, 1.0, d) as f32;
+        let mut init = graph.embed_table.clone();
+        init.push(randn(
+            gpu,
+            &graph.inputs.rng_key,
+            INIT_STREAM,
+            sigma_start,
+            &z,
+        )?);
+        let mut steps = Steps {
+            drawn: gpu.zeros("hybrid.drawn", &[rows], DType::U32)?,
+            confidence: f("hybrid.confidence", &[rows])?,
+            frozen: gpu.zeros("hybrid.frozen", &[rows], DType::U32)?,
+            revealed: f("hybrid.revealed", &[rows])?,
+            z,
+            z_next: f("hybrid.z_next", &[rows, d])?,
+            clean: f("hybrid.clean", &[rows, d])?,
+            probs: f("hybrid.probs", &[rows, vocab])?,
+            x0_soft: f("hybrid.x0_soft", &[rows, d])?,
+            coef_update: f("hybrid.coef_update", &[count, 4])?,
+            reveal_step: f("hybrid.reveal_step", &[4])?,
+            decode_key: gpu.zeros("hybrid.decode_key", &[2], DType::U32)?,
+            shape: SeqShape {
+                batch: count,
+                seq: len,
+                cols: d,
+            },
+            vocab,
+            width: d,
+            diffusion: cfg.diffusion.clone(),
+            init,
+            input: Program::new(),
+        };
+        steps.input = steps.record_input(gpu, graph)?;
+        Ok(steps)
+    }
+
+    fn record_input(&self, gpu: &Gpu, graph: &Graph) -> Result<Program> {
+        let mut p = Program::new();
+        p.push(embedding::forward(
+            gpu,
+            &self.frozen,
+            &graph.e_hat,
+            1.0,
+            &self.clean,
+        )?);
+        // x = clean where frozen, 0·clean + z/sqrt(1 + sigma_t²) elsewhere.
+        p.push(diffusion::q_sample_held_forward(
+            gpu,
+            self.shape,
+            &graph.inputs.coef,
+            &self.clean,
+            &self.z,
+            &self.revealed,
+            &graph.x_t,
+        )?);
+        Ok(p)
+    }
+
+    /// What follows the denoiser at decoding temperature τ (a kernel
+    /// parameter, so recorded per run).
+    fn record_decode(
+        &self,
+        gpu: &Gpu,
+        graph: &Graph,
+        temperature: f32,
+        order: RevealOrder,
+    ) -> Result<Program> {
+        let (rows, d) = (self.shape.batch * self.shape.seq, self.width);
+        let mut p = Program::new();
+        let (drawn, confidence) = (&self.drawn, &self.confidence);
+        p.push(if temperature > 0.0 {
+            sample_rows(
+                gpu,
+                &graph.logits,
+                &self.decode_key,
+                DECODE_STREAM,
+                temperature,
+                drawn,
+                confidence,
+            )?
+        } else {
+            argmax_rows(gpu, &graph.logits, drawn, confidence)?
+        });
+        let soft_temperature = if temperature > 0.0 { temperature } else { 1.0 };
+        p.push(tempered_softmax(
+            gpu,
+            &graph.logits,
+            soft_temperature,
+            &self.probs,
+        )?);
+        let mm = Matmul::new(rows, d, self.vocab);
+        p.push(matmul(gpu, &self.probs, &graph.e_hat, &self.x0_soft, mm)?);
+        p.push(diffusion::q_sample_forward(
+            gpu,
+            self.shape,
+            &self.coef_update,
+            &self.x0_soft,
+            &self.z,
+            &self.z_next,
+        )?);
+        p.push(axpby(gpu, 1.0, &self.z_next, 0.0, &self.z)?);
+        let state = [drawn, confidence, &self.frozen, &self.revealed];
+        p.push(match order {
+            RevealOrder::Random => reveal(
+                gpu,
+                &self.decode_key,
+                REVEAL_STREAM,
+                &self.reveal_step,
+                drawn,
+                confidence,
+                &self.frozen,
+                &self.revealed,
+            )?,
+            RevealOrder::Confident => {
+                reveal_confident(gpu, self.shape.seq, &self.reveal_step, state)?
+            }
+        });
+        Ok(p)
+    }
+
+    pub async fn run(
+        &self,
+        gpu: &Gpu,
+        sampler: &Sampler,
+        options: &SampleOptions,
+        known: Option<&Known>,
+        mut on_step: OnStep<'_>,
+    ) -> Result<Vec<u32>> {
+        if options.eta != 0.0 || options.clamp {
+            return Err(Error::Invalid(
+                "eta and clamp apply to gaussian checkpoints; this one is diffusion.kind \"hybrid\""
+                    .into(),
+            ));
+        }
+        let graph = sampler.graph();
+        let (count, rows) = (sampler.count, sampler.count * sampler.len);
+        let diffusion = &self.diffusion;
+        match known {
+            Some(k) => {
+                gpu.write_u32(&self.frozen, &k.tokens)?;
+                let mask: Vec<f32> = k.mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
+                gpu.write_f32(&self.revealed, &mask)?;
+            }
+            None => {
+                gpu.write_u32(&self.frozen, &vec![0; rows])?;
+                gpu.write_f32(&self.revealed, &vec![0.0; rows])?;
+            }
+        }
+        let decode = self.record_decode(gpu, graph, options.temperature, options.order)?;
+        let step = [&self.input, &graph.core, &decode];
+        let t_max = diffusion.timesteps;
+        let grid = hybrid::sampling_timesteps(t_max, options.steps);
+        let mut last = Vec::new();
+        for (i, pair) in grid.windows(2).enumerate() {
+            let (k_t, k_s) = (pair[0], pair[1]);
+            let (t, s) = (k_t as f64 / t_max as f64, k_s as f64 / t_max as f64);
+            let (sigma_t, sigma_s) = (
+                hybrid::sigma(diffusion, t, self.width),
+                hybrid::sigma(diffusion, s, self.width),
+            );
+            let input = 1.0 / (1.0 + sigma_t * sigma_t).sqrt();
+            let r = sigma_s / sigma_t;
+            gpu.write_u32(&graph.inputs.timesteps, &vec![k_t as u32; count])?;
+            gpu.write_f32(
+                &graph.inputs.coef,
+                &[0.0, input as f32, 0.0, 0.0].repeat(count),
+            )?;
+            gpu.write_f32(
+                &self.coef_update,
+                &[(1.0 - r) as f32, r as f32, 0.0, 0.0].repeat(count),
+            )?;
+            gpu.write_f32(&self.reveal_step, &[((t - s) / t) as f32, 0.0, 0.0, 0.0])?;
+            gpu.write_u32(&self.decode_key, &step_key(options.seed, i))?;
+            if i == 0 {
+                gpu.submit(&[&self.init]);
+            }
+            gpu.submit(&step);
+            let outputs = (&self.drawn, &self.confidence);
+            let at = (i, k_t, k_s == 0);
+            report(gpu, outputs, at, &mut on_step, &mut last).await?;
+        }
+        Ok(last)
+    }
+}

@@ -1,0 +1,208 @@
+//! Sampling: every position of `count` sequences denoised at once over
+//! `steps` steps, by the checkpoint's `diffusion.kind`: [`gaussian`] (DDIM
+//! from pure noise, optionally clamped) or [`hybrid`] (noisy positions
+//! frozen to drawn tokens one by one). Known positions (a prompt, the text
+//! around an infill) keep their tokens.
+
+mod gaussian;
+mod hybrid;
+
+use std::ops::ControlFlow;
+
+use crate::conditioning::Known;
+use crate::config::{DiffusionConfig, DiffusionKind, RevealOrder};
+use crate::gpu::{Gpu, Tensor};
+use crate::model::Model;
+use crate::model::graph::{Graph, GraphOptions};
+use crate::schedule::NoiseSchedule;
+use crate::{Error, Result};
+
+pub use gaussian::STEP_NOISE_STREAM;
+pub use hybrid::{INIT_STREAM as HYBRID_INIT_STREAM, REVEAL_STREAM as HYBRID_REVEAL_STREAM};
+
+/// The key of step `i`'s random draws (decoded tokens, fresh noise, reveals).
+pub fn step_key(seed: u64, i: usize) -> [u32; 2] {
+    [
+        seed as u32 ^ (i as u32).wrapping_mul(0x9e37_79b9),
+        (seed >> 32) as u32,
+    ]
+}
+
+#[derive(Clone, Debug)]
+pub struct SampleOptions {
+    pub steps: usize,
+    pub seed: u64,
+    /// gaussian only: snap each step's estimate to its token's embedding.
+    pub clamp: bool,
+    /// 0: each step decodes the most likely token; above 0, a draw from
+    /// softmax(logits / temperature).
+    pub temperature: f32,
+    /// gaussian only. 0: deterministic DDIM steps; up to 1 (DDPM-like),
+    /// fresh noise in each.
+    pub eta: f32,
+    /// hybrid only: which noisy positions each step freezes.
+    pub order: RevealOrder,
+}
+
+impl SampleOptions {
+    /// The checkpoint's defaults, seed 0.
+    pub fn from_config(diffusion: &DiffusionConfig) -> SampleOptions {
+        SampleOptions {
+            steps: diffusion.sample_steps,
+            seed: 0,
+            clamp: diffusion.clamp,
+            temperature: diffusion.temperature,
+            eta: diffusion.eta,
+            order: diffusion.reveal_order,
+        }
+    }
+
+    fn check_temperature(&self) -> Result<()> {
+        if self.temperature >= 0.0 && self.temperature.is_finite() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(format!(
+                "temperature must be ≥ 0, got {}",
+                self.temperature
+            )))
+        }
+    }
+}
+
+/// The decoded state after one denoising step.
+#[derive(Clone, Debug)]
+pub struct StepOutput {
+    pub step: usize,
+    pub timestep: usize,
+    /// (count·len) the token each position shows: the best or drawn one
+    /// (gaussian, hybrid's noisy positions) or the one it is frozen to.
+    pub tokens: Vec<u32>,
+    /// (count·len) its probability (1 once frozen).
+    pub confidence: Vec<f32>,
+}
+
+/// What a step callback gets and may stop.
+pub type OnStep<'a> = Option<&'a mut dyn FnMut(StepOutput) -> ControlFlow<()>>;
+
+enum Steps {
+    Gaussian(Box<gaussian::Steps>),
+    Hybrid(Box<hybrid::Steps>),
+}
+
+/// Buffers and recorded work for sampling `count` sequences of `len`.
+pub struct Sampler {
+    pub count: usize,
+    pub len: usize,
+    graph: Graph,
+    steps: Steps,
+}
+
+impl Sampler {
+    pub fn new(gpu: &Gpu, model: &Model, count: usize, len: usize) -> Result<Sampler> {
+        if count == 0 || len == 0 {
+            return Err(Error::Invalid(
+                "sampling needs at least one sequence of at least one position".into(),
+            ));
+        }
+        let options = GraphOptions {
+            batch: count,
+            seq: len,
+            train: false,
+            generate_noise: false,
+            dropout: false,
+            half_operands: false,
+        };
+        let graph = Graph::new(gpu, model, options, None)?;
+        let steps = match model.config.diffusion.kind {
+            DiffusionKind::Gaussian => Steps::Gaussian(Box::new(gaussian::Steps::new(
+                gpu, model, &graph, count, len,
+            )?)),
+            DiffusionKind::Hybrid => Steps::Hybrid(Box::new(hybrid::Steps::new(
+                gpu, model, &graph, count, len,
+            )?)),
+        };
+        Ok(Sampler {
+            count,
+            len,
+            graph,
+            steps,
+        })
+    }
+
+    /// The model graph it samples through (x_t is the denoiser's input).
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Samples; `on_step` (if given) receives every step's decoded state and
+    /// may stop the run (which then ends in [`Error::Cancelled`]). Returns
+    /// the final tokens (count·len); known positions keep their tokens.
+    pub async fn run(
+        &self,
+        gpu: &Gpu,
+        schedule: &NoiseSchedule,
+        options: &SampleOptions,
+        known: Option<&Known>,
+        on_step: OnStep<'_>,
+    ) -> Result<Vec<u32>> {
+        let rows = self.count * self.len;
+        if let Some(k) = known
+            && (k.tokens.len() != rows || k.mask.len() != rows)
+        {
+            return Err(Error::Invalid(format!(
+                "known positions must cover {rows} positions, got {}",
+                k.tokens.len()
+            )));
+        }
+        options.check_temperature()?;
+        gpu.write_u32(
+            &self.graph.inputs.rng_key,
+            &[
+                (options.seed & 0xFFFF_FFFF) as u32,
+                (options.seed >> 32) as u32,
+            ],
+        )?;
+        let mut last = match &self.steps {
+            Steps::Gaussian(s) => s.run(gpu, self, schedule, options, known, on_step).await?,
+            Steps::Hybrid(s) => s.run(gpu, self, options, known, on_step).await?,
+        };
+        gpu.take_error()?;
+        if let Some(k) = known {
+            for (r, tok) in last.iter_mut().enumerate() {
+                if k.mask[r] {
+                    *tok = k.tokens[r];
+                }
+            }
+        }
+        Ok(last)
+    }
+}
+
+/// Reads a step's tokens when the caller watches or the run ends; hands them
+/// to `on_step`, whose Break cancels the run.
+async fn report(
+    gpu: &Gpu,
+    (tokens, confidence): (&Tensor, &Tensor),
+    (step, timestep, final_step): (usize, usize, bool),
+    on_step: &mut OnStep<'_>,
+    last: &mut Vec<u32>,
+) -> Result<()> {
+    if on_step.is_none() && !final_step {
+        return Ok(());
+    }
+    let read = gpu.read_u32(tokens).await?;
+    if let Some(cb) = on_step.as_mut() {
+        let confidence = gpu.read_f32(confidence).await?;
+        let flow = cb(StepOutput {
+            step,
+            timestep,
+            tokens: read.clone(),
+            confidence,
+        });
+        if flow.is_break() {
+            return Err(Error::Cancelled);
+        }
+    }
+    *last = read;
+    Ok(())
+}

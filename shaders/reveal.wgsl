@@ -1,0 +1,187 @@
+// Per-step ops of the hybrid (CANDI-style) diffusion sampler: each noisy row
+// draws a token from the model's tempered distribution, and a random share of
+// the noisy rows is revealed (frozen to its draw) at every step.
+// tempered_softmax, at temperature τ = 1 / inv_temperature:
+//   probs[r, v] = exp(logits[r, v]/τ − m_r) / Σ_w exp(logits[r, w]/τ − m_r),
+//   m_r = max_w logits[r, w]/τ   (subtracting the row max keeps exp finite).
+//   One 256-thread workgroup per row, fixed-order tree reductions (the result
+//   does not depend on scheduling), any vocab size. Grid: grid_1d(rows).
+// reveal, with p = step[0] the reveal probability of this step:
+//   revealed[r] == 0:  u = uniform in (0, 1] of the counter hash of
+//                      (r, REVEAL_SALT, key, stream), as random.wgsl computes it;
+//                      if u <= p (f32): revealed[r] = 1, frozen[r] = drawn[r].
+//   revealed[r] != 0:  drawn[r] = frozen[r], confidence[r] = 1
+//   so after the call drawn holds the display token of every row; p = 1
+//   reveals every row, p = 0 none. One thread per row.
+//   Grid: grid_1d(ceil(rows / 256)).
+// reveal_confident, most confident first: in each sequence of `seq` rows
+//   (one workgroup), of its H noisy rows the k = H − floor(H·(1 − p) + 0.5)
+//   with the highest confidence (ties: the lower row) are revealed, so the
+//   noisy share shrinks by (t − s)/t per step as under `reveal`, in
+//   expectation there and exactly here. Rows revealed before show their
+//   token as in `reveal`. Grid: grid_1d(rows / seq).
+
+struct Params {
+    rows: u32,
+    vocab: u32,           // tempered_softmax only
+    inv_temperature: f32, // tempered_softmax only
+    stream: u32,          // reveal only
+    seq: u32,             // reveal_confident only
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+// tempered_softmax
+@group(0) @binding(1) var<storage, read> logits: array<f32>;         // (rows, V)
+@group(0) @binding(2) var<storage, read_write> probs: array<f32>;    // (rows, V)
+// reveal
+@group(0) @binding(3) var<storage, read> rng_key: array<u32>;        // (2): seed, step
+@group(0) @binding(4) var<storage, read> step: array<f32>;           // (≥ 1): [0] = p, written by the CPU each step
+@group(0) @binding(5) var<storage, read_write> drawn: array<u32>;    // (rows) this step's draw; out: the display token
+@group(0) @binding(6) var<storage, read_write> confidence: array<f32>; // (rows) out: 1 on revealed rows
+@group(0) @binding(7) var<storage, read_write> frozen: array<u32>;   // (rows) the token a revealed row is frozen to
+@group(0) @binding(8) var<storage, read_write> revealed: array<f32>; // (rows) 1 = revealed/frozen, 0 = still noisy
+
+const WG: u32 = 256u;
+var<workgroup> scratch: array<f32, 256>;
+
+// Fixed-order tree reductions over the workgroup, result in slot 0. Called
+// from uniform control flow (r is the same for the whole workgroup).
+fn reduce_max(t: u32) {
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        workgroupBarrier();
+        if (t < stride) {
+            scratch[t] = max(scratch[t], scratch[t + stride]);
+        }
+    }
+    workgroupBarrier();
+}
+
+fn reduce_sum(t: u32) {
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+        workgroupBarrier();
+        if (t < stride) {
+            scratch[t] += scratch[t + stride];
+        }
+    }
+    workgroupBarrier();
+}
+
+@compute @workgroup_size(256)
+fn tempered_softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = wid.y * nwg.x + wid.x;
+    if (r >= p.rows) {
+        return;
+    }
+    let base = r * p.vocab;
+    var m = -3.0e38;
+    for (var v = lid.x; v < p.vocab; v += WG) {
+        m = max(m, logits[base + v] * p.inv_temperature);
+    }
+    scratch[lid.x] = m;
+    reduce_max(lid.x);
+    let top = scratch[0];
+    // Every thread has read the max before slot 0 is overwritten below.
+    workgroupBarrier();
+    var s = 0.0;
+    for (var v = lid.x; v < p.vocab; v += WG) {
+        s += exp(logits[base + v] * p.inv_temperature - top);
+    }
+    scratch[lid.x] = s;
+    reduce_sum(lid.x);
+    let inv_total = 1.0 / scratch[0];
+    for (var v = lid.x; v < p.vocab; v += WG) {
+        probs[base + v] = exp(logits[base + v] * p.inv_temperature - top) * inv_total;
+    }
+}
+
+// The counter hash of random.wgsl (PCG output permutation); tests check both
+// against reference::random.
+fn pcg(v: u32) -> u32 {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+// The salt of the reveal draws: xxHash's PRIME32_5, distinct from the salts
+// of random.wgsl and sampling.wgsl so a reveal never reuses their numbers.
+const REVEAL_SALT: u32 = 0x165667b1u;
+
+// Uniform in (0, 1], exactly random.wgsl's unit_uniform.
+fn reveal_uniform(i: u32) -> f32 {
+    let h = pcg(i ^ pcg(REVEAL_SALT ^ pcg(rng_key[0] ^ pcg(rng_key[1] ^ pcg(p.stream)))));
+    return f32((h >> 8u) + 1u) * (1.0 / 16777216.0);
+}
+
+fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wid.y * nwg.x + wid.x) * 256u + lid.x;
+}
+
+@compute @workgroup_size(256)
+fn reveal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = flat(wid, nwg, lid);
+    if (r >= p.rows) {
+        return;
+    }
+    if (revealed[r] == 0.0) {
+        if (reveal_uniform(r) <= step[0]) {
+            revealed[r] = 1.0;
+            frozen[r] = drawn[r];
+        }
+    } else {
+        drawn[r] = frozen[r];
+        confidence[r] = 1.0;
+    }
+}
+
+// revealed[r] = 2 marks a row chosen in this call: still noisy to the other
+// threads' ranking (which reads every row of the sequence), frozen after it.
+const CHOSEN: f32 = 2.0;
+
+@compute @workgroup_size(256)
+fn reveal_confident(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let base = (wid.y * nwg.x + wid.x) * p.seq;
+    if (base >= p.rows) {
+        return;
+    }
+    var noisy = 0.0;
+    for (var i = lid.x; i < p.seq; i += WG) {
+        if (revealed[base + i] == 0.0) {
+            noisy += 1.0;
+        }
+    }
+    scratch[lid.x] = noisy;
+    reduce_sum(lid.x);
+    let total = scratch[0];
+    let k = u32(total - floor(total * (1.0 - step[0]) + 0.5));
+    for (var i = lid.x; i < p.seq; i += WG) {
+        let r = base + i;
+        if (revealed[r] != 0.0) {
+            drawn[r] = frozen[r];
+            confidence[r] = 1.0;
+            continue;
+        }
+        let c = confidence[r];
+        var rank = 0u;
+        for (var j = 0u; j < p.seq; j++) {
+            let q = base + j;
+            if (revealed[q] != 1.0) {
+                let other = confidence[q];
+                if (other > c || (other == c && j < i)) {
+                    rank += 1u;
+                }
+            }
+        }
+        if (rank < k) {
+            revealed[r] = CHOSEN;
+        }
+    }
+    storageBarrier();
+    workgroupBarrier();
+    for (var i = lid.x; i < p.seq; i += WG) {
+        let r = base + i;
+        if (revealed[r] == CHOSEN) {
+            revealed[r] = 1.0;
+            frozen[r] = drawn[r];
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The hybrid sampler's per-step kernels (shaders/reveal.wgsl) against
+//! reference::reveal.
+
+use samnet_core::gpu::DType;
+use samnet_core::ops::reveal::{reveal, tempered_softmax};
+use samnet_core::reference::reveal as reference;
+use samnet_tests::*;
+
+/// The tempered softmax equals the f64 reference on shapes that are not
+/// multiples of the workgroup (vocab 300 > 256 threads), stays finite where
+/// logits / τ exceed exp's f32 range, sums to 1 per row and is bit-for-bit
+/// reproducible.
+#[test]
+fn reveal_tempered_softmax_matches_reference() {
+    let mut rng = Rng::new(41);
+    for (rows, vocab) in [(37, 67), (5, 300)] {
+        let mut logits: Vec<f64> = rng.normals(rows * vocab).iter().map(|x| 3.0 * x).collect();
+        // Row 1 far from 0: exp(logits / τ) alone would overflow f32.
+        for x in &mut logits[vocab..2 * vocab] {
+            *x += 100.0;
+        }
+        let (gl, probs) = (
+            upload("logits", &[rows, vocab], &logits),
+            zeros("probs", &[rows, vocab]),
+        );
+        for temperature in [0.6f32, 1.0] {
+            let d = tempered_softmax(gpu(), &gl, temperature, &probs).unwrap();
+            run(vec![d.clone()]);
+            let got = read(&probs);
+            let want = reference::tempered_softmax(&logits, rows, vocab, temperature as f64);
+            check(
+                &format!("tempered_softmax {rows}x{vocab} t={temperature}"),
+                &got,
+                &want,
+                TOL_F32,
+            );
+            for (r, row) in got.chunks(vocab).enumerate() {
+                let sum: f64 = row.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-5, "row {r} sums to {sum}");
+            }
+            run(vec![d]);
+            assert_eq!(read(&probs), got, "not reproducible");
+        }
+    }
+    let (gl, probs, wrong) = (
+        zeros("logits", &[3, 10]),
+        zeros("probs", &[3, 10]),
+        zeros("wrong", &[3, 11]),
+    );
+    for bad in [0.0, -1.0, f32::INFINITY, f32::NAN] {
+        assert!(
+            tempered_softmax(gpu(), &gl, bad, &probs).is_err(),
+            "t = {bad}"
+        );
+    }
+    assert!(tempered_softmax(gpu(), &gl, 1.0, &wrong).is_err());
+}
+
+/// The per-row state of a reveal step, on the CPU and the GPU.
+struct State {
+    drawn: Vec<u32>,
+    confidence: Vec<f64>,
+    frozen: Vec<u32>,
+    revealed: Vec<f64>,
+}
+
+/// 1000 rows of random draws and confidences; every 97th row starts revealed,
+/// frozen to a token that differs from its draw. Hidden rows hold a sentinel
+/// in `frozen` so a stray write shows.
+fn initial_state(rows: usize) -> State {
+    let mut rng = Rng::new(42);
+    let drawn: Vec<u32> = (0..rows).map(|_| rng.below(5000) as u32).collect();
+    let confidence: Vec<f64> = (0..rows).map(|_| rng.uniform() as f32 as f64).collect();
+    let revealed: Vec<f64> = (0..rows)
+        .map(|r| if r % 97 == 3 { 1.0 } else { 0.0 })
+        .collect();
+    let frozen: Vec<u32> = (0..rows)
+        .map(|r| {
+            if revealed[r] != 0.0 {
+                drawn[r] + 7000
+            } else {
+                u32::MAX
+            }
+        })
+        .collect();
+    State {
+        drawn,
+        confidence,
+        frozen,
+        revealed,
+    }
+}
+
+/// Runs one reveal with probability `p` on the GPU and the reference and
+/// asserts both end in the same state, which it returns.
+fn reveal_both(key: [u32; 2], stream: u32, p: f32, start: &State) -> State {
+    let rows = start.drawn.len();
+    let (gkey, step, drawn, confidence, frozen, revealed) = (
+        upload_u32("key", &[2], &key),
+        upload("step", &[4], &[p as f64, 0.0, 0.0, 0.0]),
+        upload_u32("drawn", &[rows], &start.drawn),
+        upload("confidence", &[rows], &start.confidence),
+        upload_u32("frozen", &[rows], &start.frozen),
+        upload("revealed", &[rows], &start.revealed),
+    );
+    run(vec![
+        reveal(
+            gpu(),
+            &gkey,
+            stream,
+            &step,
+            &drawn,
+            &confidence,
+            &frozen,
+            &revealed,
+        )
+        .unwrap(),
+    ]);
+    let mut want = State {
+        drawn: start.drawn.clone(),
+        confidence: start.confidence.clone(),
+        frozen: start.frozen.clone(),
+        revealed: start.revealed.clone(),
+    };
+    reference::reveal(
+        key,
+        stream,
+        p,
+        &mut want.drawn,
+        &mut want.confidence,
+        &mut want.frozen,
+        &mut want.revealed,
+    );
+    assert_eq!(read(&revealed), want.revealed, "revealed, p = {p}");
+    assert_eq!(read_u32(&frozen), want.frozen, "frozen, p = {p}");
+    assert_eq!(read_u32(&drawn), want.drawn, "drawn, p = {p}");
+    assert_eq!(read(&confidence), want.confidence, "confidence, p = {p}");
+    want
+}
+
+/// The reveal equals the reference exactly; at p = 0.3 the share revealed
+/// among the hidden rows is within 4.5 binomial σ of 0.3; p = 1 reveals
+/// every row, p = 0 none; rows revealed at entry show their frozen token with
+/// confidence 1; a hidden row left hidden keeps its draw and confidence.
+#[test]
+fn reveal_freezes_a_random_share_and_shows_frozen_rows() {
+    let (rows, key, stream) = (1000, [77u32, 3], 9);
+    let start = initial_state(rows);
+    let hidden: Vec<usize> = (0..rows).filter(|&r| start.revealed[r] == 0.0).collect();
+    let pre: Vec<usize> = (0..rows).filter(|&r| start.revealed[r] != 0.0).collect();
+    assert!(pre.len() >= 10);
+
+    let shows_frozen = |s: &State| {
+        for &r in &pre {
+            assert_eq!(s.revealed[r], 1.0, "row {r}");
+            assert_eq!(s.frozen[r], start.frozen[r], "row {r}");
+            assert_eq!(s.drawn[r], start.frozen[r], "row {r}");
+            assert_eq!(s.confidence[r], 1.0, "row {r}");
+        }
+    };
+
+    let p = 0.3;
+    let s = reveal_both(key, stream, p, &start);
+    shows_frozen(&s);
+    let newly = hidden.iter().filter(|&&r| s.revealed[r] != 0.0).count();
+    let (n, pf) = (hidden.len() as f64, p as f64);
+    let share = newly as f64 / n;
+    let sigma = (pf * (1.0 - pf) / n).sqrt();
+    println!("reveal share {share:.4} of {n} hidden rows, p {p}, sigma {sigma:.4}");
+    assert!(
+        (share - pf).abs() < 4.5 * sigma,
+        "revealed {share:.4} of the hidden rows, p {p}"
+    );
+    for &r in &hidden {
+        if s.revealed[r] != 0.0 {
+            assert_eq!(s.frozen[r], start.drawn[r], "row {r}");
+        } else {
+            assert_eq!(s.frozen[r], u32::MAX, "row {r}");
+            assert_eq!(s.confidence[r], start.confidence[r], "row {r}");
+        }
+        assert_eq!(s.drawn[r], start.drawn[r], "row {r}");
+    }
+    // Another stream reveals other rows.
+    let other = reveal_both(key, stream + 1, p, &start);
+    assert_ne!(other.revealed, s.revealed);
+
+    let all = reveal_both(key, stream, 1.0, &start);
+    shows_frozen(&all);
+    assert!(all.revealed.iter().all(|&v| v == 1.0));
+    for &r in &hidden {
+        assert_eq!(all.frozen[r], start.drawn[r], "row {r}");
+    }
+
+    let none = reveal_both(key, stream, 0.0, &start);
+    shows_frozen(&none);
+    for &r in &hidden {
+        assert_eq!(none.revealed[r], 0.0, "row {r}");
+        assert_eq!(none.frozen[r], u32::MAX, "row {r}");
+    }
+}
+
+#[test]
+fn reveal_rejects_mismatched_shapes() {
+    let g = gpu();
+    let u = |name: &str, n: usize| g.zeros(name, &[n], DType::U32).unwrap();
+    let (key, step, drawn, frozen) = (u("key", 2), zeros("step", &[4]), u("d", 10), u("fz", 10));
+    let (confidence, revealed) = (zeros("c", &[10]), zeros("r", &[10]));
+    assert!(reveal(g, &key, 0, &step, &drawn, &confidence, &frozen, &revealed).is_ok());
+    let short = zeros("short", &[9]);
+    assert!(reveal(g, &key, 0, &step, &drawn, &short, &frozen, &revealed).is_err());
+    assert!(reveal(g, &key, 0, &step, &drawn, &confidence, &frozen, &short).is_err());
+    let key3 = u("key3", 3);
+    assert!(reveal(g, &key3, 0, &step, &drawn, &confidence, &frozen, &revealed).is_err());
+}
+
+/// Most confident first, on sequences of 37 rows (not a multiple of the
+/// workgroup) and of 300 (more rows than threads), with ties: the GPU equals
+/// the reference exactly; each sequence reveals k = H − round(H·(1 − p)) of
+/// its H noisy rows, exactly those of highest confidence; p = 1 reveals all.
+#[test]
+fn reveal_confident_freezes_the_most_confident_rows_of_each_sequence() {
+    use samnet_core::ops::reveal::reveal_confident;
+    for (seq, count, p) in [(37usize, 5usize, 0.3f32), (300, 2, 0.55), (37, 3, 1.0)] {
+        let rows = seq * count;
+        let mut start = initial_state(rows);
+        // Ties: a few equal confidences within each sequence.
+        for r in (0..rows).step_by(5) {
+            start.confidence[r] = 0.5;
+        }
+        let buffers = (
+            upload("step", &[4], &[p as f64, 0.0, 0.0, 0.0]),
+            upload_u32("drawn", &[rows], &start.drawn),
+            upload("confidence", &[rows], &start.confidence),
+            upload_u32("frozen", &[rows], &start.frozen),
+            upload("revealed", &[rows], &start.revealed),
+        );
+        let (step, drawn, confidence, frozen, revealed) = &buffers;
+        let state = [drawn, confidence, frozen, revealed];
+        run(vec![reveal_confident(gpu(), seq, step, state).unwrap()]);
+        let mut want = start;
+        let before = want.revealed.clone();
+        let conf_before = want.confidence.clone();
+        reference::reveal_confident(
+            seq,
+            p,
+            &mut want.drawn,
+            &mut want.confidence,
+            &mut want.frozen,
+            &mut want.revealed,
+        );
+        assert_eq!(read(revealed), want.revealed, "revealed, seq {seq}, p {p}");
+        assert_eq!(read_u32(frozen), want.frozen, "frozen, seq {seq}, p {p}");
+        assert_eq!(read_u32(drawn), want.drawn, "drawn, seq {seq}, p {p}");
+        assert_eq!(
+            read(confidence),
+            want.confidence,
+            "confidence, seq {seq}, p {p}"
+        );
+        for b in 0..count {
+            let seq_rows = b * seq..(b + 1) * seq;
+            let noisy: Vec<usize> = seq_rows.clone().filter(|&r| before[r] == 0.0).collect();
+            let chosen: Vec<usize> = noisy
+                .iter()
+                .copied()
+                .filter(|&r| want.revealed[r] == 1.0)
+                .collect();
+            let h = noisy.len() as f64;
+            let k = h - (h * (1.0 - p as f64)).round();
+            assert_eq!(
+                chosen.len() as f64,
+                k,
+                "seq {b}: {} of {h} revealed",
+                chosen.len()
+            );
+            let lowest_chosen = chosen
+                .iter()
+                .map(|&r| conf_before[r])
+                .fold(f64::INFINITY, f64::min);
+            let highest_left = noisy
+                .iter()
+                .filter(|r| !chosen.contains(r))
+                .map(|&r| conf_before[r])
+                .fold(f64::NEG_INFINITY, f64::max);
+            assert!(
+                lowest_chosen >= highest_left,
+                "seq {b}: chose {lowest_chosen} over {highest_left}"
+            );
+        }
+    }
+}
