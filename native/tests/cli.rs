@@ -185,16 +185,6 @@ fn out_of_range_values() {
         &["train", "--preset", "nope", "--data", &data, "--out", out],
         &["unknown preset", "phase1"],
     );
-    c.fails(
-        &[
-            "sample",
-            "--ckpt",
-            checkpoint().to_str().unwrap(),
-            "--steps",
-            "0",
-        ],
-        &["--steps"],
-    );
     let train = |extra: &[&str], needles: &[&str], c: &mut Category| {
         let mut args = vec!["train", "--preset", "tiny", "--data", &data, "--out", out];
         args.extend_from_slice(extra);
@@ -225,11 +215,24 @@ fn out_of_range_values() {
     );
     train(&["--resume"], &["no checkpoint here"], &mut c);
     let ckpt = checkpoint().to_str().unwrap();
-    for (len, needles) in [
-        ("0", &["sequence", "1..=4096 positions", "got 0"]),
-        ("5000", &["sequence", "1..=4096 positions", "got 5000"]),
-    ] {
-        c.fails(&["sample", "--ckpt", ckpt, "--len", len], needles);
+    // Checked by the CLI so that the error names the flag, not core's option.
+    for command in ["sample", "eval"] {
+        for (flag, value, needle) in [
+            ("--len", "0", "--len must be 1..=4096 positions, got 0"),
+            (
+                "--len",
+                "5000",
+                "--len must be 1..=4096 positions, got 5000",
+            ),
+            ("--eta", "2", "--eta must be in [0, 1], got 2"),
+            ("--eta", "-0.5", "--eta must be in [0, 1], got -0.5"),
+            ("--temperature", "-1", "--temperature must be ≥ 0, got -1"),
+            ("--temperature", "inf", "--temperature must be ≥ 0, got inf"),
+            ("--steps", "0", "--steps must be in 1..=1000, got 0"),
+        ] {
+            let flag_value = format!("{flag}={value}");
+            c.fails(&[command, "--ckpt", ckpt, &flag_value], &[needle]);
+        }
     }
     let long_prompt = "To be, or not to be, that is the question. ".repeat(20);
     c.fails(
@@ -659,6 +662,7 @@ fn infill_keeps_the_known_text_and_fills_every_hole() {
             assert_eq!(got, want, "known position {i} changed: {stdout:?}");
         }
     }
+    let long_text = format!("{}▢", "a".repeat(5000));
     for (args, needles) in [
         (
             vec!["infill", "open [___ hole"],
@@ -666,7 +670,26 @@ fn infill_keeps_the_known_text_and_fills_every_hole() {
         ),
         (vec!["infill", "bad [___:x]"], vec!["length \"x\""]),
         (vec!["infill", "no holes"], vec!["no hole"]),
-        (vec!["infill", "▢", "--hole", "0"], vec!["--hole"]),
+        (
+            vec!["infill", "▢", "--hole", "0"],
+            vec!["--hole must be 1..=4096 positions, got 0"],
+        ),
+        (
+            vec!["infill", "▢", "--hole", "5000"],
+            vec!["--hole must be 1..=4096 positions, got 5000"],
+        ),
+        (
+            vec!["infill", "big [___:5000]"],
+            vec!["column 5", "positions in 1..=4096"],
+        ),
+        (
+            vec!["infill", "[___:4000] and [___:4000]"],
+            vec!["more than 4096 positions", "longest sequence", "column 16"],
+        ),
+        (
+            vec!["infill", &long_text],
+            vec!["template takes 5001 positions", "more than the 4096"],
+        ),
     ] {
         let mut args = args.clone();
         args.extend(["--ckpt", &ckpt]);
@@ -706,7 +729,13 @@ fn completion_fills_only_the_hole_at_the_cursor() {
             "complete", "--ckpt", &ckpt, "--file", &file_arg, "--line", "1", "--hole", "64",
             "--len", "64",
         ],
-        &["hole"],
+        &["--hole must be 1..64 positions (fewer than --len 64), got 64"],
+    );
+    fails_clearly(
+        &[
+            "complete", "--ckpt", &ckpt, "--file", &file_arg, "--line", "1", "--len", "0",
+        ],
+        &["--len must be 1..=4096 positions, got 0"],
     );
 }
 

@@ -2,11 +2,11 @@ use std::path::PathBuf;
 
 use samnet_core::eval;
 use samnet_core::gpu::{Gpu, GpuOptions};
-use samnet_core::sample::SampleOptions;
 use serde_json::json;
 
 use samnet_core::data::Split;
 
+use super::sample::{Denoising, check_len_flag};
 use crate::run::{load_checkpoint, pack, read_corpus};
 
 #[derive(clap::Args)]
@@ -17,21 +17,11 @@ pub struct Args {
     /// The files and folders the model was trained on (default: TinyShakespeare).
     #[arg(long, num_args = 1..)]
     data: Vec<PathBuf>,
-    /// Denoising steps for the samples (default: the config's).
-    #[arg(long)]
-    steps: Option<usize>,
     /// Positions per sample.
     #[arg(long, default_value_t = 256)]
     len: usize,
-    /// Snap each step's estimate to the nearest embedding (default: the config's).
-    #[arg(long)]
-    clamp: Option<bool>,
-    /// Decoding temperature (default: the config's).
-    #[arg(long)]
-    temperature: Option<f32>,
-    /// Stochasticity of the denoising steps, 0 (DDIM) to 1 (DDPM-like) (default: the config's).
-    #[arg(long)]
-    eta: Option<f32>,
+    #[command(flatten)]
+    denoising: Denoising,
     /// Only the samples and their scores (the validation loss is the slow
     /// part on CPU adapters).
     #[arg(long)]
@@ -41,6 +31,8 @@ pub struct Args {
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let loaded = load_checkpoint(&args.ckpt)?;
     let cfg = &loaded.snapshot.config;
+    check_len_flag(args.len, cfg)?;
+    let sample_options = args.denoising.options(cfg)?;
     let corpus = read_corpus(&args.data)?;
     let data = pack(&corpus, &loaded.tokenizer, cfg)?;
     let gpu = Gpu::new_blocking(options)?;
@@ -55,11 +47,6 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
             cfg.train.seq_len,
         ))?
     };
-    let mut options = SampleOptions::from_config(&cfg.diffusion);
-    options.steps = args.steps.unwrap_or(options.steps);
-    options.clamp = args.clamp.unwrap_or(options.clamp);
-    options.temperature = args.temperature.unwrap_or(options.temperature);
-    options.eta = args.eta.unwrap_or(options.eta);
     let train_text = &loaded.tokenizer.decode(data.tokens(Split::Train))?;
     let q = pollster::block_on(eval::quality(
         &gpu,
@@ -67,7 +54,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         &loaded.tokenizer,
         train_text,
         args.len,
-        &options,
+        &sample_options,
     ))?;
     let mean = |f: fn(&eval::ValLoss) -> f32| {
         (!val.is_empty()).then(|| val.iter().map(f).sum::<f32>() / val.len() as f32)
@@ -79,9 +66,9 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "val": val,
         "val_mse_mean": mean(|v| v.mse),
         "val_ce_mean": mean(|v| v.ce),
-        "clamp": options.clamp,
-        "temperature": options.temperature,
-        "eta": options.eta,
+        "clamp": sample_options.clamp,
+        "temperature": sample_options.temperature,
+        "eta": sample_options.eta,
         "valid_word_rate": q.valid_word_rate,
         "valid_long_word_rate": q.valid_long_word_rate,
         "diversity": q.diversity,
