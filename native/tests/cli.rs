@@ -448,6 +448,30 @@ fn damaged_checkpoints() {
         &["sample", "--ckpt", "/nonexistent/ckpt"],
         &["/nonexistent/ckpt", "no checkpoint"],
     );
+
+    // A folder holding checkpoints (as `assets/` holds `phase1/`) lists them;
+    // a subfolder without a config.json is not one.
+    let folder = scratch("folder");
+    for name in ["phase2", "phase1"] {
+        let dir = folder.join(name);
+        std::fs::create_dir(&dir).unwrap();
+        for entry in std::fs::read_dir(checkpoint()).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::create_dir(folder.join("configs")).unwrap();
+    let phase1 = folder.join("phase1").display().to_string();
+    let phase2 = folder.join("phase2").display().to_string();
+    c.fails(
+        &["sample", "--ckpt", folder.to_str().unwrap()],
+        &[
+            "a folder of checkpoints, not a checkpoint",
+            &format!("--ckpt: {phase1}, {phase2}"),
+        ],
+    );
+    let (_, _, err) = samnet(&["sample", "--ckpt", folder.to_str().unwrap()]);
+    assert!(!err.contains("configs"), "{err}");
 }
 
 #[test]
