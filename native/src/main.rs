@@ -3,6 +3,7 @@
 mod commands;
 mod dataset;
 mod metrics_log;
+mod progress;
 mod run;
 
 use clap::{Parser, Subcommand};

@@ -507,6 +507,51 @@ fn sample_prints_text_from_a_checkpoint() {
     assert_eq!(again, stdout, "same seed, different text");
 }
 
+/// Piped, stderr gets only the line naming the adapter; in a terminal (a
+/// pseudo-terminal from util-linux's `script`) sampling draws a bar of
+/// denoising steps and eval a spinner per phase.
+#[cfg(target_os = "linux")]
+#[test]
+fn progress_shows_in_a_terminal_and_the_adapter_always() {
+    let ckpt = checkpoint().to_str().unwrap();
+    let in_terminal = |args: &[&str]| {
+        let command = format!("{} {}", env!("CARGO_BIN_EXE_samnet"), args.join(" "));
+        let out = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .output()
+            .expect("runs script (util-linux)");
+        let shown = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{args:?}: {shown}");
+        shown
+    };
+    let sample = ["sample", "--ckpt", ckpt, "--len", "16", "--steps", "8"];
+    let (ok, _, err) = samnet(&sample);
+    assert!(ok, "{err}");
+    assert!(
+        err.starts_with("sampling 16 positions in 8 steps on ") && err.lines().count() == 1,
+        "{err}"
+    );
+    let shown = in_terminal(&sample);
+    assert!(
+        shown.contains("step ") && shown.contains("/8  ") && shown.contains(" steps/s  "),
+        "{shown}"
+    );
+    assert!(shown.contains(" left"), "{shown}");
+
+    let data = shakespeare();
+    let eval = [
+        "eval", "--ckpt", ckpt, "--data", &data, "--len", "16", "--steps", "2",
+    ];
+    let (ok, _, err) = samnet(&eval);
+    assert!(ok, "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("evaluating on ")) && !err.contains("validation loss at"),
+        "{err}"
+    );
+    let shown = in_terminal(&eval);
+    assert!(shown.contains("validation loss at 5 timesteps"), "{shown}");
+}
+
 /// `model.safetensors` of a copy of the fixture checkpoint, rewritten by `edit`.
 fn with_model(name: &str, edit: impl FnOnce(&mut Vec<NamedTensor>)) -> PathBuf {
     let dir = copy_checkpoint(name);

@@ -7,6 +7,7 @@ use serde_json::json;
 use samnet_core::data::Split;
 
 use super::sample::{Denoising, check_len_flag};
+use crate::progress;
 use crate::run::{load_checkpoint, pack, read_corpus};
 
 #[derive(clap::Args)]
@@ -36,18 +37,33 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let corpus = read_corpus(&args.data)?;
     let data = pack(&corpus, &loaded.tokenizer, cfg)?;
     let gpu = Gpu::new_blocking(options)?;
+    eprintln!("evaluating on {}", gpu.describe());
     let model = loaded.model(&gpu)?;
+    // core's evaluation reports nothing until it is done, so each phase gets
+    // a spinner with its running time rather than a bar of steps.
     let val = if args.samples_only {
         Vec::new()
     } else {
-        pollster::block_on(eval::validation_loss(
+        let spinner = progress::spinner(&format!(
+            "validation loss at {} timesteps",
+            eval::EVAL_TIMESTEPS.len()
+        ));
+        let val = pollster::block_on(eval::validation_loss(
             &gpu,
             &model,
             &data,
             cfg.train.seq_len,
-        ))?
+        ));
+        spinner.finish_and_clear();
+        val?
     };
     let train_text = &loaded.tokenizer.decode(data.tokens(Split::Train))?;
+    let spinner = progress::spinner(&format!(
+        "{} samples of {} positions in {} steps",
+        eval::QUALITY_SAMPLES,
+        args.len,
+        sample_options.steps
+    ));
     let q = pollster::block_on(eval::quality(
         &gpu,
         &model,
@@ -55,7 +71,9 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         train_text,
         args.len,
         &sample_options,
-    ))?;
+    ));
+    spinner.finish_and_clear();
+    let q = q?;
     let mean = |f: fn(&eval::ValLoss) -> f32| {
         (!val.is_empty()).then(|| val.iter().map(f).sum::<f32>() / val.len() as f32)
     };

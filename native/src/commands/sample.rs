@@ -7,6 +7,7 @@ use samnet_core::gpu::{Gpu, GpuOptions};
 use samnet_core::sample::{SampleOptions, Sampler, StepOutput};
 use samnet_core::schedule::NoiseSchedule;
 
+use crate::progress;
 use crate::run::{Loaded, load_checkpoint};
 
 /// How a sequence is denoised; each flag given overrides the checkpoint
@@ -150,22 +151,36 @@ pub fn generate(
     };
     let len = known.tokens.len();
     let gpu = Gpu::new_blocking(options)?;
+    eprintln!(
+        "sampling {len} positions in {} steps on {}",
+        sample_options.steps,
+        gpu.describe()
+    );
     let model = loaded.model(&gpu)?;
     let sampler = Sampler::new(&gpu, &model, 1, len)?;
     let schedule = NoiseSchedule::new(&cfg.diffusion);
+    let bar = progress::denoising_bar(schedule.sampling_timesteps(sample_options.steps).len());
     let tokenizer = &loaded.tokenizer;
-    let mut show = |s: StepOutput| {
-        let text = tokenizer.decode(&s.tokens).unwrap_or_default();
-        println!("--- step {} (t = {}) ---\n{text}", s.step + 1, s.timestep);
+    let mut on_each_step = |s: StepOutput| {
+        if args.show_steps {
+            let text = tokenizer.decode(&s.tokens).unwrap_or_default();
+            bar.suspend(|| println!("--- step {} (t = {}) ---\n{text}", s.step + 1, s.timestep));
+        }
+        bar.inc(1);
         ControlFlow::Continue(())
     };
-    let on_step: Option<&mut dyn FnMut(StepOutput) -> ControlFlow<()>> = if args.show_steps {
-        Some(&mut show)
-    } else {
-        None
-    };
+    // A step callback makes the sampler read every step's tokens back (a GPU
+    // round trip), so it is passed only when something shows them.
+    let on_step: Option<&mut dyn FnMut(StepOutput) -> ControlFlow<()>> =
+        if args.show_steps || !bar.is_hidden() {
+            Some(&mut on_each_step)
+        } else {
+            None
+        };
     let known = known.mask.iter().any(|&m| m).then_some(known);
-    let tokens = pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, known, on_step))?;
+    let tokens = pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, known, on_step));
+    bar.finish_and_clear();
+    let tokens = tokens?;
     if args.show_steps {
         println!("--- final ---");
     }
