@@ -13,9 +13,10 @@ use crate::{Error, Result};
 pub const HOLE_CHAR: char = '▢';
 /// Positions a bare `[___]` stands for.
 pub const DEFAULT_HOLE: usize = 16;
-/// Most positions the holes of one template may add up to (far beyond any
-/// sequence a model samples; it keeps a typo from allocating gigabytes).
-pub const MAX_HOLE_POSITIONS: usize = 1 << 16;
+/// The longest sequence samnet samples (positions) from a model built for
+/// fewer (one whose `max_seq_len` is longer samples up to that), and so the
+/// most positions the holes of one template may add up to.
+pub const MAX_SAMPLE_LEN: usize = 4096;
 
 /// A template split into known text and holes, before tokenizing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,9 +28,9 @@ pub enum Segment {
 /// Parses an infill template. Errors name the column (in characters, from 1)
 /// of what is malformed.
 pub fn parse_template(template: &str, default_hole: usize) -> Result<Vec<Segment>> {
-    if default_hole == 0 || default_hole > MAX_HOLE_POSITIONS {
+    if default_hole == 0 || default_hole > MAX_SAMPLE_LEN {
         return Err(Error::Invalid(format!(
-            "the default hole length must be 1..={MAX_HOLE_POSITIONS}, got {default_hole}"
+            "the default hole length must be 1..={MAX_SAMPLE_LEN} positions, got {default_hole}"
         )));
     }
     let mut hole_positions = 0usize;
@@ -50,9 +51,9 @@ pub fn parse_template(template: &str, default_hole: usize) -> Result<Vec<Segment
         match c {
             HOLE_CHAR => {
                 hole_positions += 1;
-                if hole_positions > MAX_HOLE_POSITIONS {
+                if hole_positions > MAX_SAMPLE_LEN {
                     return Err(Error::Invalid(format!(
-                        "the infill holes add up to more than {MAX_HOLE_POSITIONS} positions (at column {})",
+                        "the infill holes add up to more than {MAX_SAMPLE_LEN} positions, the longest sequence samnet samples (at column {})",
                         column(at)
                     )));
                 }
@@ -85,18 +86,18 @@ pub fn parse_template(template: &str, default_hole: usize) -> Result<Vec<Segment
                         .trim()
                         .parse::<usize>()
                         .ok()
-                        .filter(|&n| (1..=MAX_HOLE_POSITIONS).contains(&n))
+                        .filter(|&n| (1..=MAX_SAMPLE_LEN).contains(&n))
                         .ok_or_else(|| {
                             Error::Invalid(format!(
-                                "infill hole at column {} has length {n:?}: expected a whole number of positions in 1..={MAX_HOLE_POSITIONS}",
+                                "infill hole at column {} has length {n:?}: expected a whole number of positions in 1..={MAX_SAMPLE_LEN}",
                                 column(at)
                             ))
                         })?,
                 };
                 hole_positions += n;
-                if hole_positions > MAX_HOLE_POSITIONS {
+                if hole_positions > MAX_SAMPLE_LEN {
                     return Err(Error::Invalid(format!(
-                        "the infill holes add up to more than {MAX_HOLE_POSITIONS} positions (at column {})",
+                        "the infill holes add up to more than {MAX_SAMPLE_LEN} positions, the longest sequence samnet samples (at column {})",
                         column(at)
                     )));
                 }
@@ -295,7 +296,13 @@ mod tests {
         assert!(err("[_x_]").contains("\"[_x_]\""));
         // Huge or overflowing lengths and newlines inside a bad hole: one-line errors.
         assert!(err(&format!("[___:{}]▢", usize::MAX)).contains("positions in 1..="));
-        assert!(err("[___:60000][___:60000]").contains("add up to more than"));
+        assert!(err("[___:5000]").contains("positions in 1..=4096"));
+        let too_many = err("[___:3000] [___:3000]");
+        assert!(
+            too_many.contains("more than 4096 positions, the longest sequence")
+                && too_many.contains("column 12"),
+            "{too_many}"
+        );
         assert!(!err("a[___\nb]").contains('\n'));
         assert!(err("no holes here").contains("no hole"));
     }

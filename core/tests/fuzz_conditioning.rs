@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
-use samnet_core::conditioning::{HOLE_CHAR, MAX_HOLE_POSITIONS, Segment, parse_template};
+use samnet_core::conditioning::{HOLE_CHAR, MAX_SAMPLE_LEN, Segment, parse_template};
 
 /// A piece of a template.
 fn piece() -> impl Strategy<Value = String> {
@@ -19,7 +19,7 @@ fn piece() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => text,
         2 => underscores.clone().prop_map(|u| format!("[{u}]")),
-        2 => (underscores.clone(), 1..2 * MAX_HOLE_POSITIONS).prop_map(|(u, n)| format!("[{u}:{n}]")),
+        2 => (underscores.clone(), 1..2 * MAX_SAMPLE_LEN).prop_map(|(u, n)| format!("[{u}:{n}]")),
         2 => Just(HOLE_CHAR.to_string()),
         // Malformed holes.
         1 => Just("[___".to_string()),
@@ -76,10 +76,7 @@ fn infill_templates_parse_canonically_or_fail_clearly() {
                         Segment::Text(_) => 0,
                     })
                     .sum();
-                prop_assert!(
-                    positions <= MAX_HOLE_POSITIONS,
-                    "{positions} hole positions"
-                );
+                prop_assert!(positions <= MAX_SAMPLE_LEN, "{positions} hole positions");
                 for s in &segments {
                     match s {
                         Segment::Hole(n) => prop_assert!(*n >= 1),
@@ -121,7 +118,7 @@ fn infill_templates_parse_canonically_or_fail_clearly() {
 #[test]
 fn hostile_hole_lengths_and_bodies_fail_clearly() {
     let huge = format!("[___:{}]▢", usize::MAX);
-    let many = format!("{}▢", "[___:65536]");
+    let many = format!("[___:{MAX_SAMPLE_LEN}]▢");
     for template in [
         huge.as_str(),
         "[___:100000000000]",

@@ -3,6 +3,7 @@
 mod commands;
 mod dataset;
 mod metrics_log;
+mod progress;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -51,6 +52,7 @@ enum Command {
 }
 
 fn main() {
+    private_runtime_dir_if_unset();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // --help and --version
@@ -85,3 +87,34 @@ fn main() {
         std::process::exit(1);
     }
 }
+
+/// Mesa's drivers (lavapipe among them) try Wayland while opening the
+/// adapter, and libwayland prints "error: XDG_RUNTIME_DIR is invalid or not
+/// set in the environment." when it is unset — on every headless run, where it
+/// reads like a samnet error. A private empty directory (no socket in it, so
+/// the connection fails quietly) silences it; an existing setting is kept.
+#[cfg(unix)]
+fn private_runtime_dir_if_unset() {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let dir = std::env::temp_dir().join(format!("samnet-runtime-{uid}"));
+    // It may exist from an earlier run; whether it is ours is checked below.
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    // In a shared temp dir someone else may have made it first: use it only
+    // if it is a real directory of ours that no one else can enter.
+    let private = std::fs::symlink_metadata(&dir)
+        .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0);
+    if private {
+        // SAFETY: called first thing in main, before any thread exists, so
+        // nothing reads the environment concurrently.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+    }
+}
+
+/// Only Mesa on Unix-like systems reads XDG_RUNTIME_DIR.
+#[cfg(not(unix))]
+fn private_runtime_dir_if_unset() {}

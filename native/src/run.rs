@@ -24,6 +24,7 @@ pub struct Loaded {
 
 pub fn load_checkpoint(dir: &Path) -> anyhow::Result<Loaded> {
     let dir = checkpoint::resolve_dir(dir)?;
+    refuse_a_folder_of_checkpoints(&dir)?;
     let origin = dir.display().to_string();
     let read = |name: &str| -> samnet_core::Result<Option<Vec<u8>>> {
         let path = dir.join(name);
@@ -39,6 +40,32 @@ pub fn load_checkpoint(dir: &Path) -> anyhow::Result<Loaded> {
         tokenizer,
         dir,
     })
+}
+
+/// `--ckpt assets` (the folder that holds checkpoints, not one of them) would
+/// otherwise fail with "assets/config.json: missing from the checkpoint";
+/// this names the checkpoints inside instead (subfolders with a config.json).
+fn refuse_a_folder_of_checkpoints(dir: &Path) -> anyhow::Result<()> {
+    if dir.join("config.json").exists() {
+        return Ok(());
+    }
+    let mut inside: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.join("config.json").is_file())
+        .map(|path| path.display().to_string())
+        .collect();
+    if inside.is_empty() {
+        return Ok(());
+    }
+    inside.sort();
+    anyhow::bail!(
+        "{}: a folder of checkpoints, not a checkpoint; pass one of them to --ckpt: {}",
+        dir.display(),
+        inside.join(", ")
+    )
 }
 
 impl Loaded {

@@ -1,13 +1,10 @@
 //! The options of `SamNet.sample`, checked and turned into known positions.
 
-use samnet_core::conditioning::{DEFAULT_HOLE, Known, parse_template};
+use samnet_core::conditioning::{DEFAULT_HOLE, Known, MAX_SAMPLE_LEN, parse_template};
 use samnet_core::config::Config;
 use samnet_core::tokenizer::Tokenizer;
 use samnet_core::{Error, Result};
 use serde::Deserialize;
-
-/// Longest sequence the browser samples (positions).
-pub const MAX_LENGTH: usize = 4096;
 
 /// `sample()` options, all optional:
 /// - `length`: positions (default 256, or the infill template's length);
@@ -74,9 +71,9 @@ impl SampleRequest {
             ));
         }
         if let Some(len) = self.length
-            && (len == 0 || len > MAX_LENGTH)
+            && (len == 0 || len > MAX_SAMPLE_LEN)
         {
-            return invalid(format!("length must be 1..={MAX_LENGTH}, got {len}"));
+            return invalid(format!("length must be 1..={MAX_SAMPLE_LEN}, got {len}"));
         }
         let temperature = self.temperature.unwrap_or(config.diffusion.temperature);
         if !(temperature >= 0.0 && temperature.is_finite()) {
@@ -120,9 +117,9 @@ impl SampleRequest {
                 Known::none(self.length.unwrap_or(256))
             }
         };
-        if known.tokens.len() > MAX_LENGTH {
+        if known.tokens.len() > MAX_SAMPLE_LEN {
             return invalid(format!(
-                "the template takes {} positions, more than {MAX_LENGTH}",
+                "the template takes {} positions, more than {MAX_SAMPLE_LEN}",
                 known.tokens.len()
             ));
         }
@@ -184,7 +181,7 @@ mod tests {
         );
         assert!(
             err(SampleRequest {
-                length: Some(MAX_LENGTH + 1),
+                length: Some(MAX_SAMPLE_LEN + 1),
                 ..Default::default()
             })
             .contains("length must be")

@@ -4,7 +4,7 @@ use anyhow::Context;
 use samnet_core::conditioning::Known;
 use samnet_core::gpu::GpuOptions;
 
-use super::sample::{Generation, generate};
+use super::sample::{Generation, check_len_flag, generate};
 use crate::run::load_checkpoint;
 
 #[derive(clap::Args)]
@@ -41,6 +41,15 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let cursor = cursor_offset(&source, args.line, args.col)
         .with_context(|| format!("{}", args.file.display()))?;
     let loaded = load_checkpoint(&args.generation.ckpt)?;
+    check_len_flag(args.len, &loaded.snapshot.config)?;
+    if args.hole == 0 || args.hole >= args.len {
+        anyhow::bail!(
+            "--hole must be 1..{} positions (fewer than --len {}), got {}",
+            args.len,
+            args.len,
+            args.hole
+        );
+    }
     let (before, after) = source.split_at(cursor);
     let (known, start) =
         Known::around_cursor(&loaded.tokenizer, before, after, args.hole, args.len)?;

@@ -18,7 +18,7 @@ use samnet_core::sample::{SampleOptions, Sampler};
 use samnet_core::schedule::NoiseSchedule;
 use serde_json::json;
 
-use super::sample::{check_sequence_len, denoising_steps};
+use super::sample::{check_len_flag, denoising_steps};
 use crate::run::load_checkpoint;
 
 #[derive(clap::Args)]
@@ -66,7 +66,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         anyhow::bail!("{origin}: no held-out problems (task numbers divisible by 5)");
     }
     let len = args.len.unwrap_or(cfg.model.max_seq_len);
-    check_sequence_len(len, cfg)?;
+    check_len_flag(len, cfg)?;
     let steps = denoising_steps(args.steps, cfg)?;
     if args.run_tests {
         check_python(&args.python)?;

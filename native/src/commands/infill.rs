@@ -1,7 +1,7 @@
-use samnet_core::conditioning::{DEFAULT_HOLE, Known, parse_template};
+use samnet_core::conditioning::{DEFAULT_HOLE, Known, MAX_SAMPLE_LEN, parse_template};
 use samnet_core::gpu::GpuOptions;
 
-use super::sample::{Generation, generate};
+use super::sample::{Generation, generate, max_sequence_len};
 use crate::run::load_checkpoint;
 
 #[derive(clap::Args)]
@@ -16,12 +16,22 @@ pub struct Args {
 }
 
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
-    if args.hole == 0 {
-        anyhow::bail!("--hole must be at least 1");
+    if args.hole == 0 || args.hole > MAX_SAMPLE_LEN {
+        anyhow::bail!(
+            "--hole must be 1..={MAX_SAMPLE_LEN} positions, got {}",
+            args.hole
+        );
     }
     let segments = parse_template(&args.template, args.hole)?;
     let loaded = load_checkpoint(&args.generation.ckpt)?;
     let known = Known::infill(&loaded.tokenizer, &segments, None)?;
+    let max_len = max_sequence_len(&loaded.snapshot.config);
+    if known.tokens.len() > max_len {
+        anyhow::bail!(
+            "the infill template takes {} positions, more than the {max_len} this model samples",
+            known.tokens.len()
+        );
+    }
     let tokens = generate(options, &loaded, &args.generation, &known)?;
     println!("{}", loaded.tokenizer.decode(&tokens)?);
     Ok(())

@@ -1,25 +1,22 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use samnet_core::conditioning::{Known, text_end};
-use samnet_core::config::Config;
+use samnet_core::conditioning::{Known, MAX_SAMPLE_LEN, text_end};
+use samnet_core::config::{Config, DiffusionKind, RevealOrder};
 use samnet_core::gpu::{Gpu, GpuOptions};
 use samnet_core::sample::{SampleOptions, Sampler, StepOutput};
 use samnet_core::schedule::NoiseSchedule;
 
+use crate::progress;
 use crate::run::{Loaded, load_checkpoint};
 
-/// Options every conditioned or unconditioned generation shares.
+/// How a sequence is denoised; each flag given overrides the checkpoint
+/// config's value.
 #[derive(clap::Args)]
-pub struct Generation {
-    /// Checkpoint directory (model.safetensors, config.json, tokenizer.json).
-    #[arg(long)]
-    pub ckpt: PathBuf,
+pub struct Denoising {
     /// Denoising steps (default: the config's).
     #[arg(long)]
     steps: Option<usize>,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
     /// Snap each step's estimate to the nearest embedding (default: the config's).
     #[arg(long)]
     clamp: Option<bool>,
@@ -31,6 +28,65 @@ pub struct Generation {
     /// adds fresh noise at each step as DDPM does (default: the config's).
     #[arg(long)]
     eta: Option<f32>,
+    /// Hybrid checkpoints: which noisy positions each step freezes, random
+    /// or the most confident first (default: the config's).
+    #[arg(long)]
+    order: Option<RevealOrder>,
+}
+
+impl Denoising {
+    /// The sampler's options (seed 0): the config's with these flags applied.
+    /// The flags are checked here, before core sees them, so that an error
+    /// names the flag (the config's own values were checked when it loaded).
+    pub fn options(&self, cfg: &Config) -> anyhow::Result<SampleOptions> {
+        if let Some(t) = self.temperature
+            && !(t >= 0.0 && t.is_finite())
+        {
+            anyhow::bail!("--temperature must be ≥ 0, got {t}");
+        }
+        if let Some(eta) = self.eta
+            && !(0.0..=1.0).contains(&eta)
+        {
+            anyhow::bail!("--eta must be in [0, 1], got {eta}");
+        }
+        let kind = cfg.diffusion.kind;
+        let gaussian = kind == DiffusionKind::Gaussian;
+        let (eta, clamp) = (self.eta.is_some(), self.clamp.is_some());
+        let misplaced = [
+            ("--eta", eta && !gaussian),
+            ("--clamp", clamp && !gaussian),
+            ("--order", self.order.is_some() && gaussian),
+        ];
+        if let Some((flag, _)) = misplaced.iter().find(|(_, bad)| *bad) {
+            anyhow::bail!(
+                "{flag} does not apply to this checkpoint (diffusion.kind \"{}\")",
+                kind.name()
+            );
+        }
+        let defaults = SampleOptions::from_config(&cfg.diffusion);
+        Ok(SampleOptions {
+            steps: denoising_steps(self.steps, cfg)?,
+            clamp: self.clamp.unwrap_or(defaults.clamp),
+            temperature: self.temperature.unwrap_or(defaults.temperature),
+            eta: self.eta.unwrap_or(defaults.eta),
+            order: self.order.unwrap_or(defaults.order),
+            ..defaults
+        })
+    }
+}
+
+/// Options every conditioned or unconditioned generation shares.
+#[derive(clap::Args)]
+pub struct Generation {
+    /// Checkpoint directory (model.safetensors, config.json, tokenizer.json).
+    #[arg(long)]
+    pub ckpt: PathBuf,
+    /// Seed of the starting noise and of every random draw while denoising:
+    /// the same seed, checkpoint and flags give the same text.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    denoising: Denoising,
     /// Print the decoded text at every denoising step.
     #[arg(long)]
     show_steps: bool,
@@ -50,6 +106,7 @@ pub struct Args {
 
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let loaded = load_checkpoint(&args.generation.ckpt)?;
+    check_len_flag(args.len, &loaded.snapshot.config)?;
     let known = match &args.prompt {
         Some(prompt) => Known::prompt_within(
             &loaded.tokenizer,
@@ -81,17 +138,25 @@ pub fn denoising_steps(requested: Option<usize>, cfg: &Config) -> anyhow::Result
     Ok(steps)
 }
 
-/// Sequences the sampler takes for this model: 1 to max(max_seq_len, 4,096) positions.
-pub fn check_sequence_len(len: usize, cfg: &Config) -> anyhow::Result<()> {
-    let max_len = cfg.model.max_seq_len.max(4096);
+/// The longest sequence the sampler takes for this model: its max_seq_len,
+/// or [`MAX_SAMPLE_LEN`] if that is more.
+pub fn max_sequence_len(cfg: &Config) -> usize {
+    cfg.model.max_seq_len.max(MAX_SAMPLE_LEN)
+}
+
+/// `--len` within 1..=[`max_sequence_len`].
+pub fn check_len_flag(len: usize, cfg: &Config) -> anyhow::Result<()> {
+    let max_len = max_sequence_len(cfg);
     if len == 0 || len > max_len {
-        anyhow::bail!("the sequence must be 1..={max_len} positions, got {len}");
+        anyhow::bail!("--len must be 1..={max_len} positions, got {len}");
     }
     Ok(())
 }
 
 /// Denoises one sequence with `known` held fixed; returns its tokens (known
 /// positions keep theirs). Prints every step's text with `--show-steps`.
+/// The caller has checked the sequence's length (1..=[`max_sequence_len`]),
+/// naming what set it: `--len` or an infill template.
 pub fn generate(
     options: &GpuOptions,
     loaded: &Loaded,
@@ -99,34 +164,44 @@ pub fn generate(
     known: &Known,
 ) -> anyhow::Result<Vec<u32>> {
     let cfg = &loaded.snapshot.config;
-    let steps = denoising_steps(args.steps, cfg)?;
+    let sample_options = SampleOptions {
+        seed: args.seed,
+        ..args.denoising.options(cfg)?
+    };
     let len = known.tokens.len();
-    check_sequence_len(len, cfg)?;
     let gpu = Gpu::new_blocking(options)?;
+    eprintln!(
+        "sampling {len} positions in {} steps on {}",
+        sample_options.steps,
+        gpu.describe()
+    );
     let model = loaded.model(&gpu)?;
     let sampler = Sampler::new(&gpu, &model, 1, len)?;
     let schedule = NoiseSchedule::new(&cfg.diffusion);
-    let sample_options = SampleOptions {
-        steps,
-        seed: args.seed,
-        clamp: args.clamp.unwrap_or(cfg.diffusion.clamp),
-        temperature: args.temperature.unwrap_or(cfg.diffusion.temperature),
-        eta: args.eta.unwrap_or(cfg.diffusion.eta),
-        order: cfg.diffusion.reveal_order,
-    };
+    // Both kinds take 1..=T steps.
+    let steps = sample_options.steps.clamp(1, cfg.diffusion.timesteps);
+    let bar = progress::denoising_bar(steps);
     let tokenizer = &loaded.tokenizer;
-    let mut show = |s: StepOutput| {
-        let text = tokenizer.decode(&s.tokens).unwrap_or_default();
-        println!("--- step {} (t = {}) ---\n{text}", s.step + 1, s.timestep);
+    let mut on_each_step = |s: StepOutput| {
+        if args.show_steps {
+            let text = tokenizer.decode(&s.tokens).unwrap_or_default();
+            bar.suspend(|| println!("--- step {} (t = {}) ---\n{text}", s.step + 1, s.timestep));
+        }
+        bar.inc(1);
         ControlFlow::Continue(())
     };
-    let on_step: Option<&mut dyn FnMut(StepOutput) -> ControlFlow<()>> = if args.show_steps {
-        Some(&mut show)
-    } else {
-        None
-    };
+    // A step callback makes the sampler read every step's tokens back (a GPU
+    // round trip), so it is passed only when something shows them.
+    let on_step: Option<&mut dyn FnMut(StepOutput) -> ControlFlow<()>> =
+        if args.show_steps || !bar.is_hidden() {
+            Some(&mut on_each_step)
+        } else {
+            None
+        };
     let known = known.mask.iter().any(|&m| m).then_some(known);
-    let tokens = pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, known, on_step))?;
+    let tokens = pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, known, on_step));
+    bar.finish_and_clear();
+    let tokens = tokens?;
     if args.show_steps {
         println!("--- final ---");
     }
