@@ -280,6 +280,87 @@ fn out_of_range_values() {
     );
 }
 
+/// A shipped checkpoint by name (assets/NAME).
+fn shipped(name: &str) -> String {
+    format!("{}/../assets/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn options_and_configs_that_do_not_fit_the_diffusion_kind() {
+    let mut c = Category::new("diffusion.kind mismatches");
+    let hybrid = shipped("phase1-hybrid");
+    let gaussian = shipped("phase1");
+    let sample = |ckpt: &str, extra: &[&str], needles: &[&str], c: &mut Category| {
+        let mut args = vec!["sample", "--ckpt", ckpt, "--len", "8", "--steps", "2"];
+        args.extend_from_slice(extra);
+        c.fails(&args, needles);
+    };
+    sample(
+        &hybrid,
+        &["--eta", "0.5"],
+        &["--eta does not apply", "\"hybrid\""],
+        &mut c,
+    );
+    sample(
+        &hybrid,
+        &["--clamp", "true"],
+        &["--clamp does not apply", "\"hybrid\""],
+        &mut c,
+    );
+    sample(
+        &gaussian,
+        &["--order", "confident"],
+        &["--order does not apply", "\"gaussian\""],
+        &mut c,
+    );
+    sample(
+        &hybrid,
+        &["--order", "backwards"],
+        &["--order", "backwards", "random or confident"],
+        &mut c,
+    );
+    let edited = |name: &str, from: &str, to: &str| {
+        let dir = copy_checkpoint(name);
+        let config = dir.join("config.json");
+        let text = std::fs::read_to_string(&config).unwrap();
+        assert!(text.contains(from), "{from} in {text}");
+        std::fs::write(&config, text.replacen(from, to, 1)).unwrap();
+        dir.to_str().unwrap().to_string()
+    };
+    let masked = edited(
+        "kind-masked",
+        "\"kind\": \"gaussian\"",
+        "\"kind\": \"masked\"",
+    );
+    sample(
+        &masked,
+        &[],
+        &[
+            "config.json",
+            "unknown variant `masked`",
+            "gaussian",
+            "hybrid",
+        ],
+        &mut c,
+    );
+    // The tiny preset is self-conditioned.
+    let self_conditioned = edited(
+        "kind-hybrid-sc",
+        "\"kind\": \"gaussian\"",
+        "\"kind\": \"hybrid\"",
+    );
+    sample(
+        &self_conditioned,
+        &[],
+        &[
+            "config.json",
+            "diffusion.self_condition",
+            "\"gaussian\" only",
+        ],
+        &mut c,
+    );
+}
+
 #[test]
 fn no_usable_gpu_adapter() {
     let mut c = Category::new("no GPU adapter");

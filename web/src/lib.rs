@@ -283,7 +283,7 @@ impl Inner {
             clamp: plan.clamp,
             temperature: plan.temperature,
             eta: plan.eta,
-            order: self.config.diffusion.reveal_order,
+            order: plan.order,
         };
         let start = now_ms();
         let mut last = start;

@@ -1,7 +1,7 @@
 //! The options of `SamNet.sample`, checked and turned into known positions.
 
 use samnet_core::conditioning::{DEFAULT_HOLE, Known, MAX_SAMPLE_LEN, parse_template};
-use samnet_core::config::Config;
+use samnet_core::config::{Config, DiffusionKind, RevealOrder};
 use samnet_core::tokenizer::Tokenizer;
 use samnet_core::{Error, Result};
 use serde::Deserialize;
@@ -17,7 +17,10 @@ use serde::Deserialize;
 /// - `temperature`: 0 decodes each position's most likely token, above 0 draws
 ///   from softmax(logits / temperature) (default: the checkpoint's);
 /// - `eta`: stochasticity of the denoising steps, 0 (DDIM) to 1 (DDPM-like)
-///   (default: the checkpoint's).
+///   (default: the checkpoint's);
+/// - `order`: hybrid checkpoints, which noisy positions each step freezes:
+///   "random" or "confident" (most confident first; default: the checkpoint's).
+/// `clamp` and `eta` apply to gaussian checkpoints, `order` to hybrid ones.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SampleRequest {
@@ -30,6 +33,7 @@ pub struct SampleRequest {
     pub clamp: Option<bool>,
     pub temperature: Option<f32>,
     pub eta: Option<f32>,
+    pub order: Option<RevealOrder>,
 }
 
 /// One entry of `mask`: `true`/`false` or `1`/`0`.
@@ -57,6 +61,7 @@ pub struct Plan {
     pub clamp: bool,
     pub temperature: f32,
     pub eta: f32,
+    pub order: RevealOrder,
     pub known: Known,
 }
 
@@ -82,6 +87,18 @@ impl SampleRequest {
         let eta = self.eta.unwrap_or(config.diffusion.eta);
         if !(0.0..=1.0).contains(&eta) {
             return invalid(format!("eta must be in [0, 1], got {eta}"));
+        }
+        let gaussian = config.diffusion.kind == DiffusionKind::Gaussian;
+        let misplaced = [
+            ("eta", self.eta.is_some() && !gaussian),
+            ("clamp", self.clamp.is_some() && !gaussian),
+            ("order", self.order.is_some() && gaussian),
+        ];
+        if let Some((option, _)) = misplaced.iter().find(|(_, bad)| *bad) {
+            return invalid(format!(
+                "{option} does not apply to this checkpoint (diffusion.kind \"{}\")",
+                config.diffusion.kind.name()
+            ));
         }
         let known = match (&self.prompt, &self.infill) {
             (Some(_), Some(_)) => return invalid("give either prompt or infill, not both".into()),
@@ -129,6 +146,7 @@ impl SampleRequest {
             clamp: self.clamp.unwrap_or(config.diffusion.clamp),
             temperature,
             eta,
+            order: self.order.unwrap_or(config.diffusion.reveal_order),
             known,
         })
     }

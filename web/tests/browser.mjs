@@ -4,6 +4,9 @@
 //   - index.html samples to the end, reporting every step, and its final text
 //     equals `samnet sample` natively (same checkpoint, seed, steps, length);
 //   - infilling through the JS API keeps the known text and equals `samnet infill`;
+//   - a hybrid checkpoint (diffusion.kind "hybrid") samples through the JS API
+//     as `samnet sample` does natively, keeps an infill's known text, and
+//     refuses the gaussian-only eta;
 //   - <samnet-denoise> renders from one script tag on another page;
 //   - without WebGPU the page says so instead of staying blank.
 // Needs web/build to have run. Writes screenshots and timings.json to
@@ -30,6 +33,10 @@ for (const [what, path] of [["Chromium", chromiumPath], ["samnet", samnetBin], [
 }
 
 const CKPT = "assets/phase1";
+const HYBRID_CKPT = "assets/phase1-hybrid";
+// Random reveals: every draw comes from the counter hash, as natively.
+const HYBRID = { length: 32, steps: 8, seed: 4, order: "random" };
+const HYBRID_INFILL = { infill: "ROMEO:\n[___:12]\nJULIET:", steps: 8, seed: 2 };
 // SwiftShader takes about 3.4 s per step of this model at L = 64.
 const CHECK_LIMIT_S = 400;
 const RUN = { steps: 16, length: 64, seed: 7 };
@@ -160,6 +167,31 @@ await check("infill-api", async (page) => {
     assert.equal(result.known[i], c !== "\u0000");
   });
   assert.equal(result.text, expected, "the browser's infill equals `samnet infill` natively");
+});
+
+await check("hybrid-api", async (page) => {
+  const h = HYBRID;
+  const expected = native(["sample", "--ckpt", HYBRID_CKPT, "--len", `${h.length}`, "--steps", `${h.steps}`, "--seed", `${h.seed}`, "--order", h.order]);
+  await page.goto(`${base}/web/tests/blank.html`);
+  const result = await page.evaluate(async ({ ckpt, h, f }) => {
+    const { default: init, SamNet } = await import("/web/pkg/samnet_web.js");
+    await init();
+    const model = await SamNet.fromUrl(`/${ckpt}`);
+    const steps = [];
+    const sampled = await model.sample(h, (r) => steps.push(r.step));
+    const infilled = await model.sample(f);
+    let badEta = "accepted";
+    try { await model.sample({ length: 8, steps: 2, eta: 0.5 }); } catch (e) { badEta = String(e.message ?? e); }
+    return { text: sampled.text, steps, infilled: infilled.text, badEta };
+  }, { ckpt: HYBRID_CKPT, h, f: HYBRID_INFILL });
+  assert.deepEqual(result.steps, [...Array(h.steps).keys()], "every step is reported");
+  assert.equal(result.text, expected, "the browser's hybrid sample equals `samnet sample` natively");
+  const [before, after] = HYBRID_INFILL.infill.split("[___:12]");
+  const chars = [...result.infilled];
+  assert.equal(chars.length, before.length + 12 + after.length);
+  assert.equal(chars.slice(0, before.length).join(""), before, "known text before the hole kept");
+  assert.equal(chars.slice(before.length + 12).join(""), after, "known text after the hole kept");
+  assert.match(result.badEta, /eta does not apply to this checkpoint \(diffusion.kind "hybrid"\)/);
 });
 
 await check("embed", async (page) => {

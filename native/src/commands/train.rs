@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use samnet_core::checkpoint::{self, StoreAs};
 use samnet_core::config::TokenizerSource;
-use samnet_core::config::{Config, Precision};
+use samnet_core::config::{Config, DiffusionKind, Precision};
 use samnet_core::corpus::Document;
 use samnet_core::data::{Split, TextData};
 use samnet_core::eval;
@@ -547,10 +547,12 @@ impl Logger {
                 record["eval"] = eval;
             }
             writeln!(log, "{record}")?;
-            let msg = format!(
-                "loss {:.4} (mse {:.4} ce {:.4}) | {:.0} tok/s",
-                m.loss, m.mse, m.ce, tokens_per_s
-            );
+            let terms = match trainer.config.diffusion.kind {
+                DiffusionKind::Gaussian => format!(" (mse {:.4} ce {:.4})", m.mse, m.ce),
+                // The loss is the ELBO's 1/t-weighted CE alone.
+                DiffusionKind::Hybrid => String::new(),
+            };
+            let msg = format!("loss {:.4}{terms} | {tokens_per_s:.0} tok/s", m.loss);
             if plain {
                 eprintln!("step {}/{} {msg}", m.step, trainer.config.train.steps);
             }
