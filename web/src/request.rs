@@ -20,6 +20,7 @@ use serde::Deserialize;
 ///   (default: the checkpoint's);
 /// - `order`: hybrid checkpoints, which noisy positions each step freezes:
 ///   "random" or "confident" (most confident first; default: the checkpoint's).
+///
 /// `clamp` and `eta` apply to gaussian checkpoints, `order` to hybrid ones.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
