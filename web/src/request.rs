@@ -242,5 +242,28 @@ mod tests {
             })
             .contains("not in the tokenizer")
         );
+        assert!(
+            err(SampleRequest {
+                order: Some(RevealOrder::Confident),
+                ..Default::default()
+            })
+            .contains("order does not apply to this checkpoint (diffusion.kind \"gaussian\")")
+        );
+        let mut hybrid = config.clone();
+        (hybrid.diffusion.kind, hybrid.diffusion.clamp) = (DiffusionKind::Hybrid, false);
+        let eta = SampleRequest {
+            eta: Some(0.5),
+            ..Default::default()
+        };
+        let message = eta.plan(&hybrid, &tok).unwrap_err().to_string();
+        assert!(message.contains("eta does not apply"), "{message}");
+        let order = SampleRequest {
+            order: Some(RevealOrder::Confident),
+            ..Default::default()
+        };
+        assert_eq!(
+            order.plan(&hybrid, &tok).unwrap().order,
+            RevealOrder::Confident
+        );
     }
 }
