@@ -22,7 +22,7 @@ use std::rc::Rc;
 use samnet_core::conditioning::text_end;
 use samnet_core::gpu::{Gpu, GpuOptions};
 use samnet_core::model::Model;
-use samnet_core::sample::{SampleOptions, Sampler, StepOutput};
+use samnet_core::sample::{Sampler, StepOutput};
 use samnet_core::schedule::NoiseSchedule;
 use samnet_core::tokenizer::Tokenizer;
 use samnet_core::train::Snapshot;
@@ -277,14 +277,6 @@ impl Inner {
             .map_err(js_error)?;
         let sampler = self.sampler(plan.known.tokens.len()).map_err(js_error)?;
         let schedule = NoiseSchedule::new(&self.config.diffusion);
-        let sample_options = SampleOptions {
-            steps: plan.steps,
-            seed: plan.seed,
-            clamp: plan.clamp,
-            temperature: plan.temperature,
-            eta: plan.eta,
-            order: plan.order,
-        };
         let start = now_ms();
         let mut last = start;
         let mut callback_error = None;
@@ -299,7 +291,7 @@ impl Inner {
             let now = now_ms();
             let step = StepReport {
                 step: s.step,
-                steps: plan.steps,
+                steps: plan.options.steps,
                 timestep: s.timestep,
                 text: self.tokenizer.decode(&s.tokens).unwrap_or_default(),
                 pieces: s
@@ -333,7 +325,7 @@ impl Inner {
             .run(
                 &self.gpu,
                 &schedule,
-                &sample_options,
+                &plan.options,
                 known,
                 Some(&mut report),
             )
@@ -351,11 +343,11 @@ impl Inner {
         let result = SampleResult {
             text: self.tokenizer.decode(&tokens[..end]).map_err(js_error)?,
             length: tokens.len(),
-            tokens_per_s: tokens.len() as f64 * plan.steps as f64 / (total_ms / 1000.0),
+            tokens_per_s: tokens.len() as f64 * plan.options.steps as f64 / (total_ms / 1000.0),
             tokens,
-            steps: plan.steps,
+            steps: plan.options.steps,
             total_ms,
-            ms_per_step: total_ms / plan.steps as f64,
+            ms_per_step: total_ms / plan.options.steps as f64,
         };
         serde_wasm_bindgen::to_value(&result).map_err(js_error)
     }

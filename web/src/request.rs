@@ -1,7 +1,8 @@
 //! The options of `SamNet.sample`, checked and turned into known positions.
 
 use samnet_core::conditioning::{DEFAULT_HOLE, Known, MAX_SAMPLE_LEN, parse_template};
-use samnet_core::config::{Config, DiffusionKind, RevealOrder};
+use samnet_core::config::{Config, RevealOrder};
+use samnet_core::sample::{GivenOptions, SampleOptions};
 use samnet_core::tokenizer::Tokenizer;
 use samnet_core::{Error, Result};
 use serde::Deserialize;
@@ -57,12 +58,7 @@ impl Held {
 /// A checked request.
 #[derive(Debug)]
 pub struct Plan {
-    pub steps: usize,
-    pub seed: u64,
-    pub clamp: bool,
-    pub temperature: f32,
-    pub eta: f32,
-    pub order: RevealOrder,
+    pub options: SampleOptions,
     pub known: Known,
 }
 
@@ -89,17 +85,13 @@ impl SampleRequest {
         if !(0.0..=1.0).contains(&eta) {
             return invalid(format!("eta must be in [0, 1], got {eta}"));
         }
-        let gaussian = config.diffusion.kind == DiffusionKind::Gaussian;
-        let misplaced = [
-            ("eta", self.eta.is_some() && !gaussian),
-            ("clamp", self.clamp.is_some() && !gaussian),
-            ("order", self.order.is_some() && gaussian),
-        ];
-        if let Some((option, _)) = misplaced.iter().find(|(_, bad)| *bad) {
-            return invalid(format!(
-                "{option} does not apply to this checkpoint (diffusion.kind \"{}\")",
-                config.diffusion.kind.name()
-            ));
+        let given = GivenOptions {
+            eta: self.eta.is_some(),
+            clamp: self.clamp.is_some(),
+            order: self.order.is_some(),
+        };
+        if let Some((option, reason)) = given.inapplicable(config.diffusion.kind) {
+            return invalid(format!("{option} {reason}"));
         }
         let known = match (&self.prompt, &self.infill) {
             (Some(_), Some(_)) => return invalid("give either prompt or infill, not both".into()),
@@ -142,12 +134,14 @@ impl SampleRequest {
             ));
         }
         Ok(Plan {
-            steps,
-            seed: self.seed.unwrap_or(0),
-            clamp: self.clamp.unwrap_or(config.diffusion.clamp),
-            temperature,
-            eta,
-            order: self.order.unwrap_or(config.diffusion.reveal_order),
+            options: SampleOptions {
+                steps,
+                seed: self.seed.unwrap_or(0),
+                clamp: self.clamp.unwrap_or(config.diffusion.clamp),
+                temperature,
+                eta,
+                order: self.order.unwrap_or(config.diffusion.reveal_order),
+            },
             known,
         })
     }
@@ -168,7 +162,7 @@ mod tests {
         let plan = SampleRequest::default().plan(&config, &tok).unwrap();
         assert_eq!(plan.known.tokens.len(), 256);
         assert!(!plan.known.mask.iter().any(|&m| m));
-        assert_eq!(plan.steps, config.diffusion.sample_steps);
+        assert_eq!(plan.options.steps, config.diffusion.sample_steps);
 
         let req = SampleRequest {
             prompt: Some("abc".into()),
@@ -250,7 +244,8 @@ mod tests {
             .contains("order does not apply to this checkpoint (diffusion.kind \"gaussian\")")
         );
         let mut hybrid = config.clone();
-        (hybrid.diffusion.kind, hybrid.diffusion.clamp) = (DiffusionKind::Hybrid, false);
+        (hybrid.diffusion.kind, hybrid.diffusion.clamp) =
+            (samnet_core::config::DiffusionKind::Hybrid, false);
         let eta = SampleRequest {
             eta: Some(0.5),
             ..Default::default()
@@ -262,7 +257,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            order.plan(&hybrid, &tok).unwrap().order,
+            order.plan(&hybrid, &tok).unwrap().options.order,
             RevealOrder::Confident
         );
     }

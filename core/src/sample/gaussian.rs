@@ -6,7 +6,7 @@
 //! prompt, the text around an infill) are re-noised from their true
 //! embedding at every step.
 
-use super::{OnStep, SampleOptions, Sampler, report, step_key};
+use super::{OnStep, SampleOptions, Sampler, decode, mask_values, report, step_key};
 use crate::conditioning::Known;
 use crate::config::KnownPositions;
 use crate::gpu::{DType, Gpu, Program, Tensor};
@@ -16,7 +16,6 @@ use crate::ops::diffusion::{self, SeqShape};
 use crate::ops::elementwise::{axpby, fill};
 use crate::ops::embedding;
 use crate::ops::random::randn;
-use crate::ops::sampling::{argmax_rows, sample_rows};
 use crate::schedule::NoiseSchedule;
 use crate::{Error, Result};
 
@@ -171,19 +170,13 @@ impl Steps {
             cols: d,
         };
         let mut p = graph.core.clone();
-        p.push(if temperature > 0.0 {
-            sample_rows(
-                gpu,
-                &graph.logits,
-                &self.decode_key,
-                DECODE_STREAM,
-                temperature,
-                &self.tokens,
-                &self.confidence,
-            )?
-        } else {
-            argmax_rows(gpu, &graph.logits, &self.tokens, &self.confidence)?
-        });
+        p.push(decode(
+            gpu,
+            &graph.logits,
+            (&self.decode_key, DECODE_STREAM),
+            temperature,
+            (&self.tokens, &self.confidence),
+        )?);
         let estimate = if clamp {
             p.push(embedding::forward(
                 gpu,
@@ -244,8 +237,7 @@ impl Steps {
         let graph = sampler.graph();
         if let Some(k) = known {
             gpu.write_u32(&self.known_tokens, &k.tokens)?;
-            let mask: Vec<f32> = k.mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
-            gpu.write_f32(&self.known_mask, &mask)?;
+            gpu.write_f32(&self.known_mask, &mask_values(k))?;
         } else {
             gpu.write_f32(&self.known_mask, &vec![0.0; rows])?;
         }

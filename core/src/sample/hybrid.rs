@@ -8,7 +8,7 @@
 //!           "confident") that share of them, the most confident first
 //! Known positions are frozen from the start.
 
-use super::{OnStep, SampleOptions, Sampler, report, step_key};
+use super::{OnStep, SampleOptions, Sampler, decode, mask_values, report, step_key};
 use crate::conditioning::Known;
 use crate::config::{DiffusionConfig, RevealOrder};
 use crate::gpu::{DType, Gpu, Program, Tensor};
@@ -21,7 +21,6 @@ use crate::ops::embedding;
 use crate::ops::matmul::{Matmul, matmul};
 use crate::ops::random::randn;
 use crate::ops::reveal::{reveal, reveal_confident, tempered_softmax};
-use crate::ops::sampling::{argmax_rows, sample_rows};
 use crate::{Error, Result};
 
 /// The stream of the starting noise z (keyed by the seed).
@@ -140,19 +139,13 @@ impl Steps {
         let (rows, d) = (self.shape.batch * self.shape.seq, self.width);
         let mut p = Program::new();
         let (drawn, confidence) = (&self.drawn, &self.confidence);
-        p.push(if temperature > 0.0 {
-            sample_rows(
-                gpu,
-                &graph.logits,
-                &self.decode_key,
-                DECODE_STREAM,
-                temperature,
-                drawn,
-                confidence,
-            )?
-        } else {
-            argmax_rows(gpu, &graph.logits, drawn, confidence)?
-        });
+        p.push(decode(
+            gpu,
+            &graph.logits,
+            (&self.decode_key, DECODE_STREAM),
+            temperature,
+            (drawn, confidence),
+        )?);
         let soft_temperature = if temperature > 0.0 { temperature } else { 1.0 };
         p.push(tempered_softmax(
             gpu,
@@ -210,8 +203,7 @@ impl Steps {
         match known {
             Some(k) => {
                 gpu.write_u32(&self.frozen, &k.tokens)?;
-                let mask: Vec<f32> = k.mask.iter().map(|&m| if m { 1.0 } else { 0.0 }).collect();
-                gpu.write_f32(&self.revealed, &mask)?;
+                gpu.write_f32(&self.revealed, &mask_values(k))?;
             }
             None => {
                 gpu.write_u32(&self.frozen, &vec![0; rows])?;

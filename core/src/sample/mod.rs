@@ -11,9 +11,10 @@ use std::ops::ControlFlow;
 
 use crate::conditioning::Known;
 use crate::config::{DiffusionConfig, DiffusionKind, RevealOrder};
-use crate::gpu::{Gpu, Tensor};
+use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::model::Model;
 use crate::model::graph::{Graph, GraphOptions};
+use crate::ops::sampling::{argmax_rows, sample_rows};
 use crate::schedule::NoiseSchedule;
 use crate::{Error, Result};
 
@@ -66,6 +67,34 @@ impl SampleOptions {
                 self.temperature
             )))
         }
+    }
+}
+
+/// Which sampler options a caller set explicitly (rather than taking the
+/// checkpoint's).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GivenOptions {
+    pub eta: bool,
+    pub clamp: bool,
+    pub order: bool,
+}
+
+impl GivenOptions {
+    /// The first given option that `kind` does not take ("eta" and "clamp"
+    /// are gaussian's, "order" is hybrid's), with the one-line reason.
+    pub fn inapplicable(self, kind: DiffusionKind) -> Option<(&'static str, String)> {
+        let gaussian = kind == DiffusionKind::Gaussian;
+        let misplaced = [
+            ("eta", self.eta && !gaussian),
+            ("clamp", self.clamp && !gaussian),
+            ("order", self.order && gaussian),
+        ];
+        let (option, _) = misplaced.into_iter().find(|(_, bad)| *bad)?;
+        let reason = format!(
+            "does not apply to this checkpoint (diffusion.kind \"{}\")",
+            kind.name()
+        );
+        Some((option, reason))
     }
 }
 
@@ -176,6 +205,32 @@ impl Sampler {
         }
         Ok(last)
     }
+}
+
+/// Decodes every row of `logits`: a draw from softmax(logits / τ) keyed by
+/// `key` and `stream` (its probability as confidence), or at τ = 0 the most
+/// likely token.
+fn decode(
+    gpu: &Gpu,
+    logits: &Tensor,
+    (key, stream): (&Tensor, u32),
+    temperature: f32,
+    (tokens, confidence): (&Tensor, &Tensor),
+) -> Result<Dispatch> {
+    if temperature > 0.0 {
+        sample_rows(gpu, logits, key, stream, temperature, tokens, confidence)
+    } else {
+        argmax_rows(gpu, logits, tokens, confidence)
+    }
+}
+
+/// The known mask as the kernels read it: 1 where known, else 0.
+fn mask_values(known: &Known) -> Vec<f32> {
+    known
+        .mask
+        .iter()
+        .map(|&m| if m { 1.0 } else { 0.0 })
+        .collect()
 }
 
 /// Reads a step's tokens when the caller watches or the run ends; hands them

@@ -2,9 +2,9 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use samnet_core::conditioning::{Known, MAX_SAMPLE_LEN, text_end};
-use samnet_core::config::{Config, DiffusionKind, RevealOrder};
+use samnet_core::config::{Config, RevealOrder};
 use samnet_core::gpu::{Gpu, GpuOptions};
-use samnet_core::sample::{SampleOptions, Sampler, StepOutput};
+use samnet_core::sample::{GivenOptions, SampleOptions, Sampler, StepOutput};
 use samnet_core::schedule::NoiseSchedule;
 
 use crate::progress;
@@ -49,19 +49,13 @@ impl Denoising {
         {
             anyhow::bail!("--eta must be in [0, 1], got {eta}");
         }
-        let kind = cfg.diffusion.kind;
-        let gaussian = kind == DiffusionKind::Gaussian;
-        let (eta, clamp) = (self.eta.is_some(), self.clamp.is_some());
-        let misplaced = [
-            ("--eta", eta && !gaussian),
-            ("--clamp", clamp && !gaussian),
-            ("--order", self.order.is_some() && gaussian),
-        ];
-        if let Some((flag, _)) = misplaced.iter().find(|(_, bad)| *bad) {
-            anyhow::bail!(
-                "{flag} does not apply to this checkpoint (diffusion.kind \"{}\")",
-                kind.name()
-            );
+        let given = GivenOptions {
+            eta: self.eta.is_some(),
+            clamp: self.clamp.is_some(),
+            order: self.order.is_some(),
+        };
+        if let Some((option, reason)) = given.inapplicable(cfg.diffusion.kind) {
+            anyhow::bail!("--{option} {reason}");
         }
         let defaults = SampleOptions::from_config(&cfg.diffusion);
         Ok(SampleOptions {
