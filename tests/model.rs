@@ -20,7 +20,12 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/parity.safetensors");
+    fixture_file("parity.safetensors")
+}
+
+fn fixture_file(name: &str) -> Fixture {
+    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = path.as_str();
     let bytes = std::fs::read(path).expect("fixture");
     let (tensors, meta) = checkpoint::decode(&bytes, path).expect("fixture decodes");
     let config = Config::from_json(&meta["config"], "fixture config").expect("fixture config");
@@ -135,6 +140,81 @@ fn matches_the_pytorch_reference_loss_and_every_gradient() {
         }
     }
     println!("worst gradient: {} at {:.3e}", worst.1, worst.0);
+}
+
+/// diffusion.kind "hybrid" against PyTorch's `discrete_loss`
+/// (tests/fixtures/parity_hybrid.safetensors): the corrupted positions'
+/// input (Ê[w] + sigma_t·eps)/sqrt(1 + sigma_t²), the logits, the 1/t-weighted
+/// CE over B·L and every parameter gradient.
+#[test]
+fn hybrid_matches_the_pytorch_reference_loss_and_every_gradient() {
+    let fx = fixture_file("parity_hybrid.safetensors");
+    let gpu = gpu();
+    let cfg = &fx.config;
+    assert_eq!(cfg.diffusion.kind, DiffusionKind::Hybrid);
+    let model = Model::from_tensors(gpu, cfg, fx.with_prefix("param."), "fixture").unwrap();
+    let (batch, seq) = (cfg.train.batch_size, cfg.train.seq_len);
+    let options = GraphOptions {
+        batch,
+        seq,
+        train: true,
+        generate_noise: false,
+        dropout: false,
+        half_operands: false,
+    };
+    let graph = Graph::new(gpu, &model, options, None).unwrap();
+    let timesteps = fx.ints("input.t");
+    let corrupt = &fx.get("input.corrupt").data;
+    let t_max = cfg.diffusion.timesteps as f32;
+    let corruption = Corruption {
+        coef: (timesteps.iter())
+            .flat_map(|&k| hybrid::sequence_coef(&cfg.diffusion, cfg.model.d_model, k))
+            .collect(),
+        weight: (corrupt.iter().enumerate())
+            .map(|(r, &c)| c * t_max / timesteps[r / seq] as f32)
+            .collect(),
+        clean: corrupt.iter().map(|&c| 1.0 - c).collect(),
+        timesteps,
+    };
+    graph
+        .write_corruption(gpu, &fx.ints("input.tokens"), &corruption)
+        .unwrap();
+    gpu.write_f32(&graph.inputs.noise, &fx.get("input.eps").data)
+        .unwrap();
+    let mut stats = vec![0.0f32; slot::COUNT];
+    stats[slot::LOSS_SCALE] = 1.0;
+    gpu.write_f32(&graph.stats, &stats).unwrap();
+    gpu.run(&[
+        &graph.embed_table,
+        &graph.front,
+        &graph.core,
+        &graph.loss,
+        &graph.backward,
+    ])
+    .unwrap();
+
+    let stats = read(&graph.stats);
+    let f64s = |t: &NamedTensor| t.data.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    check(
+        "hybrid parity loss",
+        &[stats[slot::CE]],
+        &f64s(fx.get("output.loss")),
+        TOL_F32,
+    );
+    check(
+        "hybrid parity logits",
+        &read(&graph.logits),
+        &f64s(fx.get("output.logits")),
+        TOL_F32,
+    );
+    for (spec, g) in model.specs.iter().zip(&graph.grads) {
+        check(
+            &format!("hybrid parity grad {}", spec.name),
+            &read(g),
+            &f64s(fx.get(&format!("grad.{}", spec.name))),
+            TOL_F32,
+        );
+    }
 }
 
 #[test]

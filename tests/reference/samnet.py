@@ -20,6 +20,7 @@ tests/reference/recipes.py trains, samples and scores all three.
 
 Usage:
   python samnet.py fixture --config tiny_parity.json --out parity.safetensors [--device cuda]
+  python samnet.py fixture --config tiny_parity_hybrid.json --out parity_hybrid.safetensors
 """
 
 import argparse
@@ -398,6 +399,8 @@ def make_fixture(cfg, out, device, seed=0):
     tokens = torch.randint(0, m["vocab_size"], (B, L), device=device)
     t = torch.randint(1, cfg["diffusion"]["timesteps"] + 1, (B,), device=device)
     eps = torch.randn(B, L, m["d_model"]).double().to(device)
+    if kind(cfg) == "hybrid":
+        return save_discrete_fixture(cfg, out, P, tokens, t, eps, device)
     weight = (torch.rand(B, L, dtype=torch.float64, device=device) > 0.2).double()
     sc = torch.randn(B, L, m["d_model"]).double().to(device) * 0.5 if cfg["diffusion"].get("self_condition") else None
     loss, mse, ce, z0_pred, logits = forward(cfg, P, tokens, t, eps, weight, sc)
@@ -415,6 +418,31 @@ def make_fixture(cfg, out, device, seed=0):
     save_file(tensors, out, metadata={"config": json.dumps(cfg), "torch": torch.__version__, "dtype": "float64",
                                       "device": str(device)})
     print(f"loss {loss.item():.6f} mse {mse.item():.6f} ce {ce.item():.6f} -> {out}")
+
+
+def save_discrete_fixture(cfg, out, P, tokens, t, eps, device):
+    """hybrid: t = k/T per sequence, about half the positions corrupted (eps is their
+    noise), loss = the 1/t-weighted CE over B·L; loss, ce over the corrupted positions,
+    the logits and every parameter gradient."""
+    from safetensors.torch import save_file
+
+    corrupt = torch.rand(tokens.shape, device=device) < 0.5
+    corrupt[:, 0] = True  # every sequence carries loss
+    t_cont = t.double() / cfg["diffusion"]["timesteps"]
+    loss, ce_mean, logits = discrete_loss(cfg, P, tokens, t_cont, corrupt, eps)
+    loss.backward()
+    tensors = {f"param.{k}": v.detach().float().cpu().contiguous() for k, v in P.items()}
+    tensors.update({f"grad.{k}": v.grad.float().cpu().contiguous() for k, v in P.items()})
+    tensors.update({
+        "input.tokens": tokens.float().cpu(), "input.t": t.float().cpu(),
+        "input.eps": eps.float().cpu(), "input.corrupt": corrupt.float().cpu(),
+        "output.loss": loss.detach().float().cpu().reshape(1),
+        "output.ce_corrupted": ce_mean.detach().float().cpu().reshape(1),
+        "output.logits": logits.detach().float().cpu().contiguous(),
+    })
+    save_file(tensors, out, metadata={"config": json.dumps(cfg), "torch": torch.__version__, "dtype": "float64",
+                                      "device": str(device)})
+    print(f"loss {loss.item():.6f} ce(corrupted) {ce_mean.item():.6f} -> {out}")
 
 
 if __name__ == "__main__":
