@@ -239,7 +239,7 @@ pub fn figure(chart: &Chart) -> Option<String> {
         escape(&chart.title)
     );
     if let [series] = chart.series.as_slice()
-        && let Some(&(x, y)) = series.points.iter().rev().find(|p| finite(*p))
+        && let Some(&(x, y)) = series.points.iter().rev().find(|p| finite(p))
     {
         let _ = write!(
             out,
