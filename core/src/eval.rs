@@ -128,6 +128,7 @@ pub async fn quality(
                     ..options.clone()
                 },
                 None,
+                // Lent to each sample's run in turn.
                 on_step.as_mut().map(|f| &mut **f as _),
             )
             .await?;
