@@ -12,7 +12,7 @@ use crate::metrics;
 use crate::model::Model;
 use crate::model::graph::{Graph, GraphOptions, slot};
 use crate::rng::Rng;
-use crate::sample::{SampleOptions, Sampler};
+use crate::sample::{OnStep, SampleOptions, Sampler};
 use crate::schedule::NoiseSchedule;
 use crate::tokenizer::Tokenizer;
 
@@ -103,7 +103,9 @@ pub async fn validation_loss(
 }
 
 /// Samples seeds 0..8 (each on its own, otherwise with `options`) and scores
-/// them against the training text.
+/// them against the training text. `on_step` (if given) receives every
+/// step of every sample, seed by seed, as [`Sampler::run`]'s does (its Break
+/// cancels the evaluation).
 pub async fn quality(
     gpu: &Gpu,
     model: &Model,
@@ -111,6 +113,7 @@ pub async fn quality(
     train_text: &str,
     len: usize,
     options: &SampleOptions,
+    mut on_step: OnStep<'_>,
 ) -> Result<Quality> {
     let sampler = Sampler::new(gpu, model, 1, len)?;
     let schedule = NoiseSchedule::new(&model.config.diffusion);
@@ -125,7 +128,8 @@ pub async fn quality(
                     ..options.clone()
                 },
                 None,
-                None,
+                // Lent to each sample's run in turn.
+                on_step.as_mut().map(|f| &mut **f as _),
             )
             .await?;
         samples.push(tokenizer.decode(&tokens)?);

@@ -4,6 +4,7 @@ mod commands;
 mod dataset;
 mod metrics_log;
 mod progress;
+mod report;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,8 @@ enum Command {
     Bench(commands::bench::Bench),
     /// Write a checkpoint's weights (optionally f16), config and tokenizer for shipping.
     Export(commands::export::Args),
+    /// Render a training run's metrics.jsonl as one HTML page of charts and samples.
+    Report(commands::report::Args),
     /// Check the GPU: adapter, features, limits, and a kernel self-test.
     Doctor(commands::doctor::Args),
     /// Tokenizers: train a byte-level BPE.
@@ -78,6 +81,7 @@ fn main() {
                 Command::EvalCode(args) => commands::eval_code::run(&options, args),
                 Command::Bench(bench) => commands::bench::run(&options, bench),
                 Command::Export(args) => commands::export::run(args),
+                Command::Report(args) => commands::report::run(args),
                 Command::Doctor(args) => commands::doctor::run(&options, args),
                 Command::Tokenizer(command) => commands::tokenizer::run(command),
             }

@@ -6,13 +6,15 @@ use std::fmt::Write;
 
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
-/// A bar over `steps` denoising steps: step k/N, steps/s and time left.
+/// A bar over `steps` denoising steps: step k/N, steps/s and time left,
+/// after the bar's prefix (none unless set).
 pub fn denoising_bar(steps: usize) -> ProgressBar {
-    let style = ProgressStyle::with_template("{bar:30} step {pos}/{len}  {rate}  {eta} left")
-        .expect("template")
-        .with_key("rate", |state: &ProgressState, out: &mut dyn Write| {
-            let _ = write!(out, "{:.1} steps/s", state.per_sec());
-        });
+    let style =
+        ProgressStyle::with_template("{prefix}{bar:30} step {pos}/{len}  {rate}  {eta} left")
+            .expect("template")
+            .with_key("rate", |state: &ProgressState, out: &mut dyn Write| {
+                let _ = write!(out, "{:.1} steps/s", state.per_sec());
+            });
     ProgressBar::new(steps as u64).with_style(style)
 }
 

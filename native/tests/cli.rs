@@ -590,7 +590,8 @@ fn sample_prints_text_from_a_checkpoint() {
 
 /// Piped, stderr gets only the line naming the adapter; in a terminal (a
 /// pseudo-terminal from util-linux's `script`) sampling draws a bar of
-/// denoising steps and eval a spinner per phase.
+/// denoising steps, and eval a spinner for the validation loss and a bar
+/// over the denoising steps of all its samples.
 #[cfg(target_os = "linux")]
 #[test]
 fn progress_shows_in_a_terminal_and_the_adapter_always() {
@@ -631,6 +632,12 @@ fn progress_shows_in_a_terminal_and_the_adapter_always() {
     );
     let shown = in_terminal(&eval);
     assert!(shown.contains("validation loss at 5 timesteps"), "{shown}");
+    // 8 samples of 2 steps each.
+    assert!(
+        shown.contains("8 samples: ") && shown.contains("/16  "),
+        "{shown}"
+    );
+    assert!(shown.contains(" left"), "{shown}");
 }
 
 /// `model.safetensors` of a copy of the fixture checkpoint, rewritten by `edit`.
@@ -1161,4 +1168,108 @@ fn eval_code_scores_the_held_out_humaneval_problems() {
     let exact = report["exact_match"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&exact));
     assert_eq!(report["passed"].is_u64(), python);
+}
+
+/// A copy of `native/tests/fixtures/run` (a few logged steps, two
+/// evaluations, a checkpoint/ with config.json and state.json).
+fn fixture_run(name: &str) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let target = to.join(path.file_name().unwrap());
+            if path.is_dir() {
+                copy(&path, &target);
+            } else {
+                std::fs::copy(&path, &target).unwrap();
+            }
+        }
+    }
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run");
+    let run = scratch(name).join("run");
+    copy(&fixture, &run);
+    run
+}
+
+#[test]
+fn report_draws_a_chart_per_logged_series_and_the_samples() {
+    let run = fixture_run("report");
+    let (ok, _, err) = samnet(&["report", run.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        err.starts_with("wrote ") && err.contains("(5 logged steps)"),
+        "{err}"
+    );
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    let charts = [
+        "loss",
+        "mse",
+        "ce",
+        "grad_norm",
+        "lr",
+        "tokens_per_s",
+        "loss_scale",
+        "gpu_memory_bytes",
+        "val-ce",
+        "val-mse",
+        "sample-quality",
+    ];
+    for chart in charts {
+        let figure = html
+            .split(&format!("<figure class=\"chart\" id=\"chart-{chart}\">"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no chart {chart}"));
+        let figure = &figure[..figure.find("</figure>").unwrap()];
+        assert!(
+            figure.contains("<svg") && figure.contains("<polyline"),
+            "{chart}: {figure}"
+        );
+    }
+    assert_eq!(html.matches("<svg").count(), charts.len());
+    // No step was skipped, so there is no chart of them.
+    assert!(!html.contains("chart-skipped_steps"));
+    for legend in [
+        "t = 50",
+        "t = 950",
+        "mean",
+        "valid words",
+        "diversity",
+        "novelty",
+    ] {
+        assert!(html.contains(&format!("</i>{legend}</span>")), "{legend}");
+    }
+    // Each evaluation's samples, escaped, beside its step.
+    let at_50 = html.split("id=\"samples-step-50\"").nth(1).unwrap();
+    assert!(at_50.contains("<pre>ROMEO: &lt;b&gt;thee&lt;/b&gt; &amp; me</pre>"));
+    assert!(at_50.contains("<pre>KING:\n&#39;tis &quot;so&quot;</pre>"));
+    assert!(html.contains("id=\"samples-step-100\"") && html.contains("<pre>thou art</pre>"));
+    // config.json and state.json from the run's checkpoint.
+    assert!(html.contains("<caption>config: train</caption>"));
+    let state = html.split("<caption>state.json</caption>").nth(1).unwrap();
+    assert!(state[..state.find("</table>").unwrap()].contains("<th>step</th><td>100</td>"));
+    assert!(!html.contains("<script") && !html.contains("http"));
+
+    let elsewhere = run.parent().unwrap().join("elsewhere.html");
+    let (ok, _, err) = samnet(&[
+        "report",
+        run.to_str().unwrap(),
+        "--out",
+        elsewhere.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_to_string(elsewhere).unwrap(), html);
+}
+
+#[test]
+fn report_names_the_malformed_line_of_a_log() {
+    let run = fixture_run("report-bad");
+    let log = run.join("metrics.jsonl");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.insert_str(text.find('\n').unwrap() + 1, "{\"step\": 2, \"loss\": }\n");
+    std::fs::write(&log, text).unwrap();
+    let run = run.to_str().unwrap();
+    fails_clearly(&["report", run], &["metrics.jsonl:2: not JSON"]);
+    assert!(!Path::new(run).join("report.html").exists());
+    let empty = scratch("report-none");
+    fails_clearly(&["report", empty.to_str().unwrap()], &["metrics.jsonl"]);
 }

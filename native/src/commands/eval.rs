@@ -1,7 +1,9 @@
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use samnet_core::eval;
 use samnet_core::gpu::{Gpu, GpuOptions};
+use samnet_core::sample::{OnStep, StepOutput};
 use serde_json::json;
 
 use samnet_core::data::Split;
@@ -39,8 +41,8 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let gpu = Gpu::new_blocking(options)?;
     eprintln!("evaluating on {}", gpu.describe());
     let model = loaded.model(&gpu)?;
-    // core's evaluation reports nothing until it is done, so each phase gets
-    // a spinner with its running time rather than a bar of steps.
+    // The validation loss reports nothing until it is done: a spinner with
+    // its running time. The samples get a bar of their denoising steps.
     let val = if args.samples_only {
         Vec::new()
     } else {
@@ -58,12 +60,19 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         val?
     };
     let train_text = &loaded.tokenizer.decode(data.tokens(Split::Train))?;
-    let spinner = progress::spinner(&format!(
-        "{} samples of {} positions in {} steps",
-        eval::QUALITY_SAMPLES,
-        args.len,
-        sample_options.steps
-    ));
+    let bar = progress::denoising_bar(eval::QUALITY_SAMPLES as usize * sample_options.steps)
+        .with_prefix(format!("{} samples: ", eval::QUALITY_SAMPLES));
+    let mut on_each_step = |_: StepOutput| {
+        bar.inc(1);
+        ControlFlow::Continue(())
+    };
+    // A step callback makes the sampler read every step's tokens back (a GPU
+    // round trip), so it is passed only when the bar is drawn.
+    let on_step: OnStep = if bar.is_hidden() {
+        None
+    } else {
+        Some(&mut on_each_step)
+    };
     let q = pollster::block_on(eval::quality(
         &gpu,
         &model,
@@ -71,8 +80,9 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         train_text,
         args.len,
         &sample_options,
+        on_step,
     ));
-    spinner.finish_and_clear();
+    bar.finish_and_clear();
     let q = q?;
     let mean = |f: fn(&eval::ValLoss) -> f32| {
         (!val.is_empty()).then(|| val.iter().map(f).sum::<f32>() / val.len() as f32)

@@ -5,6 +5,7 @@ pub mod eval;
 pub mod eval_code;
 pub mod export;
 pub mod infill;
+pub mod report;
 pub mod sample;
 pub mod tokenizer;
 pub mod train;

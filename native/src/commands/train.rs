@@ -355,6 +355,7 @@ fn evaluate(gpu: &Gpu, setup: &Setup) -> anyhow::Result<serde_json::Value> {
         train_text,
         len,
         &SampleOptions::from_config(&cfg.diffusion),
+        None,
     ))?;
     Ok(json!({
         "val": val, "val_mse_mean": mean(|v| v.mse), "val_ce_mean": mean(|v| v.ce),
