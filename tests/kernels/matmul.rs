@@ -263,7 +263,11 @@ fn tensor_core_selection_and_fallback() {
         read(&gc)
     };
     let auto = product(MatmulKernel::Auto);
-    let rounded = |v: &[f64]| v.iter().map(|&x| reference::round_to_half(x)).collect::<Vec<_>>();
+    let rounded = |v: &[f64]| {
+        v.iter()
+            .map(|&x| reference::round_to_half(x))
+            .collect::<Vec<_>>()
+    };
     let want = reference::matmul(&rounded(&a), &rounded(&b), m, n, k, false, false);
     check("matmul half operands, Auto", &auto, &want, TOL_F32);
     if gpu.features.cooperative_matrix {

@@ -140,7 +140,11 @@ async fn check_variant(gpu: &Gpu, trans_a: bool, trans_b: bool) -> Result<f64> {
     let c0: Vec<f64> = rng.normals(batch * m * n);
     let (alpha, beta) = (0.5, 1.0);
     let mut want = Vec::with_capacity(batch * m * n);
-    let half = |v: &[f64]| v.iter().map(|&x| reference::matmul::round_to_half(x)).collect::<Vec<_>>();
+    let half = |v: &[f64]| {
+        v.iter()
+            .map(|&x| reference::matmul::round_to_half(x))
+            .collect::<Vec<_>>()
+    };
     for i in 0..batch {
         let ai = half(&a[i * m * k..(i + 1) * m * k]);
         let bi = half(&b[i * k * n..(i + 1) * k * n]);

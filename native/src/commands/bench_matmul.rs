@@ -57,9 +57,30 @@ fn model_shapes(rows: usize) -> Vec<Shape> {
         ("ffn.w13", 256, 2048),
         ("ffn.w2", 1024, 256),
     ] {
-        shapes.push(shape(&format!("{layer} fwd"), rows, d_out, d_in, false, true));
-        shapes.push(shape(&format!("{layer} dX"), rows, d_in, d_out, false, false));
-        shapes.push(shape(&format!("{layer} dW"), d_out, d_in, rows, true, false));
+        shapes.push(shape(
+            &format!("{layer} fwd"),
+            rows,
+            d_out,
+            d_in,
+            false,
+            true,
+        ));
+        shapes.push(shape(
+            &format!("{layer} dX"),
+            rows,
+            d_in,
+            d_out,
+            false,
+            false,
+        ));
+        shapes.push(shape(
+            &format!("{layer} dW"),
+            d_out,
+            d_in,
+            rows,
+            true,
+            false,
+        ));
     }
     shapes.push(shape("logits fwd", rows, 65, 256, false, true));
     shapes
@@ -70,7 +91,11 @@ fn model_shapes(rows: usize) -> Vec<Shape> {
 const KERNELS: [(&str, MatmulKernel, bool); 3] = [
     ("f32", MatmulKernel::Auto, false),
     ("f16 operands, fallback", MatmulKernel::Tiled, true),
-    ("f16 operands, tensor cores", MatmulKernel::Cooperative, true),
+    (
+        "f16 operands, tensor cores",
+        MatmulKernel::Cooperative,
+        true,
+    ),
 ];
 
 pub fn run(options: &GpuOptions, args: MatmulArgs) -> anyhow::Result<()> {
@@ -144,7 +169,9 @@ fn time(
     let a = gpu.zeros("bench.a", &[a_rows, a_cols], DType::F32)?;
     let b = gpu.zeros("bench.b", &[b_rows, b_cols], b_dtype)?;
     let c = gpu.zeros("bench.c", &[s.m, s.n], DType::F32)?;
-    let mut mm = Matmul::new(s.m, s.n, s.k).kernel(kernel).half_operands(half);
+    let mut mm = Matmul::new(s.m, s.n, s.k)
+        .kernel(kernel)
+        .half_operands(half);
     mm.trans_a = s.trans_a;
     mm.trans_b = s.trans_b;
     let mut program = Program::new();
