@@ -109,7 +109,9 @@ pub fn run(options: &GpuOptions, args: MatmulArgs) -> anyhow::Result<()> {
         trans_a: false,
         trans_b: false,
     };
-    let mut results = vec![time(&gpu, &square, MatmulKernel::Simple, false, args.reps)?];
+    let mut simple = time(&gpu, &square, MatmulKernel::Simple, false, args.reps)?;
+    simple["label"] = json!("f32, simple kernel");
+    let mut results = vec![simple];
     for (label, kernel, half) in KERNELS {
         let mut row = time(&gpu, &square, kernel, half, args.reps)?;
         row["label"] = json!(label);
