@@ -24,7 +24,8 @@
 // flow naga can prove uniform, so they run unconditionally (loads of C at a
 // clamped, in-bounds place) and only the stores of fragments outside C are
 // skipped; every index and stride given to a coop builtin is a `let` of its
-// own (naga's SPIR-V writer panics on some inline constant strides).
+// own (naga 30's SPIR-V writer is reported to panic on some cooperative
+// stores; tests/shaders.rs translates this file to SPIR-V to catch it).
 
 enable f16;
 enable wgpu_cooperative_matrix;
