@@ -4,6 +4,11 @@ self-conditioning first pass when the config has it, forward, backward,
 global-norm clipping and AdamW. Prints one JSON object.
 
   python3 bench/torch_baseline.py --config assets/configs/phase1.json [--compile] [--bf16]
+  python3 bench/torch_baseline.py --matmul 4096
+  python3 bench/torch_baseline.py --matmul-like samnet_matmul.json
+
+--matmul-like times cuBLAS on every product `samnet bench matmul` timed
+(same M, N, K and transposes) in f32 (TF32 off), TF32, f16 and bf16.
 """
 
 import argparse
@@ -18,9 +23,44 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "refer
 import samnet  # noqa: E402
 
 
+def time_product(m, n, k, trans_a, trans_b, dtype, device, reps=10):
+    """Seconds per op(A)·op(B), operands stored as samnet stores them."""
+    a = torch.randn(*((k, m) if trans_a else (m, k)), device=device, dtype=dtype)
+    b = torch.randn(*((n, k) if trans_b else (k, n)), device=device, dtype=dtype)
+    op_a = a.t() if trans_a else a
+    op_b = b.t() if trans_b else b
+    for _ in range(3):
+        op_a @ op_b
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(reps):
+        op_a @ op_b
+    torch.cuda.synchronize()
+    return (time.perf_counter() - start) / reps
+
+
+def matmul_like(report, device):
+    """cuBLAS at each distinct product of a samnet matmul report."""
+    seen, rows = set(), []
+    for r in report["results"] + report["shapes"]:
+        key = (r["name"], r["m"], r["n"], r["k"], r["trans_a"], r["trans_b"])
+        if key in seen:
+            continue
+        seen.add(key)
+        for label, dtype, tf32 in [("f32 (TF32 off)", torch.float32, False), ("tf32", torch.float32, True),
+                                   ("f16", torch.float16, False), ("bf16", torch.bfloat16, False)]:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            s = time_product(*key[1:], dtype, device)
+            rows.append({"name": key[0], "m": key[1], "n": key[2], "k": key[3], "trans_a": key[4],
+                         "trans_b": key[5], "label": label, "ms": s * 1e3,
+                         "tflops": 2 * key[1] * key[2] * key[3] / s / 1e12})
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return {"bench": "matmul_like", "impl": "pytorch", "device": torch.cuda.get_device_name(), "rows": rows}
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--config", required=True)
+    ap.add_argument("--config")
     ap.add_argument("--batch", type=int)
     ap.add_argument("--seq", type=int)
     ap.add_argument("--steps", type=int, default=20)
@@ -29,7 +69,13 @@ def main():
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--matmul", type=int, help="instead: time an N³ f32 matrix product (TF32 off)")
+    ap.add_argument("--matmul-like", help="instead: time the products of this `samnet bench matmul` JSON")
     args = ap.parse_args()
+    if args.matmul_like:
+        print(json.dumps(matmul_like(json.load(open(args.matmul_like)), args.device)))
+        return
+    if not (args.config or args.matmul):
+        ap.error("--config is required (or --matmul / --matmul-like)")
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     if args.matmul:

@@ -25,6 +25,8 @@ fn shader_files() -> Vec<PathBuf> {
 
 /// What a browser allows: f16 only where the file enables it (the runtime
 /// picks the file's fallback when the adapter lacks it), likewise subgroups.
+/// The native-only cooperative matrices (with the subgroup built-ins the
+/// kernel using them needs) only where the file enables them.
 fn capabilities(source: &str) -> Capabilities {
     let mut caps = Capabilities::empty();
     if source.contains("enable f16;") {
@@ -32,6 +34,9 @@ fn capabilities(source: &str) -> Capabilities {
     }
     if source.contains("enable subgroups;") {
         caps |= Capabilities::SUBGROUP;
+    }
+    if source.contains("enable wgpu_cooperative_matrix;") {
+        caps |= Capabilities::COOPERATIVE_MATRIX | Capabilities::SUBGROUP;
     }
     caps
 }
@@ -130,7 +135,7 @@ fn float_literals_are_found() {
 /// obey the same limits as the files as written.
 #[test]
 fn mixed_precision_variants_validate_within_webgpu_default_limits() {
-    use samnet_core::ops::{matmul, precision};
+    use samnet_core::ops::{matmul, matmul_coop, precision};
     let variant = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
         pairs
             .iter()
@@ -146,9 +151,10 @@ fn mixed_precision_variants_validate_within_webgpu_default_limits() {
         (matmul::SHADER, variant(&matmul::HALF_OPERANDS)),
         (matmul::SHADER, variant(&half_b)),
         (precision::SHADER, variant(&[precision::HALF])),
+        (matmul_coop::SHADER, variant(&[matmul_coop::HALF_B])),
     ] {
         let source = shader.specialize(&consts).unwrap();
-        assert!(source.starts_with("enable f16;"), "{}", shader.name);
+        assert!(source.contains("enable f16;"), "{}", shader.name);
         check_source(
             &format!("{} {consts:?}", shader.name),
             &source,
@@ -229,6 +235,7 @@ fn check_source(name: &str, source: &str, failures: &mut Vec<String>) {
 fn every_shader_file_is_compiled_into_the_core() {
     let embedded: Vec<String> = samnet_core::ops::all_shaders()
         .iter()
+        .chain(&samnet_core::ops::feature_gated_shaders())
         .map(|s| s.name.to_string())
         .collect();
     for path in shader_files() {
@@ -256,6 +263,46 @@ fn every_entry_point_builds_a_pipeline_on_a_default_limits_device() {
         for ep in &module.entry_points {
             gpu.pipeline(&shader, &ep.name, &[], &[])
                 .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+/// The tensor-core kernel cannot run here (lavapipe has no cooperative
+/// matrices), but naga's SPIR-V writer, which wgpu runs on it where it can,
+/// must translate both of its variants (naga 30 panics on some cooperative
+/// stores and loads; the file is written to avoid them).
+#[test]
+fn the_tensor_core_kernel_translates_to_spirv() {
+    use naga::back::spv;
+    use naga::proc::{BoundsCheckPolicies, BoundsCheckPolicy};
+    use samnet_core::ops::matmul_coop;
+    for consts in [vec![], vec![matmul_coop::HALF_B]] {
+        let consts: Vec<(String, String)> = consts
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let source = matmul_coop::SHADER.specialize(&consts).unwrap();
+        let module = naga::front::wgsl::parse_str(&source).expect("parses");
+        let info = Validator::new(ValidationFlags::all(), capabilities(&source))
+            .validate(&module)
+            .expect("validates");
+        for policy in [
+            BoundsCheckPolicy::Restrict,
+            BoundsCheckPolicy::ReadZeroSkipWrite,
+            BoundsCheckPolicy::Unchecked,
+        ] {
+            let options = spv::Options {
+                bounds_check_policies: BoundsCheckPolicies {
+                    index: policy,
+                    buffer: policy,
+                    image_load: policy,
+                    binding_array: policy,
+                },
+                ..Default::default()
+            };
+            let words = spv::write_vec(&module, &info, &options, None)
+                .unwrap_or_else(|e| panic!("{consts:?} {policy:?}: {e}"));
+            assert!(!words.is_empty());
         }
     }
 }

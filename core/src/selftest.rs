@@ -35,7 +35,7 @@ pub fn entry_points(shader: &Shader) -> Vec<String> {
     names
 }
 
-fn rel_err(got: &[f32], want: &[f64]) -> f64 {
+pub(crate) fn rel_err(got: &[f32], want: &[f64]) -> f64 {
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
     let diff = got.iter().zip(want).fold(0.0f64, |m, (g, w)| {
         let d = (*g as f64 - w).abs();

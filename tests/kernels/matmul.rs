@@ -239,3 +239,51 @@ fn split_k_weight_gradient() {
     run(dispatches);
     assert_eq!(read(&gw), got, "split-K is not bitwise repeatable");
 }
+
+/// Where the tensor-core kernel is unavailable (lavapipe: no cooperative
+/// matrices), every variant reports so, a mixed-precision product whose shape
+/// would suit it runs the fallback unchanged (bitwise what the simple kernel
+/// gives), and asking for it by name is a clear error. On a device that has
+/// it, Auto gives bitwise what the tensor-core kernel gives.
+#[test]
+fn tensor_core_selection_and_fallback() {
+    use samnet_core::ops::matmul_coop::Status;
+    let gpu = gpu();
+    let (m, n, k) = (32, 48, 40);
+    let mut rng = Rng::new(9);
+    let (a, b) = (rng.normals(m * k), rng.normals(k * n));
+    let (ga, gb) = (upload("a", &[m, k], &a), upload("b", &[k, n], &b));
+    let product = |kernel| {
+        let gc = zeros("c", &[m, n]);
+        let mm = Matmul::new(m, n, k).half_operands(true).kernel(kernel);
+        run(vec![matmul(gpu, &ga, &gb, &gc, mm).unwrap()]);
+        read(&gc)
+    };
+    let auto = product(MatmulKernel::Auto);
+    let rounded = |v: &[f64]| {
+        v.iter()
+            .map(|&x| reference::round_to_half(x))
+            .collect::<Vec<_>>()
+    };
+    let want = reference::matmul(&rounded(&a), &rounded(&b), m, n, k, false, false);
+    check("matmul half operands, Auto", &auto, &want, TOL_F32);
+    if gpu.features.cooperative_matrix {
+        assert_eq!(gpu.cooperative_matmul.len(), 4);
+        if gpu.cooperative_matmul_passed(false, false) {
+            assert_eq!(auto, product(MatmulKernel::Cooperative));
+        }
+        return;
+    }
+    assert!(
+        gpu.cooperative_matmul
+            .iter()
+            .all(|c| c.status == Status::Unavailable && c.max_rel_err.is_none())
+    );
+    assert_eq!(auto, product(MatmulKernel::Simple), "the fallback changed");
+    let gc = zeros("c", &[m, n]);
+    let forced = Matmul::new(m, n, k)
+        .half_operands(true)
+        .kernel(MatmulKernel::Cooperative);
+    let err = matmul(gpu, &ga, &gb, &gc, forced).unwrap_err().to_string();
+    assert!(err.contains("needs cooperative matrices"), "{err}");
+}

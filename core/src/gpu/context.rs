@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::Shader;
+use crate::ops::matmul_coop::{self, VariantCheck};
 use crate::{Error, Result};
 
 /// Which device limits to ask for.
@@ -58,6 +59,9 @@ pub struct GpuFeatures {
     pub shader_f16: bool,
     pub subgroups: bool,
     pub timestamps: bool,
+    /// EXPERIMENTAL_COOPERATIVE_MATRIX with what the tensor-core matmul
+    /// needs (see [`crate::ops::matmul_coop::adapter_supports`]).
+    pub cooperative_matrix: bool,
 }
 
 type PipelineKey = (
@@ -74,6 +78,9 @@ pub struct Gpu {
     pub info: wgpu::AdapterInfo,
     pub features: GpuFeatures,
     pub limits: wgpu::Limits,
+    /// The tensor-core matmul's self-test per transpose variant, run when
+    /// the device opened; all "unavailable" without cooperative matrices.
+    pub cooperative_matmul: Vec<VariantCheck>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     errors: Arc<Mutex<Vec<Fault>>>,
     allocated: AtomicU64,
@@ -236,6 +243,10 @@ impl Gpu {
                 required |= f;
             }
         }
+        let cooperative = matmul_coop::adapter_supports(&adapter);
+        if cooperative {
+            required |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        }
         let adapter_limits = adapter.limits();
         let mut limits = wgpu::Limits::default();
         if policy == LimitsPolicy::LargeBuffers {
@@ -247,6 +258,14 @@ impl Gpu {
                 label: Some("samnet"),
                 required_features: required,
                 required_limits: limits.clone(),
+                // SAFETY: the one experimental feature requested is
+                // cooperative matrices; its kernel is self-tested below
+                // before any product uses it, and disabled if it fails.
+                experimental_features: if cooperative {
+                    unsafe { wgpu::ExperimentalFeatures::enabled() }
+                } else {
+                    wgpu::ExperimentalFeatures::disabled()
+                },
                 ..Default::default()
             })
             .await
@@ -270,7 +289,7 @@ impl Gpu {
                 v.push(Fault::Lost(detail));
             }
         });
-        Ok(Gpu {
+        let mut gpu = Gpu {
             device,
             queue,
             info: adapter.get_info(),
@@ -278,12 +297,29 @@ impl Gpu {
                 shader_f16: required.contains(wgpu::Features::SHADER_F16),
                 subgroups: required.contains(wgpu::Features::SUBGROUP),
                 timestamps: required.contains(wgpu::Features::TIMESTAMP_QUERY),
+                cooperative_matrix: cooperative,
             },
             limits,
+            cooperative_matmul: VariantCheck::unavailable(),
             pipelines: Mutex::default(),
             errors,
             allocated: AtomicU64::new(0),
-        })
+        };
+        if cooperative {
+            gpu.cooperative_matmul = matmul_coop::self_test(&gpu).await;
+        }
+        Ok(gpu)
+    }
+
+    /// Whether the tensor-core matmul passed its self-test for this
+    /// transpose variant on this device.
+    pub fn cooperative_matmul_passed(&self, trans_a: bool, trans_b: bool) -> bool {
+        matmul_coop::VARIANTS
+            .iter()
+            .zip(&self.cooperative_matmul)
+            .any(|(&(_, ta, tb), check)| {
+                (ta, tb) == (trans_a, trans_b) && check.status == matmul_coop::Status::Pass
+            })
     }
 
     /// Bytes of storage buffers allocated through this device so far (wgpu

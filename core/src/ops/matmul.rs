@@ -1,3 +1,4 @@
+use super::matmul_coop;
 use crate::gpu::{DType, Dispatch, Gpu, Shader, Tensor};
 use crate::shader_file;
 use crate::{Error, Result, params};
@@ -19,13 +20,20 @@ pub struct Layout {
 pub const HALF_OPERANDS: [(&str, &str); 2] = [("Rounding", "f16"), ("OPERAND_MAX", "65504.0")];
 pub const HALF_B: (&str, &str) = ("OperandB", "f16");
 
-/// Which version of the kernel runs (see shaders/matmul.wgsl).
+/// Which version of the kernel runs (see shaders/matmul.wgsl and
+/// shaders/matmul_coop.wgsl).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulKernel {
-    /// Tiled for products of at least 128×128 outputs, simple below.
+    /// With half operands, the tensor-core kernel where the device has it,
+    /// its self-test passed for this transpose variant and M, N are
+    /// multiples of 16; otherwise tiled for products of at least 128×128
+    /// outputs, simple below.
     Auto,
     Simple,
     Tiled,
+    /// The tensor-core kernel (half operands only); an error where the
+    /// device lacks it or the shape does not fit.
+    Cooperative,
 }
 
 /// `C = alpha * op(A) · op(B) + beta * C` for `batch` matrices, where op(A)
@@ -202,18 +210,36 @@ pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: Matmul) -> Resu
     check_fits("A", a, la, ar, ac, mm.batch)?;
     check_fits("B", b, lb, br, bc, mm.batch)?;
     check_fits("C", c, lc, mm.m, mm.n, mm.batch)?;
+    let cooperative = match mm.kernel {
+        MatmulKernel::Cooperative => {
+            check_cooperative(gpu, &mm, lc)?;
+            true
+        }
+        MatmulKernel::Auto => {
+            mm.half_operands
+                && cooperative_fits(&mm, lc)
+                && gpu.cooperative_matmul_passed(mm.trans_a, mm.trans_b)
+        }
+        MatmulKernel::Simple | MatmulKernel::Tiled => false,
+    };
     let tiled = match mm.kernel {
         MatmulKernel::Auto => mm.m * mm.n >= 128 * 128,
-        MatmulKernel::Simple => false,
+        MatmulKernel::Simple | MatmulKernel::Cooperative => false,
         MatmulKernel::Tiled => true,
     };
-    let (entry, tile) = if tiled {
-        ("matmul_tiled", 128)
+    let (shader, entry, tile) = if cooperative {
+        (&matmul_coop::SHADER, "matmul_coop", matmul_coop::BLOCK)
+    } else if tiled {
+        (&SHADER, "matmul_tiled", 128)
     } else {
-        ("matmul_simple", 64)
+        (&SHADER, "matmul_simple", 64)
     };
-    let mut call = gpu.call(&SHADER, entry);
-    if mm.half_operands {
+    let mut call = gpu.call(shader, entry);
+    if cooperative {
+        if b.dtype() == DType::F16 {
+            call = call.constant(matmul_coop::HALF_B.0, matmul_coop::HALF_B.1);
+        }
+    } else if mm.half_operands {
         gpu.require_f16("a matmul with half operands (mixed precision)")?;
         for (name, value) in HALF_OPERANDS {
             call = call.constant(name, value);
@@ -248,6 +274,45 @@ pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: Matmul) -> Resu
         mm.m.div_ceil(tile) as u32,
         mm.batch as u32,
     ])
+}
+
+/// The tensor-core kernel stores whole 16×16 fragments of C, each row of
+/// one 16-byte aligned (as cooperative loads and stores want).
+fn cooperative_fits(mm: &Matmul, c: Layout) -> bool {
+    let fragment = matmul_coop::FRAGMENT;
+    mm.m > 0
+        && mm.n > 0
+        && mm.m.is_multiple_of(fragment)
+        && mm.n.is_multiple_of(fragment)
+        && [c.offset, c.ld, c.batch_stride]
+            .iter()
+            .all(|v| v.is_multiple_of(4))
+}
+
+fn check_cooperative(gpu: &Gpu, mm: &Matmul, c: Layout) -> Result<()> {
+    if !mm.half_operands {
+        return Err(Error::Invalid(
+            "the tensor-core matmul rounds its operands to f16: it needs half operands".into(),
+        ));
+    }
+    if !gpu.features.cooperative_matrix {
+        return Err(Error::Invalid(format!(
+            "the tensor-core matmul needs cooperative matrices (16×16×16 f16·f16→f32, 32-wide subgroups), which {} lacks",
+            gpu.info.name
+        )));
+    }
+    if !cooperative_fits(mm, c) {
+        return Err(Error::shape(
+            "matmul",
+            format!(
+                "the tensor-core kernel needs M and N to be multiples of {} and C's layout of 4, got {}×{} at {c:?}",
+                matmul_coop::FRAGMENT,
+                mm.m,
+                mm.n
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Like [`matmul`], but a product with few output tiles and a long K (a

@@ -16,6 +16,7 @@ pub mod embedding;
 pub mod linear;
 pub mod loss;
 pub mod matmul;
+pub mod matmul_coop;
 pub mod norm;
 pub mod optim;
 pub mod precision;
@@ -52,4 +53,10 @@ pub fn all_shaders() -> Vec<Shader> {
         sampling::SHADER,
         timestep::SHADER,
     ]
+}
+
+/// Shader files that compile only where the adapter has an optional feature
+/// (validated with that feature; never compiled where it is missing).
+pub fn feature_gated_shaders() -> Vec<Shader> {
+    vec![matmul_coop::SHADER]
 }

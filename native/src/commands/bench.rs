@@ -18,8 +18,9 @@ use crate::run::data_text;
 pub enum Bench {
     /// Training step time and throughput (JSON).
     Train(TrainArgs),
-    /// Matrix-product throughput of each matmul kernel version (JSON).
-    Matmul(MatmulArgs),
+    /// Matrix-product throughput of each matmul kernel version at N³ and
+    /// at the model's shapes (JSON).
+    Matmul(super::bench_matmul::MatmulArgs),
     /// Sampling: ms per denoising step and tokens/s per batch size (JSON).
     Sample(SampleArgs),
 }
@@ -39,15 +40,6 @@ pub struct SampleArgs {
     batch: Vec<usize>,
     #[arg(long, default_value_t = 64)]
     steps: usize,
-}
-
-#[derive(clap::Args)]
-pub struct MatmulArgs {
-    /// M = N = K.
-    #[arg(long, default_value_t = 4096)]
-    size: usize,
-    #[arg(long, default_value_t = 10)]
-    reps: usize,
 }
 
 #[derive(clap::Args)]
@@ -81,7 +73,7 @@ pub struct TrainArgs {
 pub fn run(options: &GpuOptions, bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Train(args) => train(options, args),
-        Bench::Matmul(args) => matmul(options, args),
+        Bench::Matmul(args) => super::bench_matmul::run(options, args),
         Bench::Sample(args) => sample(options, args),
     }
 }
@@ -137,40 +129,6 @@ fn sample(options: &GpuOptions, args: SampleArgs) -> anyhow::Result<()> {
         "gpu_memory_bytes": gpu.allocated_bytes(),
         "results": results,
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
-}
-
-fn matmul(options: &GpuOptions, args: MatmulArgs) -> anyhow::Result<()> {
-    use samnet_core::gpu::{DType, Program};
-    use samnet_core::ops::matmul::{Matmul, MatmulKernel, matmul};
-    let gpu = Gpu::new_blocking(options)?;
-    let n = args.size;
-    let (a, b, c) = (
-        gpu.zeros("a", &[n, n], DType::F32)?,
-        gpu.zeros("b", &[n, n], DType::F32)?,
-        gpu.zeros("c", &[n, n], DType::F32)?,
-    );
-    let mut results = Vec::new();
-    for kernel in [MatmulKernel::Simple, MatmulKernel::Tiled] {
-        let mut program = Program::new();
-        for _ in 0..args.reps {
-            program.push(matmul(
-                &gpu,
-                &a,
-                &b,
-                &c,
-                Matmul::new(n, n, n).kernel(kernel),
-            )?);
-        }
-        gpu.run(&[&program])?;
-        let started = Instant::now();
-        gpu.run(&[&program])?;
-        let s = started.elapsed().as_secs_f64() / args.reps as f64;
-        results.push(json!({ "kernel": format!("{kernel:?}"), "ms": s * 1e3, "tflops": 2.0 * (n as f64).powi(3) / s / 1e12 }));
-    }
-    let report =
-        json!({ "bench": "matmul", "adapter": gpu.info.name, "size": n, "results": results });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

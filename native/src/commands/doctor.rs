@@ -44,14 +44,15 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
             "pipelines_compiled": entry_points,
             "compile_ms": compile_ms,
             "self_test": checks,
+            "cooperative_matmul": gpu.cooperative_matmul,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("adapter   {}", gpu.describe());
         let f = gpu.features;
         println!(
-            "features  shader_f16={} subgroups={} timestamps={}",
-            f.shader_f16, f.subgroups, f.timestamps
+            "features  shader_f16={} subgroups={} timestamps={} cooperative_matrix={}",
+            f.shader_f16, f.subgroups, f.timestamps, f.cooperative_matrix
         );
         println!(
             "limits    buffer {} MiB, storage binding {} MiB, {} storage buffers/stage, {} B workgroup memory, {} invocations",
@@ -69,6 +70,15 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
                 c.max_rel_err,
                 c.tolerance,
                 if c.passed { "ok" } else { "FAILED" }
+            );
+        }
+        for c in &gpu.cooperative_matmul {
+            let err = c
+                .max_rel_err
+                .map_or("-".to_string(), |e| format!("{e:.2e}"));
+            println!(
+                "tensor-core matmul {:<3} {:?} (max rel err {err}, tolerance {:.0e})",
+                c.variant, c.status, c.tolerance
             );
         }
     }

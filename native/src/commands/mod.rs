@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod bench_matmul;
 pub mod complete;
 pub mod doctor;
 pub mod eval;
