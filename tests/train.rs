@@ -200,7 +200,10 @@ fn check_frozen_masks(
         for r in 0..mask.len() {
             if before[r] {
                 assert!(mask[r], "step {step}: position {r} unfrozen");
-                assert_eq!(tokens[r], before_tokens[r], "step {step}: frozen {r} changed");
+                assert_eq!(
+                    tokens[r], before_tokens[r],
+                    "step {step}: frozen {r} changed"
+                );
             }
         }
         (before, before_tokens) = (mask.clone(), tokens);

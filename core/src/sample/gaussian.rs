@@ -6,9 +6,7 @@
 //! prompt, the text around an infill) are re-noised from their true
 //! embedding at every step.
 
-use super::{
-    OnStep, SampleOptions, Sampler, Settled, decode, mask_values, report, step_key,
-};
+use super::{OnStep, SampleOptions, Sampler, Settled, decode, mask_values, report, step_key};
 use crate::conditioning::Known;
 use crate::config::KnownPositions;
 use crate::gpu::{DType, Gpu, Program, Tensor};

@@ -8,9 +8,7 @@
 //!           "confident") that share of them, the most confident first
 //! Known positions are frozen from the start.
 
-use super::{
-    OnStep, SampleOptions, Sampler, Settled, decode, mask_values, report, step_key,
-};
+use super::{OnStep, SampleOptions, Sampler, Settled, decode, mask_values, report, step_key};
 use crate::conditioning::Known;
 use crate::config::{DiffusionConfig, RevealOrder};
 use crate::gpu::{DType, Gpu, Program, Tensor};
