@@ -624,7 +624,8 @@ fn self_conditioning_feeds_the_first_pass_estimate_to_masked_sequences() {
 
 /// While sampling, known positions sit where training put them: re-noised
 /// to each step's level (`noised`), or at their clean embedding throughout
-/// (`clean`, phase 4); both end clean.
+/// (`clean`, phase 4); both end clean. Step reports show them with their
+/// known tokens.
 #[test]
 fn sampling_holds_known_positions_as_the_model_was_trained() {
     use samnet_core::conditioning::Known;
@@ -642,7 +643,11 @@ fn sampling_holds_known_positions_as_the_model_was_trained() {
             mask: (0..len).map(|i| i < known_rows).collect(),
         };
         let mut states = Vec::new();
-        let mut record = |_: StepOutput| {
+        let mut record = |s: StepOutput| {
+            // Every step shows the known text, as settled, whatever the model guesses there.
+            assert_eq!(s.tokens[..known_rows], known.tokens[..known_rows]);
+            assert_eq!(s.frozen, known.mask);
+            assert!(s.confidence[..known_rows].iter().all(|&c| c == 1.0));
             states.push(read(&sampler.graph().x_t)[..known_rows * d].to_vec());
             ControlFlow::Continue(())
         };

@@ -145,9 +145,10 @@ fn tiny_hybrid_loss_falls_and_it_samples() {
             order,
             ..SampleOptions::from_config(&config.diffusion)
         };
-        let mut shown = Vec::new();
+        let (mut shown, mut frozen) = (Vec::new(), Vec::new());
         let mut watch = |s: StepOutput| {
             let graph = sampler.graph();
+            frozen.push(s.frozen);
             shown.push((s.tokens, read(&graph.x_t), read(&graph.logits)));
             ControlFlow::Continue(())
         };
@@ -171,6 +172,7 @@ fn tiny_hybrid_loss_falls_and_it_samples() {
             shown[shown.len() - 1].0,
             "the last step shows the result"
         );
+        check_frozen_masks(&known, &frozen, &shown);
         assert_eq!(a, run(1, None), "{order:?}: same seed, same sample");
         assert_ne!(a, run(2, None), "{order:?}: another seed, another sample");
         assert!(a.iter().all(|&t| (t as usize) < config.model.vocab_size));
@@ -183,6 +185,32 @@ fn tiny_hybrid_loss_falls_and_it_samples() {
             check_first_two_inputs(&config, &known, &options, 1, &e_hat, &shown);
         }
     }
+}
+
+/// Each step's frozen mask holds the known positions and every position
+/// frozen before it, whose token stays; after the last step all are frozen.
+fn check_frozen_masks(
+    known: &samnet_core::conditioning::Known,
+    frozen: &[Vec<bool>],
+    shown: &[(Vec<u32>, Vec<f64>, Vec<f64>)],
+) {
+    let mut before = known.mask.clone();
+    let mut before_tokens = &known.tokens;
+    for (step, (mask, (tokens, _, _))) in frozen.iter().zip(shown).enumerate() {
+        for r in 0..mask.len() {
+            if before[r] {
+                assert!(mask[r], "step {step}: position {r} unfrozen");
+                assert_eq!(
+                    tokens[r], before_tokens[r],
+                    "step {step}: frozen {r} changed"
+                );
+            }
+        }
+        (before, before_tokens) = (mask.clone(), tokens);
+    }
+    assert!(before.iter().all(|&f| f), "all frozen after the last step");
+    let first = frozen[0].iter().filter(|&&f| f).count();
+    assert!(first < before.len(), "not everything frozen at step 0");
 }
 
 /// The sampler's first two denoiser inputs against an f64 replay from the

@@ -9,8 +9,9 @@
 //! ```
 //!
 //! `onStep` receives, for every denoising step, `{step, steps, timestep, text,
-//! pieces, tokens, confidence, known, ms}`; `cancel()` stops a running sample
-//! (its promise then rejects with "cancelled").
+//! pieces, tokens, confidence, known, frozen, ms}` (known positions show
+//! their known text at every step); `cancel()` stops a running sample (its
+//! promise then rejects with "cancelled").
 
 mod request;
 
@@ -88,6 +89,10 @@ struct ModelInfo {
     max_seq_len: usize,
     sample_steps: usize,
     timesteps: usize,
+    /// diffusion.kind: "gaussian" or "hybrid".
+    kind: &'static str,
+    /// hybrid: the default reveal order, "random" or "confident".
+    reveal_order: &'static str,
     load_ms: f64,
 }
 
@@ -103,6 +108,8 @@ struct StepReport {
     confidence: Vec<f32>,
     /// Positions held known (prompt or infill context).
     known: Vec<bool>,
+    /// Positions settled: the known ones and (hybrid) those frozen so far.
+    frozen: Vec<bool>,
     /// Milliseconds since the previous report (the step, its readback included).
     ms: f64,
 }
@@ -120,9 +127,15 @@ struct SampleResult {
 
 /// Fetches `url` whole; errors name the URL and the HTTP status.
 async fn fetch_bytes(url: &str) -> Result<Vec<u8>, JsError> {
-    let response = JsFuture::from(fetch_url(url))
-        .await
-        .map_err(|e| js_error(format!("fetching {url}: {e:?}")))?;
+    // A rejected fetch says only "Failed to fetch": a refused cross-origin
+    // read looks the same as a network failure.
+    let response = JsFuture::from(fetch_url(url)).await.map_err(|_| {
+        js_error(format!(
+            "could not fetch {url}: the network failed, or it is on another \
+             origin that does not allow this page (its server must send \
+             Access-Control-Allow-Origin)"
+        ))
+    })?;
     let response: web_sys::Response = response.unchecked_into();
     if !response.ok() {
         return Err(js_error(format!(
@@ -227,6 +240,8 @@ impl SamNet {
             max_seq_len: c.model.max_seq_len,
             sample_steps: c.diffusion.sample_steps,
             timesteps: c.diffusion.timesteps,
+            kind: c.diffusion.kind.name(),
+            reveal_order: c.diffusion.reveal_order.name(),
             load_ms: self.inner.load_ms,
         };
         serde_wasm_bindgen::to_value(&info).map_err(js_error)
@@ -302,6 +317,7 @@ impl Inner {
                 tokens: s.tokens,
                 confidence: s.confidence,
                 known: known_mask.clone(),
+                frozen: s.frozen,
                 ms: now - last,
             };
             last = now;

@@ -6,7 +6,7 @@
 //! prompt, the text around an infill) are re-noised from their true
 //! embedding at every step.
 
-use super::{OnStep, SampleOptions, Sampler, decode, mask_values, report, step_key};
+use super::{OnStep, SampleOptions, Sampler, Settled, decode, mask_values, report, step_key};
 use crate::conditioning::Known;
 use crate::config::KnownPositions;
 use crate::gpu::{DType, Gpu, Program, Tensor};
@@ -305,8 +305,12 @@ impl Steps {
             )?;
             gpu.submit(&[step_program, &self.blend]);
             let outputs = (&self.tokens, &self.confidence);
+            let settled = Settled {
+                known,
+                frozen: None,
+            };
             let at = (i, t, i + 1 == timesteps.len());
-            report(gpu, outputs, at, &mut on_step, &mut last).await?;
+            report(gpu, outputs, settled, at, &mut on_step, &mut last).await?;
         }
         Ok(last)
     }

@@ -8,7 +8,7 @@
 //!           "confident") that share of them, the most confident first
 //! Known positions are frozen from the start.
 
-use super::{OnStep, SampleOptions, Sampler, decode, mask_values, report, step_key};
+use super::{OnStep, SampleOptions, Sampler, Settled, decode, mask_values, report, step_key};
 use crate::conditioning::Known;
 use crate::config::{DiffusionConfig, RevealOrder};
 use crate::gpu::{DType, Gpu, Program, Tensor};
@@ -240,8 +240,12 @@ impl Steps {
             }
             gpu.submit(&step);
             let outputs = (&self.drawn, &self.confidence);
+            let settled = Settled {
+                known,
+                frozen: Some(&self.revealed),
+            };
             let at = (i, k_t, k_s == 0);
-            report(gpu, outputs, at, &mut on_step, &mut last).await?;
+            report(gpu, outputs, settled, at, &mut on_step, &mut last).await?;
         }
         Ok(last)
     }

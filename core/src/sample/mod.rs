@@ -104,10 +104,14 @@ pub struct StepOutput {
     pub step: usize,
     pub timestep: usize,
     /// (count·len) the token each position shows: the best or drawn one
-    /// (gaussian, hybrid's noisy positions) or the one it is frozen to.
+    /// (gaussian, hybrid's noisy positions), the one it is frozen to, or at
+    /// a known position its known token.
     pub tokens: Vec<u32>,
-    /// (count·len) its probability (1 once frozen).
+    /// (count·len) its probability (1 once frozen, and at known positions).
     pub confidence: Vec<f32>,
+    /// (count·len) positions whose token is settled: the known ones, and
+    /// (hybrid) those frozen so far.
+    pub frozen: Vec<bool>,
 }
 
 /// What a step callback gets and may stop.
@@ -233,11 +237,21 @@ fn mask_values(known: &Known) -> Vec<f32> {
         .collect()
 }
 
+/// Which positions a step report shows as settled.
+struct Settled<'a> {
+    /// Shown with their known tokens at every step: the sampler's own
+    /// decoding of them is the model's guess, not the caller's text.
+    known: Option<&'a Known>,
+    /// (hybrid) 1 where a position is frozen so far.
+    frozen: Option<&'a Tensor>,
+}
+
 /// Reads a step's tokens when the caller watches or the run ends; hands them
 /// to `on_step`, whose Break cancels the run.
 async fn report(
     gpu: &Gpu,
     (tokens, confidence): (&Tensor, &Tensor),
+    settled: Settled<'_>,
     (step, timestep, final_step): (usize, usize, bool),
     on_step: &mut OnStep<'_>,
     last: &mut Vec<u32>,
@@ -247,12 +261,23 @@ async fn report(
     }
     let read = gpu.read_u32(tokens).await?;
     if let Some(cb) = on_step.as_mut() {
-        let confidence = gpu.read_f32(confidence).await?;
+        let mut shown = read.clone();
+        let mut confidence = gpu.read_f32(confidence).await?;
+        let mut frozen = match settled.frozen {
+            Some(t) => gpu.read_f32(t).await?.iter().map(|&v| v > 0.5).collect(),
+            None => vec![false; shown.len()],
+        };
+        if let Some(k) = settled.known {
+            for (r, _) in k.mask.iter().enumerate().filter(|(_, m)| **m) {
+                (shown[r], confidence[r], frozen[r]) = (k.tokens[r], 1.0, true);
+            }
+        }
         let flow = cb(StepOutput {
             step,
             timestep,
-            tokens: read.clone(),
+            tokens: shown,
             confidence,
+            frozen,
         });
         if flow.is_break() {
             return Err(Error::Cancelled);
