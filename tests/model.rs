@@ -57,6 +57,59 @@ impl Fixture {
         v
     }
 
+    fn f64s(&self, name: &str) -> Vec<f64> {
+        self.get(name).data.iter().map(|&x| x as f64).collect()
+    }
+
+    /// The fixture's weights as a model, and its training graph at the
+    /// fixture's batch shape (noise written by the test, not drawn).
+    fn graph(&self) -> (Model, Graph) {
+        let cfg = &self.config;
+        let model = Model::from_tensors(gpu(), cfg, self.with_prefix("param."), "fixture").unwrap();
+        let options = GraphOptions {
+            batch: cfg.train.batch_size,
+            seq: cfg.train.seq_len,
+            train: true,
+            generate_noise: false,
+            dropout: false,
+            half_operands: false,
+        };
+        let graph = Graph::new(gpu(), &model, options, None).unwrap();
+        (model, graph)
+    }
+
+    /// Forward, loss and backward of a written batch; every parameter's
+    /// gradient against the fixture's. Returns the loss slots.
+    fn run_and_check_gradients(&self, model: &Model, graph: &Graph) -> Vec<f64> {
+        let mut stats = vec![0.0f32; slot::COUNT];
+        stats[slot::LOSS_SCALE] = 1.0;
+        gpu().write_f32(&graph.stats, &stats).unwrap();
+        gpu()
+            .run(&[
+                &graph.embed_table,
+                &graph.front,
+                &graph.core,
+                &graph.loss,
+                &graph.backward,
+            ])
+            .unwrap();
+        let mut worst = (0.0, String::new());
+        for (spec, g) in model.specs.iter().zip(&graph.grads) {
+            let name = format!("grad.{}", spec.name);
+            let err = check(
+                &format!("parity {name}"),
+                &read(g),
+                &self.f64s(&name),
+                TOL_F32,
+            );
+            if err > worst.0 {
+                worst = (err, spec.name.clone());
+            }
+        }
+        println!("worst gradient: {} at {:.3e}", worst.1, worst.0);
+        read(&graph.stats)
+    }
+
     fn ints(&self, name: &str) -> Vec<u32> {
         // Stored as int32 in safetensors; decode() turns every dtype it accepts into f32.
         self.get(name).data.iter().map(|&x| x as u32).collect()
@@ -68,17 +121,7 @@ fn matches_the_pytorch_reference_loss_and_every_gradient() {
     let fx = fixture();
     let gpu = gpu();
     let cfg = &fx.config;
-    let model = Model::from_tensors(gpu, cfg, fx.with_prefix("param."), "fixture").unwrap();
-    let (batch, seq) = (cfg.train.batch_size, cfg.train.seq_len);
-    let options = GraphOptions {
-        batch,
-        seq,
-        train: true,
-        generate_noise: false,
-        dropout: false,
-        half_operands: false,
-    };
-    let graph = Graph::new(gpu, &model, options, None).unwrap();
+    let (model, graph) = fx.graph();
     let schedule = NoiseSchedule::new(&cfg.diffusion);
     let weight: Vec<f32> = fx.get("input.weight").data.clone();
     graph
@@ -95,51 +138,25 @@ fn matches_the_pytorch_reference_loss_and_every_gradient() {
     if cfg.diffusion.self_condition {
         gpu.write_f32(&graph.sc, &fx.get("input.sc").data).unwrap();
     }
-    let mut stats = vec![0.0f32; slot::COUNT];
-    stats[slot::LOSS_SCALE] = 1.0;
-    gpu.write_f32(&graph.stats, &stats).unwrap();
-    gpu.run(&[
-        &graph.embed_table,
-        &graph.front,
-        &graph.core,
-        &graph.loss,
-        &graph.backward,
-    ])
-    .unwrap();
-
-    let stats = read(&graph.stats);
-    let f64s = |t: &NamedTensor| t.data.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let stats = fx.run_and_check_gradients(&model, &graph);
     check(
         "parity mse",
         &[stats[slot::MSE]],
-        &f64s(fx.get("output.mse")),
+        &fx.f64s("output.mse"),
         TOL_F32,
     );
     check(
         "parity ce",
         &[stats[slot::CE]],
-        &f64s(fx.get("output.ce")),
+        &fx.f64s("output.ce"),
         TOL_F32,
     );
     check(
         "parity z0_pred",
         &read(&graph.z0_pred),
-        &f64s(fx.get("output.z0_pred")),
+        &fx.f64s("output.z0_pred"),
         TOL_F32,
     );
-    let mut worst = (0.0, String::new());
-    for (spec, g) in model.specs.iter().zip(&graph.grads) {
-        let err = check(
-            &format!("parity grad {}", spec.name),
-            &read(g),
-            &f64s(fx.get(&format!("grad.{}", spec.name))),
-            TOL_F32,
-        );
-        if err > worst.0 {
-            worst = (err, spec.name.clone());
-        }
-    }
-    println!("worst gradient: {} at {:.3e}", worst.1, worst.0);
 }
 
 /// diffusion.kind "hybrid" against PyTorch's `discrete_loss`
@@ -152,17 +169,8 @@ fn hybrid_matches_the_pytorch_reference_loss_and_every_gradient() {
     let gpu = gpu();
     let cfg = &fx.config;
     assert_eq!(cfg.diffusion.kind, DiffusionKind::Hybrid);
-    let model = Model::from_tensors(gpu, cfg, fx.with_prefix("param."), "fixture").unwrap();
-    let (batch, seq) = (cfg.train.batch_size, cfg.train.seq_len);
-    let options = GraphOptions {
-        batch,
-        seq,
-        train: true,
-        generate_noise: false,
-        dropout: false,
-        half_operands: false,
-    };
-    let graph = Graph::new(gpu, &model, options, None).unwrap();
+    let (model, graph) = fx.graph();
+    let seq = cfg.train.seq_len;
     let timesteps = fx.ints("input.t");
     let corrupt = &fx.get("input.corrupt").data;
     let t_max = cfg.diffusion.timesteps as f32;
@@ -181,40 +189,19 @@ fn hybrid_matches_the_pytorch_reference_loss_and_every_gradient() {
         .unwrap();
     gpu.write_f32(&graph.inputs.noise, &fx.get("input.eps").data)
         .unwrap();
-    let mut stats = vec![0.0f32; slot::COUNT];
-    stats[slot::LOSS_SCALE] = 1.0;
-    gpu.write_f32(&graph.stats, &stats).unwrap();
-    gpu.run(&[
-        &graph.embed_table,
-        &graph.front,
-        &graph.core,
-        &graph.loss,
-        &graph.backward,
-    ])
-    .unwrap();
-
-    let stats = read(&graph.stats);
-    let f64s = |t: &NamedTensor| t.data.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let stats = fx.run_and_check_gradients(&model, &graph);
     check(
         "hybrid parity loss",
         &[stats[slot::CE]],
-        &f64s(fx.get("output.loss")),
+        &fx.f64s("output.loss"),
         TOL_F32,
     );
     check(
         "hybrid parity logits",
         &read(&graph.logits),
-        &f64s(fx.get("output.logits")),
+        &fx.f64s("output.logits"),
         TOL_F32,
     );
-    for (spec, g) in model.specs.iter().zip(&graph.grads) {
-        check(
-            &format!("hybrid parity grad {}", spec.name),
-            &read(g),
-            &f64s(fx.get(&format!("grad.{}", spec.name))),
-            TOL_F32,
-        );
-    }
 }
 
 #[test]
