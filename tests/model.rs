@@ -81,18 +81,7 @@ impl Fixture {
     /// Forward, loss and backward of a written batch; every parameter's
     /// gradient against the fixture's. Returns the loss slots.
     fn run_and_check_gradients(&self, model: &Model, graph: &Graph) -> Vec<f64> {
-        let mut stats = vec![0.0f32; slot::COUNT];
-        stats[slot::LOSS_SCALE] = 1.0;
-        gpu().write_f32(&graph.stats, &stats).unwrap();
-        gpu()
-            .run(&[
-                &graph.embed_table,
-                &graph.front,
-                &graph.core,
-                &graph.loss,
-                &graph.backward,
-            ])
-            .unwrap();
+        let stats = forward_and_backward(graph);
         let mut worst = (0.0, String::new());
         for (spec, g) in model.specs.iter().zip(&graph.grads) {
             let name = format!("grad.{}", spec.name);
@@ -107,12 +96,43 @@ impl Fixture {
             }
         }
         println!("worst gradient: {} at {:.3e}", worst.1, worst.0);
-        read(&graph.stats)
+        stats
     }
 
     fn ints(&self, name: &str) -> Vec<u32> {
         // Stored as int32 in safetensors; decode() turns every dtype it accepts into f32.
         self.get(name).data.iter().map(|&x| x as u32).collect()
+    }
+}
+
+/// One training pass of a written batch (loss scale 1): forward, loss and
+/// backward. Returns the stats slots.
+fn forward_and_backward(graph: &Graph) -> Vec<f64> {
+    let mut stats = vec![0.0; slot::COUNT];
+    stats[slot::LOSS_SCALE] = 1.0;
+    write(&graph.stats, &stats);
+    gpu()
+        .run(&[
+            &graph.embed_table,
+            &graph.front,
+            &graph.core,
+            &graph.loss,
+            &graph.backward,
+        ])
+        .unwrap();
+    read(&graph.stats)
+}
+
+/// A hybrid batch with the given per-position loss weights and clean mask,
+/// each sequence's input coefficients from its timestep.
+fn corruption(cfg: &Config, timesteps: &[u32], weight: Vec<f32>, clean: Vec<f32>) -> Corruption {
+    Corruption {
+        timesteps: timesteps.to_vec(),
+        coef: (timesteps.iter())
+            .flat_map(|&k| hybrid::sequence_coef(&cfg.diffusion, cfg.model.d_model, k))
+            .collect(),
+        weight,
+        clean,
     }
 }
 
@@ -174,16 +194,11 @@ fn hybrid_matches_the_pytorch_reference_loss_and_every_gradient() {
     let timesteps = fx.ints("input.t");
     let corrupt = &fx.get("input.corrupt").data;
     let t_max = cfg.diffusion.timesteps as f32;
-    let corruption = Corruption {
-        coef: (timesteps.iter())
-            .flat_map(|&k| hybrid::sequence_coef(&cfg.diffusion, cfg.model.d_model, k))
-            .collect(),
-        weight: (corrupt.iter().enumerate())
-            .map(|(r, &c)| c * t_max / timesteps[r / seq] as f32)
-            .collect(),
-        clean: corrupt.iter().map(|&c| 1.0 - c).collect(),
-        timesteps,
-    };
+    let weight: Vec<f32> = (corrupt.iter().enumerate())
+        .map(|(r, &c)| c * t_max / timesteps[r / seq] as f32)
+        .collect();
+    let clean: Vec<f32> = corrupt.iter().map(|&c| 1.0 - c).collect();
+    let corruption = corruption(cfg, &timesteps, weight, clean);
     graph
         .write_corruption(gpu, &fx.ints("input.tokens"), &corruption)
         .unwrap();
@@ -341,15 +356,7 @@ impl RandomModel {
         let to32 = |v: &[f64]| v.iter().map(|&w| w as f32).collect::<Vec<f32>>();
         let diffusion = &self.cfg.diffusion;
         if diffusion.kind == DiffusionKind::Hybrid {
-            let width = self.cfg.model.d_model;
-            let corruption = Corruption {
-                timesteps: self.timesteps.to_vec(),
-                coef: (self.timesteps.iter())
-                    .flat_map(|&k| hybrid::sequence_coef(diffusion, width, k))
-                    .collect(),
-                weight: to32(weight),
-                clean: to32(known),
-            };
+            let corruption = corruption(&self.cfg, &self.timesteps, to32(weight), to32(known));
             graph
                 .write_corruption(gpu, &self.tokens, &corruption)
                 .unwrap();
@@ -369,18 +376,8 @@ impl RandomModel {
             gpu.write_u32(&graph.inputs.rng_key, &key).unwrap();
         }
         write(&graph.inputs.noise, eps);
-        let mut stats = vec![0.0; slot::COUNT];
-        stats[slot::LOSS_SCALE] = 1.0;
-        write(&graph.stats, &stats);
-        gpu.run(&[
-            &graph.embed_table,
-            &graph.front,
-            &graph.core,
-            &graph.loss,
-            &graph.backward,
-        ])
-        .unwrap();
-        (read(&graph.stats), graph.grads.iter().map(read).collect())
+        let stats = forward_and_backward(graph);
+        (stats, graph.grads.iter().map(read).collect())
     }
 
     /// The GPU's losses against the f64 reference, and its gradients against
