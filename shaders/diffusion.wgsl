@@ -10,6 +10,10 @@
 //   q_sample_held_forward:  x_t = known ? z0 : a[b]·z0 + s[b]·eps, per row: training with
 //                      known positions held clean (an instruction's prompt), the noise unseen there.
 //   q_sample_held_backward: dz0 (+)= (known ? 1 : a[b])·dx_t.
+//   mask_forward:      x_t = known ? z0 : m, with m (d) the unit-RMS mask row: masked
+//                      diffusion's input, every corrupted position the same learned vector.
+//   mask_backward:     dz0 (+)= known ? dx_t : 0;  masked_rows = known ? 0 : dx_t, whose
+//                      column sums (ops::reduce::sum_rows) are dm.
 
 struct Params {
     rows: u32,        // B·L
@@ -21,9 +25,10 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> coef: array<f32>;        // (B, 4): a_t, s_t, a_t', s_t'
 @group(0) @binding(2) var<storage, read> x0: array<f32>;          // (rows, d) clean / estimated x0, or dx_t in backward
-@group(0) @binding(3) var<storage, read> noise: array<f32>;       // (rows, d) eps, or x_t for ddim_step
+@group(0) @binding(3) var<storage, read> noise: array<f32>;       // (rows, d) eps, x_t for ddim_step; (d) m for mask_forward
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;   // (rows, d)
 @group(0) @binding(5) var<storage, read> known: array<f32>;       // (rows) 1 = position held known
+@group(0) @binding(6) var<storage, read_write> masked_rows: array<f32>; // (rows, d) mask_backward's dx_t at masked rows
 
 fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * 256u + lid.x;
@@ -115,4 +120,34 @@ fn q_sample_held_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
         v += out[i];
     }
     out[i] = v;
+}
+
+// Known rows hold the clean z0; the others the mask row.
+@compute @workgroup_size(256)
+fn mask_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.rows * p.cols) {
+        return;
+    }
+    if (known[i / p.cols] != 0.0) {
+        out[i] = x0[i];
+    } else {
+        out[i] = noise[i % p.cols];
+    }
+}
+
+// out = dz0 (+)= known ? dx_t : 0 and masked_rows = known ? 0 : dx_t, with dx_t bound at binding 2.
+@compute @workgroup_size(256)
+fn mask_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.rows * p.cols) {
+        return;
+    }
+    let held = known[i / p.cols] != 0.0;
+    var v = select(0.0, x0[i], held);
+    if (p.accumulate != 0u) {
+        v += out[i];
+    }
+    out[i] = v;
+    masked_rows[i] = select(x0[i], 0.0, held);
 }

@@ -185,10 +185,23 @@ fn matches_the_pytorch_reference_loss_and_every_gradient() {
 /// CE over B·L and every parameter gradient.
 #[test]
 fn hybrid_matches_the_pytorch_reference_loss_and_every_gradient() {
-    let fx = fixture_file("parity_hybrid.safetensors");
+    discrete_kind_matches_the_pytorch_reference("parity_hybrid.safetensors", DiffusionKind::Hybrid);
+}
+
+/// diffusion.kind "masked" against PyTorch's `discrete_loss`
+/// (tests/fixtures/parity_masked.safetensors): the corrupted positions'
+/// input rmsnorm(mask_embedding), the logits, the 1/t-weighted CE and every
+/// parameter gradient, the mask row's included.
+#[test]
+fn masked_matches_the_pytorch_reference_loss_and_every_gradient() {
+    discrete_kind_matches_the_pytorch_reference("parity_masked.safetensors", DiffusionKind::Masked);
+}
+
+fn discrete_kind_matches_the_pytorch_reference(file: &str, kind: DiffusionKind) {
+    let fx = fixture_file(file);
     let gpu = gpu();
     let cfg = &fx.config;
-    assert_eq!(cfg.diffusion.kind, DiffusionKind::Hybrid);
+    assert_eq!(cfg.diffusion.kind, kind);
     let (model, graph) = fx.graph();
     let seq = cfg.train.seq_len;
     let timesteps = fx.ints("input.t");
@@ -205,14 +218,15 @@ fn hybrid_matches_the_pytorch_reference_loss_and_every_gradient() {
     gpu.write_f32(&graph.inputs.noise, &fx.get("input.eps").data)
         .unwrap();
     let stats = fx.run_and_check_gradients(&model, &graph);
+    let name = kind.name();
     check(
-        "hybrid parity loss",
+        &format!("{name} parity loss"),
         &[stats[slot::CE]],
         &fx.f64s("output.loss"),
         TOL_F32,
     );
     check(
-        "hybrid parity logits",
+        &format!("{name} parity logits"),
         &read(&graph.logits),
         &fx.f64s("output.logits"),
         TOL_F32,
@@ -355,7 +369,7 @@ impl RandomModel {
         let (gpu, graph) = (gpu(), &self.graph);
         let to32 = |v: &[f64]| v.iter().map(|&w| w as f32).collect::<Vec<f32>>();
         let diffusion = &self.cfg.diffusion;
-        if diffusion.kind == DiffusionKind::Hybrid {
+        if diffusion.kind.is_discrete() {
             let corruption = corruption(&self.cfg, &self.timesteps, to32(weight), to32(known));
             graph
                 .write_corruption(gpu, &self.tokens, &corruption)
@@ -459,11 +473,22 @@ fn whole_model_gradients_match_finite_differences_of_the_cpu_reference() {
 /// reference and its central differences.
 #[test]
 fn hybrid_gradients_match_finite_differences_of_the_cpu_reference() {
+    discrete_gradients_match_finite_differences(DiffusionKind::Hybrid, 79);
+}
+
+/// diffusion.kind "masked": as hybrid, with every corrupted position's input
+/// the mask row rmsnorm(M), whose gradient is checked with the rest.
+#[test]
+fn masked_gradients_match_finite_differences_of_the_cpu_reference() {
+    discrete_gradients_match_finite_differences(DiffusionKind::Masked, 80);
+}
+
+fn discrete_gradients_match_finite_differences(kind: DiffusionKind, seed: u64) {
     let mut cfg = fixture().config;
     let d = &mut cfg.diffusion;
-    (d.kind, d.self_condition, d.clamp, d.mse_weight) = (DiffusionKind::Hybrid, false, false, 0.0);
+    (d.kind, d.self_condition, d.clamp, d.mse_weight) = (kind, false, false, 0.0);
     cfg.validate().unwrap();
-    let mut rng = Rng::new(79);
+    let mut rng = Rng::new(seed);
     let m = RandomModel::new(cfg, &mut rng, None);
     let rows = m.tokens.len();
     let seq = rows / m.timesteps.len();
@@ -476,7 +501,7 @@ fn hybrid_gradients_match_finite_differences_of_the_cpu_reference() {
         .collect();
     m.check_against_reference(&weight, &clean, &mut rng);
     let (stats, _) = m.run(&m.eps, &weight, &clean);
-    assert_eq!(stats[slot::MSE], 0.0, "hybrid has no MSE term");
+    assert_eq!(stats[slot::MSE], 0.0, "{kind:?} has no MSE term");
     assert_eq!(
         stats[slot::WEIGHT_SUM],
         rows as f64,

@@ -105,12 +105,23 @@ fn tiny_config_loss_falls_by_at_least_30_percent() {
 /// giving the same text and another seed other text.
 #[test]
 fn tiny_hybrid_loss_falls_and_it_samples() {
+    discrete_loss_falls_and_it_samples("tiny-hybrid");
+}
+
+/// The same for diffusion.kind "masked" (MDLM).
+#[test]
+fn tiny_masked_loss_falls_and_it_samples() {
+    discrete_loss_falls_and_it_samples("tiny-masked");
+}
+
+fn discrete_loss_falls_and_it_samples(preset: &str) {
     use samnet_core::conditioning::Known;
     use samnet_core::config::RevealOrder;
     use samnet_core::sample::StepOutput;
     use samnet_core::schedule::NoiseSchedule;
     use std::ops::ControlFlow;
-    let config = Config::preset("tiny-hybrid").unwrap();
+    let config = Config::preset(preset).unwrap();
+    let kind = config.diffusion.kind.name();
     let (mut trainer, data, tokenizer) = setup(&config);
     let before = mean_val_loss(&trainer, &data);
     for _ in 0..config.train.steps {
@@ -118,7 +129,7 @@ fn tiny_hybrid_loss_falls_and_it_samples() {
     }
     let after = mean_val_loss(&trainer, &data);
     println!(
-        "hybrid validation loss: {before:.4} → {after:.4} after {} steps",
+        "{kind} validation loss: {before:.4} → {after:.4} after {} steps",
         config.train.steps
     );
     assert!(
@@ -177,12 +188,13 @@ fn tiny_hybrid_loss_falls_and_it_samples() {
         assert_ne!(a, run(2, None), "{order:?}: another seed, another sample");
         assert!(a.iter().all(|&t| (t as usize) < config.model.vocab_size));
         println!(
-            "hybrid sample ({order:?}): {:?}",
+            "{kind} sample ({order:?}): {:?}",
             tokenizer.decode(&a).unwrap()
         );
         if order == RevealOrder::Random {
-            let e_hat = read(&sampler.graph().e_hat);
-            check_first_two_inputs(&config, &known, &options, 1, &e_hat, &shown);
+            let graph = sampler.graph();
+            let tables = (read(&graph.e_hat), graph.mask_hat.as_ref().map(read));
+            check_first_two_inputs(&config, &known, &options, 1, &tables, &shown);
         }
     }
 }
@@ -214,16 +226,16 @@ fn check_frozen_masks(
 }
 
 /// The sampler's first two denoiser inputs against an f64 replay from the
-/// same draws: z = sigma(1)·randn(seed), then z ← x̂0 + (sigma_s/sigma_t)(z − x̂0)
-/// with x̂0 = softmax(logits/τ)·Ê, the random reveal of step 0 regenerated
-/// from its counter hash; frozen positions read Ê[token], the others
-/// z/sqrt(1 + sigma²).
+/// same draws, the random reveal of step 0 regenerated from its counter
+/// hash: frozen positions read Ê[token], the others (masked) the mask row
+/// m̂ or (hybrid) z/sqrt(1 + sigma²), where z = sigma(1)·randn(seed), then
+/// z ← x̂0 + (sigma_s/sigma_t)(z − x̂0) with x̂0 = softmax(logits/τ)·Ê.
 fn check_first_two_inputs(
     config: &Config,
     known: &samnet_core::conditioning::Known,
     options: &SampleOptions,
     seed: u64,
-    e_hat: &[f64],
+    (e_hat, mask_hat): &(Vec<f64>, Option<Vec<f64>>),
     shown: &[(Vec<u32>, Vec<f64>, Vec<f64>)],
 ) {
     use samnet_core::hybrid;
@@ -239,39 +251,41 @@ fn check_first_two_inputs(
     let time = |i: usize| grid[i] as f64 / t_max as f64;
     let sigma = |i: usize| hybrid::sigma(&config.diffusion, time(i), d);
     let key = [seed as u32, (seed >> 32) as u32];
-    let z0 = random::randn(len * d, key, HYBRID_INIT_STREAM, sigma(0) as f32 as f64);
-    let input = |frozen: &dyn Fn(usize) -> Option<u32>, z: &[f64], s: f64| -> Vec<f64> {
+    // The unfrozen positions' inputs at steps 0 and 1.
+    let noisy: [Vec<f64>; 2] = match mask_hat {
+        Some(m) => [0, 1].map(|_| (0..len * d).map(|i| m[i % d]).collect()),
+        None => {
+            let z0 = random::randn(len * d, key, HYBRID_INIT_STREAM, sigma(0) as f32 as f64);
+            let temperature = if options.temperature > 0.0 {
+                options.temperature as f64
+            } else {
+                1.0
+            };
+            let probs = reveal::tempered_softmax(&shown[0].2, len, vocab, temperature);
+            let ratio = sigma(1) / sigma(0);
+            let z1: Vec<f64> = (0..len * d)
+                .map(|i| {
+                    let (r, c) = (i / d, i % d);
+                    let x0: f64 = (0..vocab)
+                        .map(|v| probs[r * vocab + v] * e_hat[v * d + c])
+                        .sum();
+                    x0 + ratio * (z0[i] - x0)
+                })
+                .collect();
+            let scale = |z: &[f64], s: f64| z.iter().map(|x| x / (1.0 + s * s).sqrt()).collect();
+            [scale(&z0, sigma(0)), scale(&z1, sigma(1))]
+        }
+    };
+    let input = |frozen: &dyn Fn(usize) -> Option<u32>, step: usize| -> Vec<f64> {
         (0..len * d)
             .map(|i| match frozen(i / d) {
                 Some(tok) => e_hat[tok as usize * d + i % d],
-                None => z[i] / (1.0 + s * s).sqrt(),
+                None => noisy[step][i],
             })
             .collect()
     };
     let known_token = |r: usize| known.mask[r].then_some(known.tokens[r]);
-    check(
-        "hybrid input, step 0",
-        &shown[0].1,
-        &input(&known_token, &z0, sigma(0)),
-        1e-4,
-    );
-
-    let temperature = if options.temperature > 0.0 {
-        options.temperature as f64
-    } else {
-        1.0
-    };
-    let probs = reveal::tempered_softmax(&shown[0].2, len, vocab, temperature);
-    let ratio = sigma(1) / sigma(0);
-    let z1: Vec<f64> = (0..len * d)
-        .map(|i| {
-            let (r, c) = (i / d, i % d);
-            let x0: f64 = (0..vocab)
-                .map(|v| probs[r * vocab + v] * e_hat[v * d + c])
-                .sum();
-            x0 + ratio * (z0[i] - x0)
-        })
-        .collect();
+    check("input, step 0", &shown[0].1, &input(&known_token, 0), 1e-4);
     let p0 = ((time(0) - time(1)) / time(0)) as f32;
     let step0 = step_key(seed, 0);
     let frozen_after_0 = |r: usize| {
@@ -281,9 +295,9 @@ fn check_first_two_inputs(
         revealed.then_some(shown[0].0[r])
     };
     check(
-        "hybrid input, step 1",
+        "input, step 1",
         &shown[1].1,
-        &input(&frozen_after_0, &z1, sigma(1)),
+        &input(&frozen_after_0, 1),
         1e-4,
     );
 }

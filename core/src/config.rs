@@ -171,6 +171,11 @@ pub enum DiffusionKind {
     /// masked-diffusion ELBO); sampling freezes each position to its drawn
     /// token with probability (t − s)/t per step.
     Hybrid,
+    /// Absorbing-state diffusion (MDLM): each position replaced by a learned
+    /// mask embedding with probability t; CE on masked positions weighted
+    /// 1/t; sampling reveals each masked position with probability (t − s)/t
+    /// per step, its token drawn from the tempered softmax.
+    Masked,
 }
 
 impl DiffusionKind {
@@ -178,7 +183,15 @@ impl DiffusionKind {
         match self {
             DiffusionKind::Gaussian => "gaussian",
             DiffusionKind::Hybrid => "hybrid",
+            DiffusionKind::Masked => "masked",
         }
+    }
+
+    /// Whether positions are corrupted one by one (masked, hybrid) rather
+    /// than all noised together (gaussian): the loss is CE on the corrupted
+    /// positions and sampling freezes positions to drawn tokens.
+    pub fn is_discrete(self) -> bool {
+        self != DiffusionKind::Gaussian
     }
 }
 
@@ -315,10 +328,18 @@ const PRESETS: &[(&str, &str)] = &[
         "tiny-hybrid",
         include_str!("../../assets/configs/tiny-hybrid.json"),
     ),
+    (
+        "tiny-masked",
+        include_str!("../../assets/configs/tiny-masked.json"),
+    ),
     ("phase1", include_str!("../../assets/configs/phase1.json")),
     (
         "phase1-hybrid",
         include_str!("../../assets/configs/phase1-hybrid.json"),
+    ),
+    (
+        "phase1-masked",
+        include_str!("../../assets/configs/phase1-masked.json"),
     ),
     ("phase2", include_str!("../../assets/configs/phase2.json")),
     ("phase3", include_str!("../../assets/configs/phase3.json")),
@@ -467,8 +488,8 @@ impl Config {
         if !(0.0..=1.0).contains(&eta) {
             return Err(format!("diffusion.eta must be in [0, 1], got {eta}"));
         }
-        if self.diffusion.kind == DiffusionKind::Hybrid {
-            self.validate_hybrid()?;
+        if self.diffusion.kind.is_discrete() {
+            self.validate_discrete()?;
         }
         if !(0.0..=0.5).contains(&t.warmup_ratio) || !(0.0..=1.0).contains(&t.min_lr_ratio) {
             return Err(
@@ -489,9 +510,9 @@ impl Config {
         Ok(())
     }
 
-    fn validate_hybrid(&self) -> std::result::Result<(), String> {
+    fn validate_discrete(&self) -> std::result::Result<(), String> {
         let d = &self.diffusion;
-        if !(d.sigma_max > 0.0 && d.sigma_max.is_finite()) {
+        if d.kind == DiffusionKind::Hybrid && !(d.sigma_max > 0.0 && d.sigma_max.is_finite()) {
             return Err(format!(
                 "diffusion.sigma_max must be positive, got {}",
                 d.sigma_max
@@ -504,7 +525,8 @@ impl Config {
         ];
         if let Some((name, _)) = gaussian_only.iter().find(|(_, on)| *on) {
             return Err(format!(
-                "{name} applies to diffusion.kind \"gaussian\" only; this config is \"hybrid\" (turn it off)"
+                "{name} applies to diffusion.kind \"gaussian\" only; this config is \"{}\" (turn it off)",
+                d.kind.name()
             ));
         }
         Ok(())

@@ -76,7 +76,7 @@ pub async fn validation_loss(
             DiffusionKind::Gaussian => {
                 graph.write_batch(gpu, &schedule, &windows.tokens, &timesteps, &windows.weight)?
             }
-            DiffusionKind::Hybrid => {
+            DiffusionKind::Hybrid | DiffusionKind::Masked => {
                 let mut rng = Rng::new(0x5EED ^ t as u64);
                 let c = hybrid::corrupt(
                     &cfg.diffusion,

@@ -177,7 +177,7 @@ impl Trainer {
                 )?;
                 self.graph.write_known(gpu, &windows.known)?;
             }
-            DiffusionKind::Hybrid => {
+            DiffusionKind::Hybrid | DiffusionKind::Masked => {
                 let mut c = self.corruption(self.step, &windows.weight, &windows.known);
                 if inject_nan {
                     c.weight[0] = f32::NAN;

@@ -1,7 +1,8 @@
 use samnet_core::ops::diffusion::{
-    SeqShape, ddim_step, infill_blend, q_sample_backward, q_sample_forward, q_sample_held_backward,
-    q_sample_held_forward,
+    SeqShape, ddim_step, infill_blend, mask_backward, mask_forward, q_sample_backward,
+    q_sample_forward, q_sample_held_backward, q_sample_held_forward,
 };
+use samnet_core::ops::reduce::sum_rows;
 use samnet_core::reference::diffusion as reference;
 use samnet_tests::*;
 
@@ -252,5 +253,76 @@ fn q_sample_held_forward_and_backward() {
     assert!(
         fd.iter().all(|&g| g == 0.0),
         "noise reaches known rows: {fd:?}"
+    );
+}
+
+/// Masked diffusion's input: corrupted rows (known 0) carry the one mask row,
+/// clean rows their z0. The backward splits dx_t between dz0 (clean rows)
+/// and the mask row (column sums over the corrupted rows, by `sum_rows`),
+/// each against the reference and central differences.
+#[test]
+fn mask_forward_and_backward() {
+    let s = SeqShape {
+        batch: 3,
+        seq: 7,
+        cols: 13,
+    };
+    let (rows, n) = (s.batch * s.seq, s.batch * s.seq * s.cols);
+    let mut rng = Rng::new(53);
+    let known: Vec<f64> = (0..rows)
+        .map(|r| if r % 3 == 1 || r == 4 { 1.0 } else { 0.0 })
+        .collect();
+    let (z0, m, dxt, prior) = (
+        rng.normals(n),
+        rng.normals(s.cols),
+        rng.normals(n),
+        rng.normals(n),
+    );
+    let gknown = upload("known", &[rows], &known);
+    let (gz0, gm, gxt) = (
+        upload("z0", &[n], &z0),
+        upload("mask", &[s.cols], &m),
+        zeros("xt", &[n]),
+    );
+    let forward = vec![mask_forward(gpu(), s, &gm, &gz0, &gknown, &gxt).unwrap()];
+    run(forward.clone());
+    let want = reference::mask_input(&z0, &m, &known, s.cols);
+    check("mask fwd", &read(&gxt), &want, TOL_F32);
+
+    let (want_dz0, want_dm) = reference::mask_input_backward(&dxt, &known, s.cols);
+    let (gdxt, gdz0, grows, gdm) = (
+        upload("dxt", &[n], &dxt),
+        upload("dz0", &[n], &prior),
+        zeros("masked_rows", &[n]),
+        zeros("dm", &[s.cols]),
+    );
+    run(vec![
+        mask_backward(gpu(), s, &gknown, &gdxt, (&gdz0, true), &grows).unwrap(),
+    ]);
+    let accumulated: Vec<f64> = want_dz0.iter().zip(&prior).map(|(a, b)| a + b).collect();
+    check("mask bwd accumulate", &read(&gdz0), &accumulated, TOL_F32);
+    let mut backward =
+        vec![mask_backward(gpu(), s, &gknown, &gdxt, (&gdz0, false), &grows).unwrap()];
+    backward.extend(sum_rows(gpu(), &grows, &gdm, (1, rows, s.cols), false).unwrap());
+    run(backward);
+    check_backward(
+        "mask dz0",
+        &z0,
+        &dxt,
+        &want_dz0,
+        &read(&gdz0),
+        |v| reference::mask_input(v, &m, &known, s.cols),
+        gpu_forward(&gz0, &z0, &forward, &gxt),
+        &mut rng,
+    );
+    check_backward(
+        "mask dm",
+        &m,
+        &dxt,
+        &want_dm,
+        &read(&gdm),
+        |v| reference::mask_input(&z0, v, &known, s.cols),
+        gpu_forward(&gm, &m, &forward, &gxt),
+        &mut rng,
     );
 }

@@ -21,6 +21,7 @@ tests/reference/recipes.py trains, samples and scores all three.
 Usage:
   python samnet.py fixture --config tiny_parity.json --out parity.safetensors [--device cuda]
   python samnet.py fixture --config tiny_parity_hybrid.json --out parity_hybrid.safetensors
+  python samnet.py fixture --config tiny_parity_masked.json --out parity_masked.safetensors
 """
 
 import argparse
@@ -399,7 +400,7 @@ def make_fixture(cfg, out, device, seed=0):
     tokens = torch.randint(0, m["vocab_size"], (B, L), device=device)
     t = torch.randint(1, cfg["diffusion"]["timesteps"] + 1, (B,), device=device)
     eps = torch.randn(B, L, m["d_model"]).double().to(device)
-    if kind(cfg) == "hybrid":
+    if kind(cfg) in ("hybrid", "masked"):
         return save_discrete_fixture(cfg, out, P, tokens, t, eps, device)
     weight = (torch.rand(B, L, dtype=torch.float64, device=device) > 0.2).double()
     sc = torch.randn(B, L, m["d_model"]).double().to(device) * 0.5 if cfg["diffusion"].get("self_condition") else None
@@ -421,8 +422,8 @@ def make_fixture(cfg, out, device, seed=0):
 
 
 def save_discrete_fixture(cfg, out, P, tokens, t, eps, device):
-    """hybrid: t = k/T per sequence, about half the positions corrupted (eps is their
-    noise), loss = the 1/t-weighted CE over B·L; loss, ce over the corrupted positions,
+    """masked/hybrid: t = k/T per sequence, about half the positions corrupted (eps is
+    hybrid's noise there), loss = the 1/t-weighted CE over B·L; loss, ce over the corrupted positions,
     the logits and every parameter gradient."""
     from safetensors.torch import save_file
 

@@ -4,9 +4,13 @@
 use std::collections::HashMap;
 
 use crate::checkpoint::NamedTensor;
-use crate::config::Config;
+use crate::config::{Config, DiffusionKind};
 use crate::rng::Rng;
 use crate::{Error, Result};
+
+/// The mask token's input row under `diffusion.kind = "masked"` (the
+/// PyTorch reference's name; it has no output row: a mask is never predicted).
+pub const MASK_EMBEDDING: &str = "mask_embedding.weight";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
@@ -124,6 +128,15 @@ pub fn param_specs(config: &Config) -> Vec<ParamSpec> {
         init: Init::Normal(1.0),
         decay: false,
     }];
+    if config.diffusion.kind == DiffusionKind::Masked {
+        // The input row of a masked position (read, like the table, through an RMS normalisation).
+        s.push(ParamSpec {
+            name: MASK_EMBEDDING.into(),
+            shape: vec![1, d],
+            init: Init::Normal(1.0),
+            decay: false,
+        });
+    }
     linear(&mut s, "time.fc1", d, m.time_embed_dim, Init::Normal(0.02));
     linear(&mut s, "time.fc2", d, d, Init::Normal(0.02));
     linear(&mut s, "input", d, d, Init::XavierUniform);

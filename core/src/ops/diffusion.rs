@@ -13,7 +13,6 @@ pub struct SeqShape {
 
 impl SeqShape {
     fn check(&self, op: &'static str, coef: &Tensor, tensors: &[&Tensor]) -> Result<()> {
-        let n = self.batch * self.seq * self.cols;
         if coef.len() != 4 * self.batch {
             return Err(Error::shape(
                 op,
@@ -25,10 +24,30 @@ impl SeqShape {
                 ),
             ));
         }
+        self.check_each(op, tensors)
+    }
+
+    fn check_each(&self, op: &'static str, tensors: &[&Tensor]) -> Result<()> {
+        let n = self.batch * self.seq * self.cols;
         if let Some(t) = tensors.iter().find(|t| t.len() != n) {
             return Err(Error::shape(
                 op,
                 format!("'{}' {:?} must hold {self:?}", t.name(), t.shape()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_mask_row(&self, op: &'static str, mask: &Tensor) -> Result<()> {
+        if mask.len() != self.cols {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "mask row '{}' {:?} must hold {}",
+                    mask.name(),
+                    mask.shape(),
+                    self.cols
+                ),
             ));
         }
         Ok(())
@@ -175,5 +194,47 @@ pub fn q_sample_held_backward(
         .bind(2, dx_t)
         .bind(4, dz0)
         .bind(5, known)
+        .dispatch(s.grid())
+}
+
+/// Masked diffusion's input: `x_t = known[r] ? z0 : mask` with `mask` (d) one row for every corrupted position.
+pub fn mask_forward(
+    gpu: &Gpu,
+    s: SeqShape,
+    mask: &Tensor,
+    z0: &Tensor,
+    known: &Tensor,
+    x_t: &Tensor,
+) -> Result<Dispatch> {
+    s.check_rows("mask", known)?;
+    s.check_mask_row("mask", mask)?;
+    s.check_each("mask", &[z0, x_t])?;
+    gpu.call(&SHADER, "mask_forward")
+        .params(s.words(false))
+        .bind(2, z0)
+        .bind(3, mask)
+        .bind(4, x_t)
+        .bind(5, known)
+        .dispatch(s.grid())
+}
+
+/// `dz0 (+)= known[r] ? dx_t : 0`;  `masked_rows = known[r] ? 0 : dx_t` (the
+/// mask row's gradient is its column sums).
+pub fn mask_backward(
+    gpu: &Gpu,
+    s: SeqShape,
+    known: &Tensor,
+    dx_t: &Tensor,
+    (dz0, accumulate): (&Tensor, bool),
+    masked_rows: &Tensor,
+) -> Result<Dispatch> {
+    s.check_rows("mask backward", known)?;
+    s.check_each("mask backward", &[dx_t, dz0, masked_rows])?;
+    gpu.call(&SHADER, "mask_backward")
+        .params(s.words(accumulate))
+        .bind(2, dx_t)
+        .bind(4, dz0)
+        .bind(5, known)
+        .bind(6, masked_rows)
         .dispatch(s.grid())
 }

@@ -56,6 +56,35 @@ pub fn q_sample_held_backward(
         .collect()
 }
 
+/// Masked diffusion's input: z0 at known rows, the mask row `m` (cols) elsewhere.
+pub fn mask_input(z0: &[f64], m: &[f64], known: &[f64], cols: usize) -> Vec<f64> {
+    (0..z0.len())
+        .map(|i| {
+            if known[i / cols] != 0.0 {
+                z0[i]
+            } else {
+                m[i % cols]
+            }
+        })
+        .collect()
+}
+
+/// Back through [`mask_input`]: (dz0, dm).
+pub fn mask_input_backward(dx_t: &[f64], known: &[f64], cols: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut dm = vec![0.0; cols];
+    let dz0 = (0..dx_t.len())
+        .map(|i| {
+            if known[i / cols] != 0.0 {
+                dx_t[i]
+            } else {
+                dm[i % cols] += dx_t[i];
+                0.0
+            }
+        })
+        .collect();
+    (dz0, dm)
+}
+
 pub fn ddim_step(coef: &[f64], x0_hat: &[f64], x_t: &[f64], seq: usize, cols: usize) -> Vec<f64> {
     (0..x_t.len())
         .map(|i| {

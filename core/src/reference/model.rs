@@ -6,16 +6,17 @@ use std::collections::HashMap;
 
 use super::attention::HeadLayout;
 use super::{
-    activation, adaln, attention_linear, attention_softmax, attention_topk, embedding, linear,
-    loss, matmul, norm, random, rope, timestep,
+    activation, adaln, attention_linear, attention_softmax, attention_topk, diffusion, embedding,
+    linear, loss, matmul, norm, random, rope, timestep,
 };
 use crate::config::{Config, DiffusionKind, HeadKind, KnownPositions, NormKind};
 use crate::hybrid;
+use crate::model::params::MASK_EMBEDDING;
 use crate::schedule::NoiseSchedule;
 
 /// One batch: tokens (B·L), timesteps (B), eps (B·L·d), weights (B·L),
-/// known positions (B·L; held clean when the config says so; hybrid: the
-/// clean positions), and the dropout of training mode (None: evaluation mode).
+/// known positions (B·L; held clean when the config says so; masked and
+/// hybrid: the clean positions), and the dropout of training mode (None: evaluation mode).
 pub struct Batch<'a> {
     pub tokens: &'a [u32],
     pub timesteps: &'a [u32],
@@ -54,8 +55,9 @@ pub fn loss(cfg: &Config, p: &HashMap<String, Vec<f64>>, batch: &Batch) -> (f64,
             d_out,
         )
     };
-    let is_hybrid = cfg.diffusion.kind == DiffusionKind::Hybrid;
-    let signal = if is_hybrid {
+    let kind = cfg.diffusion.kind;
+    let is_hybrid = kind == DiffusionKind::Hybrid;
+    let signal = if kind.is_discrete() {
         1.0
     } else {
         cfg.diffusion.signal_scale as f64
@@ -73,21 +75,25 @@ pub fn loss(cfg: &Config, p: &HashMap<String, Vec<f64>>, batch: &Batch) -> (f64,
     let z0 = embedding::forward(batch.tokens, &e_hat, d, signal);
     let schedule = NoiseSchedule::new(&cfg.diffusion);
     let hold_known = is_hybrid || cfg.diffusion.known_positions == KnownPositions::Clean;
-    let x_t: Vec<f64> = (0..rows * d)
-        .map(|i| {
-            if hold_known && batch.known[i / d] != 0.0 {
-                return z0[i];
-            }
-            let k = batch.timesteps[i / d / seq];
-            let (a, s) = if is_hybrid {
-                let t = k as f64 / cfg.diffusion.timesteps as f64;
-                hybrid::input_coefficients(hybrid::sigma(&cfg.diffusion, t, d))
-            } else {
-                schedule.coefficients(k as usize)
-            };
-            a * z0[i] + s * batch.eps[i]
-        })
-        .collect();
+    let noised = |i: usize| {
+        if hold_known && batch.known[i / d] != 0.0 {
+            return z0[i];
+        }
+        let k = batch.timesteps[i / d / seq];
+        let (a, s) = if is_hybrid {
+            let t = k as f64 / cfg.diffusion.timesteps as f64;
+            hybrid::input_coefficients(hybrid::sigma(&cfg.diffusion, t, d))
+        } else {
+            schedule.coefficients(k as usize)
+        };
+        a * z0[i] + s * batch.eps[i]
+    };
+    let x_t: Vec<f64> = if kind == DiffusionKind::Masked {
+        let mask = norm::rmsnorm(&p[MASK_EMBEDDING], d, eps_n).0;
+        diffusion::mask_input(&z0, &mask, batch.known, d)
+    } else {
+        (0..rows * d).map(noised).collect()
+    };
     let temb: Vec<f64> = batch
         .timesteps
         .iter()
@@ -159,7 +165,7 @@ pub fn loss(cfg: &Config, p: &HashMap<String, Vec<f64>>, batch: &Batch) -> (f64,
         .map(|x| alpha * x)
         .collect();
     let ce = loss::ce(&logits, batch.tokens, batch.weight, vocab);
-    if is_hybrid {
+    if kind.is_discrete() {
         // Normalised per position, not per weight.
         let ce = ce * batch.weight.iter().sum::<f64>() / rows as f64;
         return (cfg.diffusion.ce_weight as f64 * ce, 0.0, ce);

@@ -7,6 +7,8 @@
 //!           probability (t − s)/t (all of them at s = 0), or (order
 //!           "confident") that share of them, the most confident first
 //! Known positions are frozen from the start.
+//! Masked (MDLM) sampling is the same without the latent: every unfrozen
+//! position's input is the mask row m̂, and a step only draws and reveals.
 
 use super::{OnStep, SampleOptions, Sampler, Settled, decode, mask_values, report, step_key};
 use crate::conditioning::Known;
@@ -29,6 +31,26 @@ const DECODE_STREAM: u32 = 202;
 /// The stream of the random reveals (keyed by [`step_key`]).
 pub const REVEAL_STREAM: u32 = 203;
 
+/// The hybrid kind's continuous state at the noisy positions.
+struct Latent {
+    /// (rows, d) x̂0 + sigma·noise.
+    z: Tensor,
+    z_next: Tensor,
+    /// (rows, V) softmax(logits / τ).
+    probs: Tensor,
+    /// (rows, d) probs · Ê.
+    x0_soft: Tensor,
+    /// (count, 4) per sequence (1 − r, r, ·, ·) with r = sigma_s / sigma_t.
+    coef_update: Tensor,
+}
+
+enum Noisy {
+    /// hybrid.
+    Latent(Latent),
+    /// masked: (1, d) m̂.
+    Mask(Tensor),
+}
+
 pub(super) struct Steps {
     /// (rows) u32 this step's token per position (the frozen one where frozen).
     drawn: Tensor,
@@ -38,17 +60,10 @@ pub(super) struct Steps {
     frozen: Tensor,
     /// (rows) 1 where frozen.
     revealed: Tensor,
-    /// (rows, d) the corrupted positions' latent, x̂0 + sigma·noise.
-    z: Tensor,
-    z_next: Tensor,
     /// (rows, d) Ê[frozen].
     clean: Tensor,
-    /// (rows, V) softmax(logits / τ).
-    probs: Tensor,
-    /// (rows, d) probs · Ê.
-    x0_soft: Tensor,
-    /// (count, 4) per sequence (1 − r, r, ·, ·) with r = sigma_s / sigma_t.
-    coef_update: Tensor,
+    /// What an unfrozen position's input comes from.
+    noisy: Noisy,
     /// (4) the step's reveal probability (t − s)/t, then zeros.
     reveal_step: Tensor,
     /// (2) the key of the step's draws.
@@ -67,27 +82,34 @@ impl Steps {
         let cfg = &model.config;
         let (rows, d, vocab) = (count * len, cfg.model.d_model, cfg.model.vocab_size);
         let f = |name: &str, shape: &[usize]| gpu.zeros(name, shape, DType::F32);
-        let z = f("hybrid.z", &[rows, d])?;
-        let sigma_start = hybrid::sigma(&cfg.diffusion, 1.0, d) as f32;
         let mut init = graph.embed_table.clone();
-        init.push(randn(
-            gpu,
-            &graph.inputs.rng_key,
-            INIT_STREAM,
-            sigma_start,
-            &z,
-        )?);
+        let noisy = if let Some(mask) = &graph.mask_hat {
+            Noisy::Mask(mask.clone())
+        } else {
+            let z = f("hybrid.z", &[rows, d])?;
+            let sigma_start = hybrid::sigma(&cfg.diffusion, 1.0, d) as f32;
+            init.push(randn(
+                gpu,
+                &graph.inputs.rng_key,
+                INIT_STREAM,
+                sigma_start,
+                &z,
+            )?);
+            Noisy::Latent(Latent {
+                z,
+                z_next: f("hybrid.z_next", &[rows, d])?,
+                probs: f("hybrid.probs", &[rows, vocab])?,
+                x0_soft: f("hybrid.x0_soft", &[rows, d])?,
+                coef_update: f("hybrid.coef_update", &[count, 4])?,
+            })
+        };
         let mut steps = Steps {
             drawn: gpu.zeros("hybrid.drawn", &[rows], DType::U32)?,
             confidence: f("hybrid.confidence", &[rows])?,
             frozen: gpu.zeros("hybrid.frozen", &[rows], DType::U32)?,
             revealed: f("hybrid.revealed", &[rows])?,
-            z,
-            z_next: f("hybrid.z_next", &[rows, d])?,
             clean: f("hybrid.clean", &[rows, d])?,
-            probs: f("hybrid.probs", &[rows, vocab])?,
-            x0_soft: f("hybrid.x0_soft", &[rows, d])?,
-            coef_update: f("hybrid.coef_update", &[count, 4])?,
+            noisy,
             reveal_step: f("hybrid.reveal_step", &[4])?,
             decode_key: gpu.zeros("hybrid.decode_key", &[2], DType::U32)?,
             shape: SeqShape {
@@ -114,16 +136,23 @@ impl Steps {
             1.0,
             &self.clean,
         )?);
-        // x = clean where frozen, 0·clean + z/sqrt(1 + sigma_t²) elsewhere.
-        p.push(diffusion::q_sample_held_forward(
-            gpu,
-            self.shape,
-            &graph.inputs.coef,
-            &self.clean,
-            &self.z,
-            &self.revealed,
-            &graph.x_t,
-        )?);
+        p.push(match &self.noisy {
+            // x = clean where frozen, 0·clean + z/sqrt(1 + sigma_t²) elsewhere.
+            Noisy::Latent(latent) => diffusion::q_sample_held_forward(
+                gpu,
+                self.shape,
+                &graph.inputs.coef,
+                &self.clean,
+                &latent.z,
+                &self.revealed,
+                &graph.x_t,
+            )?,
+            // x = clean where frozen, m̂ elsewhere.
+            Noisy::Mask(mask) => {
+                let (clean, frozen) = (&self.clean, &self.revealed);
+                diffusion::mask_forward(gpu, self.shape, mask, clean, frozen, &graph.x_t)?
+            }
+        });
         Ok(p)
     }
 
@@ -146,24 +175,32 @@ impl Steps {
             temperature,
             (drawn, confidence),
         )?);
-        let soft_temperature = if temperature > 0.0 { temperature } else { 1.0 };
-        p.push(tempered_softmax(
-            gpu,
-            &graph.logits,
-            soft_temperature,
-            &self.probs,
-        )?);
-        let mm = Matmul::new(rows, d, self.vocab);
-        p.push(matmul(gpu, &self.probs, &graph.e_hat, &self.x0_soft, mm)?);
-        p.push(diffusion::q_sample_forward(
-            gpu,
-            self.shape,
-            &self.coef_update,
-            &self.x0_soft,
-            &self.z,
-            &self.z_next,
-        )?);
-        p.push(axpby(gpu, 1.0, &self.z_next, 0.0, &self.z)?);
+        if let Noisy::Latent(latent) = &self.noisy {
+            let soft_temperature = if temperature > 0.0 { temperature } else { 1.0 };
+            p.push(tempered_softmax(
+                gpu,
+                &graph.logits,
+                soft_temperature,
+                &latent.probs,
+            )?);
+            let mm = Matmul::new(rows, d, self.vocab);
+            p.push(matmul(
+                gpu,
+                &latent.probs,
+                &graph.e_hat,
+                &latent.x0_soft,
+                mm,
+            )?);
+            p.push(diffusion::q_sample_forward(
+                gpu,
+                self.shape,
+                &latent.coef_update,
+                &latent.x0_soft,
+                &latent.z,
+                &latent.z_next,
+            )?);
+            p.push(axpby(gpu, 1.0, &latent.z_next, 0.0, &latent.z)?);
+        }
         let state = [drawn, confidence, &self.frozen, &self.revealed];
         p.push(match order {
             RevealOrder::Random => reveal(
@@ -192,10 +229,10 @@ impl Steps {
         mut on_step: OnStep<'_>,
     ) -> Result<Vec<u32>> {
         if options.eta != 0.0 || options.clamp {
-            return Err(Error::Invalid(
-                "eta and clamp apply to gaussian checkpoints; this one is diffusion.kind \"hybrid\""
-                    .into(),
-            ));
+            return Err(Error::Invalid(format!(
+                "eta and clamp apply to gaussian checkpoints; this one is diffusion.kind \"{}\"",
+                self.diffusion.kind.name()
+            )));
         }
         let graph = sampler.graph();
         let (count, rows) = (sampler.count, sampler.count * sampler.len);
@@ -218,21 +255,23 @@ impl Steps {
         for (i, pair) in grid.windows(2).enumerate() {
             let (k_t, k_s) = (pair[0], pair[1]);
             let (t, s) = (k_t as f64 / t_max as f64, k_s as f64 / t_max as f64);
-            let (sigma_t, sigma_s) = (
-                hybrid::sigma(diffusion, t, self.width),
-                hybrid::sigma(diffusion, s, self.width),
-            );
-            let input = 1.0 / (1.0 + sigma_t * sigma_t).sqrt();
-            let r = sigma_s / sigma_t;
             gpu.write_u32(&graph.inputs.timesteps, &vec![k_t as u32; count])?;
-            gpu.write_f32(
-                &graph.inputs.coef,
-                &[0.0, input as f32, 0.0, 0.0].repeat(count),
-            )?;
-            gpu.write_f32(
-                &self.coef_update,
-                &[(1.0 - r) as f32, r as f32, 0.0, 0.0].repeat(count),
-            )?;
+            if let Noisy::Latent(latent) = &self.noisy {
+                let (sigma_t, sigma_s) = (
+                    hybrid::sigma(diffusion, t, self.width),
+                    hybrid::sigma(diffusion, s, self.width),
+                );
+                let input = 1.0 / (1.0 + sigma_t * sigma_t).sqrt();
+                let r = sigma_s / sigma_t;
+                gpu.write_f32(
+                    &graph.inputs.coef,
+                    &[0.0, input as f32, 0.0, 0.0].repeat(count),
+                )?;
+                gpu.write_f32(
+                    &latent.coef_update,
+                    &[(1.0 - r) as f32, r as f32, 0.0, 0.0].repeat(count),
+                )?;
+            }
             gpu.write_f32(&self.reveal_step, &[((t - s) / t) as f32, 0.0, 0.0, 0.0])?;
             gpu.write_u32(&self.decode_key, &step_key(options.seed, i))?;
             if i == 0 {

@@ -150,9 +150,9 @@ impl Sampler {
             DiffusionKind::Gaussian => Steps::Gaussian(Box::new(gaussian::Steps::new(
                 gpu, model, &graph, count, len,
             )?)),
-            DiffusionKind::Hybrid => Steps::Hybrid(Box::new(hybrid::Steps::new(
-                gpu, model, &graph, count, len,
-            )?)),
+            DiffusionKind::Hybrid | DiffusionKind::Masked => Steps::Hybrid(Box::new(
+                hybrid::Steps::new(gpu, model, &graph, count, len)?,
+            )),
         };
         Ok(Sampler {
             count,

@@ -551,7 +551,7 @@ impl Logger {
             let terms = match trainer.config.diffusion.kind {
                 DiffusionKind::Gaussian => format!(" (mse {:.4} ce {:.4})", m.mse, m.ce),
                 // The loss is the ELBO's 1/t-weighted CE alone.
-                DiffusionKind::Hybrid => String::new(),
+                DiffusionKind::Hybrid | DiffusionKind::Masked => String::new(),
             };
             let msg = format!("loss {:.4}{terms} | {tokens_per_s:.0} tok/s", m.loss);
             if plain {

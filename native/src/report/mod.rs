@@ -74,12 +74,13 @@ pub fn page(run: &Run) -> String {
         escape(run.name)
     );
     out.push_str(&summary(run));
-    let hybrid = run
+    // masked and hybrid runs have no MSE term.
+    let discrete = run
         .config
         .and_then(|c| c.pointer("/diffusion/kind"))
-        .is_some_and(|kind| kind == "hybrid");
-    section(&mut out, "Training", &training_charts(run.records, hybrid));
-    section(&mut out, "Evaluations", &eval_charts(run.records, hybrid));
+        .is_some_and(|kind| kind != "gaussian");
+    section(&mut out, "Training", &training_charts(run.records, discrete));
+    section(&mut out, "Evaluations", &eval_charts(run.records, discrete));
     out.push_str(&samples(run.records));
     out.push_str("</body></html>\n");
     out
@@ -114,7 +115,7 @@ fn chart_id(name: &str) -> String {
 /// One series per chart for each per-step field: the known ones first, then
 /// any other numeric field. Hybrid runs log an MSE of 0 (their loss is the
 /// CE alone): it is left out, as are skipped steps while there are none.
-fn training_charts(records: &[Record], hybrid: bool) -> Vec<Chart> {
+fn training_charts(records: &[Record], discrete: bool) -> Vec<Chart> {
     let known: Vec<&str> = TRAINING_SERIES
         .iter()
         .map(|(key, _)| *key)
@@ -130,7 +131,7 @@ fn training_charts(records: &[Record], hybrid: bool) -> Vec<Chart> {
             .filter_map(|r| Some((r.step, *r.values.get(key)?)))
             .collect();
         let uninformative = match key {
-            "mse" => hybrid,
+            "mse" => discrete,
             "skipped_steps" => points.iter().all(|&(_, skipped)| skipped == 0.0),
             _ => false,
         };
@@ -161,10 +162,10 @@ fn single(id: String, title: &str, points: Vec<(f64, f64)>) -> Chart {
     }
 }
 
-/// The validation CE (and, but for hybrid runs, MSE) with a line per
+/// The validation CE (and, but for masked and hybrid runs, MSE) with a line per
 /// timestep and their mean; the word metrics together; any other numeric
 /// evaluation field on its own.
-fn eval_charts(records: &[Record], hybrid: bool) -> Vec<Chart> {
+fn eval_charts(records: &[Record], discrete: bool) -> Vec<Chart> {
     let evals: Vec<(f64, &Eval)> = records
         .iter()
         .filter_map(|r| Some((r.step, r.eval.as_ref()?)))
@@ -181,7 +182,7 @@ fn eval_charts(records: &[Record], hybrid: bool) -> Vec<Chart> {
         "validation CE at each t",
         field("val_ce_mean"),
     )];
-    if !hybrid {
+    if !discrete {
         charts.push(validation_chart(
             &evals,
             "mse",

@@ -5,72 +5,146 @@
 use crate::Result;
 use crate::config::{DiffusionKind, KnownPositions, NormKind};
 use crate::gpu::{Program, Tensor};
+use crate::model::params::MASK_EMBEDDING;
 use crate::ops::activation::{silu_backward, silu_forward};
 use crate::ops::diffusion::{self, SeqShape};
 use crate::ops::elementwise::fill;
 use crate::ops::matmul::{Matmul, matmul, matmul_split_k};
 use crate::ops::norm::{self, NormShape};
 use crate::ops::random::randn;
+use crate::ops::reduce::sum_rows;
 use crate::ops::{embedding, precision, timestep};
 
 use super::recorder::{Backprop, Recorder};
 use super::{Inputs, NOISE_STREAM};
 
-/// Ê = rmsnorm(E), the unit-RMS table both ends of the model read.
-pub(super) struct EmbedTable {
-    /// (V, d).
-    pub e_hat: Tensor,
-    /// (V).
+/// A parameter of unit-RMS rows: Ê = rmsnorm(E), the table both ends of the
+/// model read, or (masked) the mask row m̂ = rmsnorm(M).
+struct UnitRows {
+    param: &'static str,
+    /// (rows, d).
+    hat: Tensor,
+    /// (rows).
     rstd: Tensor,
 }
 
-impl EmbedTable {
-    pub fn new(r: &Recorder) -> Result<Self> {
-        Ok(EmbedTable {
-            e_hat: r.zeros("e_hat", &[r.vocab, r.d])?,
-            rstd: r.zeros("e_hat.rstd", &[r.vocab])?,
+impl UnitRows {
+    fn new(r: &Recorder, param: &'static str, rows: usize) -> Result<Self> {
+        Ok(UnitRows {
+            param,
+            hat: r.zeros(&format!("{param}.hat"), &[rows, r.d])?,
+            rstd: r.zeros(&format!("{param}.rstd"), &[rows])?,
         })
     }
 
-    fn shape(r: &Recorder) -> NormShape {
+    fn shape(&self, r: &Recorder) -> NormShape {
         NormShape {
-            rows: r.vocab,
+            rows: self.rstd.len(),
             cols: r.d,
             eps: r.config.model.norm_eps,
         }
     }
 
-    /// Ê, and under mixed precision every matmul weight's half copy (what
-    /// the forward derives from the parameters before it reads any).
-    pub fn forward(&self, r: &Recorder, p: &mut Program) -> Result<()> {
+    fn forward(&self, r: &Recorder, p: &mut Program) -> Result<()> {
+        let x = r.p(self.param);
+        let shape = self.shape(r);
         p.push(norm::forward(
             r.gpu,
             NormKind::Rms,
-            Self::shape(r),
-            r.p("embedding.weight"),
-            &self.e_hat,
+            shape,
+            x,
+            &self.hat,
             None,
             &self.rstd,
         )?);
+        Ok(())
+    }
+
+    fn backward(&self, r: &Recorder, bp: &Backprop, d_hat: &Tensor, p: &mut Program) -> Result<()> {
+        let (x, dx) = (r.p(self.param), bp.grad(r, self.param));
+        let shape = self.shape(r);
+        p.push(norm::backward(
+            r.gpu,
+            NormKind::Rms,
+            shape,
+            x,
+            None,
+            &self.rstd,
+            d_hat,
+            dx,
+            false,
+        )?);
+        Ok(())
+    }
+}
+
+/// masked: the mask row and, in training, its gradient's two stages.
+pub(super) struct MaskRow {
+    row: UnitRows,
+    /// (B·L, d) d_x_t at masked positions, 0 elsewhere.
+    masked_rows: Option<Tensor>,
+    /// (1, d) their column sums.
+    d_hat: Option<Tensor>,
+}
+
+/// What the forward derives from the parameters before it reads any.
+pub(super) struct EmbedTable {
+    embedding: UnitRows,
+    pub mask: Option<MaskRow>,
+}
+
+impl EmbedTable {
+    pub fn new(r: &Recorder) -> Result<Self> {
+        let mask = if r.config.diffusion.kind == DiffusionKind::Masked {
+            let train = r.options.train;
+            Some(MaskRow {
+                row: UnitRows::new(r, MASK_EMBEDDING, 1)?,
+                masked_rows: r.zeros_if(train, "mask.masked_rows", &[r.rows, r.d])?,
+                d_hat: r.zeros_if(train, "mask.d_hat", &[1, r.d])?,
+            })
+        } else {
+            None
+        };
+        Ok(EmbedTable {
+            embedding: UnitRows::new(r, "embedding.weight", r.vocab)?,
+            mask,
+        })
+    }
+
+    /// (V, d) Ê.
+    pub fn e_hat(&self) -> &Tensor {
+        &self.embedding.hat
+    }
+
+    /// (1, d) m̂, the input of every masked position (masked kind).
+    pub fn mask_hat(&self) -> Option<&Tensor> {
+        self.mask.as_ref().map(|m| &m.row.hat)
+    }
+
+    /// Ê (and m̂), and under mixed precision every matmul weight's half copy.
+    pub fn forward(&self, r: &Recorder, p: &mut Program) -> Result<()> {
+        self.embedding.forward(r, p)?;
+        if let Some(mask) = &self.mask {
+            mask.row.forward(r, p)?;
+        }
         for (name, copy) in &r.half_weights {
             p.push(precision::half_copy(r.gpu, r.p(name), copy)?);
         }
         Ok(())
     }
 
-    /// From `bp.d_e_hat` into E's gradient.
+    /// From `bp.d_e_hat` (and the masked rows' gradient) into the parameters' gradients.
     pub fn backward(&self, r: &Recorder, bp: &Backprop, p: &mut Program) -> Result<()> {
-        p.push(norm::backward(
-            r.gpu,
-            NormKind::Rms,
-            Self::shape(r),
-            r.p("embedding.weight"),
-            None,
-            &self.rstd,
-            &bp.d_e_hat,
-            bp.grad(r, "embedding.weight"),
-            false,
-        )?);
+        self.embedding.backward(r, bp, &bp.d_e_hat, p)?;
+        if let Some(MaskRow {
+            row,
+            masked_rows: Some(rows),
+            d_hat: Some(d_hat),
+        }) = &self.mask
+        {
+            p.push_all(sum_rows(r.gpu, rows, d_hat, (1, r.rows, r.d), false)?);
+            row.backward(r, bp, d_hat, p)?;
+        }
         Ok(())
     }
 }
@@ -79,17 +153,17 @@ impl EmbedTable {
 /// at known positions when they are held clean).
 /// hybrid: z0 = Ê[w];  x_t = z0 at clean positions (`inputs.known` 1),
 /// a z0 + s eps at corrupted ones, (a, s) = (1, sigma_t)/sqrt(1 + sigma_t²).
+/// masked: z0 = Ê[w];  x_t = z0 at clean positions, m̂ at masked ones.
 pub(super) struct Noising {
     /// (B·L, d) the clean target (the gaussian MSE's) and the input's signal.
     pub z0: Tensor,
     /// (B·L, d) the denoiser's input; the sampler writes it directly.
     pub x_t: Tensor,
     shape: SeqShape,
+    kind: DiffusionKind,
     hold_known: bool,
-    /// signal_scale for gaussian, 1 for hybrid.
+    /// signal_scale for gaussian, 1 for masked and hybrid.
     scale: f32,
-    /// Whether the loss put a gradient into z0 (the gaussian MSE's target).
-    target_has_gradient: bool,
 }
 
 impl Noising {
@@ -100,13 +174,13 @@ impl Noising {
             z0: r.zeros("z0", &[r.rows, r.d])?,
             x_t: r.zeros("x_t", &[r.rows, r.d])?,
             shape: r.seq_shape(),
+            kind: diffusion.kind,
             hold_known: !gaussian || diffusion.known_positions == KnownPositions::Clean,
             scale: if gaussian {
                 diffusion.signal_scale
             } else {
                 1.0
             },
-            target_has_gradient: gaussian,
         })
     }
 
@@ -114,17 +188,24 @@ impl Noising {
         &self,
         r: &Recorder,
         inputs: &Inputs,
-        e_hat: &Tensor,
+        table: &EmbedTable,
         p: &mut Program,
     ) -> Result<()> {
         let gpu = r.gpu;
         p.push(embedding::forward(
             gpu,
             &inputs.tokens,
-            e_hat,
+            table.e_hat(),
             self.scale,
             &self.z0,
         )?);
+        if let Some(mask) = table.mask_hat() {
+            let known = &inputs.known;
+            p.push(diffusion::mask_forward(
+                gpu, self.shape, mask, &self.z0, known, &self.x_t,
+            )?);
+            return Ok(());
+        }
         if r.options.generate_noise {
             p.push(randn(
                 gpu,
@@ -151,27 +232,29 @@ impl Noising {
         Ok(())
     }
 
-    /// From `bp.d_x_t` (and the gaussian target's part already in `bp.d_z0`) into `bp.d_e_hat`.
+    /// From `bp.d_x_t` (and the gaussian target's part already in `bp.d_z0`)
+    /// into `bp.d_e_hat` (and the mask row's masked rows).
     pub fn backward(
         &self,
         r: &Recorder,
         inputs: &Inputs,
         bp: &Backprop,
+        table: &EmbedTable,
         p: &mut Program,
     ) -> Result<()> {
-        let (gpu, coef, add) = (r.gpu, &inputs.coef, self.target_has_gradient);
-        p.push(if self.hold_known {
-            diffusion::q_sample_held_backward(
-                gpu,
-                self.shape,
-                coef,
-                &inputs.known,
-                &bp.d_x_t,
-                &bp.d_z0,
-                add,
-            )?
-        } else {
-            diffusion::q_sample_backward(gpu, self.shape, coef, &bp.d_x_t, &bp.d_z0, add)?
+        let (gpu, coef, known) = (r.gpu, &inputs.coef, &inputs.known);
+        // Only the gaussian MSE's target already holds a gradient.
+        let add = self.kind == DiffusionKind::Gaussian;
+        let masked_rows = table.mask.as_ref().and_then(|m| m.masked_rows.as_ref());
+        p.push(match masked_rows {
+            Some(rows) => {
+                let dz0 = (&bp.d_z0, add);
+                diffusion::mask_backward(gpu, self.shape, known, &bp.d_x_t, dz0, rows)?
+            }
+            None if self.hold_known => diffusion::q_sample_held_backward(
+                gpu, self.shape, coef, known, &bp.d_x_t, &bp.d_z0, add,
+            )?,
+            None => diffusion::q_sample_backward(gpu, self.shape, coef, &bp.d_x_t, &bp.d_z0, add)?,
         });
         p.push_all(embedding::backward(
             gpu,

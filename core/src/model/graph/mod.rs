@@ -17,7 +17,8 @@
 //! `diffusion.kind = "hybrid"` changes three layers (see `hybrid`): the
 //! noising (z0 = Ê[w]; corrupted positions a z0 + s eps, clean ones z0),
 //! the readout (α = logit_scale) and the loss (1/t-weighted CE over B·L, no
-//! MSE); the timesteps are t·T.
+//! MSE); the timesteps are t·T. `"masked"` is the same with every corrupted
+//! position's input the learned mask row m̂ = rmsnorm(M).
 //! The embedding is normalised row-wise (RMS) rather than left free: under
 //! the MSE term free embeddings shrink or collapse, which makes a fixed noise
 //! schedule meaningless; unit-RMS rows keep x0's per-coordinate variance at
@@ -193,6 +194,8 @@ pub struct Graph {
     pub logits: Tensor,
     /// (V, d) the unit-RMS embedding table Ê (its rows scaled by signal_scale are the clean z0).
     pub e_hat: Tensor,
+    /// (1, d) masked: the unit-RMS mask row m̂, every masked position's input.
+    pub mask_hat: Option<Tensor>,
     /// One gradient per parameter (training graphs).
     pub grads: Vec<Tensor>,
     /// What the forward derives from the parameters: Ê = rmsnorm(E), the
@@ -248,7 +251,7 @@ impl Graph {
         let mut embed_table = Program::new();
         table.forward(&r, &mut embed_table)?;
         let mut front = Program::new();
-        noising.forward(&r, &inputs, &table.e_hat, &mut front)?;
+        noising.forward(&r, &inputs, &table, &mut front)?;
         let mut core = Program::new();
         time.forward(&r, &inputs, &mut core)?;
         input.forward(&r, &noising.x_t, &residual[0], &mut core)?;
@@ -256,7 +259,7 @@ impl Graph {
             block.forward(&r, &inputs, cs, (&residual[l], &residual[l + 1]), &mut core)?;
         }
         final_layer.forward(&r, cs, h_last, &mut core)?;
-        logits.forward(&r, z0_pred, &table.e_hat, &mut core)?;
+        logits.forward(&r, z0_pred, table.e_hat(), &mut core)?;
         let mut loss_program = Program::new();
         loss.forward(&r, &inputs, &operands, &stats, &mut loss_program)?;
 
@@ -266,13 +269,13 @@ impl Graph {
             let bp = Backprop::new(&r)?;
             let p = &mut backward;
             loss.backward(&r, &inputs, &bp, &operands, &stats, p)?;
-            logits.backward(&r, &bp, (z0_pred, &table.e_hat), p)?;
+            logits.backward(&r, &bp, (z0_pred, table.e_hat()), p)?;
             final_layer.backward(&r, &bp, (cs, h_last), p)?;
             for (l, block) in blocks.iter().enumerate().rev() {
                 block.backward(&r, &inputs, &bp, (cs, &residual[l]), p)?;
             }
             input.backward(&r, &bp, &noising.x_t, p)?;
-            noising.backward(&r, &inputs, &bp, p)?;
+            noising.backward(&r, &inputs, &bp, &table, p)?;
             table.backward(&r, &bp, p)?;
             time.backward(&r, &bp, p)?;
             if let Some(state) = optimizer {
@@ -291,7 +294,8 @@ impl Graph {
             sc: input.sc,
             z0_pred: final_layer.z0_pred,
             logits: logits.logits,
-            e_hat: table.e_hat,
+            e_hat: table.e_hat().clone(),
+            mask_hat: table.mask_hat().cloned(),
             grads,
             embed_table,
             front,
