@@ -17,7 +17,7 @@
 // again, with the next seed, a few seconds after each run while in view).
 // Each position shows its current token, shaded by the model's doubt; held
 // positions are underlined; hybrid checkpoints show frozen positions solid
-// and still-noisy ones muted. After a run a scrubber replays every step.
+// and still-noisy ones muted, masked ones a dot where still masked. After a run a scrubber replays every step.
 // Styling: ::part(text | status | progress | replay | replay-button |
 // scrubber | scrubber-label | legend) and the custom properties --samnet-font,
 // --samnet-held, --samnet-noisy, --samnet-noisy-ink, --samnet-fresh,
@@ -107,6 +107,8 @@ export async function suggestedRun() {
 }
 
 const LOOP_PAUSE_MS = 4000;
+// What a masked checkpoint's still-masked positions show (their guess is in the title).
+const MASK_GLYPH = "·";
 
 const STYLE = `
   :host { display: block; max-width: 100%; box-sizing: border-box; }
@@ -251,11 +253,14 @@ export class SamNetDenoise extends HTMLElement {
     }
     this.entry = entry;
     const info = model.info;
-    this.textEl.classList.toggle("hybrid", info.kind === "hybrid");
+    this.kind = info.kind;
+    this.textEl.classList.toggle("hybrid", info.kind !== "gaussian");
+    const fresh = "<span style='background: var(--samnet-fresh, #c9ecd4)'>green</span>";
     this.legendEl.innerHTML = "<span style='text-decoration: underline'>underlined</span>: your text · " +
-      (info.kind === "hybrid"
-        ? "solid: frozen to a letter · <span style='background: var(--samnet-fresh, #c9ecd4)'>green</span>: frozen this step · muted: still noisy, "
-        : "faint: unsure, ") +
+      ({
+        hybrid: `solid: frozen to a letter · ${fresh}: frozen this step · muted: still noisy (its current guess), `,
+        masked: `solid: revealed · ${fresh}: revealed this step · ${MASK_GLYPH}: still masked (hover: its current guess), `,
+      }[info.kind] ?? "faint: unsure, ") +
       "<span style='background: color-mix(in srgb, var(--samnet-noisy, #ff9f3c) 35%, transparent)'>shaded</span> by the model's doubt";
     this.legendEl.hidden = false;
     this.dispatchEvent(new CustomEvent("samnet-ready", { detail: { adapter: model.adapter, gpu: await adapterInfo(), info } }));
@@ -385,9 +390,12 @@ export class SamNetDenoise extends HTMLElement {
       this.textEl.replaceChildren();
       this.spans = Array.from({ length: n }, () => this.textEl.appendChild(document.createElement("span")));
     }
+    const masked = this.kind === "masked";
     for (let i = 0; i < n; i++) {
       const span = this.spans[i];
-      span.textContent = s.pieces[i];
+      const hidden = masked && !s.frozen[i] && !s.known[i];
+      span.textContent = hidden ? MASK_GLYPH : s.pieces[i];
+      span.title = hidden ? s.pieces[i] : "";
       const fresh = s.frozen[i] && !s.known[i] && before && !before[i];
       span.className = s.known[i] ? "held" : fresh ? "fresh" : s.frozen[i] ? "frozen" : "noisy";
       span.style.setProperty("--doubt", s.frozen[i] ? "0" : (1 - s.confidence[i]).toFixed(2));

@@ -89,9 +89,9 @@ struct ModelInfo {
     max_seq_len: usize,
     sample_steps: usize,
     timesteps: usize,
-    /// diffusion.kind: "gaussian" or "hybrid".
+    /// diffusion.kind: "gaussian", "masked" or "hybrid".
     kind: &'static str,
-    /// hybrid: the default reveal order, "random" or "confident".
+    /// masked and hybrid: the default reveal order, "random" or "confident".
     reveal_order: &'static str,
     load_ms: f64,
 }
@@ -108,7 +108,7 @@ struct StepReport {
     confidence: Vec<f32>,
     /// Positions held known (prompt or infill context).
     known: Vec<bool>,
-    /// Positions settled: the known ones and (hybrid) those frozen so far.
+    /// Positions settled: the known ones and (masked, hybrid) those frozen so far.
     frozen: Vec<bool>,
     /// Milliseconds since the previous report (the step, its readback included).
     ms: f64,

@@ -19,10 +19,10 @@ use serde::Deserialize;
 ///   from softmax(logits / temperature) (default: the checkpoint's);
 /// - `eta`: stochasticity of the denoising steps, 0 (DDIM) to 1 (DDPM-like)
 ///   (default: the checkpoint's);
-/// - `order`: hybrid checkpoints, which noisy positions each step freezes:
+/// - `order`: masked and hybrid checkpoints, which positions each step freezes:
 ///   "random" or "confident" (most confident first; default: the checkpoint's).
 ///
-/// `clamp` and `eta` apply to gaussian checkpoints, `order` to hybrid ones.
+/// `clamp` and `eta` apply to gaussian checkpoints, `order` to masked and hybrid ones.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SampleRequest {

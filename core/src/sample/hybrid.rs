@@ -46,7 +46,7 @@ struct Latent {
 
 enum Noisy {
     /// hybrid.
-    Latent(Latent),
+    Latent(Box<Latent>),
     /// masked: (1, d) m̂.
     Mask(Tensor),
 }
@@ -95,13 +95,13 @@ impl Steps {
                 sigma_start,
                 &z,
             )?);
-            Noisy::Latent(Latent {
+            Noisy::Latent(Box::new(Latent {
                 z,
                 z_next: f("hybrid.z_next", &[rows, d])?,
                 probs: f("hybrid.probs", &[rows, vocab])?,
                 x0_soft: f("hybrid.x0_soft", &[rows, d])?,
                 coef_update: f("hybrid.coef_update", &[count, 4])?,
-            })
+            }))
         };
         let mut steps = Steps {
             drawn: gpu.zeros("hybrid.drawn", &[rows], DType::U32)?,

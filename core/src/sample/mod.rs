@@ -41,7 +41,7 @@ pub struct SampleOptions {
     /// gaussian only. 0: deterministic DDIM steps; up to 1 (DDPM-like),
     /// fresh noise in each.
     pub eta: f32,
-    /// hybrid only: which noisy positions each step freezes.
+    /// masked and hybrid: which positions each step freezes.
     pub order: RevealOrder,
 }
 
@@ -81,7 +81,7 @@ pub struct GivenOptions {
 
 impl GivenOptions {
     /// The first given option that `kind` does not take ("eta" and "clamp"
-    /// are gaussian's, "order" is hybrid's), with the one-line reason.
+    /// are gaussian's, "order" is masked and hybrid's), with the one-line reason.
     pub fn inapplicable(self, kind: DiffusionKind) -> Option<(&'static str, String)> {
         let gaussian = kind == DiffusionKind::Gaussian;
         let misplaced = [
@@ -110,7 +110,7 @@ pub struct StepOutput {
     /// (count·len) its probability (1 once frozen, and at known positions).
     pub confidence: Vec<f32>,
     /// (count·len) positions whose token is settled: the known ones, and
-    /// (hybrid) those frozen so far.
+    /// (masked, hybrid) those frozen so far.
     pub frozen: Vec<bool>,
 }
 

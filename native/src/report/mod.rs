@@ -79,7 +79,11 @@ pub fn page(run: &Run) -> String {
         .config
         .and_then(|c| c.pointer("/diffusion/kind"))
         .is_some_and(|kind| kind != "gaussian");
-    section(&mut out, "Training", &training_charts(run.records, discrete));
+    section(
+        &mut out,
+        "Training",
+        &training_charts(run.records, discrete),
+    );
     section(&mut out, "Evaluations", &eval_charts(run.records, discrete));
     out.push_str(&samples(run.records));
     out.push_str("</body></html>\n");
