@@ -327,19 +327,20 @@ fn options_and_configs_that_do_not_fit_the_diffusion_kind() {
         std::fs::write(&config, text.replacen(from, to, 1)).unwrap();
         dir.to_str().unwrap().to_string()
     };
-    let masked = edited(
-        "kind-masked",
+    let unknown = edited(
+        "kind-unknown",
         "\"kind\": \"gaussian\"",
-        "\"kind\": \"masked\"",
+        "\"kind\": \"flow\"",
     );
     sample(
-        &masked,
+        &unknown,
         &[],
         &[
             "config.json",
-            "unknown variant `masked`",
+            "unknown variant `flow`",
             "gaussian",
             "hybrid",
+            "masked",
         ],
         &mut c,
     );
@@ -852,6 +853,81 @@ fn infill_keeps_the_known_text_and_fills_every_hole() {
         args.extend(["--ckpt", &ckpt]);
         fails_clearly(&args, &needles);
     }
+}
+
+/// A masked (MDLM) checkpoint through every verb that samples: sample,
+/// infill (known text kept), complete and eval, with the options of its
+/// kind accepted and gaussian's refused.
+#[test]
+fn a_masked_checkpoint_samples_infills_completes_and_evaluates() {
+    let run = scratch("masked-run");
+    let (ok, _, err) = samnet(&[
+        "train",
+        "--preset",
+        "tiny-masked",
+        "--steps",
+        "3",
+        "--data",
+        &shakespeare(),
+        "--out",
+        run.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    assert!(ok, "{err}");
+    let ckpt = run.join("checkpoint");
+    let ckpt = ckpt.to_str().unwrap();
+    let config = std::fs::read_to_string(run.join("checkpoint/config.json")).unwrap();
+    assert!(config.contains("\"kind\": \"masked\""), "{config}");
+    let (ok, out, err) = samnet(&[
+        "sample", "--ckpt", ckpt, "--len", "12", "--steps", "4", "--order", "random",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim_end_matches('\n').chars().count(), 12, "{out:?}");
+    let (ok, out, err) = samnet(&["infill", "ROMEO:[___:5]!", "--ckpt", ckpt, "--steps", "3"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("ROMEO:") && out.trim_end_matches('\n').ends_with('!'),
+        "{out:?}"
+    );
+    let file = run.join("speech.txt");
+    std::fs::write(&file, "To be, or not\nthat is\n").unwrap();
+    let (ok, out, err) = samnet(&[
+        "complete",
+        "--ckpt",
+        ckpt,
+        "--file",
+        file.to_str().unwrap(),
+        "--line",
+        "2",
+        "--col",
+        "5",
+        "--hole",
+        "3",
+        "--len",
+        "24",
+        "--steps",
+        "3",
+    ]);
+    assert!(ok, "{err}");
+    assert!(!out.is_empty(), "complete printed nothing");
+    let (ok, out, err) = samnet(&[
+        "eval",
+        "--ckpt",
+        ckpt,
+        "--data",
+        &shakespeare(),
+        "--len",
+        "16",
+        "--steps",
+        "2",
+        "--samples-only",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("valid_word_rate"), "{out}");
+    fails_clearly(
+        &["sample", "--ckpt", ckpt, "--eta", "0.5"],
+        &["--eta does not apply", "\"masked\""],
+    );
 }
 
 #[test]

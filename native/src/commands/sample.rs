@@ -28,8 +28,8 @@ pub struct Denoising {
     /// adds fresh noise at each step as DDPM does (default: the config's).
     #[arg(long)]
     eta: Option<f32>,
-    /// Hybrid checkpoints: which noisy positions each step freezes, random
-    /// or the most confident first (default: the config's).
+    /// Masked and hybrid checkpoints: which positions each step freezes,
+    /// random or the most confident first (default: the config's).
     #[arg(long)]
     order: Option<RevealOrder>,
 }
