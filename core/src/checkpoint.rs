@@ -28,6 +28,75 @@ pub enum StoreAs {
     F32,
     /// Half the size; for shipped weights (read back as f32).
     F16,
+    /// A quarter of the size: every matrix as int8 with one f32 scale per row
+    /// (`NAME.scale`, shape (rows), max |row| / 127, so a value is off by at
+    /// most half its row's scale); vectors as f16.
+    Int8,
+}
+
+/// The companion of an int8 matrix: its per-row scales.
+pub const INT8_SCALE_SUFFIX: &str = ".scale";
+
+/// One stored tensor: name, dtype, shape, little-endian bytes.
+type Stored = (String, Dtype, Vec<usize>, Vec<u8>);
+
+fn f16_bytes(data: &[f32]) -> Vec<u8> {
+    data.iter()
+        .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+        .collect()
+}
+
+/// Per-row symmetric int8: (values, scales).
+pub fn quantize_rows(data: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
+    let mut scales = Vec::with_capacity(data.len() / cols.max(1));
+    let mut values = Vec::with_capacity(data.len());
+    for row in data.chunks(cols.max(1)) {
+        let scale = row.iter().fold(0.0f32, |m, x| m.max(x.abs())) / 127.0;
+        scales.push(scale);
+        values.extend(row.iter().map(|&x| {
+            if scale > 0.0 {
+                (x / scale).round().clamp(-127.0, 127.0) as i8
+            } else {
+                0
+            }
+        }));
+    }
+    (values, scales)
+}
+
+fn stored(t: &NamedTensor, store: StoreAs) -> Vec<Stored> {
+    let entry = |name: String, dtype, shape: &[usize], bytes| (name, dtype, shape.to_vec(), bytes);
+    match store {
+        StoreAs::F32 => {
+            let bytes = bytemuck::cast_slice(&t.data).to_vec();
+            vec![entry(t.name.clone(), Dtype::F32, &t.shape, bytes)]
+        }
+        StoreAs::Int8 if t.shape.len() == 2 => {
+            let (values, scales) = quantize_rows(&t.data, t.shape[1]);
+            vec![
+                entry(
+                    t.name.clone(),
+                    Dtype::I8,
+                    &t.shape,
+                    bytemuck::cast_slice(&values).to_vec(),
+                ),
+                entry(
+                    format!("{}{INT8_SCALE_SUFFIX}", t.name),
+                    Dtype::F32,
+                    &t.shape[..1],
+                    bytemuck::cast_slice(&scales).to_vec(),
+                ),
+            ]
+        }
+        StoreAs::F16 | StoreAs::Int8 => {
+            vec![entry(
+                t.name.clone(),
+                Dtype::F16,
+                &t.shape,
+                f16_bytes(&t.data),
+            )]
+        }
+    }
 }
 
 /// Serialises tensors (and string metadata) into safetensors bytes.
@@ -36,28 +105,13 @@ pub fn encode(
     store: StoreAs,
     metadata: HashMap<String, String>,
 ) -> Result<Vec<u8>> {
-    let bytes: Vec<Vec<u8>> = tensors
+    let entries: Vec<Stored> = tensors.iter().flat_map(|t| stored(t, store)).collect();
+    let views = entries
         .iter()
-        .map(|t| match store {
-            StoreAs::F32 => bytemuck::cast_slice(&t.data).to_vec(),
-            StoreAs::F16 => t
-                .data
-                .iter()
-                .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
-                .collect(),
-        })
-        .collect();
-    let dtype = match store {
-        StoreAs::F32 => Dtype::F32,
-        StoreAs::F16 => Dtype::F16,
-    };
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|(t, b)| {
-            TensorView::new(dtype, t.shape.clone(), b)
-                .map(|v| (t.name.clone(), v))
-                .map_err(|e| Error::Invalid(format!("tensor '{}': {e}", t.name)))
+        .map(|(name, dtype, shape, bytes)| {
+            TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::Invalid(format!("tensor '{name}': {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
     let bytes = safetensors::serialize(views, Some(metadata))
@@ -92,38 +146,31 @@ fn canonical_header(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-/// Parses safetensors bytes from `origin` into f32 tensors (f32, f16 and
-/// bf16 are accepted) and the metadata. Hostile or damaged files (bad header
-/// lengths, offsets outside the file, other dtypes, non-finite values) are
-/// errors naming `origin`.
+/// Parses safetensors bytes from `origin` into f32 tensors (f32, f16, bf16
+/// and int8 matrices with their per-row scales are accepted) and the
+/// metadata. Hostile or damaged files (bad header lengths, offsets outside
+/// the file, other dtypes, an int8 matrix without its scales, non-finite
+/// values) are errors naming `origin`.
 pub fn decode(bytes: &[u8], origin: &str) -> Result<(Vec<NamedTensor>, HashMap<String, String>)> {
     let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| Error::file(origin, format!("not a valid safetensors file: {e}")))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| Error::file(origin, format!("not a valid safetensors file: {e}")))?;
+    let views: HashMap<String, TensorView> = st.tensors().into_iter().collect();
+    let int8_scale = |name: &str| {
+        name.strip_suffix(INT8_SCALE_SUFFIX)
+            .and_then(|m| views.get(m))
+            .is_some_and(|v| v.dtype() == Dtype::I8)
+    };
     let mut tensors = Vec::new();
-    for (name, view) in st.tensors() {
-        let raw = view.data();
-        let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => raw
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            Dtype::F16 => raw
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => raw
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            other => {
-                return Err(Error::file(
-                    origin,
-                    format!("tensor '{name}' has dtype {other:?}; expected F32, F16 or BF16"),
-                ));
-            }
+    for (name, view) in &views {
+        if int8_scale(name) {
+            continue;
+        }
+        let data = match view.dtype() {
+            Dtype::I8 => dequantize(&views, name, view, origin)?,
+            _ => floats(name, view, origin)?,
         };
         if let Some(i) = data.iter().position(|x| !x.is_finite()) {
             return Err(Error::file(
@@ -135,13 +182,74 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<(Vec<NamedTensor>, HashMap<S
             ));
         }
         tensors.push(NamedTensor {
-            name,
+            name: name.clone(),
             shape: view.shape().to_vec(),
             data,
         });
     }
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((tensors, metadata))
+}
+
+fn floats(name: &str, view: &TensorView, origin: &str) -> Result<Vec<f32>> {
+    let raw = view.data();
+    Ok(match view.dtype() {
+        Dtype::F32 => raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F16 => raw
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => raw
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(Error::file(
+                origin,
+                format!("tensor '{name}' has dtype {other:?}; expected F32, F16, BF16 or I8"),
+            ));
+        }
+    })
+}
+
+/// An int8 matrix times its per-row scales (`NAME.scale`, f32 or f16, shape (rows)).
+fn dequantize(
+    views: &HashMap<String, TensorView>,
+    name: &str,
+    view: &TensorView,
+    origin: &str,
+) -> Result<Vec<f32>> {
+    let shape = view.shape();
+    let scale_name = format!("{name}{INT8_SCALE_SUFFIX}");
+    let scales = match views.get(&scale_name) {
+        Some(s) if shape.len() == 2 && s.shape() == [shape[0]] => floats(&scale_name, s, origin)?,
+        Some(s) => {
+            return Err(Error::file(
+                origin,
+                format!(
+                    "int8 tensor '{name}' {shape:?} has scales '{scale_name}' {:?}; expected [{}] (one per row of a matrix)",
+                    s.shape(),
+                    shape.first().copied().unwrap_or(0)
+                ),
+            ));
+        }
+        None => {
+            return Err(Error::file(
+                origin,
+                format!("int8 tensor '{name}' has no per-row scales '{scale_name}'"),
+            ));
+        }
+    };
+    let cols = shape[1].max(1);
+    Ok(view
+        .data()
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| q as i8 as f32 * scales[i / cols])
+        .collect())
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -286,6 +394,80 @@ mod tests {
                 assert!((x - y).abs() <= 1e-3 * y.abs().max(1e-3));
             }
         }
+    }
+
+    /// Matrices come back within half a row's scale (max |row| / 127), a
+    /// zero row exactly; vectors as f16; the file is about a quarter of f32's.
+    #[test]
+    fn int8_round_trip_is_within_half_a_step_per_row() {
+        let mut rng = crate::rng::Rng::new(5);
+        let mut big = NamedTensor {
+            name: "w.weight".into(),
+            shape: vec![7, 33],
+            data: (0..7 * 33).map(|_| rng.normal() as f32).collect(),
+        };
+        big.data[33..66].fill(0.0);
+        let mut tensors = sample();
+        tensors.push(big.clone());
+        let bytes = encode(&tensors, StoreAs::Int8, HashMap::new()).unwrap();
+        let (back, _) = decode(&bytes, "x").unwrap();
+        assert_eq!(
+            back.iter().map(|t| &t.name).collect::<Vec<_>>(),
+            ["a.weight", "b", "w.weight"],
+            "the scales are folded back in"
+        );
+        let got = &back[2];
+        assert_eq!(got.shape, big.shape);
+        for (r, (row, want)) in got.data.chunks(33).zip(big.data.chunks(33)).enumerate() {
+            let step = want.iter().fold(0.0f32, |m, x| m.max(x.abs())) / 127.0;
+            for (x, y) in row.iter().zip(want) {
+                assert!(
+                    (x - y).abs() <= 0.5 * step * (1.0 + 1e-6),
+                    "row {r}: {x} vs {y}"
+                );
+            }
+        }
+        assert!(got.data[33..66].iter().all(|&x| x == 0.0));
+        assert_eq!(back[1].data, [0.5]);
+        let f32_size = encode(&[big.clone()], StoreAs::F32, HashMap::new())
+            .unwrap()
+            .len();
+        let int8_size = encode(&[big], StoreAs::Int8, HashMap::new()).unwrap().len();
+        assert!(int8_size * 2 < f32_size, "{int8_size} vs {f32_size}");
+    }
+
+    #[test]
+    fn an_int8_matrix_without_its_scales_is_named() {
+        let values = [1i8, -2, 3, 4];
+        let bytes = |scale_shape: Option<Vec<usize>>| {
+            let mut views = vec![(
+                "m".to_string(),
+                TensorView::new(Dtype::I8, vec![2, 2], bytemuck::cast_slice(&values)).unwrap(),
+            )];
+            let scales = [0.5f32; 3];
+            if let Some(shape) = &scale_shape {
+                let n = shape.iter().product::<usize>() * 4;
+                let data = &bytemuck::cast_slice(&scales)[..n];
+                views.push((
+                    "m.scale".into(),
+                    TensorView::new(Dtype::F32, shape.clone(), data).unwrap(),
+                ));
+            }
+            safetensors::serialize(views, None).unwrap()
+        };
+        let err = decode(&bytes(None), "f.safetensors")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("f.safetensors") && err.contains("no per-row scales 'm.scale'"),
+            "{err}"
+        );
+        let err = decode(&bytes(Some(vec![3])), "f.safetensors")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected [2]"), "{err}");
+        let (ok, _) = decode(&bytes(Some(vec![2])), "f.safetensors").unwrap();
+        assert_eq!(ok[0].data, [0.5, -1.0, 1.5, 2.0]);
     }
 
     #[test]

@@ -641,6 +641,61 @@ fn progress_shows_in_a_terminal_and_the_adapter_always() {
     assert!(shown.contains(" left"), "{shown}");
 }
 
+/// `export --int8` writes a file about a quarter of f32's whose matrices are
+/// within half a row's step of the checkpoint's; `sample` and `eval` load it.
+#[test]
+fn an_int8_export_loads_and_samples() {
+    let out = scratch("int8").join("model");
+    let ckpt = checkpoint().to_str().unwrap().to_string();
+    let (ok, _, err) = samnet(&[
+        "export",
+        "--ckpt",
+        &ckpt,
+        "--out",
+        out.to_str().unwrap(),
+        "--int8",
+    ]);
+    assert!(ok, "{err}");
+    let read = |dir: &Path| {
+        let path = dir.join("model.safetensors");
+        let bytes = std::fs::read(&path).unwrap();
+        (bytes.len(), checkpoint::decode(&bytes, "x").unwrap().0)
+    };
+    let (int8_len, int8) = read(&out);
+    let (f32_len, full) = read(checkpoint());
+    assert!(3 * int8_len < f32_len, "{int8_len} vs {f32_len} bytes");
+    assert_eq!(int8.len(), full.len());
+    for (q, t) in int8.iter().zip(&full) {
+        assert_eq!((&q.name, &q.shape), (&t.name, &t.shape));
+        let cols = *t.shape.last().unwrap();
+        for (row_q, row) in q.data.chunks(cols).zip(t.data.chunks(cols)) {
+            let max = row.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            let bound = if t.shape.len() == 2 {
+                0.5 * max / 127.0
+            } else {
+                1e-3 * max
+            };
+            for (a, b) in row_q.iter().zip(row) {
+                assert!(
+                    (a - b).abs() <= bound * 1.001 + 1e-7,
+                    "{}: {a} vs {b}",
+                    t.name
+                );
+            }
+        }
+    }
+    let model = out.to_str().unwrap();
+    let (ok, text, err) = samnet(&["sample", "--ckpt", model, "--len", "10", "--steps", "2"]);
+    assert!(
+        ok && text.trim_end_matches('\n').chars().count() == 10,
+        "{err}{text:?}"
+    );
+    fails_clearly(
+        &["export", "--ckpt", &ckpt, "--out", model, "--int8", "--f16"],
+        &["--int8", "--f16"],
+    );
+}
+
 /// `model.safetensors` of a copy of the fixture checkpoint, rewritten by `edit`.
 fn with_model(name: &str, edit: impl FnOnce(&mut Vec<NamedTensor>)) -> PathBuf {
     let dir = copy_checkpoint(name);
@@ -708,7 +763,7 @@ fn hostile_model_files() {
             &[
                 "'embedding.weight'",
                 "dtype I32",
-                "expected F32, F16 or BF16",
+                "expected F32, F16, BF16 or I8",
             ],
         ),
     ];
