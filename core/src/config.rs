@@ -538,10 +538,11 @@ mod tests {
     use super::*;
 
     /// Phases 2–4 start from the previous phase's checkpoint, so their
-    /// architecture is phase 1's (SPEC §1) apart from the vocabulary.
+    /// architecture is phase 1's (SPEC §1) apart from the vocabulary, and
+    /// they train the objective of the shipped phase 1, the hybrid kind's.
     #[test]
     fn phase_presets_chain() {
-        let phase1 = Config::preset("phase1").unwrap();
+        let phase1 = Config::preset("phase1-hybrid").unwrap();
         let mut previous_vocab = phase1.model.vocab_size;
         for name in ["phase2", "phase3", "phase4"] {
             let c = Config::preset(name).unwrap();
@@ -553,6 +554,11 @@ mod tests {
                 "{name}"
             );
             assert_eq!(c.diffusion.self_condition, phase1.diffusion.self_condition);
+            let recipe = |d: &DiffusionConfig| {
+                let (s, m, t) = (d.sigma_schedule, d.sigma_max, d.temperature);
+                (d.kind, s, m, t, d.reveal_order)
+            };
+            assert_eq!(recipe(&c.diffusion), recipe(&phase1.diffusion), "{name}");
             if c.data.tokenizer == TokenizerSource::Inherit {
                 assert_eq!(c.model.vocab_size, previous_vocab, "{name}");
             }
