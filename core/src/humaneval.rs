@@ -90,6 +90,56 @@ pub fn function_body(completion: &str) -> &str {
     &completion[..end]
 }
 
+/// One case of the single-line infilling benchmark: line `line` of a
+/// canonical body hidden, the code before and after it known.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LineHole {
+    /// Index of the hidden line in the canonical body.
+    pub line: usize,
+    /// The prompt and the body's lines before the hole, ending in a newline.
+    pub before: String,
+    /// The hidden line, without its newline.
+    pub hidden: String,
+    /// Its newline and the body's lines after it.
+    pub after: String,
+}
+
+impl LineHole {
+    /// The body with `line` in the hole (cut at its first newline: one line).
+    pub fn body_with(&self, problem: &Problem, line: &str) -> String {
+        let line = line.split('\n').next().unwrap_or("");
+        let body_before = &self.before[problem.prompt.len()..];
+        format!("{body_before}{line}{}", self.after)
+    }
+
+    /// The trivial filling: `pass` at the hidden line's indentation.
+    pub fn blank(&self) -> String {
+        let indent: String = self
+            .hidden
+            .chars()
+            .take_while(|c| c.is_whitespace())
+            .collect();
+        format!("{indent}pass")
+    }
+}
+
+/// Every non-blank line of the problem's canonical body as a hole.
+pub fn line_holes(problem: &Problem) -> Vec<LineHole> {
+    let lines: Vec<&str> = problem.canonical_solution.split_inclusive('\n').collect();
+    (0..lines.len())
+        .filter(|&i| !lines[i].trim().is_empty())
+        .map(|i| {
+            let hidden = lines[i].strip_suffix('\n').unwrap_or(lines[i]);
+            LineHole {
+                line: i,
+                before: format!("{}{}", problem.prompt, lines[..i].concat()),
+                hidden: hidden.to_string(),
+                after: format!("{}{}", &lines[i][hidden.len()..], lines[i + 1..].concat()),
+            }
+        })
+        .collect()
+}
+
 /// The same code up to trailing whitespace on each line and blank lines at the end.
 pub fn same_code(a: &str, b: &str) -> bool {
     let lines = |s: &str| -> Vec<String> {
@@ -144,6 +194,25 @@ mod tests {
         assert!(program.starts_with("def inc(x):"));
         assert!(program.ends_with("check(inc)\n"));
         assert!(program.contains("    return x + 1\n\ndef check(f):"));
+    }
+
+    #[test]
+    fn every_non_blank_line_is_a_hole_with_its_context() {
+        let mut p = problem(5);
+        p.canonical_solution = "    y = x\n\n    return y + 1\n".into();
+        let holes = line_holes(&p);
+        assert_eq!(holes.iter().map(|h| h.line).collect::<Vec<_>>(), [0, 2]);
+        for h in &holes {
+            assert_eq!(format!("{}{}{}", h.before, h.hidden, h.after), p.solved());
+            assert_eq!(h.body_with(&p, &h.hidden), p.canonical_solution);
+        }
+        assert_eq!(holes[1].hidden, "    return y + 1");
+        assert_eq!(holes[1].blank(), "    pass");
+        assert_eq!(
+            holes[1].body_with(&p, "    return y\n    junk"),
+            "    y = x\n\n    return y\n",
+            "one line only"
+        );
     }
 
     #[test]

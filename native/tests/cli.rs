@@ -1299,6 +1299,45 @@ fn eval_code_scores_the_held_out_humaneval_problems() {
     let exact = report["exact_match"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&exact));
     assert_eq!(report["passed"].is_u64(), python);
+
+    // Single-line infilling on the first two held-out problems: one case per
+    // non-blank line of their canonical bodies, each beside the blank baseline.
+    args.truncate(5);
+    args.extend([
+        "--steps",
+        "2",
+        "--len",
+        "128",
+        "--single-line",
+        "--limit",
+        "2",
+    ]);
+    if python {
+        args.push("--run-tests");
+    }
+    let (ok, stdout, err) = samnet(&args);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["problems"], 2);
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len() as u64, report["lines"].as_u64().unwrap());
+    assert!(results.len() >= 2, "{report}");
+    for r in results {
+        assert!(
+            ["HumanEval/0", "HumanEval/5"].contains(&r["task_id"].as_str().unwrap()),
+            "{r}"
+        );
+        assert!(!r["filled"].as_str().unwrap().contains('\n'), "{r}");
+        if python {
+            for key in ["test", "blank_test"] {
+                assert!(
+                    ["passed", "failed", "timeout"].contains(&r[key].as_str().unwrap()),
+                    "{r}"
+                );
+            }
+        }
+    }
+    assert_eq!(report["blank_pass_rate"].is_f64(), python);
 }
 
 /// A copy of `native/tests/fixtures/run` (a few logged steps, two

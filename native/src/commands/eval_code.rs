@@ -3,6 +3,13 @@
 //! it are denoised, and the body — cut where the function ends — is scored
 //! by exact match with the canonical body and, with `--run-tests`, by
 //! running the problem's tests on it (pass@1 at temperature 0).
+//!
+//! `--single-line` is the benchmark where two-sided context counts: every
+//! non-blank line of each held-out canonical body is hidden in turn and
+//! denoised from the code before and after it (the hole as long as the line,
+//! in tokens, as diffusion infilling benchmarks give it), then the problem's
+//! tests run on the body with that line — beside the trivial filling,
+//! `pass` at the line's indentation.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,7 +26,7 @@ use samnet_core::schedule::NoiseSchedule;
 use serde_json::json;
 
 use super::sample::{check_len_flag, denoising_steps};
-use crate::run::load_checkpoint;
+use crate::run::{Loaded, load_checkpoint};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -51,6 +58,13 @@ pub struct Args {
     /// Seconds each test program may run.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
+    /// Single-line infilling: hide each line of each held-out canonical body
+    /// in turn and fill it from both sides.
+    #[arg(long)]
+    single_line: bool,
+    /// Only the first N held-out problems.
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
@@ -61,6 +75,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let problems: Vec<Problem> = humaneval::parse(&text, &origin)?
         .into_iter()
         .filter(Problem::is_held_out)
+        .take(args.limit.unwrap_or(usize::MAX))
         .collect();
     if problems.is_empty() {
         anyhow::bail!("{origin}: no held-out problems (task numbers divisible by 5)");
@@ -70,6 +85,9 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let steps = denoising_steps(args.steps, cfg)?;
     if args.run_tests {
         check_python(&args.python)?;
+    }
+    if args.single_line {
+        return single_line(options, &args, &loaded, &problems, (len, steps));
     }
 
     // One batch: every problem's prompt end, then its hole.
@@ -82,19 +100,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         known.mask.extend(k.mask);
         starts.push(start);
     }
-    let gpu = Gpu::new_blocking(options)?;
-    let model = loaded.model(&gpu)?;
-    let sampler = Sampler::new(&gpu, &model, problems.len(), len)?;
-    let sample_options = SampleOptions {
-        steps,
-        seed: args.seed,
-        ..SampleOptions::from_config(&cfg.diffusion)
-    };
-    let schedule = NoiseSchedule::new(&cfg.diffusion);
-    let started = Instant::now();
-    let tokens =
-        pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, Some(&known), None))?;
-    let sampling_s = started.elapsed().as_secs_f64();
+    let (gpu, tokens, sampling_s) = denoise(options, &loaded, &known, (len, steps), args.seed)?;
 
     let mut results = Vec::new();
     let (mut exact, mut passed) = (0, 0);
@@ -133,6 +139,105 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "exact_match": exact as f64 / n as f64,
         "pass_rate": args.run_tests.then(|| passed as f64 / n as f64),
         "passed": args.run_tests.then_some(passed),
+        "sampling_s": sampling_s,
+        "results": results,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// Denoises the sequences of `known` (`len` each): (the adapter, the tokens, seconds).
+fn denoise(
+    options: &GpuOptions,
+    loaded: &Loaded,
+    known: &Known,
+    (len, steps): (usize, usize),
+    seed: u64,
+) -> anyhow::Result<(Gpu, Vec<u32>, f64)> {
+    let cfg = &loaded.snapshot.config;
+    let gpu = Gpu::new_blocking(options)?;
+    let model = loaded.model(&gpu)?;
+    let sampler = Sampler::new(&gpu, &model, known.tokens.len() / len, len)?;
+    let sample_options = SampleOptions {
+        steps,
+        seed,
+        ..SampleOptions::from_config(&cfg.diffusion)
+    };
+    let schedule = NoiseSchedule::new(&cfg.diffusion);
+    let started = Instant::now();
+    let tokens =
+        pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, Some(known), None))?;
+    Ok((gpu, tokens, started.elapsed().as_secs_f64()))
+}
+
+/// `--single-line`: every line of every held-out body filled from both sides.
+fn single_line(
+    options: &GpuOptions,
+    args: &Args,
+    loaded: &Loaded,
+    problems: &[Problem],
+    (len, steps): (usize, usize),
+) -> anyhow::Result<()> {
+    let origin = args.problems.display().to_string();
+    let tokenizer = &loaded.tokenizer;
+    let mut known = Known::none(0);
+    let mut cases = Vec::new();
+    for p in problems {
+        for hole in humaneval::line_holes(p) {
+            let size = tokenizer.encode(&hole.hidden)?.len().max(1);
+            let (k, start) = Known::around_cursor(tokenizer, &hole.before, &hole.after, size, len)
+                .with_context(|| format!("{origin}: {} line {}", p.task_id, hole.line + 1))?;
+            known.tokens.extend(k.tokens);
+            known.mask.extend(k.mask);
+            cases.push((p, hole, start, size));
+        }
+    }
+    let (gpu, tokens, sampling_s) = denoise(options, loaded, &known, (len, steps), args.seed)?;
+    let (mut exact, mut passed, mut blank_passed) = (0, 0, 0);
+    let mut results = Vec::new();
+    for (i, (p, hole, start, size)) in cases.iter().enumerate() {
+        let filled = tokenizer.decode(&tokens[i * len + start..][..*size])?;
+        let filled = filled.split('\n').next().unwrap_or("").to_string();
+        let is_exact = filled.trim_end() == hole.hidden.trim_end();
+        exact += usize::from(is_exact);
+        let (test, baseline) = if args.run_tests {
+            let run = |line: &str, k: usize| {
+                let program = p.test_program(&hole.body_with(p, line));
+                run_test(&args.python, &program, args.timeout, k)
+            };
+            let (test, baseline) = (run(&filled, 2 * i)?, run(&hole.blank(), 2 * i + 1)?);
+            passed += usize::from(test == "passed");
+            blank_passed += usize::from(baseline == "passed");
+            (Some(test), Some(baseline))
+        } else {
+            (None, None)
+        };
+        results.push(json!({
+            "task_id": p.task_id,
+            "line": hole.line + 1,
+            "hidden": hole.hidden,
+            "filled": filled,
+            "exact": is_exact,
+            "test": test,
+            "blank_test": baseline,
+        }));
+    }
+    let n = cases.len().max(1) as f64;
+    let rate = |k: usize| args.run_tests.then(|| k as f64 / n);
+    let report = json!({
+        "checkpoint": loaded.dir.display().to_string(),
+        "adapter": gpu.info.name,
+        "benchmark": "single-line infilling: each non-blank line of each held-out canonical body hidden, filled from the code before and after it (hole = the line's length in tokens)",
+        "problems": problems.len(),
+        "lines": cases.len(),
+        "steps": steps,
+        "len": len,
+        "seed": args.seed,
+        "exact_line": exact as f64 / n,
+        "pass_rate": rate(passed),
+        "passed": args.run_tests.then_some(passed),
+        "blank_pass_rate": rate(blank_passed),
+        "blank_passed": args.run_tests.then_some(blank_passed),
         "sampling_s": sampling_s,
         "results": results,
     });
