@@ -158,10 +158,41 @@ pub fn parse_alpaca(json: &str, origin: &str) -> Result<Vec<Document>> {
         .collect()
 }
 
+/// A seed task kept out of training for phase 4's evaluation (its first instance).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeldOutTask {
+    pub source: String,
+    pub instruction: String,
+    pub input: String,
+    pub output: String,
+}
+
+/// Every ninth seed task (the 1st, 10th, …: 20 of Alpaca's 175) is held out.
+pub fn is_held_out_seed_task(ordinal: usize) -> bool {
+    ordinal % 9 == 0
+}
+
 /// JSON Lines: one Alpaca seed task (with `instances`, one example each) or
 /// one Alpaca record a line; blank lines are allowed. Errors name the line.
+/// Held-out seed tasks ([`is_held_out_seed_task`]) give no examples.
 pub fn parse_jsonl(text: &str, origin: &str) -> Result<Vec<Document>> {
-    let mut docs = Vec::new();
+    read_jsonl(text, origin).map(|(docs, _)| docs)
+}
+
+/// The held-out seed tasks of a JSON Lines file (see [`parse_jsonl`]).
+pub fn held_out_tasks(text: &str, origin: &str) -> Result<Vec<HeldOutTask>> {
+    let (_, held) = read_jsonl(text, origin)?;
+    if held.is_empty() {
+        return Err(Error::file(
+            origin,
+            "holds no seed tasks (records with 'instances')",
+        ));
+    }
+    Ok(held)
+}
+
+fn read_jsonl(text: &str, origin: &str) -> Result<(Vec<Document>, Vec<HeldOutTask>)> {
+    let (mut docs, mut held, mut seed_tasks) = (Vec::new(), Vec::new(), 0);
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         if line.trim().is_empty() {
@@ -177,6 +208,17 @@ pub fn parse_jsonl(text: &str, origin: &str) -> Result<Vec<Document>> {
                     origin,
                     format!("line {n}: 'instances' is empty; {SEED_SHAPE}"),
                 ));
+            }
+            seed_tasks += 1;
+            if is_held_out_seed_task(seed_tasks - 1) {
+                let first = &task.instances[0];
+                held.push(HeldOutTask {
+                    source: format!("{origin} line {n}"),
+                    instruction: task.instruction.clone(),
+                    input: first.input.clone(),
+                    output: first.output.clone(),
+                });
+                continue;
             }
             for (k, inst) in task.instances.iter().enumerate() {
                 docs.push(example(
@@ -201,10 +243,10 @@ pub fn parse_jsonl(text: &str, origin: &str) -> Result<Vec<Document>> {
             ));
         }
     }
-    if docs.is_empty() {
+    if docs.is_empty() && held.is_empty() {
         return Err(Error::file(origin, "holds no records"));
     }
-    Ok(docs)
+    Ok((docs, held))
 }
 
 /// What one file contributed.
@@ -213,8 +255,10 @@ pub enum FileKind {
     Text {
         gutenberg_stripped: bool,
     },
+    /// `held_out` seed tasks were kept out (phase 4's evaluation).
     Instructions {
         examples: usize,
+        held_out: usize,
     },
     /// HumanEval: `training` problems became documents, `held_out` did not.
     Problems {
@@ -249,12 +293,14 @@ pub fn parse_file(name: &str, bytes: Vec<u8>) -> Result<(Vec<Document>, FileKind
         let docs = parse_alpaca(&text, name)?;
         let kind = FileKind::Instructions {
             examples: docs.len(),
+            held_out: 0,
         };
         Ok((docs, kind))
     } else if lower.ends_with(".jsonl") {
-        let docs = parse_jsonl(&text, name)?;
+        let (docs, held) = read_jsonl(&text, name)?;
         let kind = FileKind::Instructions {
             examples: docs.len(),
+            held_out: held.len(),
         };
         Ok((docs, kind))
     } else {
@@ -380,16 +426,20 @@ mod fs {
         /// One line: how many files of each kind, examples, skipped files.
         pub fn summary(&self) -> String {
             let (mut texts, mut stripped, mut examples, mut instruction_files) = (0, 0, 0, 0);
-            let (mut problems, mut held_out) = (0, 0);
+            let (mut problems, mut held_out, mut held_tasks) = (0, 0, 0);
             for (_, kind) in &self.files {
                 match kind {
                     FileKind::Text { gutenberg_stripped } => {
                         texts += 1;
                         stripped += usize::from(*gutenberg_stripped);
                     }
-                    FileKind::Instructions { examples: n } => {
+                    FileKind::Instructions {
+                        examples: n,
+                        held_out: h,
+                    } => {
                         instruction_files += 1;
                         examples += n;
+                        held_tasks += h;
                     }
                     FileKind::Problems {
                         training,
@@ -404,6 +454,11 @@ mod fs {
                 "{texts} text file(s) ({stripped} with a Project Gutenberg header and licence stripped), \
                  {examples} instruction example(s) from {instruction_files} file(s)"
             );
+            if held_tasks > 0 {
+                s += &format!(
+                    " ({held_tasks} seed task(s) held out for evaluation, not trained on)"
+                );
+            }
             if problems + held_out > 0 {
                 s += &format!(
                     ", {problems} HumanEval problem(s) ({held_out} held out for evaluation, not trained on)"
@@ -511,13 +566,15 @@ mod tests {
 
     #[test]
     fn seed_tasks_give_one_example_per_instance() {
-        let jsonl = "{\"id\": \"seed_task_0\", \"name\": \"n\", \"instruction\": \"Rhyme.\", \"instances\": \
+        let jsonl = "{\"id\": \"seed_task_0\", \"instruction\": \"Held out.\", \"instances\": \
+                     [{\"input\": \"x\", \"output\": \"y\"}]}\n\
+                     {\"id\": \"seed_task_1\", \"name\": \"n\", \"instruction\": \"Rhyme.\", \"instances\": \
                      [{\"input\": \"cat\", \"output\": \"hat\"}, {\"input\": \"\", \"output\": \"dog, log\"}], \
                      \"is_classification\": false}\n\n\
                      {\"instruction\": \"Plain record.\", \"input\": \"\", \"output\": \"ok\"}\n";
         let docs = parse_jsonl(jsonl, "s.jsonl").unwrap();
         assert_eq!(docs.len(), 3);
-        assert_eq!(docs[1].source, "s.jsonl line 1 instance 2");
+        assert_eq!(docs[1].source, "s.jsonl line 2 instance 2");
         assert_eq!(
             docs[1].body,
             Body::Example {
@@ -525,7 +582,40 @@ mod tests {
                 response: "dog, log".into()
             }
         );
-        assert_eq!(docs[2].source, "s.jsonl line 3");
+        assert_eq!(docs[2].source, "s.jsonl line 4");
+        let held = held_out_tasks(jsonl, "s.jsonl").unwrap();
+        assert_eq!(
+            held,
+            [HeldOutTask {
+                source: "s.jsonl line 1".into(),
+                instruction: "Held out.".into(),
+                input: "x".into(),
+                output: "y".into()
+            }]
+        );
+    }
+
+    /// Phase 4's held-out instructions: 20 of the 175 seed tasks, none of
+    /// whose instructions is in any training example.
+    #[test]
+    fn twenty_seed_tasks_are_held_out_and_never_trained_on() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/alpaca_seed_tasks.jsonl");
+        let text = std::fs::read_to_string(path).unwrap();
+        let held = held_out_tasks(&text, "seed").unwrap();
+        assert_eq!(held.len(), 20);
+        let docs = parse_jsonl(&text, "seed").unwrap();
+        for task in &held {
+            let needle = format!("### Instruction:\n{}\n", task.instruction);
+            assert!(
+                docs.iter().all(|d| match &d.body {
+                    Body::Example { prompt, .. } => !prompt.contains(&needle),
+                    Body::Text(t) => !t.contains(&needle),
+                }),
+                "{} is trained on",
+                task.source
+            );
+        }
     }
 
     #[test]
@@ -566,12 +656,22 @@ mod tests {
             std::fs::read(format!("{dir}{name}")).expect("../shared/data (the CI layout)")
         };
         let (alpaca, kind) = parse_file("alpaca_sample.json", read("alpaca_sample.json")).unwrap();
-        assert_eq!(kind, FileKind::Instructions { examples: 102 });
+        assert_eq!(
+            kind,
+            FileKind::Instructions {
+                examples: 102,
+                held_out: 0
+            }
+        );
         assert_eq!(alpaca.len(), 102);
-        let (seeds, _) =
+        let (seeds, kind) =
             parse_file("alpaca_seed_tasks.jsonl", read("alpaca_seed_tasks.jsonl")).unwrap();
-        // 175 tasks, some with several instances.
-        assert!(seeds.len() >= 175, "{}", seeds.len());
+        // 175 tasks, some with several instances; 20 held out.
+        assert!(seeds.len() >= 155, "{}", seeds.len());
+        assert!(
+            matches!(kind, FileKind::Instructions { held_out: 20, .. }),
+            "{kind:?}"
+        );
         let (book, kind) = parse_file("pg43.txt", read("gutenberg/pg43.txt")).unwrap();
         assert_eq!(
             kind,

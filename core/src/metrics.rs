@@ -1,5 +1,6 @@
 //! The sample-quality figures of the SPEC, computed on decoded samples:
-//! valid-word rate, diversity and novelty.
+//! valid-word rate, diversity and novelty; and ROUGE-L, phase 4's score of a
+//! response against a reference.
 
 use std::collections::HashSet;
 
@@ -88,6 +89,42 @@ pub fn novelty(samples: &[String], train: &str) -> f64 {
         / windows.len() as f64
 }
 
+/// ROUGE-L F1 of `candidate` against `reference`: the longest common
+/// subsequence of their words (lowercase runs of letters and digits), as
+/// precision and recall combined harmonically; 0 when either has no words.
+pub fn rouge_l(candidate: &str, reference: &str) -> f64 {
+    let tokens = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let (c, r) = (tokens(candidate), tokens(reference));
+    if c.is_empty() || r.is_empty() {
+        return 0.0;
+    }
+    // One row of the LCS table at a time.
+    let mut row = vec![0usize; r.len() + 1];
+    for x in &c {
+        let mut diagonal = 0;
+        for (j, y) in r.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if x == y {
+                diagonal + 1
+            } else {
+                above.max(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    let lcs = row[r.len()] as f64;
+    if lcs == 0.0 {
+        return 0.0;
+    }
+    let (precision, recall) = (lcs / c.len() as f64, lcs / r.len() as f64);
+    2.0 * precision * recall / (precision + recall)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +168,17 @@ mod tests {
         assert_eq!(novelty(&[copied], train), 0.0);
         let fresh = "zyxwvutsrqponmlkjihgfedcba9876543210ZYXWVUTSRQPO".to_string();
         assert_eq!(novelty(&[fresh], train), 1.0);
+    }
+
+    #[test]
+    fn rouge_l_is_the_f1_of_the_longest_common_subsequence() {
+        assert_eq!(rouge_l("the cat sat", "the cat sat"), 1.0);
+        // LCS "the cat" (2 of 3 and 2 of 4 words): F1 = 2·(2/3)(1/2)/(2/3 + 1/2).
+        let want = 2.0 * (2.0 / 3.0) * 0.5 / (2.0 / 3.0 + 0.5);
+        assert!((rouge_l("The cat ran", "the big cat, sat") - want).abs() < 1e-12);
+        assert_eq!(rouge_l("", "words"), 0.0);
+        assert_eq!(rouge_l("nothing shared", "at all"), 0.0);
+        // Order matters: a subsequence, not a bag of words.
+        assert!(rouge_l("c b a", "a b c") < rouge_l("a b c", "a b c"));
     }
 }

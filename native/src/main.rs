@@ -40,6 +40,8 @@ enum Command {
     Eval(commands::eval::Args),
     /// Code completion on HumanEval's held-out problems: exact match and (--run-tests) pass rate, as JSON.
     EvalCode(commands::eval_code::Args),
+    /// Instruction following on the held-out seed tasks: ROUGE-L against their references beside copying the instruction, as JSON.
+    EvalInstruct(commands::eval_instruct::Args),
     /// Benchmarks that print JSON.
     #[command(subcommand)]
     Bench(commands::bench::Bench),
@@ -79,6 +81,7 @@ fn main() {
                 Command::Complete(args) => commands::complete::run(&options, args),
                 Command::Eval(args) => commands::eval::run(&options, args),
                 Command::EvalCode(args) => commands::eval_code::run(&options, args),
+                Command::EvalInstruct(args) => commands::eval_instruct::run(&options, args),
                 Command::Bench(bench) => commands::bench::run(&options, bench),
                 Command::Export(args) => commands::export::run(args),
                 Command::Report(args) => commands::report::run(args),

@@ -2,14 +2,18 @@
 //! run trains on.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::Context;
 use samnet_core::checkpoint;
+use samnet_core::conditioning::Known;
 use samnet_core::config::{Config, KnownPositions};
 use samnet_core::corpus::{Body, Corpus, Document};
 use samnet_core::data::{TextData, read_text};
-use samnet_core::gpu::Gpu;
+use samnet_core::gpu::{Gpu, GpuOptions};
 use samnet_core::model::Model;
+use samnet_core::sample::{SampleOptions, Sampler};
+use samnet_core::schedule::NoiseSchedule;
 use samnet_core::tokenizer::Tokenizer;
 use samnet_core::train::Snapshot;
 
@@ -155,4 +159,28 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path)
         .with_context(|| format!("{}: cannot move into place", path.display()))?;
     Ok(())
+}
+
+/// Denoises the sequences of `known` (`len` each): (the adapter, the tokens, seconds).
+pub fn denoise(
+    options: &GpuOptions,
+    loaded: &Loaded,
+    known: &Known,
+    (len, steps): (usize, usize),
+    seed: u64,
+) -> anyhow::Result<(Gpu, Vec<u32>, f64)> {
+    let cfg = &loaded.snapshot.config;
+    let gpu = Gpu::new_blocking(options)?;
+    let model = loaded.model(&gpu)?;
+    let sampler = Sampler::new(&gpu, &model, known.tokens.len() / len, len)?;
+    let sample_options = SampleOptions {
+        steps,
+        seed,
+        ..SampleOptions::from_config(&cfg.diffusion)
+    };
+    let schedule = NoiseSchedule::new(&cfg.diffusion);
+    let started = Instant::now();
+    let tokens =
+        pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, Some(known), None))?;
+    Ok((gpu, tokens, started.elapsed().as_secs_f64()))
 }

@@ -1218,6 +1218,43 @@ fn phases_chain_with_init_from() {
     assert_eq!(c4["diffusion"]["known_positions"], "clean");
     assert_eq!(c4["model"]["vocab_size"], 300);
 
+    // Phase 4's figure: the 20 held-out seed tasks, each response scored by
+    // ROUGE-L beside copying the instruction.
+    let (ok, stdout, err) = samnet(&[
+        "eval-instruct",
+        "--ckpt",
+        phase4.join("checkpoint").to_str().unwrap(),
+        "--tasks",
+        &shared_data("alpaca_seed_tasks.jsonl"),
+        "--len",
+        "32",
+        "--hole",
+        "12",
+        "--steps",
+        "2",
+    ]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["tasks"], 20);
+    assert_eq!(report["results"].as_array().unwrap().len(), 20);
+    for key in ["rouge_l", "copy_instruction_rouge_l"] {
+        assert!(
+            (0.0..=1.0).contains(&report[key].as_f64().unwrap()),
+            "{key}"
+        );
+    }
+    assert!(report["copy_instruction_rouge_l"].as_f64().unwrap() > 0.0);
+    fails_clearly(
+        &[
+            "eval-instruct",
+            "--ckpt",
+            phase4.join("checkpoint").to_str().unwrap(),
+            "--tasks",
+            &shared_data("alpaca_sample.json"),
+        ],
+        &["alpaca_sample.json"],
+    );
+
     // Phase 3 continues a phase: without a checkpoint or a tokenizer it cannot start.
     let phase3 = dir.join("phase3");
     fails_clearly(

@@ -19,14 +19,12 @@ use anyhow::Context;
 use samnet_core::conditioning::Known;
 use samnet_core::corpus::read_data_file;
 use samnet_core::data::text_from_bytes;
-use samnet_core::gpu::{Gpu, GpuOptions};
+use samnet_core::gpu::GpuOptions;
 use samnet_core::humaneval::{self, Problem};
-use samnet_core::sample::{SampleOptions, Sampler};
-use samnet_core::schedule::NoiseSchedule;
 use serde_json::json;
 
 use super::sample::{check_len_flag, denoising_steps};
-use crate::run::{Loaded, load_checkpoint};
+use crate::run::{Loaded, denoise, load_checkpoint};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -144,30 +142,6 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
-}
-
-/// Denoises the sequences of `known` (`len` each): (the adapter, the tokens, seconds).
-fn denoise(
-    options: &GpuOptions,
-    loaded: &Loaded,
-    known: &Known,
-    (len, steps): (usize, usize),
-    seed: u64,
-) -> anyhow::Result<(Gpu, Vec<u32>, f64)> {
-    let cfg = &loaded.snapshot.config;
-    let gpu = Gpu::new_blocking(options)?;
-    let model = loaded.model(&gpu)?;
-    let sampler = Sampler::new(&gpu, &model, known.tokens.len() / len, len)?;
-    let sample_options = SampleOptions {
-        steps,
-        seed,
-        ..SampleOptions::from_config(&cfg.diffusion)
-    };
-    let schedule = NoiseSchedule::new(&cfg.diffusion);
-    let started = Instant::now();
-    let tokens =
-        pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, Some(known), None))?;
-    Ok((gpu, tokens, started.elapsed().as_secs_f64()))
 }
 
 /// `--single-line`: every line of every held-out body filled from both sides.

@@ -1,0 +1,106 @@
+//! `samnet eval-instruct`: phase 4's figure. Each held-out seed task (every
+//! ninth of `alpaca_seed_tasks.jsonl`, never trained on) is prompted as in
+//! training, its response denoised after the prompt, cut where the model
+//! starts another section (`###`), and scored by ROUGE-L F1 against the
+//! task's reference output — beside the baseline of copying the instruction
+//! (and input). Run it on the phase-3 checkpoint for the other baseline.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use samnet_core::conditioning::Known;
+use samnet_core::corpus::{self, read_data_file};
+use samnet_core::data::text_from_bytes;
+use samnet_core::gpu::GpuOptions;
+use samnet_core::metrics::rouge_l;
+use serde_json::json;
+
+use super::sample::{check_len_flag, denoising_steps};
+use crate::run::{denoise, load_checkpoint};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Checkpoint directory.
+    #[arg(long)]
+    ckpt: PathBuf,
+    /// Alpaca seed tasks (JSON Lines); the held-out ninth is evaluated.
+    #[arg(long)]
+    tasks: PathBuf,
+    /// Denoising steps (default: the config's).
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Positions per task, the end of the prompt then the response (default: the model's max_seq_len).
+    #[arg(long)]
+    len: Option<usize>,
+    /// Positions the response may take.
+    #[arg(long, default_value_t = 128)]
+    hole: usize,
+}
+
+pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
+    let loaded = load_checkpoint(&args.ckpt)?;
+    let cfg = &loaded.snapshot.config;
+    let origin = args.tasks.display().to_string();
+    let text = text_from_bytes(read_data_file(&args.tasks)?, &origin)?;
+    let tasks = corpus::held_out_tasks(&text, &origin)?;
+    let len = args.len.unwrap_or(cfg.model.max_seq_len);
+    check_len_flag(len, cfg)?;
+    let steps = denoising_steps(args.steps, cfg)?;
+
+    let mut known = Known::none(0);
+    let mut starts = Vec::new();
+    for task in &tasks {
+        let prompt = corpus::prompt(&task.instruction, &task.input);
+        let (k, start) = Known::around_cursor(&loaded.tokenizer, &prompt, "", args.hole, len)
+            .with_context(|| format!("{}: the prompt", task.source))?;
+        known.tokens.extend(k.tokens);
+        known.mask.extend(k.mask);
+        starts.push(start);
+    }
+    let (gpu, tokens, sampling_s) = denoise(options, &loaded, &known, (len, steps), args.seed)?;
+
+    let (mut model_sum, mut copy_sum) = (0.0, 0.0);
+    let mut results = Vec::new();
+    for (i, task) in tasks.iter().enumerate() {
+        let row = &tokens[i * len..][..len];
+        let generated = loaded
+            .tokenizer
+            .decode(&row[starts[i]..(starts[i] + args.hole).min(len)])?;
+        let response = generated.split("###").next().unwrap_or("").trim();
+        let copied = format!("{} {}", task.instruction, task.input);
+        let (score, copy) = (
+            rouge_l(response, &task.output),
+            rouge_l(&copied, &task.output),
+        );
+        model_sum += score;
+        copy_sum += copy;
+        results.push(json!({
+            "task": task.source,
+            "instruction": task.instruction,
+            "input": task.input,
+            "reference": task.output,
+            "response": response,
+            "rouge_l": score,
+            "copy_rouge_l": copy,
+        }));
+    }
+    let n = tasks.len() as f64;
+    let report = json!({
+        "checkpoint": loaded.dir.display().to_string(),
+        "adapter": gpu.info.name,
+        "tasks": tasks.len(),
+        "held_out": "every ninth seed task of the file (never trained on)",
+        "steps": steps,
+        "len": len,
+        "hole": args.hole,
+        "seed": args.seed,
+        "rouge_l": model_sum / n,
+        "copy_instruction_rouge_l": copy_sum / n,
+        "sampling_s": sampling_s,
+        "results": results,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
