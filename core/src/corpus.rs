@@ -169,7 +169,7 @@ pub struct HeldOutTask {
 
 /// Every ninth seed task (the 1st, 10th, …: 20 of Alpaca's 175) is held out.
 pub fn is_held_out_seed_task(ordinal: usize) -> bool {
-    ordinal % 9 == 0
+    ordinal.is_multiple_of(9)
 }
 
 /// JSON Lines: one Alpaca seed task (with `instances`, one example each) or
