@@ -23,6 +23,7 @@ pub mod rng;
 pub mod sample;
 pub mod schedule;
 pub mod selftest;
+pub mod sentences;
 pub mod tokenizer;
 pub mod train;
 

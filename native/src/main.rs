@@ -42,6 +42,8 @@ enum Command {
     EvalCode(commands::eval_code::Args),
     /// Instruction following on the held-out seed tasks: ROUGE-L against their references beside copying the instruction, as JSON.
     EvalInstruct(commands::eval_instruct::Args),
+    /// Infilling on prose: held-out sentences with a hole each, the share of hidden words put back, as JSON.
+    EvalInfill(commands::eval_infill::Args),
     /// Benchmarks that print JSON.
     #[command(subcommand)]
     Bench(commands::bench::Bench),
@@ -82,6 +84,7 @@ fn main() {
                 Command::Eval(args) => commands::eval::run(&options, args),
                 Command::EvalCode(args) => commands::eval_code::run(&options, args),
                 Command::EvalInstruct(args) => commands::eval_instruct::run(&options, args),
+                Command::EvalInfill(args) => commands::eval_infill::run(&options, args),
                 Command::Bench(bench) => commands::bench::run(&options, bench),
                 Command::Export(args) => commands::export::run(args),
                 Command::Report(args) => commands::report::run(args),

@@ -1184,6 +1184,30 @@ fn phases_chain_with_init_from() {
         "the schedule is phase 2's"
     );
 
+    // The prose infilling figure: held-out sentences of the book, a hole each.
+    let (ok, stdout, err) = samnet(&[
+        "eval-infill",
+        "--ckpt",
+        phase2.join("checkpoint").to_str().unwrap(),
+        "--data",
+        &book,
+        "--sentences",
+        "3",
+        "--len",
+        "32",
+        "--steps",
+        "2",
+    ]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["sentences"], 3);
+    for r in report["results"].as_array().unwrap() {
+        assert_eq!(r["hidden"].as_str().unwrap().chars().count(), 20, "{r}");
+        assert!(r["words_right"].as_u64() <= r["words"].as_u64(), "{r}");
+    }
+    let accuracy = report["exact_word_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy));
+
     let phase4 = dir.join("phase4");
     let (ok, _, err) = samnet(&[
         "train",

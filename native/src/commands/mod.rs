@@ -4,6 +4,7 @@ pub mod complete;
 pub mod doctor;
 pub mod eval;
 pub mod eval_code;
+pub mod eval_infill;
 pub mod eval_instruct;
 pub mod export;
 pub mod infill;

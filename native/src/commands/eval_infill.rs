@@ -1,0 +1,114 @@
+//! `samnet eval-infill`: the infilling figure on prose. Sentences from the
+//! validation part of each text (the last tenth of its tokens, which
+//! training never sees), each with a hole of `--hole-chars` characters
+//! starting at a word near its middle, are filled from both sides (the hole
+//! as long as the hidden text, in tokens); the score is the share of hidden
+//! whole words put back exactly, in place.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use samnet_core::conditioning::Known;
+use samnet_core::corpus::Body;
+use samnet_core::gpu::GpuOptions;
+use samnet_core::sentences::{self, Hole};
+use serde_json::json;
+
+use super::sample::{check_len_flag, denoising_steps};
+use crate::run::{denoise, load_checkpoint, read_corpus};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Checkpoint directory.
+    #[arg(long)]
+    ckpt: PathBuf,
+    /// The files and folders the model was trained on (default: TinyShakespeare).
+    #[arg(long, num_args = 1..)]
+    data: Vec<PathBuf>,
+    /// Sentences to fill, evenly spaced through the validation text.
+    #[arg(long, default_value_t = 20)]
+    sentences: usize,
+    /// Characters hidden in each.
+    #[arg(long, default_value_t = 20)]
+    hole_chars: usize,
+    /// Positions per sentence (default: the model's max_seq_len).
+    #[arg(long)]
+    len: Option<usize>,
+    /// Denoising steps (default: the config's).
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
+    let loaded = load_checkpoint(&args.ckpt)?;
+    let (cfg, tokenizer) = (&loaded.snapshot.config, &loaded.tokenizer);
+    let len = args.len.unwrap_or(cfg.model.max_seq_len);
+    check_len_flag(len, cfg)?;
+    let steps = denoising_steps(args.steps, cfg)?;
+    if args.sentences == 0 || args.hole_chars == 0 {
+        anyhow::bail!("--sentences and --hole-chars must be at least 1");
+    }
+    let corpus = read_corpus(&args.data)?;
+    let mut candidates = Vec::new();
+    for doc in &corpus.documents {
+        if let Body::Text(text) = &doc.body {
+            // The split of data::TextData: the last tenth of the tokens.
+            let tokens = tokenizer.encode(text).context(doc.source.clone())?;
+            let held_out = tokenizer.decode(&tokens[tokens.len() * 9 / 10..])?;
+            candidates.extend(sentences::candidates(&held_out));
+        }
+    }
+    let picked = sentences::pick(&candidates, args.sentences);
+    if picked.is_empty() {
+        anyhow::bail!(
+            "the validation part of the data holds no sentence of 60–200 characters and 8 words or more"
+        );
+    }
+
+    let mut known = Known::none(0);
+    let mut holes = Vec::new();
+    for sentence in &picked {
+        let hole = Hole::in_sentence(sentence, args.hole_chars);
+        let size = tokenizer.encode(&hole.hidden)?.len().max(1);
+        let (k, start) = Known::around_cursor(tokenizer, &hole.before, &hole.after, size, len)
+            .with_context(|| format!("the sentence {sentence:?}"))?;
+        known.tokens.extend(k.tokens);
+        known.mask.extend(k.mask);
+        holes.push((hole, start, size));
+    }
+    let (gpu, tokens, sampling_s) = denoise(options, &loaded, &known, (len, steps), args.seed)?;
+
+    let (mut right, mut total) = (0, 0);
+    let mut results = Vec::new();
+    for (i, (hole, start, size)) in holes.iter().enumerate() {
+        let filled = tokenizer.decode(&tokens[i * len + start..][..*size])?;
+        let (r, t) = hole.words_recovered(&filled);
+        (right, total) = (right + r, total + t);
+        results.push(json!({
+            "before": hole.before,
+            "hidden": hole.hidden,
+            "filled": filled,
+            "after": hole.after,
+            "words": t,
+            "words_right": r,
+        }));
+    }
+    let report = json!({
+        "checkpoint": loaded.dir.display().to_string(),
+        "adapter": gpu.info.name,
+        "sentences": holes.len(),
+        "held_out": "sentences of the last tenth of each text's tokens (the validation split)",
+        "hole_chars": args.hole_chars,
+        "steps": steps,
+        "len": len,
+        "seed": args.seed,
+        "hidden_words": total,
+        "exact_word_accuracy": right as f64 / total.max(1) as f64,
+        "sampling_s": sampling_s,
+        "results": results,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
