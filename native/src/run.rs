@@ -17,6 +17,7 @@ use samnet_core::schedule::NoiseSchedule;
 use samnet_core::tokenizer::Tokenizer;
 use samnet_core::train::Snapshot;
 
+use crate::commands::sample::{check_len_flag, denoising_steps};
 use crate::dataset;
 
 /// A checkpoint read from disk: its contents, tokenizer and where it was.
@@ -159,6 +160,30 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path)
         .with_context(|| format!("{}: cannot move into place", path.display()))?;
     Ok(())
+}
+
+/// How the evaluation commands denoise: steps, seed, window length.
+#[derive(clap::Args)]
+pub struct Denoising {
+    /// Denoising steps (default: the config's).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Seed of the starting noise and every random draw.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Positions per sequence: the context around the hole and the hole
+    /// (default: the model's max_seq_len).
+    #[arg(long)]
+    pub len: Option<usize>,
+}
+
+impl Denoising {
+    /// (len, steps) for `config`, checked.
+    pub fn resolve(&self, config: &Config) -> anyhow::Result<(usize, usize)> {
+        let len = self.len.unwrap_or(config.model.max_seq_len);
+        check_len_flag(len, config)?;
+        Ok((len, denoising_steps(self.steps, config)?))
+    }
 }
 
 /// Denoises the sequences of `known` (`len` each): (the adapter, the tokens, seconds).

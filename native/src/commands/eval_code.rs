@@ -23,8 +23,7 @@ use samnet_core::gpu::GpuOptions;
 use samnet_core::humaneval::{self, Problem};
 use serde_json::json;
 
-use super::sample::{check_len_flag, denoising_steps};
-use crate::run::{Loaded, denoise, load_checkpoint};
+use crate::run::{Denoising, Loaded, denoise, load_checkpoint};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -35,14 +34,8 @@ pub struct Args {
     /// fifth (task numbers divisible by 5) is evaluated.
     #[arg(long)]
     problems: PathBuf,
-    /// Denoising steps (default: the config's).
-    #[arg(long)]
-    steps: Option<usize>,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Positions per problem, the end of the prompt then the hole (default: the model's max_seq_len).
-    #[arg(long)]
-    len: Option<usize>,
+    #[command(flatten)]
+    denoising: Denoising,
     /// Positions the body may take.
     #[arg(long, default_value_t = 128)]
     hole: usize,
@@ -78,9 +71,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     if problems.is_empty() {
         anyhow::bail!("{origin}: no held-out problems (task numbers divisible by 5)");
     }
-    let len = args.len.unwrap_or(cfg.model.max_seq_len);
-    check_len_flag(len, cfg)?;
-    let steps = denoising_steps(args.steps, cfg)?;
+    let (len, steps) = args.denoising.resolve(cfg)?;
     if args.run_tests {
         check_python(&args.python)?;
     }
@@ -98,7 +89,8 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         known.mask.extend(k.mask);
         starts.push(start);
     }
-    let (gpu, tokens, sampling_s) = denoise(options, &loaded, &known, (len, steps), args.seed)?;
+    let (gpu, tokens, sampling_s) =
+        denoise(options, &loaded, &known, (len, steps), args.denoising.seed)?;
 
     let mut results = Vec::new();
     let (mut exact, mut passed) = (0, 0);
@@ -133,7 +125,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "steps": steps,
         "len": len,
         "hole": args.hole,
-        "seed": args.seed,
+        "seed": args.denoising.seed,
         "exact_match": exact as f64 / n as f64,
         "pass_rate": args.run_tests.then(|| passed as f64 / n as f64),
         "passed": args.run_tests.then_some(passed),
@@ -166,7 +158,8 @@ fn single_line(
             cases.push((p, hole, start, size));
         }
     }
-    let (gpu, tokens, sampling_s) = denoise(options, loaded, &known, (len, steps), args.seed)?;
+    let (gpu, tokens, sampling_s) =
+        denoise(options, loaded, &known, (len, steps), args.denoising.seed)?;
     let (mut exact, mut passed, mut blank_passed) = (0, 0, 0);
     let mut results = Vec::new();
     for (i, (p, hole, start, size)) in cases.iter().enumerate() {
@@ -206,7 +199,7 @@ fn single_line(
         "lines": cases.len(),
         "steps": steps,
         "len": len,
-        "seed": args.seed,
+        "seed": args.denoising.seed,
         "exact_line": exact as f64 / n,
         "pass_rate": rate(passed),
         "passed": args.run_tests.then_some(passed),

@@ -14,8 +14,7 @@ use samnet_core::gpu::GpuOptions;
 use samnet_core::sentences::{self, Hole};
 use serde_json::json;
 
-use super::sample::{check_len_flag, denoising_steps};
-use crate::run::{denoise, load_checkpoint, read_corpus};
+use crate::run::{Denoising, denoise, load_checkpoint, read_corpus};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,22 +30,14 @@ pub struct Args {
     /// Characters hidden in each.
     #[arg(long, default_value_t = 20)]
     hole_chars: usize,
-    /// Positions per sentence (default: the model's max_seq_len).
-    #[arg(long)]
-    len: Option<usize>,
-    /// Denoising steps (default: the config's).
-    #[arg(long)]
-    steps: Option<usize>,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    denoising: Denoising,
 }
 
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let loaded = load_checkpoint(&args.ckpt)?;
     let (cfg, tokenizer) = (&loaded.snapshot.config, &loaded.tokenizer);
-    let len = args.len.unwrap_or(cfg.model.max_seq_len);
-    check_len_flag(len, cfg)?;
-    let steps = denoising_steps(args.steps, cfg)?;
+    let (len, steps) = args.denoising.resolve(cfg)?;
     if args.sentences == 0 || args.hole_chars == 0 {
         anyhow::bail!("--sentences and --hole-chars must be at least 1");
     }
@@ -78,7 +69,8 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         known.mask.extend(k.mask);
         holes.push((hole, start, size));
     }
-    let (gpu, tokens, sampling_s) = denoise(options, &loaded, &known, (len, steps), args.seed)?;
+    let (gpu, tokens, sampling_s) =
+        denoise(options, &loaded, &known, (len, steps), args.denoising.seed)?;
 
     let (mut right, mut total) = (0, 0);
     let mut results = Vec::new();
@@ -103,7 +95,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "hole_chars": args.hole_chars,
         "steps": steps,
         "len": len,
-        "seed": args.seed,
+        "seed": args.denoising.seed,
         "hidden_words": total,
         "exact_word_accuracy": right as f64 / total.max(1) as f64,
         "sampling_s": sampling_s,

@@ -15,8 +15,7 @@ use samnet_core::gpu::GpuOptions;
 use samnet_core::metrics::rouge_l;
 use serde_json::json;
 
-use super::sample::{check_len_flag, denoising_steps};
-use crate::run::{denoise, load_checkpoint};
+use crate::run::{Denoising, denoise, load_checkpoint};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,14 +25,8 @@ pub struct Args {
     /// Alpaca seed tasks (JSON Lines); the held-out ninth is evaluated.
     #[arg(long)]
     tasks: PathBuf,
-    /// Denoising steps (default: the config's).
-    #[arg(long)]
-    steps: Option<usize>,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Positions per task, the end of the prompt then the response (default: the model's max_seq_len).
-    #[arg(long)]
-    len: Option<usize>,
+    #[command(flatten)]
+    denoising: Denoising,
     /// Positions the response may take.
     #[arg(long, default_value_t = 128)]
     hole: usize,
@@ -45,9 +38,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let origin = args.tasks.display().to_string();
     let text = text_from_bytes(read_data_file(&args.tasks)?, &origin)?;
     let tasks = corpus::held_out_tasks(&text, &origin)?;
-    let len = args.len.unwrap_or(cfg.model.max_seq_len);
-    check_len_flag(len, cfg)?;
-    let steps = denoising_steps(args.steps, cfg)?;
+    let (len, steps) = args.denoising.resolve(cfg)?;
 
     let mut known = Known::none(0);
     let mut starts = Vec::new();
@@ -59,7 +50,8 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         known.mask.extend(k.mask);
         starts.push(start);
     }
-    let (gpu, tokens, sampling_s) = denoise(options, &loaded, &known, (len, steps), args.seed)?;
+    let (gpu, tokens, sampling_s) =
+        denoise(options, &loaded, &known, (len, steps), args.denoising.seed)?;
 
     let (mut model_sum, mut copy_sum) = (0.0, 0.0);
     let mut results = Vec::new();
@@ -95,7 +87,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "steps": steps,
         "len": len,
         "hole": args.hole,
-        "seed": args.seed,
+        "seed": args.denoising.seed,
         "rouge_l": model_sum / n,
         "copy_instruction_rouge_l": copy_sum / n,
         "sampling_s": sampling_s,
