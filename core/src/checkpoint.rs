@@ -47,7 +47,7 @@ fn f16_bytes(data: &[f32]) -> Vec<u8> {
 }
 
 /// Per-row symmetric int8: (values, scales).
-pub fn quantize_rows(data: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
+fn quantize_rows(data: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
     let mut scales = Vec::with_capacity(data.len() / cols.max(1));
     let mut values = Vec::with_capacity(data.len());
     for row in data.chunks(cols.max(1)) {

@@ -17,7 +17,7 @@ use samnet_core::schedule::NoiseSchedule;
 use samnet_core::tokenizer::Tokenizer;
 use samnet_core::train::Snapshot;
 
-use crate::commands::sample::{check_len_flag, denoising_steps};
+use crate::commands::sample::{Denoising, check_len_flag};
 use crate::dataset;
 
 /// A checkpoint read from disk: its contents, tokenizer and where it was.
@@ -162,12 +162,12 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How the evaluation commands denoise: steps, seed, window length.
+/// How the evaluation commands denoise their batch: `sample`'s flags, a
+/// seed and the window's length.
 #[derive(clap::Args)]
-pub struct Denoising {
-    /// Denoising steps (default: the config's).
-    #[arg(long)]
-    pub steps: Option<usize>,
+pub struct EvalDenoising {
+    #[command(flatten)]
+    pub denoising: Denoising,
     /// Seed of the starting noise and every random draw.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -177,12 +177,16 @@ pub struct Denoising {
     pub len: Option<usize>,
 }
 
-impl Denoising {
-    /// (len, steps) for `config`, checked.
-    pub fn resolve(&self, config: &Config) -> anyhow::Result<(usize, usize)> {
+impl EvalDenoising {
+    /// The window's length and the sampler's options for `config`, checked.
+    pub fn resolve(&self, config: &Config) -> anyhow::Result<(usize, SampleOptions)> {
         let len = self.len.unwrap_or(config.model.max_seq_len);
         check_len_flag(len, config)?;
-        Ok((len, denoising_steps(self.steps, config)?))
+        let options = SampleOptions {
+            seed: self.seed,
+            ..self.denoising.options(config)?
+        };
+        Ok((len, options))
     }
 }
 
@@ -191,21 +195,16 @@ pub fn denoise(
     options: &GpuOptions,
     loaded: &Loaded,
     known: &Known,
-    (len, steps): (usize, usize),
-    seed: u64,
+    len: usize,
+    sample_options: &SampleOptions,
 ) -> anyhow::Result<(Gpu, Vec<u32>, f64)> {
     let cfg = &loaded.snapshot.config;
     let gpu = Gpu::new_blocking(options)?;
     let model = loaded.model(&gpu)?;
     let sampler = Sampler::new(&gpu, &model, known.tokens.len() / len, len)?;
-    let sample_options = SampleOptions {
-        steps,
-        seed,
-        ..SampleOptions::from_config(&cfg.diffusion)
-    };
     let schedule = NoiseSchedule::new(&cfg.diffusion);
     let started = Instant::now();
     let tokens =
-        pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, Some(known), None))?;
+        pollster::block_on(sampler.run(&gpu, &schedule, sample_options, Some(known), None))?;
     Ok((gpu, tokens, started.elapsed().as_secs_f64()))
 }

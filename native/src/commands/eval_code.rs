@@ -21,9 +21,10 @@ use samnet_core::corpus::read_data_file;
 use samnet_core::data::text_from_bytes;
 use samnet_core::gpu::GpuOptions;
 use samnet_core::humaneval::{self, Problem};
+use samnet_core::sample::SampleOptions;
 use serde_json::json;
 
-use crate::run::{Denoising, Loaded, denoise, load_checkpoint};
+use crate::run::{EvalDenoising, Loaded, denoise, load_checkpoint};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -35,7 +36,7 @@ pub struct Args {
     #[arg(long)]
     problems: PathBuf,
     #[command(flatten)]
-    denoising: Denoising,
+    denoising: EvalDenoising,
     /// Positions the body may take.
     #[arg(long, default_value_t = 128)]
     hole: usize,
@@ -71,12 +72,12 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     if problems.is_empty() {
         anyhow::bail!("{origin}: no held-out problems (task numbers divisible by 5)");
     }
-    let (len, steps) = args.denoising.resolve(cfg)?;
+    let (len, sampling) = args.denoising.resolve(cfg)?;
     if args.run_tests {
         check_python(&args.python)?;
     }
     if args.single_line {
-        return single_line(options, &args, &loaded, &problems, (len, steps));
+        return single_line(options, &args, &loaded, &problems, (len, &sampling));
     }
 
     // One batch: every problem's prompt end, then its hole.
@@ -89,8 +90,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         known.mask.extend(k.mask);
         starts.push(start);
     }
-    let (gpu, tokens, sampling_s) =
-        denoise(options, &loaded, &known, (len, steps), args.denoising.seed)?;
+    let (gpu, tokens, sampling_s) = denoise(options, &loaded, &known, len, &sampling)?;
 
     let mut results = Vec::new();
     let (mut exact, mut passed) = (0, 0);
@@ -122,10 +122,10 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "adapter": gpu.info.name,
         "problems": n,
         "held_out": "HumanEval task numbers divisible by 5",
-        "steps": steps,
+        "steps": sampling.steps,
         "len": len,
         "hole": args.hole,
-        "seed": args.denoising.seed,
+        "seed": sampling.seed,
         "exact_match": exact as f64 / n as f64,
         "pass_rate": args.run_tests.then(|| passed as f64 / n as f64),
         "passed": args.run_tests.then_some(passed),
@@ -142,7 +142,7 @@ fn single_line(
     args: &Args,
     loaded: &Loaded,
     problems: &[Problem],
-    (len, steps): (usize, usize),
+    (len, sampling): (usize, &SampleOptions),
 ) -> anyhow::Result<()> {
     let origin = args.problems.display().to_string();
     let tokenizer = &loaded.tokenizer;
@@ -158,8 +158,7 @@ fn single_line(
             cases.push((p, hole, start, size));
         }
     }
-    let (gpu, tokens, sampling_s) =
-        denoise(options, loaded, &known, (len, steps), args.denoising.seed)?;
+    let (gpu, tokens, sampling_s) = denoise(options, loaded, &known, len, sampling)?;
     let (mut exact, mut passed, mut blank_passed) = (0, 0, 0);
     let mut results = Vec::new();
     for (i, (p, hole, start, size)) in cases.iter().enumerate() {
@@ -197,9 +196,9 @@ fn single_line(
         "benchmark": "single-line infilling: each non-blank line of each held-out canonical body hidden, filled from the code before and after it (hole = the line's length in tokens)",
         "problems": problems.len(),
         "lines": cases.len(),
-        "steps": steps,
+        "steps": sampling.steps,
         "len": len,
-        "seed": args.denoising.seed,
+        "seed": sampling.seed,
         "exact_line": exact as f64 / n,
         "pass_rate": rate(passed),
         "passed": args.run_tests.then_some(passed),

@@ -14,7 +14,7 @@ use samnet_core::gpu::GpuOptions;
 use samnet_core::sentences::{self, Hole};
 use serde_json::json;
 
-use crate::run::{Denoising, denoise, load_checkpoint, read_corpus};
+use crate::run::{EvalDenoising, denoise, load_checkpoint, read_corpus};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,13 +31,13 @@ pub struct Args {
     #[arg(long, default_value_t = 20)]
     hole_chars: usize,
     #[command(flatten)]
-    denoising: Denoising,
+    denoising: EvalDenoising,
 }
 
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let loaded = load_checkpoint(&args.ckpt)?;
     let (cfg, tokenizer) = (&loaded.snapshot.config, &loaded.tokenizer);
-    let (len, steps) = args.denoising.resolve(cfg)?;
+    let (len, sampling) = args.denoising.resolve(cfg)?;
     if args.sentences == 0 || args.hole_chars == 0 {
         anyhow::bail!("--sentences and --hole-chars must be at least 1");
     }
@@ -69,8 +69,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         known.mask.extend(k.mask);
         holes.push((hole, start, size));
     }
-    let (gpu, tokens, sampling_s) =
-        denoise(options, &loaded, &known, (len, steps), args.denoising.seed)?;
+    let (gpu, tokens, sampling_s) = denoise(options, &loaded, &known, len, &sampling)?;
 
     let (mut right, mut total) = (0, 0);
     let mut results = Vec::new();
@@ -93,9 +92,9 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "sentences": holes.len(),
         "held_out": "sentences of the last tenth of each text's tokens (the validation split)",
         "hole_chars": args.hole_chars,
-        "steps": steps,
+        "steps": sampling.steps,
         "len": len,
-        "seed": args.denoising.seed,
+        "seed": sampling.seed,
         "hidden_words": total,
         "exact_word_accuracy": right as f64 / total.max(1) as f64,
         "sampling_s": sampling_s,

@@ -15,7 +15,7 @@ use samnet_core::gpu::GpuOptions;
 use samnet_core::metrics::rouge_l;
 use serde_json::json;
 
-use crate::run::{Denoising, denoise, load_checkpoint};
+use crate::run::{EvalDenoising, denoise, load_checkpoint};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long)]
     tasks: PathBuf,
     #[command(flatten)]
-    denoising: Denoising,
+    denoising: EvalDenoising,
     /// Positions the response may take.
     #[arg(long, default_value_t = 128)]
     hole: usize,
@@ -38,7 +38,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let origin = args.tasks.display().to_string();
     let text = text_from_bytes(read_data_file(&args.tasks)?, &origin)?;
     let tasks = corpus::held_out_tasks(&text, &origin)?;
-    let (len, steps) = args.denoising.resolve(cfg)?;
+    let (len, sampling) = args.denoising.resolve(cfg)?;
 
     let mut known = Known::none(0);
     let mut starts = Vec::new();
@@ -50,8 +50,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         known.mask.extend(k.mask);
         starts.push(start);
     }
-    let (gpu, tokens, sampling_s) =
-        denoise(options, &loaded, &known, (len, steps), args.denoising.seed)?;
+    let (gpu, tokens, sampling_s) = denoise(options, &loaded, &known, len, &sampling)?;
 
     let (mut model_sum, mut copy_sum) = (0.0, 0.0);
     let mut results = Vec::new();
@@ -84,10 +83,10 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "adapter": gpu.info.name,
         "tasks": tasks.len(),
         "held_out": "every ninth seed task of the file (never trained on)",
-        "steps": steps,
+        "steps": sampling.steps,
         "len": len,
         "hole": args.hole,
-        "seed": args.denoising.seed,
+        "seed": sampling.seed,
         "rouge_l": model_sum / n,
         "copy_instruction_rouge_l": copy_sum / n,
         "sampling_s": sampling_s,
