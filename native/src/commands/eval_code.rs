@@ -2,7 +2,8 @@
 //! problem's prompt (signature and docstring) is known, the positions after
 //! it are denoised, and the body — cut where the function ends — is scored
 //! by exact match with the canonical body and, with `--run-tests`, by
-//! running the problem's tests on it (pass@1 at temperature 0).
+//! running the problem's tests on it (pass@1 at the checkpoint's decoding
+//! temperature, or `--temperature`).
 //!
 //! `--single-line` is the benchmark where two-sided context counts: every
 //! non-blank line of each held-out canonical body is hidden in turn and
