@@ -75,6 +75,10 @@ pub struct Args {
     /// Write a checkpoint every N steps (0: only at the end; default: the config's).
     #[arg(long)]
     checkpoint_every: Option<usize>,
+    /// Validation loss and sample quality every N steps and at the end (0:
+    /// never; default: the config's). Sampling is the slow part on CPU adapters.
+    #[arg(long)]
+    eval_every: Option<usize>,
     /// Fault injection, for testing: poison these steps (numbered from 1,
     /// comma-separated) with a NaN loss weight. Each must be skipped, logged
     /// and survived; see docs/reliability.md.
@@ -123,6 +127,9 @@ fn apply_schedule_overrides(config: &mut Config, args: &Args) {
     }
     if let Some(v) = args.checkpoint_every {
         t.checkpoint_every = v;
+    }
+    if let Some(v) = args.eval_every {
+        t.eval_every = v;
     }
 }
 
