@@ -12,7 +12,9 @@
 // software one), temperature (0: most likely token; above 0: drawn), eta
 // (gaussian: 0 deterministic steps, up to 1 fresh noise in each), order
 // (hybrid: "random" or "confident" reveals), prompt (text held at the start),
-// infill (a template with [___], [___:N] or ▢ holes), autoplay ("false" to
+// infill (a template with [___], [___:N] or ▢ holes), before / after / hole
+// (code completion at a cursor: the text on each side, the hole's size in
+// positions, 32 by default; the result's `filled` is the hole), autoplay ("false" to
 // wait for run(); otherwise it starts once scrolled into view), loop (sample
 // again, with the next seed, a few seconds after each run while in view).
 // Each position shows its current token, shaded by the model's doubt; held
@@ -225,6 +227,9 @@ export class SamNetDenoise extends HTMLElement {
     const text = (name) => this.getAttribute(name) || undefined;
     const float = (name) => (this.hasAttribute(name) ? Number.parseFloat(this.getAttribute(name)) : undefined);
     const infill = text("infill");
+    const cursor = this.hasAttribute("before") || this.hasAttribute("after")
+      ? { before: this.getAttribute("before") ?? "", after: this.getAttribute("after") ?? "", hole: int("hole") ?? 32 }
+      : undefined;
     const options = {
       steps: int("steps") ?? suggested.steps,
       // An infill template sets its own length.
@@ -232,7 +237,7 @@ export class SamNetDenoise extends HTMLElement {
       // Each loop samples with the next seed.
       seed: (int("seed") ?? 0) + this.loops,
       temperature: float("temperature"), eta: float("eta"), order: text("order"),
-      prompt: text("prompt"), infill,
+      prompt: text("prompt"), infill, cursor,
     };
     return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
   }

@@ -309,6 +309,18 @@ pub struct TrainConfig {
     /// Checkpoint every this many steps (and at the end); 0: only at the end.
     pub checkpoint_every: usize,
     pub precision: Precision,
+    /// The share of training windows turned into infilling examples: one
+    /// random span (1 to seq_len/2 positions) is denoised and scored, the
+    /// rest of the window is known (clean, outside the loss), as the
+    /// sampler's context is when it fills a hole. Without it a model sees a
+    /// mostly clean sequence only at small t, and at the start of infilling
+    /// (t near 1, most positions known) reads its context poorly.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub infill_fraction: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -460,6 +472,12 @@ impl Config {
             return Err(format!(
                 "model.dropout must be in [0, 1), got {}",
                 m.dropout
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.train.infill_fraction) {
+            return Err(format!(
+                "train.infill_fraction must be in [0, 1], got {}",
+                self.train.infill_fraction
             ));
         }
         if self.train.seq_len > m.max_seq_len {

@@ -116,6 +116,36 @@ pub struct Windows {
     pub known: Vec<f32>,
 }
 
+impl Windows {
+    /// Turns each window, with probability `fraction`, into an infilling
+    /// example: one span of 1 to `seq_len / 2` positions keeps its own loss
+    /// weights and known flags, every position outside it becomes known
+    /// and weightless. Windows that already hold known positions (an
+    /// instruction's prompt) are left as they are.
+    pub fn hold_outside_spans(&mut self, seq_len: usize, fraction: f64, rng: &mut Rng) {
+        for (weight, known) in self
+            .weight
+            .chunks_exact_mut(seq_len)
+            .zip(self.known.chunks_exact_mut(seq_len))
+        {
+            // Drawn for every window, so one window's draws do not depend
+            // on another's contents.
+            let (pick, len, start) = (rng.uniform(), rng.uniform(), rng.uniform());
+            if pick >= fraction || known.iter().any(|&k| k != 0.0) {
+                continue;
+            }
+            let len = 1 + (len * (seq_len / 2).max(1) as f64) as usize;
+            let len = len.min(seq_len);
+            let start = (start * (seq_len - len + 1) as f64) as usize;
+            let start = start.min(seq_len - len);
+            for i in (0..start).chain(start + len..seq_len) {
+                known[i] = 1.0;
+                weight[i] = 0.0;
+            }
+        }
+    }
+}
+
 /// A tokenized corpus split for training and validation: each text
 /// document's first 90 % trains and its last 10 % validates; every tenth
 /// instruction example (after shuffling) validates, the others train.
@@ -282,6 +312,54 @@ impl TextData {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn infilling_windows_hold_all_but_one_span() {
+        let seq = 13;
+        let plain = Windows {
+            tokens: vec![0; 4 * seq],
+            weight: vec![1.0; 4 * seq],
+            known: vec![0.0; 4 * seq],
+        };
+        let mut prompted = plain.clone();
+        prompted.known[2 * seq] = 1.0;
+        prompted.weight[2 * seq] = 0.0;
+        let untouched = prompted.clone();
+        prompted.hold_outside_spans(seq, 0.0, &mut Rng::new(1));
+        assert_eq!(prompted, untouched, "fraction 0 changes nothing");
+        let mut lens = BTreeSet::new();
+        for seed in 0..50 {
+            let mut w = untouched.clone();
+            w.hold_outside_spans(seq, 1.0, &mut Rng::new(seed));
+            assert_eq!(w.known[2 * seq..3 * seq], untouched.known[2 * seq..3 * seq]);
+            assert_eq!(
+                w.weight[2 * seq..3 * seq],
+                untouched.weight[2 * seq..3 * seq]
+            );
+            for row in [0, 1, 3] {
+                let known = &w.known[row * seq..(row + 1) * seq];
+                let free: Vec<usize> = (0..seq).filter(|&i| known[i] == 0.0).collect();
+                let (first, last) = (free[0], *free.last().unwrap());
+                assert_eq!(
+                    free.len(),
+                    last - first + 1,
+                    "one contiguous span: {known:?}"
+                );
+                assert!((1..=seq / 2).contains(&free.len()), "{}", free.len());
+                for i in 0..seq {
+                    let weight = w.weight[row * seq + i];
+                    assert_eq!(weight, 1.0 - known[i], "known positions are weightless");
+                }
+                lens.insert(free.len());
+            }
+        }
+        assert_eq!(lens.len(), seq / 2, "every span length occurs: {lens:?}");
+        let mut half = plain.clone();
+        half.hold_outside_spans(seq, 0.5, &mut Rng::new(3));
+        let held = (0..4).filter(|r| half.known[r * seq..(r + 1) * seq].contains(&1.0));
+        assert!((1..4).contains(&held.count()), "some windows, not all");
+    }
 
     #[test]
     fn bad_bytes_are_named() {

@@ -289,7 +289,7 @@ fn shipped(name: &str) -> String {
 fn options_and_configs_that_do_not_fit_the_diffusion_kind() {
     let mut c = Category::new("diffusion.kind mismatches");
     let hybrid = shipped("phase1-hybrid");
-    let gaussian = shipped("phase1");
+    let gaussian = checkpoint().display().to_string();
     let sample = |ckpt: &str, extra: &[&str], needles: &[&str], c: &mut Category| {
         let mut args = vec!["sample", "--ckpt", ckpt, "--len", "8", "--steps", "2"];
         args.extend_from_slice(extra);

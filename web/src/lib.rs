@@ -117,6 +117,8 @@ struct StepReport {
 #[derive(Serialize)]
 struct SampleResult {
     text: String,
+    /// `cursor` requests: the text the hole was filled with.
+    filled: Option<String>,
     tokens: Vec<u32>,
     steps: usize,
     length: usize,
@@ -356,8 +358,17 @@ impl Inner {
             plan.known.held_prefix(),
             self.tokenizer.separator_token(),
         );
+        let filled = match &plan.hole {
+            Some(hole) => Some(
+                self.tokenizer
+                    .decode(&tokens[hole.clone()])
+                    .map_err(js_error)?,
+            ),
+            None => None,
+        };
         let result = SampleResult {
             text: self.tokenizer.decode(&tokens[..end]).map_err(js_error)?,
+            filled,
             length: tokens.len(),
             tokens_per_s: tokens.len() as f64 * plan.options.steps as f64 / (total_ms / 1000.0),
             tokens,

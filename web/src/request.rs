@@ -6,6 +6,7 @@ use samnet_core::sample::{GivenOptions, SampleOptions};
 use samnet_core::tokenizer::Tokenizer;
 use samnet_core::{Error, Result};
 use serde::Deserialize;
+use std::ops::Range;
 
 /// `sample()` options, all optional:
 /// - `length`: positions (default 256, or the infill template's length);
@@ -14,6 +15,10 @@ use serde::Deserialize;
 /// - `prompt`: text held known from position 0;
 /// - `mask`: with `prompt`, which of the prompt's positions are held (1/true);
 /// - `infill`: a template with holes, `[___]`, `[___:N]` or `▢` per position;
+/// - `cursor`: `{before, after, hole}`, code completion as `samnet complete`
+///   does it: a hole of `hole` positions between the text before and after
+///   the cursor, as much of each kept as fits in `length` (default: the
+///   model's max_seq_len); the result's `filled` is the hole's text;
 /// - `clamp`: snap each estimate to the nearest embedding (default: the checkpoint's);
 /// - `temperature`: 0 decodes each position's most likely token, above 0 draws
 ///   from softmax(logits / temperature) (default: the checkpoint's);
@@ -32,10 +37,21 @@ pub struct SampleRequest {
     pub prompt: Option<String>,
     pub mask: Option<Vec<Held>>,
     pub infill: Option<String>,
+    pub cursor: Option<Cursor>,
     pub clamp: Option<bool>,
     pub temperature: Option<f32>,
     pub eta: Option<f32>,
     pub order: Option<RevealOrder>,
+}
+
+/// Where `cursor` puts the hole: the text on either side and its size.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cursor {
+    pub before: String,
+    #[serde(default)]
+    pub after: String,
+    pub hole: usize,
 }
 
 /// One entry of `mask`: `true`/`false` or `1`/`0`.
@@ -60,6 +76,8 @@ impl Held {
 pub struct Plan {
     pub options: SampleOptions,
     pub known: Known,
+    /// `cursor` requests: the positions of the hole.
+    pub hole: Option<Range<usize>>,
 }
 
 impl SampleRequest {
@@ -93,16 +111,31 @@ impl SampleRequest {
         if let Some((option, reason)) = given.inapplicable(config.diffusion.kind) {
             return invalid(format!("{option} {reason}"));
         }
-        let known = match (&self.prompt, &self.infill) {
-            (Some(_), Some(_)) => return invalid("give either prompt or infill, not both".into()),
-            (None, Some(template)) => {
+        let mut hole = None;
+        let known = match (&self.prompt, &self.infill, &self.cursor) {
+            (None, None, Some(cursor)) => {
+                if self.mask.is_some() {
+                    return invalid("mask goes with prompt; cursor marks its own hole".into());
+                }
+                let len = self.length.unwrap_or(config.model.max_seq_len);
+                let (known, start) = Known::around_cursor(
+                    tokenizer,
+                    &cursor.before,
+                    &cursor.after,
+                    cursor.hole,
+                    len,
+                )?;
+                hole = Some(start..start + cursor.hole);
+                known
+            }
+            (None, Some(template), None) => {
                 if self.mask.is_some() {
                     return invalid("mask goes with prompt; infill marks its own holes".into());
                 }
                 let segments = parse_template(template, DEFAULT_HOLE)?;
                 Known::infill(tokenizer, &segments, self.length)?
             }
-            (Some(prompt), None) => {
+            (Some(prompt), None, None) => {
                 let len = self.length.unwrap_or(256);
                 let mut known =
                     Known::prompt_within(tokenizer, prompt, len, config.model.max_seq_len)?;
@@ -120,12 +153,13 @@ impl SampleRequest {
                 }
                 known
             }
-            (None, None) => {
+            (None, None, None) => {
                 if self.mask.is_some() {
                     return invalid("mask needs a prompt: the text of the held positions".into());
                 }
                 Known::none(self.length.unwrap_or(256))
             }
+            _ => return invalid("give one of prompt, infill and cursor, not several".into()),
         };
         if known.tokens.len() > MAX_SAMPLE_LEN {
             return invalid(format!(
@@ -143,6 +177,7 @@ impl SampleRequest {
                 order: self.order.unwrap_or(config.diffusion.reveal_order),
             },
             known,
+            hole,
         })
     }
 }
@@ -179,6 +214,29 @@ mod tests {
         };
         let plan = req.plan(&config, &tok).unwrap();
         assert_eq!(plan.known.mask, [true, true, false, false, true]);
+        assert_eq!(plan.hole, None);
+
+        let req = SampleRequest {
+            cursor: Some(Cursor {
+                before: "abc".into(),
+                after: "de".into(),
+                hole: 2,
+            }),
+            length: Some(8),
+            ..Default::default()
+        };
+        let plan = req.plan(&config, &tok).unwrap();
+        assert_eq!(
+            plan.known.mask,
+            [true, true, true, false, false, true, true, false]
+        );
+        assert_eq!(plan.hole, Some(3..5));
+        let whole_window = SampleRequest {
+            length: None,
+            ..req
+        };
+        let plan = whole_window.plan(&config, &tok).unwrap();
+        assert_eq!(plan.known.tokens.len(), config.model.max_seq_len);
     }
 
     #[test]
@@ -205,7 +263,29 @@ mod tests {
                 infill: Some("▢".into()),
                 ..Default::default()
             })
-            .contains("not both")
+            .contains("not several")
+        );
+        let cursor = |hole| {
+            Some(Cursor {
+                before: "ab".into(),
+                after: String::new(),
+                hole,
+            })
+        };
+        assert!(
+            err(SampleRequest {
+                cursor: cursor(2),
+                infill: Some("▢".into()),
+                ..Default::default()
+            })
+            .contains("not several")
+        );
+        assert!(
+            err(SampleRequest {
+                cursor: cursor(0),
+                ..Default::default()
+            })
+            .contains("the hole must be")
         );
         assert!(
             err(SampleRequest {

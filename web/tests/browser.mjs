@@ -47,8 +47,12 @@ for (const [what, path] of [["Chromium", chromiumPath], ["samnet", samnetBin], [
   }
 }
 
-const CKPT = "assets/phase1";
+// No gaussian model ships (assets/ holds the hybrid, phase-4 and code
+// models): the gaussian checks run a tiny one trained here for two steps.
+const CKPT = "target/browser/gaussian/checkpoint";
 const HYBRID_CKPT = "assets/phase1-hybrid";
+const INSTRUCT_CKPT = "assets/phase4";
+const CODE_CKPT = "assets/code";
 // Random reveals: every draw comes from the counter hash, as natively (the
 // confident order ranks float confidences, which may tie differently).
 const HYBRID = { length: 32, steps: 8, seed: 4, order: "random" };
@@ -68,6 +72,8 @@ function native(args) {
   const text = execFileSync(samnetBin, args, { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   return text.replace(/\n$/, "");
 }
+
+native(["train", "--preset", "tiny", "--steps", "2", "--no-progress", "--data", join(root, "../shared/data/tinyshakespeare.txt"), "--out", join(out, "gaussian")]);
 
 const MIME = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json", ".safetensors": "application/octet-stream" };
 // The repository's files; `cors` adds Access-Control-Allow-Origin. An .html
@@ -246,9 +252,10 @@ await check("index-gaussian", async (page, logs) => {
   // The old parameter names (length=, prompt=) still work.
   await page.goto(`${base}/index.html?model=${CKPT}&steps=${p.steps}&length=${p.len}&seed=${p.seed}&prompt=${encodeURIComponent(p.prompt)}&run=0`);
   await page.locator("samnet-denoise").waitFor();
-  assert.ok(await page.locator("#order").isDisabled(), "order is hybrid-only");
+  assert.equal(await page.locator("#model").inputValue(), CKPT, "a checkpoint from the link is offered");
   const run = await runPage(page);
   assert.equal(run.info.kind, "gaussian");
+  assert.ok(await page.locator("#order").isDisabled(), "once loaded, the model's kind disables order (hybrid and masked only)");
   assert.deepEqual(run.steps.map((s) => s.step), [...Array(p.steps).keys()]);
   assertKnownShown(run.steps, p.prompt);
   assert.equal(run.rendered, run.result.text);
@@ -364,6 +371,43 @@ await check("hybrid-api", async (page) => {
   assert.equal(chars.slice(0, before.length).join(""), before, "known text before the hole kept");
   assert.equal(chars.slice(before.length + 12).join(""), after, "known text after the hole kept");
   assert.match(result.badEta, /eta does not apply to this checkpoint \(diffusion.kind "hybrid"\)/);
+});
+
+// The other shipped models: the instruction model from a prompt through the
+// API, the code model through the page's code view (a hole at the caret).
+const INSTRUCTION = { prompt: "### Instruction:\nName a colour.\n\n### Response:\n", length: 24, steps: 3, seed: 1, order: "random" };
+const CODE = { before: "def square(x):\n    ", after: "\n\nprint(square(3))\n", hole: 6, len: 32, steps: 3, seed: 2 };
+
+await check("instruct-api", async (page) => {
+  const t = INSTRUCTION;
+  const expected = native(["sample", "--ckpt", INSTRUCT_CKPT, "--len", `${t.length}`, "--steps", `${t.steps}`, "--seed", `${t.seed}`, "--order", t.order, "--prompt", t.prompt]);
+  await page.goto(`${base}/web/tests/blank.html`);
+  const result = await page.evaluate(async ({ ckpt, t }) => {
+    const { default: init, SamNet } = await import("/web/pkg/samnet_web.js");
+    await init();
+    const model = await SamNet.fromUrl(`/${ckpt}`);
+    return { text: (await model.sample(t)).text, info: model.info };
+  }, { ckpt: INSTRUCT_CKPT, t });
+  assert.equal(result.info.vocab_size, 4096, "the BPE model loads");
+  assert.ok(result.text.startsWith(t.prompt), result.text);
+  assert.equal(result.text, expected, "the browser's response equals `samnet sample` natively");
+});
+
+await check("code-view", async (page, logs) => {
+  const c = CODE;
+  const source = join(out, "square.py");
+  writeFileSync(source, c.before + c.after);
+  const expected = native(["complete", "--ckpt", CODE_CKPT, "--file", source, "--line", "2", "--col", "5", "--hole", `${c.hole}`, "--len", `${c.len}`, "--steps", `${c.steps}`, "--seed", `${c.seed}`, "--order", "random"]);
+  const query = new URLSearchParams({ model: CODE_CKPT, mode: "cursor", text: c.before + c.after, cursor: `${c.before.length}`, hole: `${c.hole}`, len: `${c.len}`, steps: `${c.steps}`, seed: `${c.seed}`, order: "random", run: "0" });
+  await page.goto(`${base}/index.html?${query}`);
+  await page.locator("samnet-denoise").waitFor();
+  assert.ok(!(await page.locator("#hole").isDisabled()), "the hole size is asked for in the code view");
+  const run = await runPage(page);
+  assert.equal(run.result.filled, expected, "the page's hole equals `samnet complete` natively");
+  assert.ok(run.rendered.startsWith(c.before), "the code before the caret is shown, held");
+  assert.ok(run.rendered.includes(c.after.trim()), "the code after the caret is shown, held");
+  assert.match(await page.locator("#share").getAttribute("href"), new RegExp(`mode=cursor.*cursor=${c.before.length}`));
+  assertNoConsoleErrors(logs);
 });
 
 // The element's state: its status line and text.
