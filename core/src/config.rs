@@ -597,9 +597,26 @@ mod tests {
 
     #[test]
     fn older_configs_without_the_new_fields_still_load() {
-        let shipped = include_str!("../../assets/phase1/config.json");
-        let c = Config::from_json(shipped, "assets/phase1/config.json").unwrap();
+        let older = include_str!("../../assets/configs/phase1.json");
+        let c = Config::from_json(older, "assets/configs/phase1.json").unwrap();
         assert_eq!(c.diffusion.known_positions, KnownPositions::Noised);
+        assert_eq!(c.diffusion.kind, DiffusionKind::Gaussian);
         assert_eq!(c.data.tokenizer, TokenizerSource::Char);
+        assert_eq!(c.train.infill_fraction, 0.0);
+        assert!(
+            !c.to_json().contains("infill_fraction"),
+            "a config without it is written as before"
+        );
+    }
+
+    #[test]
+    fn infill_fraction_is_a_share_of_the_windows() {
+        let mut c = Config::preset("code").unwrap();
+        assert_eq!(c.train.infill_fraction, 0.5);
+        c.train.infill_fraction = 1.5;
+        assert_eq!(
+            c.validate().unwrap_err(),
+            "train.infill_fraction must be in [0, 1], got 1.5"
+        );
     }
 }

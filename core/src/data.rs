@@ -347,9 +347,9 @@ mod tests {
                     "one contiguous span: {known:?}"
                 );
                 assert!((1..=seq / 2).contains(&free.len()), "{}", free.len());
-                for i in 0..seq {
-                    let weight = w.weight[row * seq + i];
-                    assert_eq!(weight, 1.0 - known[i], "known positions are weightless");
+                let weights = &w.weight[row * seq..(row + 1) * seq];
+                for (weight, k) in weights.iter().zip(known) {
+                    assert_eq!(*weight, 1.0 - k, "known positions are weightless");
                 }
                 lens.insert(free.len());
             }

@@ -4,7 +4,7 @@
 //! ```js
 //! import init, { SamNet } from "./pkg/samnet_web.js";
 //! await init();
-//! const model = await SamNet.fromUrl("assets/phase1");
+//! const model = await SamNet.fromUrl("assets/phase1-hybrid");
 //! const out = await model.sample({ length: 256, steps: 64, seed: 0 }, (s) => draw(s));
 //! ```
 //!
