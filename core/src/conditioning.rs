@@ -209,21 +209,32 @@ impl Known {
 
     /// Code completion: a hole of `hole` positions at the cursor, with as much
     /// context before and after it as fits in `len` (before first: it matters
-    /// most). Returns the known positions and where the hole starts.
+    /// most). With a BPE tokenizer the whitespace that ends `before` (the
+    /// cursor line's indentation, the newline before a line, the space
+    /// before a word) joins the hole, with positions of its own: a byte-level
+    /// BPE tokenizes a run of whitespace together with the word after it, so
+    /// the model never saw such a run end where text continues.
     pub fn around_cursor(
         tokenizer: &Tokenizer,
         before: &str,
         after: &str,
         hole: usize,
         len: usize,
-    ) -> Result<(Known, usize)> {
-        if hole == 0 || hole >= len {
+    ) -> Result<(Known, CursorHole)> {
+        let prefix = if tokenizer.is_char_level() {
+            ""
+        } else {
+            &before[before.trim_end().len()..]
+        };
+        let before = &before[..before.len() - prefix.len()];
+        let positions = hole + tokenizer.encode(prefix)?.len();
+        if hole == 0 || positions >= len {
             return Err(Error::Invalid(format!(
-                "the hole must be 1..{len} positions (fewer than the sequence), got {hole}"
+                "the hole must be 1..{len} positions (fewer than the sequence), got {positions}"
             )));
         }
         let (before, after) = (tokenizer.encode(before)?, tokenizer.encode(after)?);
-        let room = len - hole;
+        let room = len - positions;
         let after_kept = after
             .len()
             .min(room / 4)
@@ -234,14 +245,45 @@ impl Known {
         known
             .tokens
             .extend_from_slice(&before[before.len() - before_kept..]);
-        known.tokens.extend(std::iter::repeat_n(0, hole));
+        known.tokens.extend(std::iter::repeat_n(0, positions));
         known.tokens.extend_from_slice(&after[..after_kept]);
         known.mask = (0..known.tokens.len())
-            .map(|i| i < before_kept || i >= before_kept + hole)
+            .map(|i| i < before_kept || i >= before_kept + positions)
             .collect();
         known.tokens.resize(len, 0);
         known.mask.resize(len, false);
-        Ok((known, before_kept))
+        let hole = CursorHole {
+            start: before_kept,
+            positions,
+            prefix: prefix.to_string(),
+        };
+        Ok((known, hole))
+    }
+}
+
+/// Where [`Known::around_cursor`] put the hole, and the whitespace from
+/// before the cursor that it took in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CursorHole {
+    pub start: usize,
+    pub positions: usize,
+    pub prefix: String,
+}
+
+impl CursorHole {
+    /// The positions of the hole.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.start..self.start + self.positions
+    }
+
+    /// What the hole holds in `tokens` (a sampled sequence), less the
+    /// whitespace it took in from before the cursor where it was written back.
+    pub fn filled(&self, tokenizer: &Tokenizer, tokens: &[u32]) -> Result<String> {
+        let text = tokenizer.decode(&tokens[self.range()])?;
+        Ok(match text.strip_prefix(&self.prefix) {
+            Some(rest) => rest.to_string(),
+            None => text,
+        })
     }
 }
 
@@ -345,15 +387,15 @@ mod tests {
     #[test]
     fn cursor_context_fits_the_window() {
         let tok = Tokenizer::char_level("abcdefgh").unwrap();
-        let (k, start) = Known::around_cursor(&tok, "abcdefgh", "hgfedcba", 4, 12).unwrap();
+        let (k, hole) = Known::around_cursor(&tok, "abcdefgh", "hgfedcba", 4, 12).unwrap();
         // 8 positions of context: at least a quarter after the hole.
-        assert_eq!(start, 6);
+        assert_eq!(hole.range(), 6..10);
         assert_eq!(tok.decode(&k.tokens[..6]).unwrap(), "cdefgh");
         assert!(k.mask[..6].iter().all(|&m| m) && k.mask[6..10].iter().all(|&m| !m));
         assert_eq!(tok.decode(&k.tokens[10..]).unwrap(), "hg");
         // Short context: everything kept, the rest of the window free.
-        let (k, start) = Known::around_cursor(&tok, "ab", "c", 3, 10).unwrap();
-        assert_eq!(start, 2);
+        let (k, hole) = Known::around_cursor(&tok, "ab", "c", 3, 10).unwrap();
+        assert_eq!(hole.start, 2);
         assert_eq!(
             k.mask,
             [
@@ -361,5 +403,36 @@ mod tests {
             ]
         );
         assert!(Known::around_cursor(&tok, "a", "b", 10, 10).is_err());
+    }
+
+    #[test]
+    fn a_bpe_hole_takes_in_the_whitespace_before_the_cursor() {
+        let code = "def f(x):\n    return x\n\ndef g(y):\n    return y\n";
+        let tok = Tokenizer::train_bpe(&[code.repeat(20)], 300).unwrap();
+        let before = "def f(x):\n    ";
+        let (k, hole) = Known::around_cursor(&tok, before, "\n", 2, 32).unwrap();
+        assert_eq!(hole.prefix, "\n    ");
+        let prefix_tokens = tok.encode("\n    ").unwrap().len();
+        assert_eq!(hole.positions, 2 + prefix_tokens);
+        let kept = tok.encode("def f(x):").unwrap();
+        assert_eq!(
+            &k.tokens[..hole.start],
+            &kept[..],
+            "known text ends before the whitespace"
+        );
+        assert!(k.mask[hole.range()].iter().all(|&m| !m));
+        // A fill that writes the whitespace back is returned without it.
+        let mut sampled = k.tokens.clone();
+        let written = tok.encode("\n    return x").unwrap();
+        sampled[hole.start..hole.start + written.len()].copy_from_slice(&written);
+        for t in &mut sampled[hole.start + written.len()..hole.range().end] {
+            *t = tok.encode("\n").unwrap()[0];
+        }
+        let filled = hole.filled(&tok, &sampled).unwrap();
+        assert!(filled.starts_with("return x"), "{filled:?}");
+        // Characters tokenize alone: nothing moves.
+        let chars = Tokenizer::char_level(code).unwrap();
+        let (_, hole) = Known::around_cursor(&chars, before, "\n", 2, 32).unwrap();
+        assert_eq!((hole.prefix.as_str(), hole.positions), ("", 2));
     }
 }

@@ -359,11 +359,7 @@ impl Inner {
             self.tokenizer.separator_token(),
         );
         let filled = match &plan.hole {
-            Some(hole) => Some(
-                self.tokenizer
-                    .decode(&tokens[hole.clone()])
-                    .map_err(js_error)?,
-            ),
+            Some(hole) => Some(hole.filled(&self.tokenizer, &tokens).map_err(js_error)?),
             None => None,
         };
         let result = SampleResult {

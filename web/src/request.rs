@@ -1,12 +1,11 @@
 //! The options of `SamNet.sample`, checked and turned into known positions.
 
-use samnet_core::conditioning::{DEFAULT_HOLE, Known, MAX_SAMPLE_LEN, parse_template};
+use samnet_core::conditioning::{CursorHole, DEFAULT_HOLE, Known, MAX_SAMPLE_LEN, parse_template};
 use samnet_core::config::{Config, RevealOrder};
 use samnet_core::sample::{GivenOptions, SampleOptions};
 use samnet_core::tokenizer::Tokenizer;
 use samnet_core::{Error, Result};
 use serde::Deserialize;
-use std::ops::Range;
 
 /// `sample()` options, all optional:
 /// - `length`: positions (default 256, or the infill template's length);
@@ -76,8 +75,8 @@ impl Held {
 pub struct Plan {
     pub options: SampleOptions,
     pub known: Known,
-    /// `cursor` requests: the positions of the hole.
-    pub hole: Option<Range<usize>>,
+    /// `cursor` requests: where the hole is.
+    pub hole: Option<CursorHole>,
 }
 
 impl SampleRequest {
@@ -118,14 +117,14 @@ impl SampleRequest {
                     return invalid("mask goes with prompt; cursor marks its own hole".into());
                 }
                 let len = self.length.unwrap_or(config.model.max_seq_len);
-                let (known, start) = Known::around_cursor(
+                let (known, at) = Known::around_cursor(
                     tokenizer,
                     &cursor.before,
                     &cursor.after,
                     cursor.hole,
                     len,
                 )?;
-                hole = Some(start..start + cursor.hole);
+                hole = Some(at);
                 known
             }
             (None, Some(template), None) => {
@@ -230,7 +229,7 @@ mod tests {
             plan.known.mask,
             [true, true, true, false, false, true, true, false]
         );
-        assert_eq!(plan.hole, Some(3..5));
+        assert_eq!(plan.hole.map(|h| h.range()), Some(3..5));
         let whole_window = SampleRequest {
             length: None,
             ..req

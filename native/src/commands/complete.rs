@@ -51,13 +51,10 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         );
     }
     let (before, after) = source.split_at(cursor);
-    let (known, start) =
+    let (known, hole) =
         Known::around_cursor(&loaded.tokenizer, before, after, args.hole, args.len)?;
     let tokens = generate(options, &loaded, &args.generation, &known)?;
-    println!(
-        "{}",
-        loaded.tokenizer.decode(&tokens[start..start + args.hole])?
-    );
+    println!("{}", hole.filled(&loaded.tokenizer, &tokens)?);
     Ok(())
 }
 

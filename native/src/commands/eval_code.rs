@@ -83,23 +83,20 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
 
     // One batch: every problem's prompt end, then its hole.
     let mut known = Known::none(0);
-    let mut starts = Vec::new();
+    let mut holes = Vec::new();
     for p in &problems {
-        let (k, start) = Known::around_cursor(&loaded.tokenizer, &p.prompt, "", args.hole, len)
+        let (k, hole) = Known::around_cursor(&loaded.tokenizer, &p.prompt, "", args.hole, len)
             .with_context(|| format!("{}: the prompt of {}", origin, p.task_id))?;
         known.tokens.extend(k.tokens);
         known.mask.extend(k.mask);
-        starts.push(start);
+        holes.push(hole);
     }
     let (gpu, tokens, sampling_s) = denoise(options, &loaded, &known, len, &sampling)?;
 
     let mut results = Vec::new();
     let (mut exact, mut passed) = (0, 0);
     for (i, p) in problems.iter().enumerate() {
-        let row = &tokens[i * len..][..len];
-        let generated = loaded
-            .tokenizer
-            .decode(&row[starts[i]..(starts[i] + args.hole).min(len)])?;
+        let generated = holes[i].filled(&loaded.tokenizer, &tokens[i * len..][..len])?;
         let body = humaneval::function_body(&generated);
         let is_exact = humaneval::same_code(body, &p.canonical_solution);
         exact += usize::from(is_exact);
@@ -152,18 +149,18 @@ fn single_line(
     for p in problems {
         for hole in humaneval::line_holes(p) {
             let size = tokenizer.encode(&hole.hidden)?.len().max(1);
-            let (k, start) = Known::around_cursor(tokenizer, &hole.before, &hole.after, size, len)
+            let (k, at) = Known::around_cursor(tokenizer, &hole.before, &hole.after, size, len)
                 .with_context(|| format!("{origin}: {} line {}", p.task_id, hole.line + 1))?;
             known.tokens.extend(k.tokens);
             known.mask.extend(k.mask);
-            cases.push((p, hole, start, size));
+            cases.push((p, hole, at));
         }
     }
     let (gpu, tokens, sampling_s) = denoise(options, loaded, &known, len, sampling)?;
     let (mut exact, mut passed, mut blank_passed) = (0, 0, 0);
     let mut results = Vec::new();
-    for (i, (p, hole, start, size)) in cases.iter().enumerate() {
-        let filled = tokenizer.decode(&tokens[i * len + start..][..*size])?;
+    for (i, (p, hole, at)) in cases.iter().enumerate() {
+        let filled = at.filled(tokenizer, &tokens[i * len..][..len])?;
         let filled = filled.split('\n').next().unwrap_or("").to_string();
         let is_exact = filled.trim_end() == hole.hidden.trim_end();
         exact += usize::from(is_exact);

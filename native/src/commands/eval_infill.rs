@@ -63,18 +63,18 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     for sentence in &picked {
         let hole = Hole::in_sentence(sentence, args.hole_chars);
         let size = tokenizer.encode(&hole.hidden)?.len().max(1);
-        let (k, start) = Known::around_cursor(tokenizer, &hole.before, &hole.after, size, len)
+        let (k, at) = Known::around_cursor(tokenizer, &hole.before, &hole.after, size, len)
             .with_context(|| format!("the sentence {sentence:?}"))?;
         known.tokens.extend(k.tokens);
         known.mask.extend(k.mask);
-        holes.push((hole, start, size));
+        holes.push((hole, at));
     }
     let (gpu, tokens, sampling_s) = denoise(options, &loaded, &known, len, &sampling)?;
 
     let (mut right, mut total) = (0, 0);
     let mut results = Vec::new();
-    for (i, (hole, start, size)) in holes.iter().enumerate() {
-        let filled = tokenizer.decode(&tokens[i * len + start..][..*size])?;
+    for (i, (hole, at)) in holes.iter().enumerate() {
+        let filled = at.filled(tokenizer, &tokens[i * len..][..len])?;
         let (r, t) = hole.words_recovered(&filled);
         (right, total) = (right + r, total + t);
         results.push(json!({

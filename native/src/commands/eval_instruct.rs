@@ -41,24 +41,21 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let (len, sampling) = args.denoising.resolve(cfg)?;
 
     let mut known = Known::none(0);
-    let mut starts = Vec::new();
+    let mut holes = Vec::new();
     for task in &tasks {
         let prompt = corpus::prompt(&task.instruction, &task.input);
-        let (k, start) = Known::around_cursor(&loaded.tokenizer, &prompt, "", args.hole, len)
+        let (k, hole) = Known::around_cursor(&loaded.tokenizer, &prompt, "", args.hole, len)
             .with_context(|| format!("{}: the prompt", task.source))?;
         known.tokens.extend(k.tokens);
         known.mask.extend(k.mask);
-        starts.push(start);
+        holes.push(hole);
     }
     let (gpu, tokens, sampling_s) = denoise(options, &loaded, &known, len, &sampling)?;
 
     let (mut model_sum, mut copy_sum) = (0.0, 0.0);
     let mut results = Vec::new();
     for (i, task) in tasks.iter().enumerate() {
-        let row = &tokens[i * len..][..len];
-        let generated = loaded
-            .tokenizer
-            .decode(&row[starts[i]..(starts[i] + args.hole).min(len)])?;
+        let generated = holes[i].filled(&loaded.tokenizer, &tokens[i * len..][..len])?;
         let response = generated.split("###").next().unwrap_or("").trim();
         let copied = format!("{} {}", task.instruction, task.input);
         let (score, copy) = (
