@@ -254,22 +254,34 @@ impl TextData {
 
     /// `batch` windows of `seq_len` tokens at random starts (moved back to
     /// the start of an example they would fall inside): a function of
-    /// (seed, step) alone, so a resumed run sees the same batches.
+    /// (seed, step) alone, so a resumed run sees the same batches. With
+    /// `example_share` > 0, that share of the windows (drawn per window)
+    /// starts at an instruction example picked uniformly, whatever share of
+    /// the tokens the examples are.
     pub fn batch_windows(
         &self,
         split: Split,
-        batch: usize,
-        seq_len: usize,
+        (batch, seq_len): (usize, usize),
         seed: u64,
         step: u64,
+        example_share: f64,
     ) -> Windows {
         let stream = self.stream(split);
         let mut rng =
             Rng::new(seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (split as u64) << 63);
-        let starts = (stream.tokens.len() - seq_len + 1) as u64;
+        let starts = stream.tokens.len() - seq_len + 1;
         let mut out = Windows::default();
         for _ in 0..batch {
-            let s = stream.snap(rng.below(starts) as usize);
+            let random = stream.snap(rng.below(starts as u64) as usize);
+            // Examples a whole window can start at (sorted by start).
+            let eligible = stream.examples.partition_point(|&(start, _)| start < starts);
+            // Drawn only when asked for: runs without it keep their batches.
+            let at_example = example_share > 0.0 && eligible > 0 && rng.uniform() < example_share;
+            let s = if at_example {
+                stream.examples[rng.below(eligible as u64) as usize].0
+            } else {
+                random
+            };
             stream.window(s, seq_len, &mut out);
         }
         out
@@ -284,7 +296,8 @@ impl TextData {
         seed: u64,
         step: u64,
     ) -> Vec<u32> {
-        self.batch_windows(split, batch, seq_len, seed, step).tokens
+        self.batch_windows(split, (batch, seq_len), seed, step, 0.0)
+            .tokens
     }
 
     /// Fixed, evenly spaced validation windows (the same every evaluation).
@@ -450,7 +463,7 @@ mod tests {
         let val = tok.decode(data.tokens(Split::Val)).unwrap();
         assert_eq!(val.split("\n\n").count(), 6);
         // Plain text: every position trains and none is known.
-        let w = data.batch_windows(Split::Train, 3, 8, 0, 0);
+        let w = data.batch_windows(Split::Train, (3, 8), 0, 0, 0.0);
         assert!(w.weight.iter().all(|&x| x == 1.0) && w.known.iter().all(|&x| x == 0.0));
         assert!(!data.has_prompts());
     }
@@ -466,7 +479,7 @@ mod tests {
         assert_eq!(val.matches('Q').count(), 4, "{val}");
         let q = tok.encode("Q").unwrap()[0];
         for step in 0..20 {
-            let w = data.batch_windows(Split::Train, 4, 12, 9, step);
+            let w = data.batch_windows(Split::Train, (4, 12), 9, step, 0.0);
             for row in 0..4 {
                 let r = row * 12..(row + 1) * 12;
                 let text = tok.decode(&w.tokens[r.clone()]).unwrap();
@@ -491,5 +504,30 @@ mod tests {
         let v = data.val_window_set(3, 12);
         assert_eq!(v.tokens[0], q);
         assert_eq!(v.known.len(), 36);
+    }
+
+    #[test]
+    fn a_share_of_windows_starts_at_an_example() {
+        let mut docs: Vec<Document> = (0..8).map(example_doc).collect();
+        docs.push(text_doc("book", &"a.".repeat(2000)));
+        let tok = Tokenizer::char_level("Q?a.0123456789\n").unwrap();
+        let data = TextData::from_documents(&docs, &tok, 12, 3, "ex").unwrap();
+        let q = tok.encode("Q").unwrap()[0];
+        let at_examples = |share: f64| {
+            (0..50)
+                .map(|step| data.batch_windows(Split::Train, (8, 12), 1, step, share))
+                .flat_map(|w| w.tokens.chunks(12).map(|row| row[0]).collect::<Vec<_>>())
+                .filter(|&first| first == q)
+                .count() as f64
+                / 400.0
+        };
+        let (none, half, all) = (at_examples(0.0), at_examples(0.5), at_examples(1.0));
+        assert!(none < 0.1, "examples are a small part of the text: {none}");
+        assert!((0.4..0.65).contains(&half), "{half}");
+        assert_eq!(all, 1.0);
+        assert_eq!(
+            data.batch_windows(Split::Train, (8, 12), 1, 3, 0.0),
+            data.batch_windows(Split::Train, (8, 12), 1, 3, 0.0),
+        );
     }
 }

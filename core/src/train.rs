@@ -161,7 +161,13 @@ impl Trainer {
     pub fn step(&mut self, gpu: &Gpu, data: &TextData) -> Result<()> {
         let t = &self.config.train;
         let (batch, seq) = (t.batch_size, t.seq_len);
-        let mut windows = data.batch_windows(Split::Train, batch, seq, t.seed, self.step as u64);
+        let mut windows = data.batch_windows(
+            Split::Train,
+            (batch, seq),
+            t.seed,
+            self.step as u64,
+            t.example_share,
+        );
         if t.infill_fraction > 0.0 {
             let mut rng =
                 Rng::new(t.seed ^ 0x1F11 ^ (self.step as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));

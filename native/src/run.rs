@@ -109,11 +109,17 @@ pub fn pack(corpus: &Corpus, tokenizer: &Tokenizer, config: &Config) -> anyhow::
         &origin,
     )?; // TextData names `origin` in its errors already.
     if data.has_prompts() {
+        let share = config.train.example_share;
         eprintln!(
-            "instruction examples: prompts are known ({}) and outside the loss",
+            "instruction examples: prompts are known ({}) and outside the loss{}",
             match config.diffusion.known_positions {
                 KnownPositions::Clean => "held clean",
                 KnownPositions::Noised => "noised like the rest",
+            },
+            if share > 0.0 {
+                format!("; {:.0} % of the windows start at one", 100.0 * share)
+            } else {
+                String::new()
             }
         );
     }
