@@ -270,11 +270,13 @@ impl TextData {
         let mut rng =
             Rng::new(seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (split as u64) << 63);
         let starts = stream.tokens.len() - seq_len + 1;
+        // Examples a whole window can start at (sorted by start).
+        let eligible = stream
+            .examples
+            .partition_point(|&(start, _)| start < starts);
         let mut out = Windows::default();
         for _ in 0..batch {
             let random = stream.snap(rng.below(starts as u64) as usize);
-            // Examples a whole window can start at (sorted by start).
-            let eligible = stream.examples.partition_point(|&(start, _)| start < starts);
             // Drawn only when asked for: runs without it keep their batches.
             let at_example = example_share > 0.0 && eligible > 0 && rng.uniform() < example_share;
             let s = if at_example {
