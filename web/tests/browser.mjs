@@ -29,7 +29,7 @@
 // (default target/debug/samnet).
 import { execFileSync } from "node:child_process";
 import { createServer } from "node:http";
-import { mkdirSync, readFileSync, writeFileSync, existsSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, statSync } from "node:fs";
 import { extname, join, normalize, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
@@ -73,6 +73,7 @@ function native(args) {
   return text.replace(/\n$/, "");
 }
 
+rmSync(join(out, "gaussian"), { recursive: true, force: true });
 native(["train", "--preset", "tiny", "--steps", "2", "--no-progress", "--data", join(root, "../shared/data/tinyshakespeare.txt"), "--out", join(out, "gaussian")]);
 
 const MIME = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json", ".safetensors": "application/octet-stream" };
