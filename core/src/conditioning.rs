@@ -229,8 +229,12 @@ impl Known {
         let before = &before[..before.len() - prefix.len()];
         let positions = hole + tokenizer.encode(prefix)?.len();
         if hole == 0 || positions >= len {
+            let whitespace = match positions - hole {
+                0 => String::new(),
+                n => format!(" (and {n} for the whitespace before the cursor)"),
+            };
             return Err(Error::Invalid(format!(
-                "the hole must be 1..{len} positions (fewer than the sequence), got {positions}"
+                "the hole must be 1..{len} positions (fewer than the sequence), got {hole}{whitespace}"
             )));
         }
         let (before, after) = (tokenizer.encode(before)?, tokenizer.encode(after)?);
