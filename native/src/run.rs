@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use samnet_core::checkpoint;
-use samnet_core::conditioning::Known;
+use samnet_core::conditioning::{CursorHole, Known};
 use samnet_core::config::{Config, KnownPositions};
 use samnet_core::corpus::{Body, Corpus, Document};
 use samnet_core::data::{TextData, read_text};
@@ -196,21 +196,34 @@ impl EvalDenoising {
     }
 }
 
-/// Denoises the sequences of `known` (`len` each): (the adapter, the tokens, seconds).
-pub fn denoise(
+/// Fills every row's hole from the text around it (rows of `len` positions
+/// from [`Known::around_cursor`]), all in one batch: (the adapter, each
+/// hole's text, seconds).
+pub fn fill_holes(
     options: &GpuOptions,
     loaded: &Loaded,
-    known: &Known,
+    rows: &[(Known, CursorHole)],
     len: usize,
     sample_options: &SampleOptions,
-) -> anyhow::Result<(Gpu, Vec<u32>, f64)> {
+) -> anyhow::Result<(Gpu, Vec<String>, f64)> {
+    let mut known = Known::none(0);
+    for (row, _) in rows {
+        known.tokens.extend_from_slice(&row.tokens);
+        known.mask.extend_from_slice(&row.mask);
+    }
     let cfg = &loaded.snapshot.config;
     let gpu = Gpu::new_blocking(options)?;
     let model = loaded.model(&gpu)?;
-    let sampler = Sampler::new(&gpu, &model, known.tokens.len() / len, len)?;
+    let sampler = Sampler::new(&gpu, &model, rows.len(), len)?;
     let schedule = NoiseSchedule::new(&cfg.diffusion);
     let started = Instant::now();
     let tokens =
-        pollster::block_on(sampler.run(&gpu, &schedule, sample_options, Some(known), None))?;
-    Ok((gpu, tokens, started.elapsed().as_secs_f64()))
+        pollster::block_on(sampler.run(&gpu, &schedule, sample_options, Some(&known), None))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let fills = rows
+        .iter()
+        .zip(tokens.chunks(len))
+        .map(|((_, hole), row)| hole.filled(&loaded.tokenizer, row))
+        .collect::<samnet_core::Result<_>>()?;
+    Ok((gpu, fills, seconds))
 }

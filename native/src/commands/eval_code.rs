@@ -25,7 +25,7 @@ use samnet_core::humaneval::{self, Problem};
 use samnet_core::sample::SampleOptions;
 use serde_json::json;
 
-use crate::run::{EvalDenoising, Loaded, denoise, load_checkpoint};
+use crate::run::{EvalDenoising, Loaded, fill_holes, load_checkpoint};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -82,22 +82,19 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     }
 
     // One batch: every problem's prompt end, then its hole.
-    let mut known = Known::none(0);
-    let mut holes = Vec::new();
-    for p in &problems {
-        let (k, hole) = Known::around_cursor(&loaded.tokenizer, &p.prompt, "", args.hole, len)
-            .with_context(|| format!("{}: the prompt of {}", origin, p.task_id))?;
-        known.tokens.extend(k.tokens);
-        known.mask.extend(k.mask);
-        holes.push(hole);
-    }
-    let (gpu, tokens, sampling_s) = denoise(options, &loaded, &known, len, &sampling)?;
+    let rows = problems
+        .iter()
+        .map(|p| {
+            Known::around_cursor(&loaded.tokenizer, &p.prompt, "", args.hole, len)
+                .with_context(|| format!("{}: the prompt of {}", origin, p.task_id))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, len, &sampling)?;
 
     let mut results = Vec::new();
     let (mut exact, mut passed) = (0, 0);
-    for (i, p) in problems.iter().enumerate() {
-        let generated = holes[i].filled(&loaded.tokenizer, &tokens[i * len..][..len])?;
-        let body = humaneval::function_body(&generated);
+    for (i, (p, generated)) in problems.iter().zip(&fills).enumerate() {
+        let body = humaneval::function_body(generated);
         let is_exact = humaneval::same_code(body, &p.canonical_solution);
         exact += usize::from(is_exact);
         let test = if args.run_tests {
@@ -144,23 +141,21 @@ fn single_line(
 ) -> anyhow::Result<()> {
     let origin = args.problems.display().to_string();
     let tokenizer = &loaded.tokenizer;
-    let mut known = Known::none(0);
+    let mut rows = Vec::new();
     let mut cases = Vec::new();
     for p in problems {
         for hole in humaneval::line_holes(p) {
             let size = tokenizer.encode(&hole.hidden)?.len().max(1);
-            let (k, at) = Known::around_cursor(tokenizer, &hole.before, &hole.after, size, len)
+            let row = Known::around_cursor(tokenizer, &hole.before, &hole.after, size, len)
                 .with_context(|| format!("{origin}: {} line {}", p.task_id, hole.line + 1))?;
-            known.tokens.extend(k.tokens);
-            known.mask.extend(k.mask);
-            cases.push((p, hole, at));
+            rows.push(row);
+            cases.push((p, hole));
         }
     }
-    let (gpu, tokens, sampling_s) = denoise(options, loaded, &known, len, sampling)?;
+    let (gpu, fills, sampling_s) = fill_holes(options, loaded, &rows, len, sampling)?;
     let (mut exact, mut passed, mut blank_passed) = (0, 0, 0);
     let mut results = Vec::new();
-    for (i, (p, hole, at)) in cases.iter().enumerate() {
-        let filled = at.filled(tokenizer, &tokens[i * len..][..len])?;
+    for (i, ((p, hole), filled)) in cases.iter().zip(&fills).enumerate() {
         let filled = filled.split('\n').next().unwrap_or("").to_string();
         let is_exact = filled.trim_end() == hole.hidden.trim_end();
         exact += usize::from(is_exact);

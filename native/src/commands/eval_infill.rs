@@ -14,7 +14,7 @@ use samnet_core::gpu::GpuOptions;
 use samnet_core::sentences::{self, Hole};
 use serde_json::json;
 
-use crate::run::{EvalDenoising, denoise, load_checkpoint, read_corpus};
+use crate::run::{EvalDenoising, fill_holes, load_checkpoint, read_corpus};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -58,24 +58,22 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         );
     }
 
-    let mut known = Known::none(0);
+    let mut rows = Vec::new();
     let mut holes = Vec::new();
     for sentence in &picked {
         let hole = Hole::in_sentence(sentence, args.hole_chars);
         let size = tokenizer.encode(&hole.hidden)?.len().max(1);
-        let (k, at) = Known::around_cursor(tokenizer, &hole.before, &hole.after, size, len)
+        let row = Known::around_cursor(tokenizer, &hole.before, &hole.after, size, len)
             .with_context(|| format!("the sentence {sentence:?}"))?;
-        known.tokens.extend(k.tokens);
-        known.mask.extend(k.mask);
-        holes.push((hole, at));
+        rows.push(row);
+        holes.push(hole);
     }
-    let (gpu, tokens, sampling_s) = denoise(options, &loaded, &known, len, &sampling)?;
+    let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, len, &sampling)?;
 
     let (mut right, mut total) = (0, 0);
     let mut results = Vec::new();
-    for (i, (hole, at)) in holes.iter().enumerate() {
-        let filled = at.filled(tokenizer, &tokens[i * len..][..len])?;
-        let (r, t) = hole.words_recovered(&filled);
+    for (hole, filled) in holes.iter().zip(&fills) {
+        let (r, t) = hole.words_recovered(filled);
         (right, total) = (right + r, total + t);
         results.push(json!({
             "before": hole.before,

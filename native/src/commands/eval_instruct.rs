@@ -15,7 +15,7 @@ use samnet_core::gpu::GpuOptions;
 use samnet_core::metrics::rouge_l;
 use serde_json::json;
 
-use crate::run::{EvalDenoising, denoise, load_checkpoint};
+use crate::run::{EvalDenoising, fill_holes, load_checkpoint};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -40,22 +40,19 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let tasks = corpus::held_out_tasks(&text, &origin)?;
     let (len, sampling) = args.denoising.resolve(cfg)?;
 
-    let mut known = Known::none(0);
-    let mut holes = Vec::new();
-    for task in &tasks {
-        let prompt = corpus::prompt(&task.instruction, &task.input);
-        let (k, hole) = Known::around_cursor(&loaded.tokenizer, &prompt, "", args.hole, len)
-            .with_context(|| format!("{}: the prompt", task.source))?;
-        known.tokens.extend(k.tokens);
-        known.mask.extend(k.mask);
-        holes.push(hole);
-    }
-    let (gpu, tokens, sampling_s) = denoise(options, &loaded, &known, len, &sampling)?;
+    let rows = tasks
+        .iter()
+        .map(|task| {
+            let prompt = corpus::prompt(&task.instruction, &task.input);
+            Known::around_cursor(&loaded.tokenizer, &prompt, "", args.hole, len)
+                .with_context(|| format!("{}: the prompt", task.source))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, len, &sampling)?;
 
     let (mut model_sum, mut copy_sum) = (0.0, 0.0);
     let mut results = Vec::new();
-    for (i, task) in tasks.iter().enumerate() {
-        let generated = holes[i].filled(&loaded.tokenizer, &tokens[i * len..][..len])?;
+    for (task, generated) in tasks.iter().zip(&fills) {
         let response = generated.split("###").next().unwrap_or("").trim();
         let copied = format!("{} {}", task.instruction, task.input);
         let (score, copy) = (
