@@ -25,6 +25,7 @@ use serde::Deserialize;
 
 use crate::data::text_from_bytes;
 use crate::humaneval;
+use crate::tokenizer::SEPARATOR;
 use crate::{Error, Result};
 
 /// One document of a corpus; `source` names it in errors (file, record).
@@ -49,6 +50,18 @@ pub fn prompt(instruction: &str, input: &str) -> String {
     } else {
         format!("### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
     }
+}
+
+/// A denoised response up to where the model ends the example: the
+/// separator that follows every packed document, or the start of another
+/// template section (`###`).
+pub fn response_of(generated: &str) -> &str {
+    let end = [SEPARATOR, "###"]
+        .iter()
+        .filter_map(|marker| generated.find(marker))
+        .min()
+        .unwrap_or(generated.len());
+    generated[..end].trim()
 }
 
 /// The text between Project Gutenberg's `*** START OF ... ***` and
@@ -482,6 +495,14 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+
+    #[test]
+    fn a_response_ends_at_the_separator_or_the_next_section() {
+        assert_eq!(response_of(" Paris.\n<|endoftext|>Chapter I"), "Paris.");
+        assert_eq!(response_of("Paris.\n\n### Instruction:\nx"), "Paris.");
+        assert_eq!(response_of("a ### b <|endoftext|>"), "a");
+        assert_eq!(response_of(" no end "), "no end");
+    }
 
     #[test]
     fn gutenberg_header_and_licence_are_stripped() {

@@ -1,9 +1,10 @@
 //! `samnet eval-instruct`: phase 4's figure. Each held-out seed task (every
 //! ninth of `alpaca_seed_tasks.jsonl`, never trained on) is prompted as in
-//! training, its response denoised after the prompt, cut where the model
-//! starts another section (`###`), and scored by ROUGE-L F1 against the
-//! task's reference output — beside the baseline of copying the instruction
-//! (and input). Run it on the phase-3 checkpoint for the other baseline.
+//! training, its response denoised after the prompt, cut where the model ends
+//! the example (the document separator) or starts another section (`###`),
+//! and scored by ROUGE-L F1 against the task's reference output — beside the
+//! baseline of copying the instruction (and input). Run it on the phase-3
+//! checkpoint for the other baseline.
 
 use std::path::PathBuf;
 
@@ -53,7 +54,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let (mut model_sum, mut copy_sum) = (0.0, 0.0);
     let mut results = Vec::new();
     for (task, generated) in tasks.iter().zip(&fills) {
-        let response = generated.split("###").next().unwrap_or("").trim();
+        let response = corpus::response_of(generated);
         let copied = format!("{} {}", task.instruction, task.input);
         let (score, copy) = (
             rouge_l(response, &task.output),
