@@ -3,11 +3,16 @@
 // argmax_rows:
 //   tokens[r] = argmax_v logits[r, v]   (ties: the lower id)
 //   confidence[r] = softmax(logits[r])[tokens[r]] = 1 / Σ_v exp(logits[r, v] − max)
-// sample_rows, at temperature τ = 1 / inv_temperature (Gumbel-max):
-//   tokens[r] = argmax_v (logits[r, v] / τ + g[r, v]),  g = −log(−log u),
+// sample_rows, at temperature τ = 1 / inv_temperature and nucleus mass top_p
+// (Gumbel-max over the nucleus):
+//   q = softmax(logits[r] / τ)
+//   θ = the largest probability with Σ_{v: q_v ≥ θ} q_v ≥ top_p (0 at top_p = 1),
+//       found by bisection on its bits: no sort, and ties at θ all stay in
+//   N = {v : q_v ≥ θ}, the smallest set of likeliest tokens holding top_p
+//   tokens[r] = argmax_{v ∈ N} (logits[r, v] / τ + g[r, v]),  g = −log(−log u),
 //   u uniform in (0, 1) from the counter hash of (r·V + v, key, stream)
-//   confidence[r] = softmax(logits[r] / τ)[tokens[r]]
-// so tokens[r] is a draw from softmax(logits[r] / τ), reproducible from the key.
+//   confidence[r] = q[tokens[r]] / Σ_{v ∈ N} q_v
+// so tokens[r] is a draw from q restricted to N, reproducible from the key.
 // One 256-thread workgroup per row, fixed reduction trees. Grid: grid_1d(rows).
 
 struct Params {
@@ -15,6 +20,7 @@ struct Params {
     vocab: u32,
     inv_temperature: f32, // sample_rows only
     stream: u32,          // sample_rows only
+    top_p: f32,           // sample_rows only; 1 keeps every token
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -107,6 +113,10 @@ fn gumbel(i: u32) -> f32 {
 
 var<workgroup> scaled_max: array<f32, 256>;
 
+// Bisection steps over the bits of a probability in [0, 1]: the bits of a
+// positive f32 order as the values do, and 0x3F800001 < 2^30.
+const THRESHOLD_STEPS: u32 = 30u;
+
 @compute @workgroup_size(256)
 fn sample_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = wid.y * nwg.x + wid.x;
@@ -114,22 +124,11 @@ fn sample_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         return;
     }
     let base = r * p.vocab;
-    var v_best = -3.0e38;
-    var i_best = 0u;
     var m = -3.0e38;
     for (var v = lid.x; v < p.vocab; v += WG) {
-        let x = logits[base + v] * p.inv_temperature;
-        m = max(m, x);
-        let score = x + gumbel(base + v);
-        if (score > v_best) {
-            v_best = score;
-            i_best = v;
-        }
+        m = max(m, logits[base + v] * p.inv_temperature);
     }
-    best_value[lid.x] = v_best;
-    best_index[lid.x] = i_best;
     scaled_max[lid.x] = m;
-    reduce_best(lid.x);
     for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
         workgroupBarrier();
         if (lid.x < stride) {
@@ -144,9 +143,56 @@ fn sample_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     }
     total[lid.x] = s;
     reduce_total(lid.x);
+    let inv_z = 1.0 / total[0];
+    var threshold = 0.0;
+    if (p.top_p < 1.0) {
+        // Invariant: the mass at or above bits `lo` reaches top_p, at `hi` it
+        // does not (no probability exceeds 1).
+        var lo = 0u;
+        var hi = 0x3F800001u;
+        for (var step = 0u; step < THRESHOLD_STEPS; step++) {
+            let mid = lo + (hi - lo) / 2u;
+            let theta = bitcast<f32>(mid);
+            var mass = 0.0;
+            for (var v = lid.x; v < p.vocab; v += WG) {
+                let q = exp(logits[base + v] * p.inv_temperature - top) * inv_z;
+                mass += select(0.0, q, q >= theta);
+            }
+            // Every thread has read the last total[0] before it is overwritten.
+            workgroupBarrier();
+            total[lid.x] = mass;
+            reduce_total(lid.x);
+            if (total[0] >= p.top_p) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        threshold = bitcast<f32>(lo);
+    }
+    var v_best = -3.0e38;
+    var i_best = 0u;
+    var kept = 0.0;
+    for (var v = lid.x; v < p.vocab; v += WG) {
+        let x = logits[base + v] * p.inv_temperature;
+        let q = exp(x - top) * inv_z;
+        let score = x + gumbel(base + v);
+        if (q >= threshold) {
+            kept += q;
+            if (score > v_best) {
+                v_best = score;
+                i_best = v;
+            }
+        }
+    }
+    best_value[lid.x] = v_best;
+    best_index[lid.x] = i_best;
+    reduce_best(lid.x);
+    total[lid.x] = kept;
+    reduce_total(lid.x);
     if (lid.x == 0u) {
         let chosen = best_index[0];
         tokens[r] = chosen;
-        confidence[r] = exp(logits[base + chosen] * p.inv_temperature - top) / total[0];
+        confidence[r] = exp(logits[base + chosen] * p.inv_temperature - top) * inv_z / total[0];
     }
 }

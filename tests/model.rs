@@ -712,6 +712,7 @@ fn stochastic_steps_add_the_schedules_sigma_of_fresh_noise() {
             seed: 21,
             clamp: false,
             temperature: 0.0,
+            top_p: 1.0,
             eta,
             order: Default::default(),
         };

@@ -197,6 +197,54 @@ fn discrete_loss_falls_and_it_samples(preset: &str) {
             check_first_two_inputs(&config, &known, &options, 1, &tables, &shown);
         }
     }
+    check_nucleus_draws(&config, &sampler, &schedule, &known);
+}
+
+/// With top_p 0.5, every token a step draws for a position not yet frozen
+/// lies in the nucleus of that step's softmax(logits / τ).
+fn check_nucleus_draws(
+    config: &Config,
+    sampler: &Sampler,
+    schedule: &samnet_core::schedule::NoiseSchedule,
+    known: &samnet_core::conditioning::Known,
+) {
+    use samnet_core::reference::{reveal, sampling};
+    use samnet_core::sample::StepOutput;
+    use std::ops::ControlFlow;
+    let options = SampleOptions {
+        temperature: 0.8,
+        top_p: 0.5,
+        seed: 3,
+        ..SampleOptions::from_config(&config.diffusion)
+    };
+    let mut steps = Vec::new();
+    let mut watch = |s: StepOutput| {
+        steps.push((s.tokens, s.frozen, read(&sampler.graph().logits)));
+        ControlFlow::Continue(())
+    };
+    pollster::block_on(sampler.run(gpu(), schedule, &options, Some(known), Some(&mut watch)))
+        .unwrap();
+    let vocab = config.model.vocab_size;
+    let (mut frozen_before, mut checked) = (known.mask.clone(), 0);
+    for (tokens, frozen, logits) in &steps {
+        let probs = reveal::tempered_softmax(logits, tokens.len(), vocab, 0.8);
+        for (r, &token) in tokens.iter().enumerate() {
+            let (kept, margin) = sampling::nucleus(&probs[r * vocab..][..vocab], 0.5);
+            if !frozen_before[r] && margin > 2e-5 {
+                assert!(
+                    kept[token as usize],
+                    "position {r}: {token} outside the nucleus"
+                );
+                checked += 1;
+            }
+        }
+        frozen_before = frozen.clone();
+    }
+    let unknown = known.mask.iter().filter(|&&m| !m).count();
+    assert!(
+        2 * checked > unknown,
+        "{checked} draws checked of {unknown} positions"
+    );
 }
 
 /// Each step's frozen mask holds the known positions and every position

@@ -9,7 +9,8 @@
 //
 // Attributes: src (checkpoint directory URL, required), steps, length, seed
 // (steps and length default to a run sized to the adapter: short on a
-// software one), temperature (0: most likely token; above 0: drawn), eta
+// software one), temperature (0: most likely token; above 0: drawn), top-p
+// (draws only from the likeliest tokens holding that much probability), eta
 // (gaussian: 0 deterministic steps, up to 1 fresh noise in each), order
 // (hybrid: "random" or "confident" reveals), prompt (text held at the start),
 // infill (a template with [___], [___:N] or ▢ holes), before / after / hole
@@ -236,7 +237,7 @@ export class SamNetDenoise extends HTMLElement {
       length: infill ? undefined : int("length") ?? suggested.length,
       // Each loop samples with the next seed.
       seed: (int("seed") ?? 0) + this.loops,
-      temperature: float("temperature"), eta: float("eta"), order: text("order"),
+      temperature: float("temperature"), top_p: float("top-p"), eta: float("eta"), order: text("order"),
       prompt: text("prompt"), infill, cursor,
     };
     return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));

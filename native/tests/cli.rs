@@ -228,11 +228,17 @@ fn out_of_range_values() {
             ("--eta", "-0.5", "--eta must be in [0, 1], got -0.5"),
             ("--temperature", "-1", "--temperature must be ≥ 0, got -1"),
             ("--temperature", "inf", "--temperature must be ≥ 0, got inf"),
+            ("--top-p", "1.5", "--top-p must be in (0, 1], got 1.5"),
+            ("--top-p", "0", "--top-p must be in (0, 1], got 0"),
             ("--steps", "0", "--steps must be in 1..=1000, got 0"),
         ] {
             let flag_value = format!("{flag}={value}");
             c.fails(&[command, "--ckpt", ckpt, &flag_value], &[needle]);
         }
+        c.fails(
+            &[command, "--ckpt", ckpt, "--temperature=0", "--top-p=0.9"],
+            &["--top-p 0.9 truncates drawn tokens, but temperature 0"],
+        );
     }
     let long_prompt = "To be, or not to be, that is the question. ".repeat(20);
     c.fails(

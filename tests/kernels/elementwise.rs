@@ -91,68 +91,96 @@ fn argmax_rows_with_ties_and_confidence() {
     check("argmax confidence", &got_conf, &want_conf, TOL_F32);
 }
 
-/// Gumbel-max decoding: the GPU's draw equals the f64 reference on the same
-/// counter-hash noise, its confidence is the tempered softmax, and over many
-/// rows the draws follow softmax(logits / τ).
+/// sample_rows: each row's token is the Gumbel-max of logits / τ plus the
+/// counter-hash noise over the nucleus (the smallest set of likeliest tokens
+/// holding top_p), its confidence is its probability renormalised over the
+/// nucleus, and over many rows the draws follow that distribution.
 #[test]
-fn sample_rows_draws_from_the_tempered_softmax() {
-    use samnet_core::ops::sampling::sample_rows;
-    use samnet_core::reference::random::gumbel;
-    let (rows, vocab, temperature, stream) = (37, 300, 0.7, 5);
+fn sample_rows_draws_from_the_nucleus_of_the_tempered_softmax() {
+    use samnet_core::ops::sampling::{Draw, sample_rows};
+    use samnet_core::reference::sampling;
     let key = [1234u32, 99];
+    let stream = 5;
     let mut rng = Rng::new(23);
-    let logits = rng.normals(rows * vocab);
-    let (gl, gkey, tok, conf) = (
-        upload("logits", &[rows, vocab], &logits),
-        upload_u32("key", &[2], &key),
-        upload_u32("tokens", &[rows], &vec![0; rows]),
-        zeros("confidence", &[rows]),
-    );
-    let draw = sample_rows(gpu(), &gl, &gkey, stream, temperature, &tok, &conf).unwrap();
-    run(vec![draw.clone()]);
-    let (got, got_conf) = (read_u32(&tok), read(&conf));
-    let t = temperature as f64;
-    let mut want_conf = Vec::new();
-    for r in 0..rows {
-        let row = &logits[r * vocab..][..vocab];
-        let score = |v: usize| row[v] / t + gumbel((r * vocab + v) as u32, key, stream);
-        let best = (0..vocab).fold(0, |b, v| if score(v) > score(b) { v } else { b });
-        assert_eq!(got[r] as usize, best, "row {r}");
-        let m = row.iter().fold(f64::MIN, |m, &x| m.max(x / t));
-        let z: f64 = row.iter().map(|x| (x / t - m).exp()).sum();
-        want_conf.push((row[best] / t - m).exp() / z);
+    for (rows, vocab, temperature, top_p) in
+        [(37, 300, 0.7, 1.0), (29, 613, 1.0, 0.9), (31, 77, 0.5, 0.3)]
+    {
+        let logits: Vec<f64> = rng.normals(rows * vocab).iter().map(|x| 2.0 * x).collect();
+        let (gl, gkey, tok, conf) = (
+            upload("logits", &[rows, vocab], &logits),
+            upload_u32("key", &[2], &key),
+            upload_u32("tokens", &[rows], &vec![0; rows]),
+            zeros("confidence", &[rows]),
+        );
+        let draw = Draw { temperature, top_p };
+        let dispatch = sample_rows(gpu(), &gl, (&gkey, stream), draw, &tok, &conf).unwrap();
+        run(vec![dispatch.clone()]);
+        let (got, got_conf) = (read_u32(&tok), read(&conf));
+        let want = sampling::sample_rows(
+            &logits,
+            (rows, vocab),
+            (temperature as f64, top_p as f64),
+            key,
+            stream,
+        );
+        // Rows whose cut f32 rounding could move are left out (a few).
+        let clear: Vec<usize> = (0..rows).filter(|&r| want[r].2 > 2e-5).collect();
+        assert!(
+            4 * clear.len() >= 3 * rows,
+            "{} of {rows} rows clear",
+            clear.len()
+        );
+        let what = format!("sample_rows {rows}x{vocab} t={temperature} top_p={top_p}");
+        for &r in &clear {
+            assert_eq!(got[r], want[r].0, "{what}: row {r}");
+        }
+        let pick = |v: &[f64]| clear.iter().map(|&r| v[r]).collect::<Vec<_>>();
+        let want_conf: Vec<f64> = want.iter().map(|w| w.1).collect();
+        check(&what, &pick(&got_conf), &pick(&want_conf), TOL_F32);
+        // The same key draws the same tokens; another key, others.
+        run(vec![dispatch]);
+        assert_eq!(read_u32(&tok), got);
+        gpu().write_u32(&gkey, &[1234, 100]).unwrap();
+        run(vec![
+            sample_rows(gpu(), &gl, (&gkey, stream), draw, &tok, &conf).unwrap(),
+        ]);
+        assert_ne!(read_u32(&tok), got);
     }
-    check("sample_rows confidence", &got_conf, &want_conf, TOL_F32);
-    // The same key draws the same tokens; another key, others.
-    run(vec![draw]);
-    assert_eq!(read_u32(&tok), got);
-    gpu().write_u32(&gkey, &[1234, 100]).unwrap();
-    run(vec![
-        sample_rows(gpu(), &gl, &gkey, stream, temperature, &tok, &conf).unwrap(),
-    ]);
-    assert_ne!(read_u32(&tok), got);
 
-    // 6,000 rows of the same 5 logits: each token's share within 4.5 σ of its probability.
+    // 6,000 rows of the same 5 logits: each token's share within 4.5 σ of
+    // its probability, renormalised over the nucleus; tokens outside it never drawn.
     let (rows, row) = (6000, [0.0, 0.5, 1.0, -1.0, 2.0]);
-    let temperature = 1.3;
+    let gkey = upload_u32("key", &[2], &key);
     let (gl, tok, conf) = (
         upload("logits", &[rows, 5], &row.repeat(rows)),
         upload_u32("tokens", &[rows], &vec![0; rows]),
         zeros("confidence", &[rows]),
     );
-    run(vec![
-        sample_rows(gpu(), &gl, &gkey, stream, temperature, &tok, &conf).unwrap(),
-    ]);
-    let drawn = read_u32(&tok);
-    let z: f64 = row.iter().map(|x| (x / temperature as f64).exp()).sum();
-    for (v, x) in row.iter().enumerate() {
-        let p = (x / temperature as f64).exp() / z;
-        let share = drawn.iter().filter(|&&d| d as usize == v).count() as f64 / rows as f64;
-        let sigma = (p * (1.0 - p) / rows as f64).sqrt();
-        assert!(
-            (share - p).abs() < 4.5 * sigma,
-            "token {v}: drawn {share:.4}, p {p:.4}"
-        );
+    for top_p in [1.0f32, 0.8] {
+        let draw = Draw {
+            temperature: 1.3,
+            top_p,
+        };
+        run(vec![
+            sample_rows(gpu(), &gl, (&gkey, stream), draw, &tok, &conf).unwrap(),
+        ]);
+        let drawn = read_u32(&tok);
+        let q = samnet_core::reference::reveal::tempered_softmax(&row, 1, 5, 1.3);
+        let (kept, _) = sampling::nucleus(&q, top_p as f64);
+        let mass: f64 = (0..5).filter(|&v| kept[v]).map(|v| q[v]).sum();
+        for v in 0..5 {
+            let p = if kept[v] { q[v] / mass } else { 0.0 };
+            let share = drawn.iter().filter(|&&d| d as usize == v).count() as f64 / rows as f64;
+            let sigma = (p * (1.0 - p) / rows as f64).sqrt();
+            assert!(
+                (share - p).abs() <= 4.5 * sigma,
+                "top_p {top_p}, token {v}: drawn {share:.4}, p {p:.4}"
+            );
+        }
     }
-    assert!(sample_rows(gpu(), &gl, &gkey, stream, 0.0, &tok, &conf).is_err());
+    let bad = |temperature, top_p| {
+        let draw = Draw { temperature, top_p };
+        sample_rows(gpu(), &gl, (&gkey, stream), draw, &tok, &conf).is_err()
+    };
+    assert!(bad(0.0, 1.0) && bad(1.0, 0.0) && bad(1.0, 1.5));
 }

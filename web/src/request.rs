@@ -2,7 +2,7 @@
 
 use samnet_core::conditioning::{CursorHole, DEFAULT_HOLE, Known, MAX_SAMPLE_LEN, parse_template};
 use samnet_core::config::{Config, RevealOrder};
-use samnet_core::sample::{GivenOptions, SampleOptions};
+use samnet_core::sample::{GivenOptions, SampleOptions, draw_error};
 use samnet_core::tokenizer::Tokenizer;
 use samnet_core::{Error, Result};
 use serde::Deserialize;
@@ -39,6 +39,7 @@ pub struct SampleRequest {
     pub cursor: Option<Cursor>,
     pub clamp: Option<bool>,
     pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
     pub eta: Option<f32>,
     pub order: Option<RevealOrder>,
 }
@@ -95,8 +96,9 @@ impl SampleRequest {
             return invalid(format!("length must be 1..={MAX_SAMPLE_LEN}, got {len}"));
         }
         let temperature = self.temperature.unwrap_or(config.diffusion.temperature);
-        if !(temperature >= 0.0 && temperature.is_finite()) {
-            return invalid(format!("temperature must be ≥ 0, got {temperature}"));
+        let top_p = self.top_p.unwrap_or(1.0);
+        if let Some((option, reason)) = draw_error(temperature, top_p) {
+            return invalid(format!("{option} {reason}"));
         }
         let eta = self.eta.unwrap_or(config.diffusion.eta);
         if !(0.0..=1.0).contains(&eta) {
@@ -172,6 +174,7 @@ impl SampleRequest {
                 seed: self.seed.unwrap_or(0),
                 clamp: self.clamp.unwrap_or(config.diffusion.clamp),
                 temperature,
+                top_p,
                 eta,
                 order: self.order.unwrap_or(config.diffusion.reveal_order),
             },
@@ -300,6 +303,21 @@ mod tests {
                 ..Default::default()
             })
             .contains("temperature must be")
+        );
+        assert!(
+            err(SampleRequest {
+                top_p: Some(1.5),
+                ..Default::default()
+            })
+            .contains("top_p must be in (0, 1]")
+        );
+        assert!(
+            err(SampleRequest {
+                temperature: Some(0.0),
+                top_p: Some(0.9),
+                ..Default::default()
+            })
+            .contains("temperature 0 takes the most likely one")
         );
         assert!(
             err(SampleRequest {

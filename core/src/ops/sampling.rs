@@ -19,22 +19,31 @@ fn check_rows(logits: &Tensor, tokens: &Tensor, confidence: &Tensor) -> Result<u
     Ok(rows)
 }
 
-/// Per row: a draw from softmax(logits / temperature) (Gumbel-max on the
-/// counter hash of `rng_key` (2 words) and `stream`) and its probability at
-/// that temperature.
+/// How `sample_rows` draws: softmax(logits / temperature), truncated to the
+/// smallest set of likeliest tokens that holds `top_p` of it (1: no truncation).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Draw {
+    pub temperature: f32,
+    pub top_p: f32,
+}
+
+/// Per row: a draw from the truncated softmax(logits / temperature)
+/// (Gumbel-max on the counter hash of `rng_key` (2 words) and `stream`) and
+/// its probability under that distribution.
 pub fn sample_rows(
     gpu: &Gpu,
     logits: &Tensor,
-    rng_key: &Tensor,
-    stream: u32,
-    temperature: f32,
+    (rng_key, stream): (&Tensor, u32),
+    Draw { temperature, top_p }: Draw,
     tokens: &Tensor,
     confidence: &Tensor,
 ) -> Result<Dispatch> {
     let rows = check_rows(logits, tokens, confidence)?;
-    if !(temperature > 0.0 && temperature.is_finite()) || rng_key.len() != 2 {
+    let drawable = temperature > 0.0 && temperature.is_finite() && top_p > 0.0 && top_p <= 1.0;
+    if !drawable || rng_key.len() != 2 {
         return Err(Error::Invalid(format!(
-            "sample_rows needs a temperature > 0 (got {temperature}) and a 2-word key"
+            "sample_rows needs a temperature > 0 (got {temperature}), top_p in (0, 1] \
+             (got {top_p}) and a 2-word key"
         )));
     }
     gpu.call(&SHADER, "sample_rows")
@@ -42,7 +51,8 @@ pub fn sample_rows(
             rows,
             logits.len() / rows,
             1.0 / temperature,
-            stream
+            stream,
+            top_p
         ])
         .bind(1, logits)
         .bind(2, tokens)
@@ -60,7 +70,7 @@ pub fn argmax_rows(
 ) -> Result<Dispatch> {
     let rows = check_rows(logits, tokens, confidence)?;
     gpu.call(&SHADER, "argmax_rows")
-        .params(params![rows, logits.len() / rows, 1.0f32, 0u32])
+        .params(params![rows, logits.len() / rows, 1.0f32, 0u32, 1.0f32])
         .bind(1, logits)
         .bind(2, tokens)
         .bind(3, confidence)

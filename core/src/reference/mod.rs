@@ -18,4 +18,5 @@ pub mod optim;
 pub mod random;
 pub mod reveal;
 pub mod rope;
+pub mod sampling;
 pub mod timestep;

@@ -16,6 +16,7 @@ use crate::ops::diffusion::{self, SeqShape};
 use crate::ops::elementwise::{axpby, fill};
 use crate::ops::embedding;
 use crate::ops::random::randn;
+use crate::ops::sampling::Draw;
 use crate::schedule::NoiseSchedule;
 use crate::{Error, Result};
 
@@ -56,7 +57,7 @@ pub(super) struct Steps {
 #[derive(Clone, Copy)]
 struct StepKind {
     clamp: bool,
-    temperature: f32,
+    draw: Draw,
     stochastic: bool,
 }
 
@@ -135,7 +136,10 @@ impl Steps {
         };
         let deterministic = StepKind {
             clamp: false,
-            temperature: 0.0,
+            draw: Draw {
+                temperature: 0.0,
+                top_p: 1.0,
+            },
             stochastic: false,
         };
         steps.step_plain = steps.record_step(gpu, graph, deterministic)?;
@@ -156,7 +160,7 @@ impl Steps {
     fn record_step(&self, gpu: &Gpu, graph: &Graph, kind: StepKind) -> Result<Program> {
         let StepKind {
             clamp,
-            temperature,
+            draw,
             stochastic,
         } = kind;
         let (batch, rows, d) = (
@@ -174,7 +178,7 @@ impl Steps {
             gpu,
             &graph.logits,
             (&self.decode_key, DECODE_STREAM),
-            temperature,
+            draw,
             (&self.tokens, &self.confidence),
         )?);
         let estimate = if clamp {
@@ -271,7 +275,7 @@ impl Steps {
                 graph,
                 StepKind {
                     clamp: options.clamp,
-                    temperature: options.temperature,
+                    draw: options.draw()?,
                     stochastic,
                 },
             )?;

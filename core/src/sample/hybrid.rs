@@ -23,6 +23,7 @@ use crate::ops::embedding;
 use crate::ops::matmul::{Matmul, matmul};
 use crate::ops::random::randn;
 use crate::ops::reveal::{reveal, reveal_confident, tempered_softmax};
+use crate::ops::sampling::Draw;
 use crate::{Error, Result};
 
 /// The stream of the starting noise z (keyed by the seed).
@@ -156,13 +157,13 @@ impl Steps {
         Ok(p)
     }
 
-    /// What follows the denoiser at decoding temperature τ (a kernel
-    /// parameter, so recorded per run).
+    /// What follows the denoiser, decoding by `draw` (kernel parameters, so
+    /// recorded per run).
     fn record_decode(
         &self,
         gpu: &Gpu,
         graph: &Graph,
-        temperature: f32,
+        draw: Draw,
         order: RevealOrder,
     ) -> Result<Program> {
         let (rows, d) = (self.shape.batch * self.shape.seq, self.width);
@@ -172,11 +173,15 @@ impl Steps {
             gpu,
             &graph.logits,
             (&self.decode_key, DECODE_STREAM),
-            temperature,
+            draw,
             (drawn, confidence),
         )?);
         if let Noisy::Latent(latent) = &self.noisy {
-            let soft_temperature = if temperature > 0.0 { temperature } else { 1.0 };
+            let soft_temperature = if draw.temperature > 0.0 {
+                draw.temperature
+            } else {
+                1.0
+            };
             p.push(tempered_softmax(
                 gpu,
                 &graph.logits,
@@ -247,7 +252,7 @@ impl Steps {
                 gpu.write_f32(&self.revealed, &vec![0.0; rows])?;
             }
         }
-        let decode = self.record_decode(gpu, graph, options.temperature, options.order)?;
+        let decode = self.record_decode(gpu, graph, options.draw()?, options.order)?;
         let step = [&self.input, &graph.core, &decode];
         let t_max = diffusion.timesteps;
         let grid = hybrid::sampling_timesteps(t_max, options.steps);

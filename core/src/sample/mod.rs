@@ -14,7 +14,7 @@ use crate::config::{DiffusionConfig, DiffusionKind, RevealOrder};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::model::Model;
 use crate::model::graph::{Graph, GraphOptions};
-use crate::ops::sampling::{argmax_rows, sample_rows};
+use crate::ops::sampling::{Draw, argmax_rows, sample_rows};
 use crate::schedule::NoiseSchedule;
 use crate::{Error, Result};
 
@@ -38,6 +38,9 @@ pub struct SampleOptions {
     /// 0: each step decodes the most likely token; above 0, a draw from
     /// softmax(logits / temperature).
     pub temperature: f32,
+    /// Draws (temperature > 0) come from the smallest set of likeliest
+    /// tokens holding this much probability; 1 keeps every token.
+    pub top_p: f32,
     /// gaussian only. 0: deterministic DDIM steps; up to 1 (DDPM-like),
     /// fresh noise in each.
     pub eta: f32,
@@ -53,20 +56,22 @@ impl SampleOptions {
             seed: 0,
             clamp: diffusion.clamp,
             temperature: diffusion.temperature,
+            top_p: 1.0,
             eta: diffusion.eta,
             order: diffusion.reveal_order,
         }
     }
 
-    fn check_temperature(&self) -> Result<()> {
-        if self.temperature >= 0.0 && self.temperature.is_finite() {
-            Ok(())
-        } else {
-            Err(Error::Invalid(format!(
-                "temperature must be ≥ 0, got {}",
-                self.temperature
-            )))
+    /// How each step decodes, checked: a temperature ≥ 0 and a nucleus
+    /// mass in (0, 1] that only a draw (temperature > 0) can truncate.
+    fn draw(&self) -> Result<Draw> {
+        if let Some((option, reason)) = draw_error(self.temperature, self.top_p) {
+            return Err(Error::Invalid(format!("{option} {reason}")));
         }
+        Ok(Draw {
+            temperature: self.temperature,
+            top_p: self.top_p,
+        })
     }
 }
 
@@ -187,7 +192,7 @@ impl Sampler {
                 k.tokens.len()
             )));
         }
-        options.check_temperature()?;
+        options.draw()?;
         gpu.write_u32(
             &self.graph.inputs.rng_key,
             &[
@@ -211,18 +216,34 @@ impl Sampler {
     }
 }
 
-/// Decodes every row of `logits`: a draw from softmax(logits / τ) keyed by
-/// `key` and `stream` (its probability as confidence), or at τ = 0 the most
-/// likely token.
+/// Why a temperature and a nucleus mass cannot decode, if they cannot: the
+/// option at fault ("temperature" or "top_p") and the one-line reason.
+pub fn draw_error(temperature: f32, top_p: f32) -> Option<(&'static str, String)> {
+    if !(temperature >= 0.0 && temperature.is_finite()) {
+        return Some(("temperature", format!("must be ≥ 0, got {temperature}")));
+    }
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return Some(("top_p", format!("must be in (0, 1], got {top_p}")));
+    }
+    if top_p < 1.0 && temperature == 0.0 {
+        let reason =
+            format!("{top_p} truncates drawn tokens, but temperature 0 takes the most likely one");
+        return Some(("top_p", reason));
+    }
+    None
+}
+
+/// Decodes every row of `logits`: a draw keyed by `key` and `stream` (its
+/// probability as confidence), or at temperature 0 the most likely token.
 fn decode(
     gpu: &Gpu,
     logits: &Tensor,
-    (key, stream): (&Tensor, u32),
-    temperature: f32,
+    key: (&Tensor, u32),
+    draw: Draw,
     (tokens, confidence): (&Tensor, &Tensor),
 ) -> Result<Dispatch> {
-    if temperature > 0.0 {
-        sample_rows(gpu, logits, key, stream, temperature, tokens, confidence)
+    if draw.temperature > 0.0 {
+        sample_rows(gpu, logits, key, draw, tokens, confidence)
     } else {
         argmax_rows(gpu, logits, tokens, confidence)
     }

@@ -98,11 +98,7 @@ fn sample(options: &GpuOptions, args: SampleArgs) -> anyhow::Result<()> {
     let schedule = NoiseSchedule::new(&config.diffusion);
     let sample_options = SampleOptions {
         steps: args.steps,
-        seed: 0,
-        clamp: config.diffusion.clamp,
-        temperature: config.diffusion.temperature,
-        eta: config.diffusion.eta,
-        order: config.diffusion.reveal_order,
+        ..SampleOptions::from_config(&config.diffusion)
     };
     let mut results = Vec::new();
     for &batch in &args.batch {

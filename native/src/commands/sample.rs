@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use samnet_core::conditioning::{Known, MAX_SAMPLE_LEN, text_end};
 use samnet_core::config::{Config, RevealOrder};
 use samnet_core::gpu::{Gpu, GpuOptions};
-use samnet_core::sample::{GivenOptions, SampleOptions, Sampler, StepOutput};
+use samnet_core::sample::{GivenOptions, SampleOptions, Sampler, StepOutput, draw_error};
 use samnet_core::schedule::NoiseSchedule;
 
 use crate::progress;
@@ -24,6 +24,11 @@ pub struct Denoising {
     /// (default: the config's).
     #[arg(long)]
     temperature: Option<f32>,
+    /// Draw only from the smallest set of likeliest tokens holding this much
+    /// probability (nucleus sampling); 1 keeps every token. Needs a
+    /// temperature above 0.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
     /// Stochasticity of the denoising steps: 0 is deterministic DDIM, up to 1
     /// adds fresh noise at each step as DDPM does (default: the config's).
     #[arg(long)]
@@ -39,11 +44,6 @@ impl Denoising {
     /// The flags are checked here, before core sees them, so that an error
     /// names the flag (the config's own values were checked when it loaded).
     pub fn options(&self, cfg: &Config) -> anyhow::Result<SampleOptions> {
-        if let Some(t) = self.temperature
-            && !(t >= 0.0 && t.is_finite())
-        {
-            anyhow::bail!("--temperature must be ≥ 0, got {t}");
-        }
         if let Some(eta) = self.eta
             && !(0.0..=1.0).contains(&eta)
         {
@@ -58,10 +58,15 @@ impl Denoising {
             anyhow::bail!("--{option} {reason}");
         }
         let defaults = SampleOptions::from_config(&cfg.diffusion);
+        let temperature = self.temperature.unwrap_or(defaults.temperature);
+        if let Some((option, reason)) = draw_error(temperature, self.top_p) {
+            anyhow::bail!("--{} {reason}", option.replace('_', "-"));
+        }
         Ok(SampleOptions {
             steps: denoising_steps(self.steps, cfg)?,
             clamp: self.clamp.unwrap_or(defaults.clamp),
-            temperature: self.temperature.unwrap_or(defaults.temperature),
+            temperature,
+            top_p: self.top_p,
             eta: self.eta.unwrap_or(defaults.eta),
             order: self.order.unwrap_or(defaults.order),
             ..defaults
