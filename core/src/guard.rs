@@ -1,10 +1,11 @@
-//! Containment of panics inside third-party parsers. The `tokenizers` crate
-//! panics on some malformed `tokenizer.json` files instead of returning an
-//! error (e.g. `expect("Helper")` in its decoder deserializer and
-//! `expect("Precompiled")` in its normalizer one, found by
-//! `core/tests/fuzz_loaders.rs`); a damaged file must still end in a clear
-//! error. The panic message is kept quiet while contained: the process-wide
-//! hook is wrapped once so that every other panic is reported as before.
+//! Containment of panics inside third-party code. wgpu's `Device::poll`
+//! panics on a device that a real driver lost (see `Gpu::poll`), and the
+//! `tokenizers` crate panics on some malformed `tokenizer.json` files
+//! instead of returning an error (e.g. `expect("Helper")` in its decoder
+//! deserializer and `expect("Precompiled")` in its normalizer one, found by
+//! `core/tests/fuzz_loaders.rs`); both must still end in a clear error. The
+//! panic message is kept quiet while contained: the process-wide hook is
+//! wrapped once so that every other panic is reported as before.
 
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};

@@ -351,11 +351,22 @@ impl Gpu {
     /// Blocks (natively) until submitted work is done; a no-op in the browser,
     /// where completion arrives through callbacks.
     pub fn wait_idle(&self) -> Result<()> {
-        let polled = self.device.poll(wgpu::PollType::wait_indefinitely());
+        let polled = self.poll(wgpu::PollType::wait_indefinitely())?;
         self.take_error()?;
         polled
             .map(|_| ())
             .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
+    }
+
+    /// `Device::poll`, with a panic inside it reported as the device lost:
+    /// wgpu panics there ("Parent device is lost") when a real driver loses
+    /// the device, where its callback and errors report an injected loss.
+    pub(crate) fn poll(
+        &self,
+        poll: wgpu::PollType,
+    ) -> Result<std::result::Result<wgpu::PollStatus, wgpu::PollError>> {
+        crate::guard::contain(|| self.device.poll(poll))
+            .map_err(|panic| Error::DeviceLost(format!("the driver failed while polling: {panic}")))
     }
 
     /// Fault injection (`samnet train --inject-device-loss`): destroys the

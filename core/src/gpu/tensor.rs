@@ -227,12 +227,12 @@ impl Gpu {
         } else {
             wgpu::PollType::Poll
         };
-        let polled = self.device.poll(poll);
         let reading = |e: Error| e.during(format!("reading '{}'", pending.name));
+        let polled = self.poll(poll).map_err(reading)?;
         if let Err(e) = self.take_error() {
             // A lost device shows first through the errors it causes; a
             // blocking poll runs its callback, so the loss is what is reported.
-            let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+            let _ = self.poll(wgpu::PollType::wait_indefinitely());
             let lost = self
                 .take_error()
                 .err()
