@@ -227,6 +227,29 @@ impl Known {
             &before[before.trim_end().len()..]
         };
         let before = &before[..before.len() - prefix.len()];
+        Self::hole_between(tokenizer, (before, prefix, after), hole, len)
+    }
+
+    /// An instruction's response: the prompt known exactly as training
+    /// tokenized it (on its own, its closing newline included), then a hole
+    /// of `hole` positions; the rest of `len` is left to the model.
+    pub fn after_prompt(
+        tokenizer: &Tokenizer,
+        prompt: &str,
+        hole: usize,
+        len: usize,
+    ) -> Result<(Known, CursorHole)> {
+        Self::hole_between(tokenizer, (prompt, "", ""), hole, len)
+    }
+
+    /// `before`, the hole (`prefix` written into its first positions by the
+    /// model, then `hole` more) and `after`, trimmed to `len`.
+    fn hole_between(
+        tokenizer: &Tokenizer,
+        (before, prefix, after): (&str, &str, &str),
+        hole: usize,
+        len: usize,
+    ) -> Result<(Known, CursorHole)> {
         let positions = hole + tokenizer.encode(prefix)?.len();
         if hole == 0 || positions >= len {
             let whitespace = match positions - hole {
@@ -438,5 +461,20 @@ mod tests {
         let chars = Tokenizer::char_level(code).unwrap();
         let (_, hole) = Known::around_cursor(&chars, before, "\n", 2, 32).unwrap();
         assert_eq!((hole.prefix.as_str(), hole.positions), ("", 2));
+    }
+
+    /// An instruction prompt stays as training tokenized it, on its own:
+    /// its closing newline is known, not moved into the response's hole.
+    #[test]
+    fn a_prompt_keeps_its_closing_newline() {
+        let text = "### Instruction:\nAdd.\n\n### Response:\n5\n";
+        let tok = Tokenizer::train_bpe(&[text.repeat(20)], 300).unwrap();
+        let prompt = "### Instruction:\nAdd.\n\n### Response:\n";
+        let (k, hole) = Known::after_prompt(&tok, prompt, 3, 32).unwrap();
+        let tokens = tok.encode(prompt).unwrap();
+        assert_eq!(&k.tokens[..hole.start], &tokens[..]);
+        assert!(k.mask[..hole.start].iter().all(|&m| m));
+        assert_eq!((hole.prefix.as_str(), hole.positions), ("", 3));
+        assert!(k.mask[hole.start..].iter().all(|&m| !m));
     }
 }

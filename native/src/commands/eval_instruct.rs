@@ -45,7 +45,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|task| {
             let prompt = corpus::prompt(&task.instruction, &task.input);
-            Known::around_cursor(&loaded.tokenizer, &prompt, "", args.hole, len)
+            Known::after_prompt(&loaded.tokenizer, &prompt, args.hole, len)
                 .with_context(|| format!("{}: the prompt", task.source))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
