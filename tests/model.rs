@@ -391,7 +391,15 @@ impl RandomModel {
         }
         write(&graph.inputs.noise, eps);
         let stats = forward_and_backward(graph);
-        (stats, graph.grads.iter().map(read).collect())
+        let grads: Vec<Vec<f64>> = graph.grads.iter().map(read).collect();
+        // The gradient norm sums whole packed chunks: their padding stays zero.
+        let in_tensors: f64 = grads.iter().flatten().map(|g| g * g).sum();
+        let in_chunks: f64 = graph.grad_chunks.iter().flat_map(read).map(|g| g * g).sum();
+        assert!(
+            (in_chunks - in_tensors).abs() <= 1e-12 * in_tensors,
+            "packed gradients: {in_chunks} in the chunks, {in_tensors} in the tensors"
+        );
+        (stats, grads)
     }
 
     /// The GPU's losses against the f64 reference, and its gradients against

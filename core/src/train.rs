@@ -269,7 +269,8 @@ impl Trainer {
         let metrics = self.metrics(gpu).await?;
         let mut optimizer = Vec::with_capacity(2 * self.model.specs.len());
         for (i, spec) in self.model.specs.iter().enumerate() {
-            for (prefix, t) in [("m", &self.optimizer.m[i]), ("v", &self.optimizer.v[i])] {
+            let (m, v) = (&self.optimizer.m.tensors[i], &self.optimizer.v.tensors[i]);
+            for (prefix, t) in [("m", m), ("v", v)] {
                 optimizer.push(NamedTensor {
                     name: format!("{prefix}.{}", spec.name),
                     shape: spec.shape.clone(),
@@ -407,7 +408,7 @@ impl Snapshot {
         let by_name: HashMap<&str, &NamedTensor> =
             tensors.iter().map(|t| (t.name.as_str(), t)).collect();
         for (i, spec) in model.specs.iter().enumerate() {
-            for (prefix, target) in [("m", &state.m[i]), ("v", &state.v[i])] {
+            for (prefix, target) in [("m", &state.m.tensors[i]), ("v", &state.v.tensors[i])] {
                 let name = format!("{prefix}.{}", spec.name);
                 let t = by_name.get(name.as_str()).ok_or_else(|| {
                     Error::file(

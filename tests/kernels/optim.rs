@@ -1,4 +1,4 @@
-use samnet_core::gpu::{Dispatch, Tensor};
+use samnet_core::gpu::{Dispatch, Packed, Packing, Tensor};
 use samnet_core::ops::optim::{self, AdamW, OptimSlots};
 use samnet_core::reference::optim as reference;
 use samnet_tests::*;
@@ -20,8 +20,10 @@ const HP: AdamW = AdamW {
     weight_decay: 0.0,
 };
 
-/// GPU state of several parameter tensors, the optimizer program over them,
-/// and the f64 reference state next to it.
+/// GPU state of several parameter tensors, packed as the model packs them
+/// (in two groups, with small chunks, so that both spans and chunks are
+/// several), the optimizer program over them, and the f64 reference state
+/// next to it.
 struct Run {
     sizes: Vec<usize>,
     weight_decay: f32,
@@ -51,34 +53,32 @@ impl Run {
         let params: Vec<Vec<f64>> = sizes.iter().map(|&n| rng.normals(n)).collect();
         let ms: Vec<Vec<f64>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
         let vs = ms.clone();
-        let gp: Vec<_> = params.iter().map(|p| upload("p", &[p.len()], p)).collect();
-        let gg: Vec<_> = sizes.iter().map(|&n| zeros("g", &[n])).collect();
-        let gm: Vec<_> = sizes.iter().map(|&n| zeros("m", &[n])).collect();
-        let gv: Vec<_> = sizes.iter().map(|&n| zeros("v", &[n])).collect();
+        let tensors: Vec<(&str, usize, usize)> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| ("t", n, i % 2))
+            .collect();
+        let packing = Packing::new(&tensors, 256, 1300).unwrap();
+        let shapes: Vec<Vec<usize>> = sizes.iter().map(|&n| vec![n]).collect();
+        let named: Vec<(&str, &[usize])> = shapes.iter().map(|s| ("t", s.as_slice())).collect();
+        let pack = |prefix: &str| gpu().packed(prefix, &named, &packing).unwrap();
+        let (p, g, m, v) = (pack("p"), pack("g"), pack("m"), pack("v"));
+        for (t, values) in p.tensors.iter().zip(&params) {
+            write(t, values);
+        }
         let mut stats_init = vec![0.0; 8];
         stats_init[SLOTS.loss_scale] = loss_scale;
         let stats = upload("stats", &[8], &stats_init);
         let step = zeros("step", &[3]);
         let h = AdamW { weight_decay, ..HP };
         let mut program =
-            optim::grad_sumsq(gpu(), &gg.iter().collect::<Vec<_>>(), &stats, SLOTS).unwrap();
+            optim::grad_sumsq(gpu(), &g.chunks.iter().collect::<Vec<_>>(), &stats, SLOTS).unwrap();
         program.push(optim::clip_scale(gpu(), &stats, SLOTS, max_norm).unwrap());
-        for i in 0..sizes.len() {
-            program.push(
-                optim::adamw(
-                    gpu(),
-                    h,
-                    SLOTS,
-                    &stats,
-                    &step,
-                    &gp[i],
-                    &gg[i],
-                    &gm[i],
-                    &gv[i],
-                )
-                .unwrap(),
-            );
+        for span in &packing.spans {
+            let [sp, sg, sm, sv] = [&p, &g, &m, &v].map(|t: &Packed| t.span(span));
+            program.push(optim::adamw(gpu(), h, SLOTS, &stats, &step, &sp, &sg, &sm, &sv).unwrap());
         }
+        let (gp, gg, gm, gv) = (p.tensors, g.tensors, m.tensors, v.tensors);
         Run {
             sizes: sizes.to_vec(),
             weight_decay,

@@ -4,11 +4,13 @@
 //! submitted as one command buffer.
 
 mod context;
+mod packed;
 mod program;
 mod shader;
 mod tensor;
 
 pub use context::{Gpu, GpuFeatures, GpuOptions, LimitsPolicy};
+pub use packed::{Packed, Packing, Span};
 pub use program::{Command, Dispatch, KernelCall, ParamWord, Program, grid_1d};
 pub use shader::Shader;
 pub use tensor::{DType, PendingRead, Tensor};

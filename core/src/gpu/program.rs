@@ -132,7 +132,7 @@ impl<'a> KernelCall<'a> {
         for (binding, tensor) in &self.bindings {
             entries.push(wgpu::BindGroupEntry {
                 binding: *binding,
-                resource: tensor.buffer().as_entire_binding(),
+                resource: tensor.binding(),
             });
         }
         let label = format!("{}::{}", self.shader.name, self.entry);
@@ -240,11 +240,18 @@ impl Program {
                     }
                 }
                 Command::Copy { src, dst } => {
-                    encoder.copy_buffer_to_buffer(src.buffer(), 0, dst.buffer(), 0, src.bytes());
+                    let (from, to) = (src.offset(), dst.offset());
+                    encoder.copy_buffer_to_buffer(
+                        src.buffer(),
+                        from,
+                        dst.buffer(),
+                        to,
+                        src.bytes(),
+                    );
                     i += 1;
                 }
                 Command::Zero(t) => {
-                    encoder.clear_buffer(t.buffer(), 0, None);
+                    encoder.clear_buffer(t.buffer(), t.offset(), Some(t.binding_size()));
                     i += 1;
                 }
             }

@@ -18,11 +18,13 @@ impl DType {
     }
 }
 
-/// A GPU storage buffer with a name, a shape and an element type. Cloning is
-/// cheap and shares the buffer.
+/// A GPU storage buffer, or a range of one (see [`Gpu::packed`]), with a
+/// name, a shape and an element type. Cloning is cheap and shares the buffer.
 #[derive(Clone, Debug)]
 pub struct Tensor {
     buffer: wgpu::Buffer,
+    /// Where the elements start in `buffer`, in bytes.
+    offset: u64,
     name: String,
     shape: Vec<usize>,
     dtype: DType,
@@ -31,6 +33,22 @@ pub struct Tensor {
 impl Tensor {
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
+    }
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+    /// The bytes a kernel binds: the elements, padded to 16 bytes as every
+    /// buffer is (no binding may be empty).
+    pub fn binding_size(&self) -> u64 {
+        self.bytes().max(16).div_ceil(16) * 16
+    }
+    /// The storage binding of the tensor's range.
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: std::num::NonZeroU64::new(self.binding_size()),
+        })
     }
     pub fn name(&self) -> &str {
         &self.name
@@ -46,6 +64,23 @@ impl Tensor {
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// A view of `shape` f32 elements starting `offset` bytes into this
+    /// tensor's range (which must hold it), sharing the buffer.
+    pub(crate) fn range(&self, name: &str, offset: u64, shape: &[usize]) -> Tensor {
+        let view = Tensor {
+            buffer: self.buffer.clone(),
+            offset: self.offset + offset,
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            dtype: DType::F32,
+        };
+        debug_assert!(
+            offset + view.binding_size() <= self.binding_size(),
+            "{name} outside {}",
+            self.name
+        );
+        view
     }
     /// Bytes holding the elements (the buffer may be padded beyond this).
     pub fn bytes(&self) -> u64 {
@@ -91,6 +126,7 @@ impl Gpu {
         self.count_allocation(size);
         Ok(Tensor {
             buffer,
+            offset: 0,
             name: name.to_string(),
             shape: shape.to_vec(),
             dtype,
@@ -128,7 +164,7 @@ impl Gpu {
             ));
         }
         if !bytes.is_empty() {
-            self.queue.write_buffer(&t.buffer, 0, bytes);
+            self.queue.write_buffer(&t.buffer, t.offset, bytes);
         }
         Ok(())
     }
@@ -143,7 +179,7 @@ impl Gpu {
             mapped_at_creation: false,
         });
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(&t.buffer, 0, &staging, 0, size);
+        encoder.copy_buffer_to_buffer(&t.buffer, t.offset, &staging, 0, size);
         self.queue.submit([encoder.finish()]);
         staging
     }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use crate::Result;
 use crate::checkpoint::NamedTensor;
 use crate::config::Config;
-use crate::gpu::{DType, Gpu, Tensor};
+use crate::gpu::{Gpu, Packed, Packing, Tensor};
 use crate::rng::Rng;
 use params::{ParamSpec, match_tensors, param_specs};
 
@@ -18,8 +18,21 @@ use params::{ParamSpec, match_tensors, param_specs};
 pub struct Model {
     pub config: Config,
     pub specs: Vec<ParamSpec>,
+    /// Views of `packed`'s buffers, laid out by `packing`: weight-decayed
+    /// tensors (group 0) first, then the others (group 1). Gradients and
+    /// AdamW moments are packed the same way.
     pub params: Vec<Tensor>,
+    pub packing: Packing,
+    pub packed: Packed,
     index: HashMap<String, usize>,
+}
+
+/// The packing group of the weight-decayed parameters; the others are 1.
+pub const DECAYED: usize = 0;
+
+/// The AdamW group of a parameter in [`Model::packing`].
+pub fn decay_group(spec: &ParamSpec) -> usize {
+    if spec.decay { DECAYED } else { 1 }
 }
 
 impl Model {
@@ -28,16 +41,12 @@ impl Model {
     /// value is drawn, so an oversized config fails at once, naming the
     /// buffer, instead of first filling host memory.
     pub fn new(gpu: &Gpu, config: &Config, seed: u64) -> Result<Model> {
-        let specs = param_specs(config);
-        let params = specs
-            .iter()
-            .map(|s| gpu.zeros(&s.name, &s.shape, DType::F32))
-            .collect::<Result<Vec<_>>>()?;
+        let model = Self::allocate(gpu, config)?;
         let mut rng = Rng::new(seed);
-        for (spec, t) in specs.iter().zip(&params) {
+        for (spec, t) in model.specs.iter().zip(&model.params) {
             gpu.write_f32(t, &spec.initial_values(&mut rng))?;
         }
-        Ok(Self::assemble(config, specs, params))
+        Ok(model)
     }
 
     /// A model from named tensors (a checkpoint), checking that every
@@ -48,28 +57,55 @@ impl Model {
         tensors: Vec<NamedTensor>,
         origin: &str,
     ) -> Result<Model> {
-        let specs = param_specs(config);
-        let values = match_tensors(&specs, tensors, origin)?;
-        let params = specs
-            .iter()
-            .zip(&values)
-            .map(|(s, v)| gpu.upload_f32(&s.name, &s.shape, v))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Self::assemble(config, specs, params))
+        let values = match_tensors(&param_specs(config), tensors, origin)?;
+        let model = Self::allocate(gpu, config)?;
+        for (t, v) in model.params.iter().zip(&values) {
+            gpu.write_f32(t, v)?;
+        }
+        Ok(model)
     }
 
-    fn assemble(config: &Config, specs: Vec<ParamSpec>, params: Vec<Tensor>) -> Model {
+    /// Zeroed parameters, packed.
+    fn allocate(gpu: &Gpu, config: &Config) -> Result<Model> {
+        let specs = param_specs(config);
+        let tensors: Vec<(&str, usize, usize)> = specs
+            .iter()
+            .map(|s| (s.name.as_str(), s.len(), decay_group(s)))
+            .collect();
+        let packing = gpu.packing(&tensors)?;
+        let packed = Self::pack_like(gpu, &specs, &packing, "param")?;
         let index = specs
             .iter()
             .enumerate()
             .map(|(i, s)| (s.name.clone(), i))
             .collect();
-        Model {
+        Ok(Model {
             config: config.clone(),
+            params: packed.tensors.clone(),
             specs,
-            params,
+            packing,
+            packed,
             index,
-        }
+        })
+    }
+
+    /// Zeroed tensors shaped and packed like the parameters (gradients,
+    /// moments), named `prefix.NAME`.
+    pub fn packed_like(&self, gpu: &Gpu, prefix: &str) -> Result<Packed> {
+        Self::pack_like(gpu, &self.specs, &self.packing, prefix)
+    }
+
+    fn pack_like(
+        gpu: &Gpu,
+        specs: &[ParamSpec],
+        packing: &Packing,
+        prefix: &str,
+    ) -> Result<Packed> {
+        let tensors: Vec<(&str, &[usize])> = specs
+            .iter()
+            .map(|s| (s.name.as_str(), s.shape.as_slice()))
+            .collect();
+        gpu.packed(prefix, &tensors, packing)
     }
 
     pub fn param(&self, name: &str) -> &Tensor {

@@ -42,7 +42,7 @@ mod recorder;
 
 use super::Model;
 use crate::Result;
-use crate::gpu::{DType, Gpu, Program, Tensor};
+use crate::gpu::{DType, Gpu, Packed, Program, Tensor};
 use crate::hybrid::Corruption;
 use crate::ops::loss::LossSlots;
 use crate::ops::optim::OptimSlots;
@@ -153,25 +153,18 @@ impl Inputs {
     }
 }
 
-/// AdamW moments, one pair per parameter; kept across graph rebuilds and
-/// saved in checkpoints.
+/// AdamW moments, one pair per parameter, packed like the parameters; kept
+/// across graph rebuilds and saved in checkpoints.
 pub struct OptimizerState {
-    pub m: Vec<Tensor>,
-    pub v: Vec<Tensor>,
+    pub m: Packed,
+    pub v: Packed,
 }
 
 impl OptimizerState {
     pub fn new(gpu: &Gpu, model: &Model) -> Result<Self> {
-        let alloc = |prefix: &str| {
-            model
-                .specs
-                .iter()
-                .map(|s| gpu.zeros(&format!("{prefix}.{}", s.name), &s.shape, DType::F32))
-                .collect::<Result<Vec<_>>>()
-        };
         Ok(OptimizerState {
-            m: alloc("m")?,
-            v: alloc("v")?,
+            m: model.packed_like(gpu, "m")?,
+            v: model.packed_like(gpu, "v")?,
         })
     }
 }
@@ -196,8 +189,10 @@ pub struct Graph {
     pub e_hat: Tensor,
     /// (1, d) masked: the unit-RMS mask row m̂, every masked position's input.
     pub mask_hat: Option<Tensor>,
-    /// One gradient per parameter (training graphs).
+    /// One gradient per parameter (training graphs), views of
+    /// `grad_chunks`, which are packed like the parameters.
     pub grads: Vec<Tensor>,
+    pub grad_chunks: Vec<Tensor>,
     /// What the forward derives from the parameters: Ê = rmsnorm(E), the
     /// table both ends of the model read, and (mixed precision) the weights'
     /// half copies.
@@ -263,8 +258,8 @@ impl Graph {
         let mut loss_program = Program::new();
         loss.forward(&r, &inputs, &operands, &stats, &mut loss_program)?;
 
-        let (mut backward, mut optimizer_program, mut grads) =
-            (Program::new(), Program::new(), Vec::new());
+        let (mut backward, mut optimizer_program) = (Program::new(), Program::new());
+        let (mut grads, mut grad_chunks) = (Vec::new(), Vec::new());
         if options.train {
             let bp = Backprop::new(&r)?;
             let p = &mut backward;
@@ -281,7 +276,7 @@ impl Graph {
             if let Some(state) = optimizer {
                 optimizer_program = optimizer::record(&r, &inputs, &bp, &stats, state)?;
             }
-            grads = bp.grads;
+            (grads, grad_chunks) = (bp.grads.tensors, bp.grads.chunks);
         }
         Ok(Graph {
             options,
@@ -297,6 +292,7 @@ impl Graph {
             e_hat: table.e_hat().clone(),
             mask_hat: table.mask_hat().cloned(),
             grads,
+            grad_chunks,
             embed_table,
             front,
             core,

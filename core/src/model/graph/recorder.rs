@@ -4,7 +4,7 @@
 
 use crate::Result;
 use crate::config::{Config, NormKind};
-use crate::gpu::{DType, Gpu, Program, Tensor};
+use crate::gpu::{DType, Gpu, Packed, Program, Tensor};
 use crate::model::Model;
 use crate::ops::adaln::{self, ModShape, ShiftScale};
 use crate::ops::diffusion::SeqShape;
@@ -261,7 +261,7 @@ impl ModulatedNorm {
 /// that cross layer boundaries, shared by all blocks (they run one after
 /// another, so one set serves them all).
 pub(super) struct Backprop {
-    pub grads: Vec<Tensor>,
+    pub grads: Packed,
     /// (B·L, d) the residual stream's gradient, from the final layer down.
     pub dh: Tensor,
     /// (B·L, d) scratch: a branch's output gradient, and what a layer passes down.
@@ -297,12 +297,7 @@ impl Backprop {
     pub fn new(r: &Recorder) -> Result<Self> {
         let (rows, d, b) = (r.rows, r.d, r.options.batch);
         Ok(Backprop {
-            grads: r
-                .model
-                .specs
-                .iter()
-                .map(|s| r.zeros(&format!("grad.{}", s.name), &s.shape))
-                .collect::<Result<_>>()?,
+            grads: r.model.packed_like(r.gpu, "grad")?,
             dh: r.zeros("d.h", &[rows, d])?,
             d_a: r.zeros("d.a", &[rows, d])?,
             d_b: r.zeros("d.b", &[rows, d])?,
@@ -324,7 +319,7 @@ impl Backprop {
     }
 
     pub fn grad(&self, r: &Recorder, name: &str) -> &Tensor {
-        &self.grads[r
+        &self.grads.tensors[r
             .model
             .specs
             .iter()
