@@ -288,8 +288,9 @@ impl Known {
     }
 }
 
-/// Where [`Known::around_cursor`] put the hole, and the whitespace from
-/// before the cursor that it took in.
+/// Where [`Known::around_cursor`] or [`Known::after_prompt`] put the hole,
+/// and the whitespace from before the cursor that it took in (none after a
+/// prompt).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CursorHole {
     pub start: usize,

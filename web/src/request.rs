@@ -21,6 +21,8 @@ use serde::Deserialize;
 /// - `clamp`: snap each estimate to the nearest embedding (default: the checkpoint's);
 /// - `temperature`: 0 decodes each position's most likely token, above 0 draws
 ///   from softmax(logits / temperature) (default: the checkpoint's);
+/// - `top_p`: with a temperature above 0, draws only from the smallest set of
+///   likeliest tokens holding this much probability (default 1: every token);
 /// - `eta`: stochasticity of the denoising steps, 0 (DDIM) to 1 (DDPM-like)
 ///   (default: the checkpoint's);
 /// - `order`: masked and hybrid checkpoints, which positions each step freezes:

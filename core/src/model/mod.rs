@@ -18,12 +18,11 @@ use params::{ParamSpec, match_tensors, param_specs};
 pub struct Model {
     pub config: Config,
     pub specs: Vec<ParamSpec>,
-    /// Views of `packed`'s buffers, laid out by `packing`: weight-decayed
-    /// tensors (group 0) first, then the others (group 1). Gradients and
-    /// AdamW moments are packed the same way.
-    pub params: Vec<Tensor>,
-    pub packing: Packing,
+    /// The parameters (`packed.tensors`, in spec order), views of buffers
+    /// laid out by `packing`: weight-decayed tensors (group 0) first, then
+    /// the others (group 1). Gradients and AdamW moments are packed the same way.
     pub packed: Packed,
+    pub packing: Packing,
     index: HashMap<String, usize>,
 }
 
@@ -43,7 +42,7 @@ impl Model {
     pub fn new(gpu: &Gpu, config: &Config, seed: u64) -> Result<Model> {
         let model = Self::allocate(gpu, config)?;
         let mut rng = Rng::new(seed);
-        for (spec, t) in model.specs.iter().zip(&model.params) {
+        for (spec, t) in model.specs.iter().zip(&model.packed.tensors) {
             gpu.write_f32(t, &spec.initial_values(&mut rng))?;
         }
         Ok(model)
@@ -59,7 +58,7 @@ impl Model {
     ) -> Result<Model> {
         let values = match_tensors(&param_specs(config), tensors, origin)?;
         let model = Self::allocate(gpu, config)?;
-        for (t, v) in model.params.iter().zip(&values) {
+        for (t, v) in model.packed.tensors.iter().zip(&values) {
             gpu.write_f32(t, v)?;
         }
         Ok(model)
@@ -81,7 +80,6 @@ impl Model {
             .collect();
         Ok(Model {
             config: config.clone(),
-            params: packed.tensors.clone(),
             specs,
             packing,
             packed,
@@ -109,7 +107,7 @@ impl Model {
     }
 
     pub fn param(&self, name: &str) -> &Tensor {
-        &self.params[self.index[name]]
+        &self.packed.tensors[self.index[name]]
     }
 
     pub fn param_count(&self) -> usize {
@@ -118,8 +116,8 @@ impl Model {
 
     /// Reads every parameter back (for checkpoints).
     pub async fn to_tensors(&self, gpu: &Gpu) -> Result<Vec<NamedTensor>> {
-        let mut out = Vec::with_capacity(self.params.len());
-        for (spec, t) in self.specs.iter().zip(&self.params) {
+        let mut out = Vec::with_capacity(self.specs.len());
+        for (spec, t) in self.specs.iter().zip(&self.packed.tensors) {
             out.push(NamedTensor {
                 name: spec.name.clone(),
                 shape: spec.shape.clone(),
