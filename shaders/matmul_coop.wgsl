@@ -6,26 +6,37 @@
 //
 // Only compiled where the device has EXPERIMENTAL_COOPERATIVE_MATRIX with a
 // 16×16×16 f16·f16→f32 configuration, subgroups of exactly 32 invocations
-// (so the 256 invocations are 8 subgroups) and SHADER_F16; elsewhere (and in
-// browsers, where wgpu has no cooperative matrices) matmul.wgsl runs. Every
-// variant is self-tested against the f64 reference when the device opens.
+// (so the 256 invocations are 8 subgroups), SHADER_F16 and 20 KiB of
+// workgroup memory (beyond WebGPU's default 16 KiB: this file never runs in
+// a browser, where wgpu has no cooperative matrices); elsewhere matmul.wgsl
+// runs. Every variant is self-tested against the f64 reference when the
+// device opens. TRANS_A and TRANS_B are compile-time switches (one pipeline
+// per transpose variant), so the staging below has no run-time transposes.
 //
 // A 256-invocation workgroup owns a 128×128 block of C. K is walked in
-// slices of 32: all invocations stage op(A)'s 128×32 and op(B)'s 32×128
-// slices into workgroup memory as f16 (16 KiB, WebGPU's default limit),
-// converting from f32 (or reading B's f16 copy) and transposing as they go,
-// so the fragment loads below are always row-major whatever trans_a/trans_b
-// say. Subgroup s owns rows 32·(s/2).. and columns 64·(s%2).. of the block:
-// 2×4 fragments of 16×16 f32 accumulators. Elements outside the matrix are
-// staged as zeros, so K is arbitrary; M and N must be multiples of 16 (a
-// fragment is stored whole), which ops/matmul.rs checks before choosing this.
+// slices of 32. Each operand's slice is staged into workgroup memory as f16
+// in the orientation it has in memory (K contiguous or M/N contiguous), so
+// neighbouring invocations read neighbouring quads and write neighbouring
+// halves; the fragment loads then read it row-major (coopLoadT) or
+// column-major (coopLoad). Rows of the staged slices are padded by 8 halves
+// so that the eight 16-byte rows a fragment load reads fall in different
+// banks. The next slice is fetched into registers before the current one is
+// multiplied, so its global-memory latency hides behind the multiply-adds.
+// Subgroup s owns rows 32·(s/2).. and columns 64·(s%2).. of the block: 2×4
+// fragments of 16×16 f32 accumulators. Operands are read in quads (vec4)
+// along their contiguous dimension; quads outside the matrix are read at a
+// clamped place and staged as zeros (no branch around a load). M and N must
+// be multiples of 16 (a fragment is stored whole), K and every offset,
+// leading dimension and batch stride of A and B multiples of 4, which
+// ops/matmul.rs checks before choosing this.
 //
 // Naga notes (wgpu 30): coop loads and multiply-adds must sit in control
-// flow naga can prove uniform, so they run unconditionally (loads of C at a
-// clamped, in-bounds place) and only the stores of fragments outside C are
-// skipped; every index and stride given to a coop builtin is a `let` of its
-// own (naga 30's SPIR-V writer is reported to panic on some cooperative
-// stores; tests/shaders.rs translates this file to SPIR-V to catch it).
+// flow naga can prove uniform, so they run unconditionally or under the
+// compile-time switches (loads of C at a clamped, in-bounds place) and only
+// the stores of fragments outside C are skipped; every index and stride
+// given to a coop builtin is a `let` of its own (naga 30's SPIR-V writer is
+// reported to panic on some cooperative stores; tests/shaders.rs translates
+// every variant of this file to SPIR-V to catch it).
 
 enable f16;
 enable wgpu_cooperative_matrix;
@@ -34,7 +45,7 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    trans_a: u32,
+    trans_a: u32,    // matmul.wgsl's; here TRANS_A and TRANS_B
     trans_b: u32,
     lda: u32,
     ldb: u32,
@@ -50,76 +61,126 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;        // (batch, M, K), or (batch, K, M) if trans_a
-@group(0) @binding(2) var<storage, read> b: array<OperandB>;   // (batch, K, N), or (batch, N, K) if trans_b
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;  // (batch, M, N)
+// A and B are read in quads (vec4): their offsets, leading dimensions and
+// batch strides are multiples of 4, and so is K (ops/matmul.rs checks).
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;       // (batch, M, K), or (batch, K, M) if TRANS_A
+@group(0) @binding(2) var<storage, read> b: array<vec4<OperandB>>;  // (batch, K, N), or (batch, N, K) if TRANS_B
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;       // (batch, M, N)
 
 alias OperandB = f32;   // f16 when B is a weight's half copy
 
 const HALF_MAX: f32 = 65504.0;
 
+// Whether A is stored (K, M) and B (N, K): compile-time switches.
+const TRANS_A: bool = false;
+const TRANS_B: bool = false;
+
 // v rounded to f16, ±inf beyond its range as in matmul.wgsl (so an
 // overflowing loss-scaled gradient reaches the non-finite check). WGSL leaves
 // an out-of-range conversion undefined, so the infinity is made by an f16
-// product that overflows at run time (IEEE rounding, as native f16 has).
-fn to_half(v: f32) -> f16 {
-    if (abs(v) > HALF_MAX) {
-        let largest = select(65504.0h, -65504.0h, v < 0.0);
-        return largest * 2.0h;
-    }
-    return f16(v);
+// product that overflows at run time (IEEE rounding, as native f16 has); a
+// select rather than a branch, so the staging stays straight-line code.
+fn to_half4(v: vec4<f32>) -> vec4<f16> {
+    let largest = select(vec4<f16>(65504.0h), vec4<f16>(-65504.0h), v < vec4<f32>());
+    return select(vec4<f16>(v), largest * 2.0h, abs(v) > vec4<f32>(HALF_MAX));
 }
 
-const BM: u32 = 128u;
-const BN: u32 = 128u;
-const BK: u32 = 32u;
+const BLOCK: u32 = 128u;  // rows and columns of C per workgroup
+const BK: u32 = 32u;      // K slice
 const THREADS: u32 = 256u;
+// Padded row strides of a staged slice: K contiguous (BLOCK rows of BK), or
+// M/N contiguous (BK rows of BLOCK).
+const K_STRIDE: u32 = 40u;
+const MN_STRIDE: u32 = 136u;
+const SLICE: u32 = 5120u;  // max(BLOCK * K_STRIDE, BK * MN_STRIDE)
 
-var<workgroup> a_slice: array<f16, 4096>;  // (BM, BK) row-major: op(A) rows of the block, columns k0..k0+32
-var<workgroup> b_slice: array<f16, 4096>;  // (BK, BN) row-major: op(B) rows k0..k0+32, columns of the block
+var<workgroup> a_slice: array<f16, SLICE>;  // op(A) rows row0.., columns k0..k0+32
+var<workgroup> b_slice: array<f16, SLICE>;  // op(B) rows k0..k0+32, columns col0..
 
-// op(A)[row, col] as f16, zero outside the matrix.
-fn load_a(base: u32, row: u32, col: u32) -> f16 {
-    if (row >= p.m || col >= p.k) {
-        return 0.0h;
+// A slice is 1,024 quads: runs of 4 elements along the dimension contiguous
+// in memory. Quad q's (row of C's block or column of it, k) offsets:
+fn quad_coord(q: u32, k_contiguous: bool) -> vec2<u32> {
+    if (k_contiguous) {
+        return vec2<u32>(q / (BK / 4u), 4u * (q % (BK / 4u)));
     }
-    if (p.trans_a == 0u) {
-        return to_half(a[base + row * p.lda + col]);
-    }
-    return to_half(a[base + col * p.lda + row]);
+    return vec2<u32>(4u * (q % (BLOCK / 4u)), q / (BLOCK / 4u));
 }
 
-// op(B)[row, col] as f16, zero outside the matrix.
-fn load_b(base: u32, row: u32, col: u32) -> f16 {
-    if (row >= p.k || col >= p.n) {
-        return 0.0h;
+// Where the quad's first element is staged.
+fn quad_index(c: vec2<u32>, k_contiguous: bool) -> u32 {
+    if (k_contiguous) {
+        return c.x * K_STRIDE + c.y;
     }
-    if (p.trans_b == 0u) {
-        return to_half(f32(b[base + row * p.ldb + col]));
-    }
-    return to_half(f32(b[base + col * p.ldb + row]));
+    return c.y * MN_STRIDE + c.x;
 }
 
-// Stages the K slice at k0 of both operands; each index walks the operand's
-// contiguous dimension across neighbouring invocations, so loads coalesce.
-fn stage(t: u32, a_base: u32, b_base: u32, row0: u32, col0: u32, k0: u32) {
-    for (var i = 0u; i < 16u; i++) {
-        let e = t + i * THREADS;
-        var m = e / BK;
-        var ka = e % BK;
-        if (p.trans_a != 0u) {
-            m = e % BM;
-            ka = e / BM;
-        }
-        a_slice[m * BK + ka] = load_a(a_base, row0 + m, k0 + ka);
-        var n = e % BN;
-        var kb = e / BN;
-        if (p.trans_b != 0u) {
-            n = e / BK;
-            kb = e % BK;
-        }
-        b_slice[kb * BN + n] = load_b(b_base, k0 + kb, col0 + n);
+// Element index of the quad at (mn, k) of an operand with `rows` (M or N)
+// and ld, clamped to the last quad inside so the load needs no branch.
+fn quad_at(base: u32, ld: u32, mn: u32, k: u32, rows: u32, k_contiguous: bool) -> u32 {
+    if (k_contiguous) {
+        return base + min(mn, rows - 1u) * ld + min(k, max(p.k, 4u) - 4u);
     }
+    return base + min(k, max(p.k, 1u) - 1u) * ld + min(mn, rows - 4u);
+}
+
+// Quad q of op(A)'s slice at row0, k0; zeros outside the matrix.
+fn fetch_a(base: u32, row0: u32, k0: u32, q: u32) -> vec4<f32> {
+    let c = quad_coord(q, !TRANS_A);
+    let row = row0 + c.x;
+    let col = k0 + c.y;
+    let at = quad_at(base, p.lda, row, col, p.m, !TRANS_A);
+    return select(vec4<f32>(), a[at / 4u], row < p.m && col < p.k);
+}
+
+// Quad q of op(B)'s slice at k0, col0; zeros outside the matrix.
+fn fetch_b(base: u32, col0: u32, k0: u32, q: u32) -> vec4<OperandB> {
+    let c = quad_coord(q, TRANS_B);
+    let col = col0 + c.x;
+    let row = k0 + c.y;
+    let at = quad_at(base, p.ldb, col, row, p.n, TRANS_B);
+    return select(vec4<OperandB>(), b[at / 4u], col < p.n && row < p.k);
+}
+
+fn stage_a(q: u32, v: vec4<f32>) {
+    let at = quad_index(quad_coord(q, !TRANS_A), !TRANS_A);
+    let h = to_half4(v);
+    a_slice[at] = h.x;
+    a_slice[at + 1u] = h.y;
+    a_slice[at + 2u] = h.z;
+    a_slice[at + 3u] = h.w;
+}
+
+fn stage_b(q: u32, v: vec4<OperandB>) {
+    let at = quad_index(quad_coord(q, TRANS_B), TRANS_B);
+    let h = to_half4(vec4<f32>(v));
+    b_slice[at] = h.x;
+    b_slice[at + 1u] = h.y;
+    b_slice[at + 2u] = h.z;
+    b_slice[at + 3u] = h.w;
+}
+
+// The A fragment at block row `row`, slice column `kk`.
+fn a_fragment(row: u32, kk: u32) -> coop_mat16x16<f16, A> {
+    if (TRANS_A) {
+        let at = kk * MN_STRIDE + row;
+        let stride = MN_STRIDE;
+        return coopLoad<coop_mat16x16<f16, A>>(&a_slice[at], stride);
+    }
+    let at = row * K_STRIDE + kk;
+    let stride = K_STRIDE;
+    return coopLoadT<coop_mat16x16<f16, A>>(&a_slice[at], stride);
+}
+
+// The B fragment at slice row `kk`, block column `col`.
+fn b_fragment(kk: u32, col: u32) -> coop_mat16x16<f16, B> {
+    if (TRANS_B) {
+        let at = col * K_STRIDE + kk;
+        let stride = K_STRIDE;
+        return coopLoad<coop_mat16x16<f16, B>>(&b_slice[at], stride);
+    }
+    let at = kk * MN_STRIDE + col;
+    let stride = MN_STRIDE;
+    return coopLoadT<coop_mat16x16<f16, B>>(&b_slice[at], stride);
 }
 
 // Grid: (ceil(N / 128), ceil(M / 128), batch).
@@ -129,16 +190,28 @@ fn matmul_coop(
     @builtin(local_invocation_index) t: u32,
     @builtin(subgroup_id) sg: u32,
 ) {
-    let row0 = wid.y * BM;
-    let col0 = wid.x * BN;
+    let row0 = wid.y * BLOCK;
+    let col0 = wid.x * BLOCK;
     let a_base = p.a_offset + wid.z * p.a_batch_stride;
     let b_base = p.b_offset + wid.z * p.b_batch_stride;
     let c_base = p.c_offset + wid.z * p.c_batch_stride;
-    // The subgroup's 32×64 part of the block, as offsets into the slices.
+    // The subgroup's 32×64 part of the block.
     let sub_row = (sg / 2u) * 32u;
     let sub_col = (sg % 2u) * 64u;
-    let a_stride = BK;
-    let b_stride = BN;
+
+    // This invocation's quads of each slice: t + 256·j, j = 0..3.
+    let q0 = t;
+    let q1 = t + THREADS;
+    let q2 = t + 2u * THREADS;
+    let q3 = t + 3u * THREADS;
+    var a0 = fetch_a(a_base, row0, 0u, q0);
+    var a1 = fetch_a(a_base, row0, 0u, q1);
+    var a2 = fetch_a(a_base, row0, 0u, q2);
+    var a3 = fetch_a(a_base, row0, 0u, q3);
+    var b0 = fetch_b(b_base, col0, 0u, q0);
+    var b1 = fetch_b(b_base, col0, 0u, q1);
+    var b2 = fetch_b(b_base, col0, 0u, q2);
+    var b3 = fetch_b(b_base, col0, 0u, q3);
 
     var c00 = coop_mat16x16<f32, C>();
     var c01 = coop_mat16x16<f32, C>();
@@ -149,31 +222,43 @@ fn matmul_coop(
     var c12 = coop_mat16x16<f32, C>();
     var c13 = coop_mat16x16<f32, C>();
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        stage(t, a_base, b_base, row0, col0, k0);
+        workgroupBarrier();  // the previous slice's fragments are all loaded
+        stage_a(q0, a0);
+        stage_a(q1, a1);
+        stage_a(q2, a2);
+        stage_a(q3, a3);
+        stage_b(q0, b0);
+        stage_b(q1, b1);
+        stage_b(q2, b2);
+        stage_b(q3, b3);
         workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk += 16u) {
-            let ia0 = sub_row * BK + kk;
-            let ia1 = (sub_row + 16u) * BK + kk;
-            let a0 = coopLoadT<coop_mat16x16<f16, A>>(&a_slice[ia0], a_stride);
-            let a1 = coopLoadT<coop_mat16x16<f16, A>>(&a_slice[ia1], a_stride);
-            let ib0 = kk * BN + sub_col;
-            let ib1 = ib0 + 16u;
-            let ib2 = ib0 + 32u;
-            let ib3 = ib0 + 48u;
-            let b0 = coopLoadT<coop_mat16x16<f16, B>>(&b_slice[ib0], b_stride);
-            let b1 = coopLoadT<coop_mat16x16<f16, B>>(&b_slice[ib1], b_stride);
-            let b2 = coopLoadT<coop_mat16x16<f16, B>>(&b_slice[ib2], b_stride);
-            let b3 = coopLoadT<coop_mat16x16<f16, B>>(&b_slice[ib3], b_stride);
-            c00 = coopMultiplyAdd(a0, b0, c00);
-            c01 = coopMultiplyAdd(a0, b1, c01);
-            c02 = coopMultiplyAdd(a0, b2, c02);
-            c03 = coopMultiplyAdd(a0, b3, c03);
-            c10 = coopMultiplyAdd(a1, b0, c10);
-            c11 = coopMultiplyAdd(a1, b1, c11);
-            c12 = coopMultiplyAdd(a1, b2, c12);
-            c13 = coopMultiplyAdd(a1, b3, c13);
+        let next = k0 + BK;
+        if (next < p.k) {
+            a0 = fetch_a(a_base, row0, next, q0);
+            a1 = fetch_a(a_base, row0, next, q1);
+            a2 = fetch_a(a_base, row0, next, q2);
+            a3 = fetch_a(a_base, row0, next, q3);
+            b0 = fetch_b(b_base, col0, next, q0);
+            b1 = fetch_b(b_base, col0, next, q1);
+            b2 = fetch_b(b_base, col0, next, q2);
+            b3 = fetch_b(b_base, col0, next, q3);
         }
-        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk += 16u) {
+            let fa0 = a_fragment(sub_row, kk);
+            let fa1 = a_fragment(sub_row + 16u, kk);
+            let fb0 = b_fragment(kk, sub_col);
+            let fb1 = b_fragment(kk, sub_col + 16u);
+            let fb2 = b_fragment(kk, sub_col + 32u);
+            let fb3 = b_fragment(kk, sub_col + 48u);
+            c00 = coopMultiplyAdd(fa0, fb0, c00);
+            c01 = coopMultiplyAdd(fa0, fb1, c01);
+            c02 = coopMultiplyAdd(fa0, fb2, c02);
+            c03 = coopMultiplyAdd(fa0, fb3, c03);
+            c10 = coopMultiplyAdd(fa1, fb0, c10);
+            c11 = coopMultiplyAdd(fa1, fb1, c11);
+            c12 = coopMultiplyAdd(fa1, fb2, c12);
+            c13 = coopMultiplyAdd(fa1, fb3, c13);
+        }
     }
     let row = row0 + sub_row;
     let col = col0 + sub_col;

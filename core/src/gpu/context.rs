@@ -253,6 +253,11 @@ impl Gpu {
             limits.max_buffer_size = adapter_limits.max_buffer_size;
             limits.max_storage_buffer_binding_size = adapter_limits.max_storage_buffer_binding_size;
         }
+        if cooperative {
+            limits.max_compute_workgroup_storage_size = limits
+                .max_compute_workgroup_storage_size
+                .max(matmul_coop::WORKGROUP_BYTES);
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("samnet"),

@@ -212,12 +212,12 @@ pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: Matmul) -> Resu
     check_fits("C", c, lc, mm.m, mm.n, mm.batch)?;
     let cooperative = match mm.kernel {
         MatmulKernel::Cooperative => {
-            check_cooperative(gpu, &mm, lc)?;
+            check_cooperative(gpu, &mm, [la, lb, lc])?;
             true
         }
         MatmulKernel::Auto => {
             mm.half_operands
-                && cooperative_fits(&mm, lc)
+                && cooperative_fits(&mm, [la, lb, lc])
                 && gpu.cooperative_matmul_passed(mm.trans_a, mm.trans_b)
         }
         MatmulKernel::Simple | MatmulKernel::Tiled => false,
@@ -236,6 +236,9 @@ pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: Matmul) -> Resu
     };
     let mut call = gpu.call(shader, entry);
     if cooperative {
+        for (name, value) in matmul_coop::transposes(mm.trans_a, mm.trans_b) {
+            call = call.constant(name, value);
+        }
         if b.dtype() == DType::F16 {
             call = call.constant(matmul_coop::HALF_B.0, matmul_coop::HALF_B.1);
         }
@@ -277,19 +280,26 @@ pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: Matmul) -> Resu
 }
 
 /// The tensor-core kernel stores whole 16×16 fragments of C, each row of
-/// one 16-byte aligned (as cooperative loads and stores want).
-fn cooperative_fits(mm: &Matmul, c: Layout) -> bool {
+/// one 16-byte aligned (as cooperative loads and stores want), and reads A
+/// and B in quads (vec4) along their contiguous dimension.
+fn cooperative_fits(mm: &Matmul, [a, b, c]: [Layout; 3]) -> bool {
     let fragment = matmul_coop::FRAGMENT;
+    let quads = |l: Layout| {
+        [l.offset, l.ld, l.batch_stride]
+            .iter()
+            .all(|v| v.is_multiple_of(4))
+    };
     mm.m > 0
         && mm.n > 0
         && mm.m.is_multiple_of(fragment)
         && mm.n.is_multiple_of(fragment)
-        && [c.offset, c.ld, c.batch_stride]
-            .iter()
-            .all(|v| v.is_multiple_of(4))
+        && mm.k.is_multiple_of(4)
+        && quads(a)
+        && quads(b)
+        && quads(c)
 }
 
-fn check_cooperative(gpu: &Gpu, mm: &Matmul, c: Layout) -> Result<()> {
+fn check_cooperative(gpu: &Gpu, mm: &Matmul, layouts: [Layout; 3]) -> Result<()> {
     if !mm.half_operands {
         return Err(Error::Invalid(
             "the tensor-core matmul rounds its operands to f16: it needs half operands".into(),
@@ -301,14 +311,15 @@ fn check_cooperative(gpu: &Gpu, mm: &Matmul, c: Layout) -> Result<()> {
             gpu.info.name
         )));
     }
-    if !cooperative_fits(mm, c) {
+    if !cooperative_fits(mm, layouts) {
         return Err(Error::shape(
             "matmul",
             format!(
-                "the tensor-core kernel needs M and N to be multiples of {} and C's layout of 4, got {}×{} at {c:?}",
+                "the tensor-core kernel needs M and N to be multiples of {}, and K and every layout (offset, ld, batch stride) multiples of 4, got {}×{}×{} at {layouts:?}",
                 matmul_coop::FRAGMENT,
                 mm.m,
-                mm.n
+                mm.n,
+                mm.k
             ),
         ));
     }
