@@ -88,17 +88,18 @@ fn to_half4(v: vec4<f32>) -> vec4<f16> {
 const BLOCK: u32 = 128u;  // rows and columns of C per workgroup
 const BK: u32 = 32u;      // K slice
 const THREADS: u32 = 256u;
+const QUADS: u32 = BLOCK * BK / 4u / THREADS;  // of each operand's slice, per invocation
 // Padded row strides of a staged slice: K contiguous (BLOCK rows of BK), or
 // M/N contiguous (BK rows of BLOCK).
-const K_STRIDE: u32 = 40u;
-const MN_STRIDE: u32 = 136u;
-const SLICE: u32 = 5120u;  // max(BLOCK * K_STRIDE, BK * MN_STRIDE)
+const K_STRIDE: u32 = BK + 8u;
+const MN_STRIDE: u32 = BLOCK + 8u;
+const SLICE: u32 = max(BLOCK * K_STRIDE, BK * MN_STRIDE);
 
-var<workgroup> a_slice: array<f16, SLICE>;  // op(A) rows row0.., columns k0..k0+32
-var<workgroup> b_slice: array<f16, SLICE>;  // op(B) rows k0..k0+32, columns col0..
+var<workgroup> a_slice: array<f16, SLICE>;  // op(A) rows row0.., columns k0..k0+BK
+var<workgroup> b_slice: array<f16, SLICE>;  // op(B) rows k0..k0+BK, columns col0..
 
-// A slice is 1,024 quads: runs of 4 elements along the dimension contiguous
-// in memory. Quad q's (row of C's block or column of it, k) offsets:
+// A slice is BLOCK·BK/4 quads: runs of 4 elements along the dimension
+// contiguous in memory. Quad q's (row of C's block or column of it, k) offsets:
 fn quad_coord(q: u32, k_contiguous: bool) -> vec2<u32> {
     if (k_contiguous) {
         return vec2<u32>(q / (BK / 4u), 4u * (q % (BK / 4u)));
@@ -199,19 +200,14 @@ fn matmul_coop(
     let sub_row = (sg / 2u) * 32u;
     let sub_col = (sg % 2u) * 64u;
 
-    // This invocation's quads of each slice: t + 256·j, j = 0..3.
-    let q0 = t;
-    let q1 = t + THREADS;
-    let q2 = t + 2u * THREADS;
-    let q3 = t + 3u * THREADS;
-    var a0 = fetch_a(a_base, row0, 0u, q0);
-    var a1 = fetch_a(a_base, row0, 0u, q1);
-    var a2 = fetch_a(a_base, row0, 0u, q2);
-    var a3 = fetch_a(a_base, row0, 0u, q3);
-    var b0 = fetch_b(b_base, col0, 0u, q0);
-    var b1 = fetch_b(b_base, col0, 0u, q1);
-    var b2 = fetch_b(b_base, col0, 0u, q2);
-    var b3 = fetch_b(b_base, col0, 0u, q3);
+    // This invocation's quads of each slice are t + THREADS·j, j < QUADS;
+    // the next slice's wait in registers while the current one is multiplied.
+    var a_next: array<vec4<f32>, QUADS>;
+    var b_next: array<vec4<OperandB>, QUADS>;
+    for (var j = 0u; j < QUADS; j++) {
+        a_next[j] = fetch_a(a_base, row0, 0u, t + j * THREADS);
+        b_next[j] = fetch_b(b_base, col0, 0u, t + j * THREADS);
+    }
 
     var c00 = coop_mat16x16<f32, C>();
     var c01 = coop_mat16x16<f32, C>();
@@ -223,25 +219,17 @@ fn matmul_coop(
     var c13 = coop_mat16x16<f32, C>();
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
         workgroupBarrier();  // the previous slice's fragments are all loaded
-        stage_a(q0, a0);
-        stage_a(q1, a1);
-        stage_a(q2, a2);
-        stage_a(q3, a3);
-        stage_b(q0, b0);
-        stage_b(q1, b1);
-        stage_b(q2, b2);
-        stage_b(q3, b3);
+        for (var j = 0u; j < QUADS; j++) {
+            stage_a(t + j * THREADS, a_next[j]);
+            stage_b(t + j * THREADS, b_next[j]);
+        }
         workgroupBarrier();
         let next = k0 + BK;
         if (next < p.k) {
-            a0 = fetch_a(a_base, row0, next, q0);
-            a1 = fetch_a(a_base, row0, next, q1);
-            a2 = fetch_a(a_base, row0, next, q2);
-            a3 = fetch_a(a_base, row0, next, q3);
-            b0 = fetch_b(b_base, col0, next, q0);
-            b1 = fetch_b(b_base, col0, next, q1);
-            b2 = fetch_b(b_base, col0, next, q2);
-            b3 = fetch_b(b_base, col0, next, q3);
+            for (var j = 0u; j < QUADS; j++) {
+                a_next[j] = fetch_a(a_base, row0, next, t + j * THREADS);
+                b_next[j] = fetch_b(b_base, col0, next, t + j * THREADS);
+            }
         }
         for (var kk = 0u; kk < BK; kk += 16u) {
             let fa0 = a_fragment(sub_row, kk);
