@@ -2,26 +2,32 @@
 //   s_ij = q_i·k_j · scale over all keys j; keep the K = min(topk, L) largest
 //   (ties: the lower key index wins); p = softmax over the kept scores;
 //   out_i = Σ_kept p_ij v_j.
-// The forward streams over keys, keeping the running top-K in registers (a
-// sorted private array): the L×L score matrix never exists; what is stored
-// for the backward is O(L·K): the kept indices and their probabilities.
-// Ties are exact: the list is sorted by (score descending, key ascending) and
-// keys arrive in ascending order, so a new key goes behind every equal score,
-// and once the list is full it enters only with a score strictly greater than
-// the last one. The kept set is therefore the first K keys of that order.
+// The forward streams over keys (staged in tiles shared by the workgroup's
+// 64 queries), keeping the running top-K in registers: the L×L score matrix
+// never exists; what is stored for the backward is O(L·K), the kept indices
+// and their probabilities. The list is sorted by (score descending, key
+// ascending) and a score enters through an insertion network: one
+// compare-and-swap per slot, unrolled over the constant TOPK_MAX slots, so the
+// list stays in registers with no data-dependent index. Keys arrive in
+// ascending order, so a new key goes behind every equal score; an entry it
+// pushes down moves behind equal scores of higher keys only. The kept set is
+// therefore the first K keys of that order, whatever the arrival order of
+// ties.
 // TOPK_MAX (the register capacity) and HEAD_DIM_MAX are re-valued per variant
-// by the Rust side to the smallest of 8/16/32/64 (16/32/64) that fits.
+// by the Rust side to the smallest of 8/16/32/64 (16/32/64) that fits; head
+// vectors are HEAD_DIM_MAX / 4 vec4s, zero past head_dim, so loops over them
+// run a constant number of times (registers on GPUs, and few loop iterations
+// on lavapipe, whose llvmpipe ends an invocation's loops after 65,535).
 //
 // Backward (only through kept entries):
 //   dp_ij = dout_i·v_j;  ds_ij = p_ij (dp_ij − Σ_m p_im dp_im)
 //   dq_i = scale Σ_kept ds_ij k_j
 //   dk_j = scale Σ_{i keeps j} ds_ij q_i;  dv_j = Σ_{i keeps j} p_ij dout_i
 // dk/dv are a scatter seen from the queries; here they are a gather, one
-// thread per key scanning every query's kept list in order (deterministic).
-// Known cost: O(L²·K) index compares in topk_backward_key.
-//
-// Workgroups hold 64 queries (or keys) of one (b, h); keys are staged through
-// workgroup memory in tiles shared by the 64 queries.
+// thread per key: the workgroup stages the kept lists, ds and p of 8 queries
+// at a time with their q and dout rows, and each key sums what those queries
+// kept of it, in query order (deterministic, no atomics). Known cost:
+// O(L²·K / 4) index compares in topk_backward_key (vec4 compares).
 
 struct Params {
     batch: u32,
@@ -43,74 +49,122 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> dscore: array<f32>; // (B, head_count, L, K) ds
 @group(0) @binding(7) var<storage, read_write> dqkv: array<f32>;   // (B·L, 3d)
 
-const TOPK_MAX: u32 = 16u;
-const HEAD_DIM_MAX: u32 = 64u;
-const GROUP_ROWS: u32 = 64u; // queries (or keys) per workgroup
-const KEY_TILE: u32 = 32u;
+const TOPK_MAX: u32 = 16u;      // a multiple of 4
+const HEAD_DIM_MAX: u32 = 64u;  // a multiple of 4
+const VECS: u32 = HEAD_DIM_MAX / 4u;
+const SLOTS: u32 = TOPK_MAX / 4u;
+const ROWS: u32 = 64u;          // queries (or keys) per workgroup
+const KEY_TILE: u32 = 16u;      // keys staged at a time (forward)
+const QUERY_TILE: u32 = 8u;     // queries staged at a time (key backward)
+const NO_KEY: u32 = 0xffffffffu;
 
-var<workgroup> k_tile: array<f32, KEY_TILE * HEAD_DIM_MAX>;  // (KEY_TILE, HEAD_DIM_MAX)
+// Forward: k of KEY_TILE keys. Key backward: q and dout of QUERY_TILE queries.
+var<workgroup> tile_x: array<vec4<f32>, KEY_TILE * VECS>;
+var<workgroup> tile_y: array<vec4<f32>, QUERY_TILE * VECS>;
+// Key backward: the staged queries' kept lists (NO_KEY past K), ds and p.
+var<workgroup> tile_kept: array<vec4<u32>, QUERY_TILE * SLOTS>;
+var<workgroup> tile_ds: array<vec4<f32>, QUERY_TILE * SLOTS>;
+var<workgroup> tile_p: array<vec4<f32>, QUERY_TILE * SLOTS>;
 
-fn at(b: u32, i: u32, part: u32, h: u32, c: u32) -> u32 {
-    return (b * p.seq + i) * 3u * p.d + part * p.d + (p.head_start + h) * p.head_dim + c;
+// Column 0 of handled head h in row (b, i) of qkv's `part` (0 q, 1 k, 2 v).
+fn qkv_at(b: u32, i: u32, part: u32, h: u32) -> u32 {
+    return (b * p.seq + i) * 3u * p.d + part * p.d + (p.head_start + h) * p.head_dim;
 }
 
-fn out_at(b: u32, i: u32, h: u32, c: u32) -> u32 {
-    return (b * p.seq + i) * p.d + (p.head_start + h) * p.head_dim + c;
+// Column 0 of handled head h in row (b, i) of out / dout.
+fn out_at(b: u32, i: u32, h: u32) -> u32 {
+    return (b * p.seq + i) * p.d + (p.head_start + h) * p.head_dim;
 }
 
 fn slot(b: u32, h: u32, i: u32, m: u32) -> u32 {
     return ((b * p.head_count + h) * p.seq + i) * p.keep + m;
 }
 
+// Element c of a head vector of qkv (dout) starting at `start`, 0 past
+// head_dim. The load is unconditional (a place past the buffer's end is
+// clamped by WebGPU's bounds checks), so a constant loop has no branch.
+fn qkv_element(start: u32, c: u32) -> f32 {
+    return select(0.0, qkv[start + c], c < p.head_dim);
+}
+
+fn dout_element(start: u32, c: u32) -> f32 {
+    return select(0.0, dout[start + c], c < p.head_dim);
+}
+
+// Quad n of the head vector of qkv (dout) starting at `start`.
+fn qkv_quad(start: u32, n: u32) -> vec4<f32> {
+    let c = 4u * n;
+    return vec4<f32>(qkv_element(start, c), qkv_element(start, c + 1u), qkv_element(start, c + 2u), qkv_element(start, c + 3u));
+}
+
+fn dout_quad(start: u32, n: u32) -> vec4<f32> {
+    let c = 4u * n;
+    return vec4<f32>(dout_element(start, c), dout_element(start, c + 1u), dout_element(start, c + 2u), dout_element(start, c + 3u));
+}
+
+fn qkv_head(start: u32) -> array<vec4<f32>, VECS> {
+    var v: array<vec4<f32>, VECS>;
+    for (var n = 0u; n < VECS; n++) {
+        v[n] = qkv_quad(start, n);
+    }
+    return v;
+}
+
+fn dout_head(start: u32) -> array<vec4<f32>, VECS> {
+    var v: array<vec4<f32>, VECS>;
+    for (var n = 0u; n < VECS; n++) {
+        v[n] = dout_quad(start, n);
+    }
+    return v;
+}
+
 // Grid: (ceil(L / 64), head_count, B).
-@compute @workgroup_size(GROUP_ROWS)
+@compute @workgroup_size(ROWS)
 fn topk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let b = wid.z;
     let h = wid.y;
-    let i = wid.x * GROUP_ROWS + lid.x;
+    let i = wid.x * ROWS + lid.x;
     let valid = i < p.seq;
-    let dh = p.head_dim;
-    var q: array<f32, HEAD_DIM_MAX>;
+    var q: array<vec4<f32>, VECS>;
     if (valid) {
-        for (var c = 0u; c < dh; c++) {
-            q[c] = qkv[at(b, i, 0u, h, c)];
-        }
+        q = qkv_head(qkv_at(b, i, 0u, h));
     }
-    var best: array<f32, TOPK_MAX>;     // scores, best first
-    var best_key: array<u32, TOPK_MAX>; // their keys
-    var filled = 0u;
-    let last = p.keep - 1u;
+    // Scores best first; empty slots score below every finite score.
+    var best: array<f32, TOPK_MAX>;
+    var best_key: array<u32, TOPK_MAX>;
+    for (var m = 0u; m < TOPK_MAX; m++) {
+        best[m] = -3.4e38;
+        best_key[m] = NO_KEY;
+    }
+    var poison = 0.0;
     for (var j0 = 0u; j0 < p.seq; j0 += KEY_TILE) {
-        for (var e = lid.x; e < KEY_TILE * dh; e += GROUP_ROWS) {
-            let j = j0 + e / dh;
-            var k = 0.0;
-            if (j < p.seq) {
-                k = qkv[at(b, j, 1u, h, e % dh)];
-            }
-            k_tile[(e / dh) * HEAD_DIM_MAX + e % dh] = k;
+        for (var e = lid.x; e < KEY_TILE * VECS; e += ROWS) {
+            let j = min(j0 + e / VECS, p.seq - 1u);
+            tile_x[e] = qkv_quad(qkv_at(b, j, 1u, h), e % VECS);
         }
         workgroupBarrier();
         if (valid) {
             let count = min(KEY_TILE, p.seq - j0);
             for (var jj = 0u; jj < count; jj++) {
                 var s = 0.0;
-                for (var c = 0u; c < dh; c++) {
-                    s += q[c] * k_tile[jj * HEAD_DIM_MAX + c];
+                for (var n = 0u; n < VECS; n++) {
+                    s += dot(q[n], tile_x[jj * VECS + n]);
                 }
                 s *= p.scale;
-                // Strictly greater: an equal later key never displaces an earlier one.
-                if (filled < p.keep || s > best[last]) {
-                    // Start at the first free slot, or at the last one (its key drops
-                    // out), and move up past strictly smaller scores only.
-                    var pos = min(filled, last);
-                    while (pos > 0u && best[pos - 1u] < s) {
-                        best[pos] = best[pos - 1u];
-                        best_key[pos] = best_key[pos - 1u];
-                        pos -= 1u;
+                poison = select(poison, s, s != s);
+                // The list's last slot is at or below its K-th: a score not
+                // above it changes nothing (and an equal one goes behind).
+                if (s > best[TOPK_MAX - 1u]) {
+                    var key = j0 + jj;
+                    for (var m = 0u; m < TOPK_MAX; m++) {
+                        let here = best[m];
+                        let here_key = best_key[m];
+                        let ahead = s > here || (s == here && key < here_key);
+                        best[m] = select(here, s, ahead);
+                        best_key[m] = select(here_key, key, ahead);
+                        s = select(s, here, ahead);
+                        key = select(key, here_key, ahead);
                     }
-                    best[pos] = s;
-                    best_key[pos] = j0 + jj;
-                    filled = min(filled + 1u, p.keep);
                 }
             }
         }
@@ -120,92 +174,124 @@ fn topk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         return;
     }
     var total = 0.0;
-    for (var m = 0u; m < p.keep; m++) {
-        total += exp(best[m] - best[0]);
+    for (var m = 0u; m < TOPK_MAX; m++) {
+        total += select(0.0, exp(best[m] - best[0]), m < p.keep);
     }
-    var acc: array<f32, HEAD_DIM_MAX>;
-    for (var m = 0u; m < p.keep; m++) {
-        let pm = exp(best[m] - best[0]) / total;
-        let j = best_key[m];
-        kept[slot(b, h, i, m)] = j;
-        prob[slot(b, h, i, m)] = pm;
-        for (var c = 0u; c < dh; c++) {
-            acc[c] += pm * qkv[at(b, j, 2u, h, c)];
+    // A NaN score never enters the list (every comparison with it is false);
+    // it is added to the output instead, so that it still shows there.
+    var acc: array<vec4<f32>, VECS>;
+    for (var n = 0u; n < VECS; n++) {
+        acc[n] = vec4<f32>(poison);
+    }
+    for (var m = 0u; m < TOPK_MAX; m++) {
+        if (m < p.keep) {
+            let pm = exp(best[m] - best[0]) / total;
+            let j = min(best_key[m], p.seq - 1u);
+            kept[slot(b, h, i, m)] = j;
+            prob[slot(b, h, i, m)] = pm;
+            let v = qkv_head(qkv_at(b, j, 2u, h));
+            for (var n = 0u; n < VECS; n++) {
+                acc[n] += pm * v[n];
+            }
         }
     }
-    for (var c = 0u; c < dh; c++) {
-        out[out_at(b, i, h, c)] = acc[c];
+    let at = out_at(b, i, h);
+    for (var c = 0u; c < p.head_dim; c++) {
+        out[at + c] = acc[c / 4u][c % 4u];
     }
 }
 
 // ds and dq, one thread per query. Grid: (ceil(L / 64), head_count, B).
-@compute @workgroup_size(GROUP_ROWS)
+@compute @workgroup_size(ROWS)
 fn topk_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let b = wid.z;
     let h = wid.y;
-    let i = wid.x * GROUP_ROWS + lid.x;
+    let i = wid.x * ROWS + lid.x;
     if (i >= p.seq) {
         return;
     }
-    let dh = p.head_dim;
-    var g: array<f32, HEAD_DIM_MAX>;
-    for (var c = 0u; c < dh; c++) {
-        g[c] = dout[out_at(b, i, h, c)];
-    }
+    let g = dout_head(out_at(b, i, h));
     // First dp_ij into dscore and Σ_m p_im dp_im; then ds_ij over it, and dq.
     var weighted = 0.0;
     for (var m = 0u; m < p.keep; m++) {
-        let j = kept[slot(b, h, i, m)];
+        let at_m = slot(b, h, i, m);
+        let v = qkv_head(qkv_at(b, kept[at_m], 2u, h));
         var dp = 0.0;
-        for (var c = 0u; c < dh; c++) {
-            dp += g[c] * qkv[at(b, j, 2u, h, c)];
+        for (var n = 0u; n < VECS; n++) {
+            dp += dot(g[n], v[n]);
         }
-        dscore[slot(b, h, i, m)] = dp;
-        weighted += prob[slot(b, h, i, m)] * dp;
+        dscore[at_m] = dp;
+        weighted += prob[at_m] * dp;
     }
-    var dq: array<f32, HEAD_DIM_MAX>;
+    var dq: array<vec4<f32>, VECS>;
     for (var m = 0u; m < p.keep; m++) {
         let at_m = slot(b, h, i, m);
         let ds = prob[at_m] * (dscore[at_m] - weighted);
         dscore[at_m] = ds;
-        let j = kept[at_m];
-        for (var c = 0u; c < dh; c++) {
-            dq[c] += ds * qkv[at(b, j, 1u, h, c)];
+        let k = qkv_head(qkv_at(b, kept[at_m], 1u, h));
+        for (var n = 0u; n < VECS; n++) {
+            dq[n] += ds * k[n];
         }
     }
-    for (var c = 0u; c < dh; c++) {
-        dqkv[at(b, i, 0u, h, c)] = p.scale * dq[c];
+    write_dqkv(qkv_at(b, i, 0u, h), dq, p.scale);
+}
+
+// scale · v into the head vector of dqkv starting at `start`.
+fn write_dqkv(start: u32, v: array<vec4<f32>, VECS>, scale: f32) {
+    for (var c = 0u; c < p.head_dim; c++) {
+        dqkv[start + c] = scale * v[c / 4u][c % 4u];
+    }
+}
+
+// Stages the kept lists, ds, p, q and dout of queries i0 .. i0 + 7.
+fn stage_queries(b: u32, h: u32, i0: u32, lid: u32) {
+    for (var e = lid; e < QUERY_TILE * TOPK_MAX; e += ROWS) {
+        let i = i0 + e / TOPK_MAX;
+        let m = e % TOPK_MAX;
+        let inside = i < p.seq && m < p.keep;
+        let at_m = slot(b, h, min(i, p.seq - 1u), min(m, p.keep - 1u));
+        tile_kept[e / 4u][e % 4u] = select(NO_KEY, kept[at_m], inside);
+        tile_ds[e / 4u][e % 4u] = select(0.0, dscore[at_m], inside);
+        tile_p[e / 4u][e % 4u] = select(0.0, prob[at_m], inside);
+    }
+    for (var e = lid; e < QUERY_TILE * VECS; e += ROWS) {
+        let i = min(i0 + e / VECS, p.seq - 1u);
+        tile_x[e] = qkv_quad(qkv_at(b, i, 0u, h), e % VECS);
+        tile_y[e] = dout_quad(out_at(b, i, h), e % VECS);
     }
 }
 
 // dk and dv, one thread per key, gathering over every query's kept list.
 // Grid: (ceil(L / 64), head_count, B).
-@compute @workgroup_size(GROUP_ROWS)
+@compute @workgroup_size(ROWS)
 fn topk_backward_key(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let b = wid.z;
     let h = wid.y;
-    let j = wid.x * GROUP_ROWS + lid.x;
-    if (j >= p.seq) {
-        return;
-    }
-    let dh = p.head_dim;
-    var dk: array<f32, HEAD_DIM_MAX>;
-    var dv: array<f32, HEAD_DIM_MAX>;
-    for (var i = 0u; i < p.seq; i++) {
-        for (var m = 0u; m < p.keep; m++) {
-            let at_m = slot(b, h, i, m);
-            if (kept[at_m] == j) {
-                let ds = dscore[at_m];
-                let pm = prob[at_m];
-                for (var c = 0u; c < dh; c++) {
-                    dk[c] += ds * qkv[at(b, i, 0u, h, c)];
-                    dv[c] += pm * dout[out_at(b, i, h, c)];
-                }
+    let j = wid.x * ROWS + lid.x;
+    var dk: array<vec4<f32>, VECS>;
+    var dv: array<vec4<f32>, VECS>;
+    for (var i0 = 0u; i0 < p.seq; i0 += QUERY_TILE) {
+        stage_queries(b, h, i0, lid.x);
+        workgroupBarrier();
+        // A query keeps a key at most once, so its ds and p for this key are
+        // the sums of the matching slots (0 where it did not keep it).
+        for (var ii = 0u; ii < QUERY_TILE; ii++) {
+            var ds = 0.0;
+            var pm = 0.0;
+            for (var n = 0u; n < SLOTS; n++) {
+                let hit = tile_kept[ii * SLOTS + n] == vec4<u32>(j);
+                ds += dot(select(vec4<f32>(), tile_ds[ii * SLOTS + n], hit), vec4<f32>(1.0));
+                pm += dot(select(vec4<f32>(), tile_p[ii * SLOTS + n], hit), vec4<f32>(1.0));
+            }
+            for (var n = 0u; n < VECS; n++) {
+                dk[n] += ds * tile_x[ii * VECS + n];
+                dv[n] += pm * tile_y[ii * VECS + n];
             }
         }
+        workgroupBarrier();
     }
-    for (var c = 0u; c < dh; c++) {
-        dqkv[at(b, j, 1u, h, c)] = p.scale * dk[c];
-        dqkv[at(b, j, 2u, h, c)] = dv[c];
+    if (j < p.seq) {
+        write_dqkv(qkv_at(b, j, 1u, h), dk, p.scale);
+        write_dqkv(qkv_at(b, j, 2u, h), dv, 1.0);
     }
 }
