@@ -322,3 +322,18 @@ fn the_tensor_core_kernel_translates_to_spirv() {
         }
     }
 }
+
+/// The device asks for the tensor-core kernel's workgroup memory by the
+/// constant in ops/matmul_coop.rs; it must be what the shader declares.
+#[test]
+fn the_tensor_core_kernel_declares_the_workgroup_memory_the_device_asks_for() {
+    use samnet_core::ops::matmul_coop;
+    let module = naga::front::wgsl::parse_str(matmul_coop::SHADER.source).expect("parses");
+    let bytes: u32 = module
+        .global_variables
+        .iter()
+        .filter(|(_, var)| var.space == AddressSpace::WorkGroup)
+        .map(|(_, var)| module.types[var.ty].inner.size(module.to_ctx()))
+        .sum();
+    assert_eq!(bytes, matmul_coop::WORKGROUP_BYTES);
+}
