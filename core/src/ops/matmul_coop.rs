@@ -83,6 +83,8 @@ pub struct VariantCheck {
     pub variant: &'static str,
     pub status: Status,
     pub max_rel_err: Option<f64>,
+    /// The configuration with the largest error (B f32 or B f16).
+    pub worst_case: Option<&'static str>,
     pub tolerance: f64,
     /// Why it failed, when the kernel did not run at all.
     pub error: Option<String>,
@@ -100,6 +102,7 @@ impl VariantCheck {
                 variant,
                 status: Status::Unavailable,
                 max_rel_err: None,
+                worst_case: None,
                 tolerance: TOLERANCE,
                 error: None,
             })
@@ -112,17 +115,18 @@ impl VariantCheck {
 pub async fn self_test(gpu: &Gpu) -> Vec<VariantCheck> {
     let mut checks = Vec::new();
     for (variant, trans_a, trans_b) in VARIANTS {
-        let (max_rel_err, error) = match check_variant(gpu, trans_a, trans_b).await {
-            Ok(err) => (Some(err), None),
-            Err(e) => (None, Some(e.to_string())),
+        let (max_rel_err, worst_case, error) = match check_variant(gpu, trans_a, trans_b).await {
+            Ok((err, case)) => (Some(err), Some(case), None),
+            Err(e) => (None, None, Some(e.to_string())),
         };
         let passed = max_rel_err.is_some_and(|e| e <= TOLERANCE);
         if !passed {
             let why = match &error {
                 Some(e) => e.clone(),
                 None => format!(
-                    "max relative error {:.2e} > {TOLERANCE:.0e}",
-                    max_rel_err.unwrap_or(f64::NAN)
+                    "max relative error {:.2e} > {TOLERANCE:.0e} with {}",
+                    max_rel_err.unwrap_or(f64::NAN),
+                    worst_case.unwrap_or("-")
                 ),
             };
             eprintln!(
@@ -134,6 +138,7 @@ pub async fn self_test(gpu: &Gpu) -> Vec<VariantCheck> {
             variant,
             status: if passed { Status::Pass } else { Status::Fail },
             max_rel_err,
+            worst_case,
             tolerance: TOLERANCE,
             error,
         });
@@ -141,8 +146,9 @@ pub async fn self_test(gpu: &Gpu) -> Vec<VariantCheck> {
     checks
 }
 
-/// The worst relative error of one variant over B as f32 and as f16.
-async fn check_variant(gpu: &Gpu, trans_a: bool, trans_b: bool) -> Result<f64> {
+/// The worst relative error of one variant over B as f32 and as f16, and
+/// the configuration it came from.
+async fn check_variant(gpu: &Gpu, trans_a: bool, trans_b: bool) -> Result<(f64, &'static str)> {
     // M and N multiples of 16, each a full 128 block and a partial one; K
     // two full 32-wide slices and a partial one (zero-filled).
     let (m, n, k, batch) = (144, 272, 72, 2);
@@ -168,8 +174,8 @@ async fn check_variant(gpu: &Gpu, trans_a: bool, trans_b: bool) -> Result<f64> {
     let ga = gpu.upload_f32("coop_selftest.a", &[batch * m * k], &to32(&a))?;
     let gb = gpu.upload_f32("coop_selftest.b", &[batch * k * n], &to32(&b))?;
     let gb_half = gpu.zeros("coop_selftest.b_half", &[batch * k * n], DType::F16)?;
-    let mut worst = 0.0f64;
-    for half_b in [false, true] {
+    let mut worst = (0.0f64, "B f32");
+    for (case, half_b) in [("B f32", false), ("B f16", true)] {
         let gc = gpu.upload_f32("coop_selftest.c", &[batch * m * n], &to32(&c0))?;
         let mut mm = Matmul::new(m, n, k)
             .batch(batch)
@@ -187,7 +193,10 @@ async fn check_variant(gpu: &Gpu, trans_a: bool, trans_b: bool) -> Result<f64> {
         program.push(matmul(gpu, &ga, operand_b, &gc, mm)?);
         gpu.run(&[&program])?;
         let got = gpu.read_f32(&gc).await?;
-        worst = worst.max(crate::selftest::rel_err(&got, &want));
+        let err = crate::selftest::rel_err(&got, &want);
+        if err > worst.0 || err.is_nan() {
+            worst = (err, case);
+        }
     }
     Ok(worst)
 }

@@ -77,8 +77,11 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
                 .max_rel_err
                 .map_or("-".to_string(), |e| format!("{e:.2e}"));
             println!(
-                "tensor-core matmul {:<3} {:?} (max rel err {err}, tolerance {:.0e})",
-                c.variant, c.status, c.tolerance
+                "tensor-core matmul {:<3} {:?} (max rel err {err} with {}, tolerance {:.0e})",
+                c.variant,
+                c.status,
+                c.worst_case.unwrap_or("-"),
+                c.tolerance
             );
         }
     }
