@@ -1,7 +1,8 @@
 //! Training on the test adapter: the tiny config's loss falls (in f32 and in
 //! mixed precision), a checkpoint round-trips bit-exactly, a resumed run
-//! reproduces the loss curve of an uninterrupted one, and overflowing or
-//! NaN steps are skipped and survived.
+//! reproduces the loss curve of an uninterrupted one, overflowing or NaN
+//! steps are skipped and survived, and a step's profile accounts for every
+//! dispatch.
 
 use samnet_core::checkpoint::{self, NamedTensor, StoreAs};
 use samnet_core::config::{Config, Precision};
@@ -640,4 +641,52 @@ fn f16_without_shader_f16_is_refused_and_auto_falls_back() {
     );
     config.train.precision = Precision::Auto;
     assert_eq!(trainer(&config).unwrap().precision(), "f32");
+}
+
+/// `bench train --profile`: every dispatch is timed once, in the stream with
+/// GPU timestamps where the adapter has them; copies and clears still run
+/// (the second axpby reads what the clear left).
+#[test]
+fn a_profile_times_every_dispatch_once() {
+    use samnet_core::gpu::{Command, Program};
+    use samnet_core::ops::elementwise::{axpby, fill};
+    use samnet_core::profile::{Clock, profile};
+    use samnet_tests::zeros;
+    let gpu = gpu();
+    let (x, out) = (zeros("x", &[300]), zeros("out", &[300]));
+    let mut program = Program::new();
+    program.push(fill(gpu, &x, 2.0).unwrap());
+    program.push(axpby(gpu, 1.0, &x, 0.0, &out).unwrap());
+    program.push(Command::Zero(x.clone()));
+    program.push(axpby(gpu, 1.0, &x, 1.0, &out).unwrap());
+    let profile = pollster::block_on(profile(gpu, &[&program])).unwrap();
+    let want_clock = if gpu.features.timestamps {
+        Clock::GpuTimestamps
+    } else {
+        Clock::WallPerCommand
+    };
+    assert_eq!(profile.clock, want_clock);
+    let calls = |name: &str| {
+        profile
+            .kernels
+            .iter()
+            .find(|k| k.kernel == name)
+            .map(|k| k.calls)
+    };
+    assert_eq!(calls("elementwise::fill"), Some(1));
+    assert_eq!(calls("elementwise::axpby"), Some(2));
+    assert!(
+        profile
+            .kernels
+            .iter()
+            .all(|k| k.total_ms.is_finite() && k.total_ms >= 0.0),
+        "{:?}",
+        profile.kernels
+    );
+    check(
+        "profiled program's result",
+        &read(&out),
+        &vec![2.0; 300],
+        0.0,
+    );
 }

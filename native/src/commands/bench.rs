@@ -58,7 +58,8 @@ pub struct TrainArgs {
     /// Timed steps.
     #[arg(long, default_value_t = 10)]
     steps: usize,
-    /// Also time every kernel of one step on its own (slow).
+    /// Also time every kernel of one step: GPU timestamps around each
+    /// dispatch where the adapter has them, else each command run alone.
     #[arg(long)]
     profile: bool,
     /// Replace every layer's head mix by one kind for all heads (`full`,
@@ -187,7 +188,9 @@ fn train(options: &GpuOptions, args: TrainArgs) -> anyhow::Result<()> {
         "dispatches_per_step": trainer.graph.train_step().iter().map(|p| p.commands.len()).sum::<usize>(),
     });
     if args.profile {
-        report["kernels"] = serde_json::to_value(profile(&gpu, &trainer.graph.train_step())?)?;
+        let profile = pollster::block_on(profile(&gpu, &trainer.graph.train_step()))?;
+        report["profile_clock"] = serde_json::to_value(profile.clock)?;
+        report["kernels"] = serde_json::to_value(profile.kernels)?;
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
