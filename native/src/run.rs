@@ -197,8 +197,8 @@ impl EvalDenoising {
 }
 
 /// Fills every row's hole from the text around it (rows of `len` positions
-/// from [`Known::around_cursor`] or [`Known::after_prompt`]), all in one batch: (the adapter, each
-/// hole's text, seconds).
+/// from [`Known::around_cursor`] or [`Known::after_prompt`]), all in one
+/// batch: (the adapter, each hole's text, seconds).
 pub fn fill_holes(
     options: &GpuOptions,
     loaded: &Loaded,

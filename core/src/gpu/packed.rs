@@ -30,11 +30,6 @@ pub struct Span {
     pub end: u64,
 }
 
-/// The bytes a tensor of `len` f32 takes: what its binding covers.
-fn padded_bytes(len: usize) -> u64 {
-    DType::F32.bytes_for(len).max(16).div_ceil(16) * 16
-}
-
 impl Packing {
     /// Tensors of (name, f32 elements, group), each in its own binding of
     /// at most `max_chunk` bytes (the error names the tensor that is not).
@@ -46,7 +41,7 @@ impl Packing {
         let (mut chunk, mut offset, mut end) = (0, 0u64, 0u64);
         for i in order {
             let (name, len, group) = tensors[i];
-            let size = padded_bytes(len);
+            let size = DType::F32.binding_bytes(len);
             if size > max_chunk {
                 return Err(Error::BufferTooLarge {
                     name: name.to_string(),

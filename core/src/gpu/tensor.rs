@@ -16,6 +16,13 @@ impl DType {
             DType::F16 => 2 * elements as u64,
         }
     }
+
+    /// The bytes `elements` take in a binding: bindings must be non-empty
+    /// and a multiple of 4 bytes, and every buffer and packed range is
+    /// padded to 16.
+    pub fn binding_bytes(self, elements: usize) -> u64 {
+        self.bytes_for(elements).max(16).div_ceil(16) * 16
+    }
 }
 
 /// A GPU storage buffer, or a range of one (see [`Gpu::packed`]), with a
@@ -37,10 +44,9 @@ impl Tensor {
     pub fn offset(&self) -> u64 {
         self.offset
     }
-    /// The bytes a kernel binds: the elements, padded to 16 bytes as every
-    /// buffer is (no binding may be empty).
+    /// The bytes a kernel binds: the elements, padded as every buffer is.
     pub fn binding_size(&self) -> u64 {
-        self.bytes().max(16).div_ceil(16) * 16
+        self.dtype.binding_bytes(self.len())
     }
     /// The storage binding of the tensor's range.
     pub fn binding(&self) -> wgpu::BindingResource<'_> {
@@ -94,8 +100,7 @@ impl Gpu {
     pub fn zeros(&self, name: &str, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let elements: usize = shape.iter().product();
         let bytes = dtype.bytes_for(elements);
-        // Bindings must be non-empty and a multiple of 4 bytes.
-        let size = bytes.max(16).div_ceil(16) * 16;
+        let size = dtype.binding_bytes(elements);
         let limits = &self.limits;
         if size > limits.max_storage_buffer_binding_size {
             return Err(Error::BufferTooLarge {
