@@ -2,7 +2,8 @@
 
 use samnet_core::conditioning::{CursorHole, DEFAULT_HOLE, Known, MAX_SAMPLE_LEN, parse_template};
 use samnet_core::config::{Config, RevealOrder};
-use samnet_core::sample::{GivenOptions, SampleOptions, draw_error};
+use samnet_core::ops::sampling::Draw;
+use samnet_core::sample::{GivenOptions, SampleOptions};
 use samnet_core::tokenizer::Tokenizer;
 use samnet_core::{Error, Result};
 use serde::Deserialize;
@@ -99,7 +100,7 @@ impl SampleRequest {
         }
         let temperature = self.temperature.unwrap_or(config.diffusion.temperature);
         let top_p = self.top_p.unwrap_or(1.0);
-        if let Some((option, reason)) = draw_error(temperature, top_p) {
+        if let Some((option, reason)) = (Draw { temperature, top_p }).error() {
             return invalid(format!("{option} {reason}"));
         }
         let eta = self.eta.unwrap_or(config.diffusion.eta);

@@ -27,6 +27,28 @@ pub struct Draw {
     pub top_p: f32,
 }
 
+impl Draw {
+    /// Why this temperature and nucleus mass cannot decode, if they cannot:
+    /// the option at fault ("temperature" or "top_p") and the one-line
+    /// reason. Temperature 0 decodes the most likely token (no draw).
+    pub fn error(self) -> Option<(&'static str, String)> {
+        let Draw { temperature, top_p } = self;
+        if !(temperature >= 0.0 && temperature.is_finite()) {
+            return Some(("temperature", format!("must be ≥ 0, got {temperature}")));
+        }
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            return Some(("top_p", format!("must be in (0, 1], got {top_p}")));
+        }
+        if top_p < 1.0 && temperature == 0.0 {
+            let reason = format!(
+                "{top_p} truncates drawn tokens, but temperature 0 takes the most likely one"
+            );
+            return Some(("top_p", reason));
+        }
+        None
+    }
+}
+
 /// Per row: a draw from the truncated softmax(logits / temperature)
 /// (Gumbel-max on the counter hash of `rng_key` (2 words) and `stream`) and
 /// its probability under that distribution.
@@ -34,12 +56,13 @@ pub fn sample_rows(
     gpu: &Gpu,
     logits: &Tensor,
     (rng_key, stream): (&Tensor, u32),
-    Draw { temperature, top_p }: Draw,
+    draw: Draw,
     tokens: &Tensor,
     confidence: &Tensor,
 ) -> Result<Dispatch> {
     let rows = check_rows(logits, tokens, confidence)?;
-    let drawable = temperature > 0.0 && temperature.is_finite() && top_p > 0.0 && top_p <= 1.0;
+    let Draw { temperature, top_p } = draw;
+    let drawable = draw.error().is_none() && temperature > 0.0;
     if !drawable || rng_key.len() != 2 {
         return Err(Error::Invalid(format!(
             "sample_rows needs a temperature > 0 (got {temperature}), top_p in (0, 1] \

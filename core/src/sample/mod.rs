@@ -65,13 +65,14 @@ impl SampleOptions {
     /// How each step decodes, checked: a temperature ≥ 0 and a nucleus
     /// mass in (0, 1] that only a draw (temperature > 0) can truncate.
     fn draw(&self) -> Result<Draw> {
-        if let Some((option, reason)) = draw_error(self.temperature, self.top_p) {
-            return Err(Error::Invalid(format!("{option} {reason}")));
-        }
-        Ok(Draw {
+        let draw = Draw {
             temperature: self.temperature,
             top_p: self.top_p,
-        })
+        };
+        if let Some((option, reason)) = draw.error() {
+            return Err(Error::Invalid(format!("{option} {reason}")));
+        }
+        Ok(draw)
     }
 }
 
@@ -214,23 +215,6 @@ impl Sampler {
         }
         Ok(last)
     }
-}
-
-/// Why a temperature and a nucleus mass cannot decode, if they cannot: the
-/// option at fault ("temperature" or "top_p") and the one-line reason.
-pub fn draw_error(temperature: f32, top_p: f32) -> Option<(&'static str, String)> {
-    if !(temperature >= 0.0 && temperature.is_finite()) {
-        return Some(("temperature", format!("must be ≥ 0, got {temperature}")));
-    }
-    if !(top_p > 0.0 && top_p <= 1.0) {
-        return Some(("top_p", format!("must be in (0, 1], got {top_p}")));
-    }
-    if top_p < 1.0 && temperature == 0.0 {
-        let reason =
-            format!("{top_p} truncates drawn tokens, but temperature 0 takes the most likely one");
-        return Some(("top_p", reason));
-    }
-    None
 }
 
 /// Decodes every row of `logits`: a draw keyed by `key` and `stream` (its

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use samnet_core::conditioning::{Known, MAX_SAMPLE_LEN, text_end};
 use samnet_core::config::{Config, RevealOrder};
 use samnet_core::gpu::{Gpu, GpuOptions};
-use samnet_core::sample::{GivenOptions, SampleOptions, Sampler, StepOutput, draw_error};
+use samnet_core::ops::sampling::Draw;
+use samnet_core::sample::{GivenOptions, SampleOptions, Sampler, StepOutput};
 use samnet_core::schedule::NoiseSchedule;
 
 use crate::progress;
@@ -59,7 +60,11 @@ impl Denoising {
         }
         let defaults = SampleOptions::from_config(&cfg.diffusion);
         let temperature = self.temperature.unwrap_or(defaults.temperature);
-        if let Some((option, reason)) = draw_error(temperature, self.top_p) {
+        let draw = Draw {
+            temperature,
+            top_p: self.top_p,
+        };
+        if let Some((option, reason)) = draw.error() {
             anyhow::bail!("--{} {reason}", option.replace('_', "-"));
         }
         Ok(SampleOptions {
