@@ -36,13 +36,20 @@ struct Params {
 @group(0) @binding(9) var<storage, read> saved_z: array<f32>;        // (B, head_count, dh) z (backward)
 
 const WG: u32 = 256u;
-const CHUNK: u32 = 16u;         // sequence positions staged per step
-const MAX_DH: u32 = 64u;
-const SLOTS: u32 = 16u;         // state entries per thread: MAX_DH² / WG
+const CHUNK: u32 = 16u;          // sequence positions staged per step
+// Re-valued per variant by the Rust side to the smallest of 16/32/64 that
+// holds head_dim; the state kernels' tiles and loops are sized by it, so
+// their loops run a constant number of times.
+const HEAD_DIM_MAX: u32 = 64u;
+const QUADS: u32 = HEAD_DIM_MAX / 4u;
+// Each thread of a state kernel owns quads (row a, columns 4n..4n+3) of the
+// dh × dh state: column quad n = lid % QUADS, rows lid / QUADS + m·ROW_STEP.
+const ROW_STEP: u32 = WG / QUADS;
+const ENTRIES: u32 = (HEAD_DIM_MAX * QUADS + WG - 1u) / WG;
 
-var<workgroup> tile_a: array<f32, 1024>;  // (CHUNK, MAX_DH) phi(k) or phi(q)
-var<workgroup> tile_b: array<f32, 1024>;  // (CHUNK, MAX_DH) v or dnum
-var<workgroup> tile_s: array<f32, 16>;    // (CHUNK) dden (state grad)
+var<workgroup> tile_a: array<f32, CHUNK * HEAD_DIM_MAX>;  // (CHUNK, dh) phi(k) or phi(q), 0 past dh
+var<workgroup> tile_b: array<vec4<f32>, CHUNK * QUADS>;  // (CHUNK, dh / 4) v or dnum, 0 past dh
+var<workgroup> tile_s: array<f32, CHUNK>;                // (CHUNK) dden (state grad)
 
 // exp only ever sees x ≤ 0 (select evaluates both arms; WGSL need not
 // honour an infinity from exp of a large x).
@@ -63,30 +70,38 @@ fn out_at(b: u32, i: u32, h: u32, c: u32) -> u32 {
     return (b * p.seq + i) * p.d + (p.head_start + h) * p.head_dim + c;
 }
 
-// Adds one staged chunk into the per-thread state entries: acc[a][e] +=
-// tile_a[j][a]·tile_b[j][e]; z[a] += tile_a[j][a]·(1 or tile_s[j]).
-fn accumulate_chunk(lid: u32, count: u32, weighted: bool, acc: ptr<function, array<f32, SLOTS>>, z: ptr<function, f32>) {
-    let dh = p.head_dim;
+// Row a of the state a thread's m-th quad lies in (past dh for idle quads).
+fn owned_row(lid: u32, m: u32) -> u32 {
+    return lid / QUADS + m * ROW_STEP;
+}
+
+// Adds one staged chunk into the thread's state quads:
+// acc[m] += tile_a[j][a]·tile_b[j][quad]; z (threads lid < dh: entry lid)
+// += tile_a[j][lid]·(1 or tile_s[j]).
+fn accumulate_chunk(lid: u32, count: u32, weighted: bool, acc: ptr<function, array<vec4<f32>, ENTRIES>>, z: ptr<function, f32>) {
+    let quad = lid % QUADS;
+    let z_row = min(lid, HEAD_DIM_MAX - 1u);
     for (var jj = 0u; jj < count; jj++) {
-        for (var s = 0u; s < SLOTS; s++) {
-            let e = lid + s * WG;
-            if (e < dh * dh) {
-                (*acc)[s] += tile_a[jj * MAX_DH + e / dh] * tile_b[jj * MAX_DH + e % dh];
-            }
+        let right = tile_b[jj * QUADS + quad];
+        for (var m = 0u; m < ENTRIES; m++) {
+            let a = min(owned_row(lid, m), HEAD_DIM_MAX - 1u);
+            (*acc)[m] += tile_a[jj * HEAD_DIM_MAX + a] * right;
         }
-        if (lid < dh) {
-            *z += tile_a[jj * MAX_DH + lid] * select(1.0, tile_s[jj], weighted);
-        }
+        *z += tile_a[jj * HEAD_DIM_MAX + z_row] * select(1.0, tile_s[jj], weighted);
     }
 }
 
-fn store_state(b: u32, h: u32, lid: u32, acc: ptr<function, array<f32, SLOTS>>, z: f32) {
+fn store_state(b: u32, h: u32, lid: u32, acc: ptr<function, array<vec4<f32>, ENTRIES>>, z: f32) {
     let dh = p.head_dim;
     let base = (b * p.head_count + h) * dh;
-    for (var s = 0u; s < SLOTS; s++) {
-        let e = lid + s * WG;
-        if (e < dh * dh) {
-            state[base * dh + e] = (*acc)[s];
+    let quad = lid % QUADS;
+    for (var m = 0u; m < ENTRIES; m++) {
+        let a = owned_row(lid, m);
+        for (var c = 0u; c < 4u; c++) {
+            let e = 4u * quad + c;
+            if (a < dh && e < dh) {
+                state[(base + a) * dh + e] = (*acc)[m][c];
+            }
         }
     }
     if (lid < dh) {
@@ -94,33 +109,55 @@ fn store_state(b: u32, h: u32, lid: u32, acc: ptr<function, array<f32, SLOTS>>, 
     }
 }
 
+// Stages phi of q (part 0) or k (part 1) at positions j0.. into tile_a,
+// zero past dh and past the sequence.
+fn stage_left(b: u32, h: u32, j0: u32, lid: u32, part: u32) {
+    let dh = p.head_dim;
+    for (var e = lid; e < CHUNK * HEAD_DIM_MAX; e += WG) {
+        let j = j0 + e / HEAD_DIM_MAX;
+        let c = e % HEAD_DIM_MAX;
+        let x = qkv[at(b, min(j, p.seq - 1u), part, h, min(c, dh - 1u))];
+        tile_a[e] = select(0.0, phi(x), j < p.seq && c < dh);
+    }
+}
+
+// Position j and column quad n of tile_b's entry e, and whether each of the
+// quad's columns lies inside the head and the sequence.
+struct QuadAt {
+    row: u32,
+    first: u32,
+    inside: vec4<bool>,
+}
+
+fn quad_at(j0: u32, e: u32) -> QuadAt {
+    let j = j0 + e / QUADS;
+    let first = 4u * (e % QUADS);
+    let cols = vec4<u32>(first) + vec4<u32>(0u, 1u, 2u, 3u);
+    return QuadAt(min(j, p.seq - 1u), first, (cols < vec4<u32>(p.head_dim)) & vec4<bool>(j < p.seq));
+}
+
 // S and z, one workgroup per (b, h), positions staged CHUNK at a time.
 // Grid: (head_count, B, 1).
 @compute @workgroup_size(256)
 fn linear_state(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let b = wid.y;
-    let h = wid.x;
-    let dh = p.head_dim;
-    var acc: array<f32, SLOTS>;
+    var acc: array<vec4<f32>, ENTRIES>;
     var z = 0.0;
     for (var j0 = 0u; j0 < p.seq; j0 += CHUNK) {
-        for (var e = lid.x; e < CHUNK * dh; e += WG) {
-            let j = j0 + e / dh;
-            let c = e % dh;
-            var fk = 0.0;
-            var v = 0.0;
-            if (j < p.seq) {
-                fk = phi(qkv[at(b, j, 1u, h, c)]);
-                v = qkv[at(b, j, 2u, h, c)];
+        stage_left(wid.y, wid.x, j0, lid.x, 1u);
+        for (var e = lid.x; e < CHUNK * QUADS; e += WG) {
+            let q = quad_at(j0, e);
+            let last = p.head_dim - 1u;
+            var v = vec4<f32>(0.0);
+            for (var c = 0u; c < 4u; c++) {
+                v[c] = qkv[at(wid.y, q.row, 2u, wid.x, min(q.first + c, last))];
             }
-            tile_a[(e / dh) * MAX_DH + c] = fk;
-            tile_b[(e / dh) * MAX_DH + c] = v;
+            tile_b[e] = select(vec4<f32>(0.0), v, q.inside);
         }
         workgroupBarrier();
         accumulate_chunk(lid.x, min(CHUNK, p.seq - j0), false, &acc, &z);
         workgroupBarrier();
     }
-    store_state(b, h, lid.x, &acc, z);
+    store_state(wid.y, wid.x, lid.x, &acc, z);
 }
 
 // One thread per output element (b, i, h, e). Grid: grid_1d(ceil(B·L·head_count·dh / 256)).
@@ -201,29 +238,24 @@ fn linear_query_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
 fn linear_state_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let b = wid.y;
     let h = wid.x;
-    let dh = p.head_dim;
-    var acc: array<f32, SLOTS>;
+    var acc: array<vec4<f32>, ENTRIES>;
     var z = 0.0;
     for (var j0 = 0u; j0 < p.seq; j0 += CHUNK) {
-        for (var e = lid.x; e < CHUNK * dh; e += WG) {
-            let j = j0 + e / dh;
-            let c = e % dh;
-            var fq = 0.0;
-            var dnum = 0.0;
-            if (j < p.seq) {
-                fq = phi(qkv[at(b, j, 0u, h, c)]);
-                dnum = dout[out_at(b, j, h, c)] / row_grads[((b * p.head_count + h) * p.seq + j) * 2u];
+        stage_left(b, h, j0, lid.x, 0u);
+        for (var e = lid.x; e < CHUNK * QUADS; e += WG) {
+            let q = quad_at(j0, e);
+            let last = p.head_dim - 1u;
+            var dnum = vec4<f32>(0.0);
+            for (var c = 0u; c < 4u; c++) {
+                dnum[c] = dout[out_at(b, q.row, h, min(q.first + c, last))];
             }
-            tile_a[(e / dh) * MAX_DH + c] = fq;
-            tile_b[(e / dh) * MAX_DH + c] = dnum;
+            dnum /= row_grads[((b * p.head_count + h) * p.seq + q.row) * 2u];
+            tile_b[e] = select(vec4<f32>(0.0), dnum, q.inside);
         }
         if (lid.x < CHUNK) {
-            let j = j0 + lid.x;
-            var dden = 0.0;
-            if (j < p.seq) {
-                dden = row_grads[((b * p.head_count + h) * p.seq + j) * 2u + 1u];
-            }
-            tile_s[lid.x] = dden;
+            let j = min(j0 + lid.x, p.seq - 1u);
+            let dden = row_grads[((b * p.head_count + h) * p.seq + j) * 2u + 1u];
+            tile_s[lid.x] = select(0.0, dden, j0 + lid.x < p.seq);
         }
         workgroupBarrier();
         accumulate_chunk(lid.x, min(CHUNK, p.seq - j0), true, &acc, &z);

@@ -33,8 +33,10 @@ fn head0_columns(len: usize, width: usize, s: AttnShape) -> Vec<usize> {
 
 #[test]
 fn linear_attention_forward_and_backward() {
-    // (4, 64): the model's d = 256 with the largest head_dim the kernels take.
-    for (n_heads, head_dim) in [(3, 8), (3, 12), (3, 32), (4, 64)] {
+    // Each register capacity (16, 32, 64), head_dims that are not a multiple
+    // of 4 (a partial quad), and (4, 64): the model's d = 256 with the
+    // largest head_dim the kernels take.
+    for (n_heads, head_dim) in [(3, 7), (3, 12), (3, 22), (3, 32), (2, 45), (4, 64)] {
         let s = shape(n_heads, head_dim);
         let (rows, d) = (s.batch * s.seq, s.d_model());
         let label = format!("linear attention dh={head_dim}");

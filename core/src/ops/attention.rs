@@ -44,6 +44,15 @@ impl AttnShape {
         ]
     }
 
+    /// The register capacity of a head vector in the attention kernels
+    /// (their `HEAD_DIM_MAX`): the smallest of 16, 32 and 64 that holds it.
+    pub fn head_dim_capacity(&self, op: &'static str) -> Result<usize> {
+        [16, 32, 64]
+            .into_iter()
+            .find(|&c| c >= self.head_dim)
+            .ok_or_else(|| Error::shape(op, format!("head_dim {} > 64", self.head_dim)))
+    }
+
     /// One thread per query (or key) in workgroups of 64: (ceil(L / 64), heads, B).
     pub fn grid_per_position(&self) -> [u32; 3] {
         [

@@ -1,7 +1,6 @@
 use super::attention::AttnShape;
-use super::attention_topk::capacity;
 use crate::gpu::{DType, Dispatch, Gpu, KernelCall, Shader, Tensor};
-use crate::{Error, Result, shader_file};
+use crate::{Result, shader_file};
 
 pub const SHADER: Shader = shader_file!("attention_softmax");
 
@@ -26,12 +25,7 @@ pub struct SoftmaxAttention {
 
 impl SoftmaxAttention {
     pub fn new(gpu: &Gpu, shape: AttnShape, span: Span, name: &str) -> Result<Self> {
-        let head_dim_capacity = capacity(shape.head_dim, &[16, 32, 64]).ok_or_else(|| {
-            Error::shape(
-                "softmax attention",
-                format!("head_dim {} > 64", shape.head_dim),
-            )
-        })?;
+        let head_dim_capacity = shape.head_dim_capacity("softmax attention")?;
         let dims = [shape.batch, shape.head_count, shape.seq];
         Ok(SoftmaxAttention {
             shape,

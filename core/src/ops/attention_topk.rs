@@ -6,11 +6,6 @@ pub const SHADER: Shader = shader_file!("attention_topk");
 /// Largest k the register array can hold.
 pub const MAX_TOPK: usize = 64;
 
-/// The smallest of `options` that is at least `n`.
-pub(crate) fn capacity(n: usize, options: &[usize]) -> Option<usize> {
-    options.iter().copied().find(|&c| c >= n)
-}
-
 /// One top-k head group: the saved selection (kept keys and their
 /// probabilities, O(L·k)) and the backward's score gradients.
 pub struct TopkAttention {
@@ -33,14 +28,12 @@ impl TopkAttention {
             )));
         }
         let keep = topk.min(shape.seq);
-        let topk_capacity =
-            capacity(keep, &[8, 16, 32, MAX_TOPK]).expect("keep ≤ MAX_TOPK was checked above");
-        let head_dim_capacity = capacity(shape.head_dim, &[16, 32, 64]).ok_or_else(|| {
-            Error::shape(
-                "top-k attention",
-                format!("head_dim {} > 64", shape.head_dim),
-            )
-        })?;
+        // The register list's length: the smallest of 8, 16, 32, 64 holding k.
+        let topk_capacity = [8, 16, 32, MAX_TOPK]
+            .into_iter()
+            .find(|&c| c >= keep)
+            .expect("keep ≤ MAX_TOPK was checked above");
+        let head_dim_capacity = shape.head_dim_capacity("top-k attention")?;
         let dims = [shape.batch, shape.head_count, shape.seq, keep];
         Ok(TopkAttention {
             shape,
