@@ -83,6 +83,7 @@ fn accumulate_chunk(lid: u32, count: u32, weighted: bool, acc: ptr<function, arr
     let z_row = min(lid, HEAD_DIM_MAX - 1u);
     for (var jj = 0u; jj < count; jj++) {
         let right = tile_b[jj * QUADS + quad];
+        // unroll
         for (var m = 0u; m < ENTRIES; m++) {
             let a = min(owned_row(lid, m), HEAD_DIM_MAX - 1u);
             (*acc)[m] += tile_a[jj * HEAD_DIM_MAX + a] * right;
@@ -95,8 +96,10 @@ fn store_state(b: u32, h: u32, lid: u32, acc: ptr<function, array<vec4<f32>, ENT
     let dh = p.head_dim;
     let base = (b * p.head_count + h) * dh;
     let quad = lid % QUADS;
+    // unroll
     for (var m = 0u; m < ENTRIES; m++) {
         let a = owned_row(lid, m);
+        // unroll
         for (var c = 0u; c < 4u; c++) {
             let e = 4u * quad + c;
             if (a < dh && e < dh) {
@@ -148,6 +151,7 @@ fn linear_state(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             let q = quad_at(j0, e);
             let last = p.head_dim - 1u;
             var v = vec4<f32>(0.0);
+            // unroll
             for (var c = 0u; c < 4u; c++) {
                 v[c] = qkv[at(wid.y, q.row, 2u, wid.x, min(q.first + c, last))];
             }
@@ -246,6 +250,7 @@ fn linear_state_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
             let q = quad_at(j0, e);
             let last = p.head_dim - 1u;
             var dnum = vec4<f32>(0.0);
+            // unroll
             for (var c = 0u; c < 4u; c++) {
                 dnum[c] = dout[out_at(b, q.row, h, min(q.first + c, last))];
             }

@@ -62,14 +62,33 @@ fn row_at(b: u32, h: u32, i: u32) -> u32 {
     return (b * p.head_count + h) * p.seq + i;
 }
 
-// One head vector of qkv, zero past head_dim.
+// One head vector of qkv, zero past head_dim. Each load is at a clamped
+// place inside the head, so the unrolled loops have no branches.
 fn read_qkv(b: u32, i: u32, part: u32, h: u32) -> array<vec4<f32>, VECS> {
     var x: array<vec4<f32>, VECS>;
     let at = qkv_at(b, i, part, h);
-    for (var c = 0u; c < p.head_dim; c++) {
-        x[c / 4u][c % 4u] = qkv[at + c];
+    // unroll
+    for (var n = 0u; n < VECS; n++) {
+        // unroll
+        for (var e = 0u; e < 4u; e++) {
+            let c = 4u * n + e;
+            x[n][e] = select(0.0, qkv[at + min(c, p.head_dim - 1u)], c < p.head_dim);
+        }
     }
     return x;
+}
+
+// `scale · v` into the head vector of dqkv starting at `start`.
+fn write_dqkv(start: u32, v: array<vec4<f32>, VECS>, scale: f32) {
+    // unroll
+    for (var n = 0u; n < VECS; n++) {
+        // unroll
+        for (var e = 0u; e < 4u; e++) {
+            if (4u * n + e < p.head_dim) {
+                dqkv[start + 4u * n + e] = scale * v[n][e];
+            }
+        }
+    }
 }
 
 // The positions within the window of any of rows r0 .. r0 + ROWS − 1.
@@ -126,6 +145,7 @@ fn softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
                 let j = j0 + jj;
                 if (j < end && in_window(i, j)) {
                     var s = 0.0;
+                    // unroll
                     for (var n = 0u; n < VECS; n++) {
                         s += dot(q[n], tile_x[jj * VECS + n]);
                     }
@@ -134,6 +154,7 @@ fn softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
                     let rescale = exp(running_max - new_max);
                     let w = exp(s - new_max);
                     total = total * rescale + w;
+                    // unroll
                     for (var n = 0u; n < VECS; n++) {
                         acc[n] = acc[n] * rescale + w * tile_y[jj * VECS + n];
                     }
@@ -147,8 +168,14 @@ fn softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
         return;
     }
     let at = out_at(b, i, h);
-    for (var c = 0u; c < p.head_dim; c++) {
-        out[at + c] = acc[c / 4u][c % 4u] / total;
+    // unroll
+    for (var n = 0u; n < VECS; n++) {
+        // unroll
+        for (var e = 0u; e < 4u; e++) {
+            if (4u * n + e < p.head_dim) {
+                out[at + 4u * n + e] = acc[n][e] / total;
+            }
+        }
     }
     lse[row_at(b, h, i)] = running_max + log(total);
 }
@@ -168,9 +195,15 @@ fn softmax_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
     if (valid) {
         q = read_qkv(b, i, 0u, h);
         let at = out_at(b, i, h);
-        for (var c = 0u; c < p.head_dim; c++) {
-            g[c / 4u][c % 4u] = dout[at + c];
-            big_d += dout[at + c] * out[at + c];
+        // unroll
+        for (var n = 0u; n < VECS; n++) {
+            // unroll
+            for (var e = 0u; e < 4u; e++) {
+                let c = min(4u * n + e, p.head_dim - 1u);
+                let inside = 4u * n + e < p.head_dim;
+                g[n][e] = select(0.0, dout[at + c], inside);
+                big_d += select(0.0, dout[at + c] * out[at + c], inside);
+            }
         }
         delta[row_at(b, h, i)] = big_d;
         row_lse = lse[row_at(b, h, i)];
@@ -186,11 +219,13 @@ fn softmax_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
                 if (j < end && in_window(i, j)) {
                     var s = 0.0;
                     var dp = 0.0;
+                    // unroll
                     for (var n = 0u; n < VECS; n++) {
                         s += dot(q[n], tile_x[jj * VECS + n]);
                         dp += dot(g[n], tile_y[jj * VECS + n]);
                     }
                     let ds = exp(s * p.scale - row_lse) * (dp - big_d);
+                    // unroll
                     for (var n = 0u; n < VECS; n++) {
                         dq[n] += ds * tile_x[jj * VECS + n];
                     }
@@ -200,10 +235,7 @@ fn softmax_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
         workgroupBarrier();
     }
     if (valid) {
-        let at = qkv_at(b, i, 0u, h);
-        for (var c = 0u; c < p.head_dim; c++) {
-            dqkv[at + c] = p.scale * dq[c / 4u][c % 4u];
-        }
+        write_dqkv(qkv_at(b, i, 0u, h), dq, p.scale);
     }
 }
 
@@ -256,12 +288,14 @@ fn softmax_backward_key(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
                 if (i < end && in_window(i, j)) {
                     var s = 0.0;
                     var dp = 0.0;
+                    // unroll
                     for (var n = 0u; n < VECS; n++) {
                         s += dot(tile_x[ii * VECS + n], k[n]);
                         dp += dot(tile_y[ii * VECS + n], v[n]);
                     }
                     let pr = exp(s * p.scale - tile_lse[ii]);
                     let ds = pr * (dp - tile_delta[ii]);
+                    // unroll
                     for (var n = 0u; n < VECS; n++) {
                         dk[n] += ds * tile_x[ii * VECS + n];
                         dv[n] += pr * tile_y[ii * VECS + n];
@@ -272,11 +306,7 @@ fn softmax_backward_key(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
         workgroupBarrier();
     }
     if (valid) {
-        let k_at = qkv_at(b, j, 1u, h);
-        let v_at = qkv_at(b, j, 2u, h);
-        for (var c = 0u; c < p.head_dim; c++) {
-            dqkv[k_at + c] = p.scale * dk[c / 4u][c % 4u];
-            dqkv[v_at + c] = dv[c / 4u][c % 4u];
-        }
+        write_dqkv(qkv_at(b, j, 1u, h), dk, p.scale);
+        write_dqkv(qkv_at(b, j, 2u, h), dv, 1.0);
     }
 }

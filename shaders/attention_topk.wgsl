@@ -103,6 +103,7 @@ fn dout_quad(start: u32, n: u32) -> vec4<f32> {
 
 fn qkv_head(start: u32) -> array<vec4<f32>, VECS> {
     var v: array<vec4<f32>, VECS>;
+    // unroll
     for (var n = 0u; n < VECS; n++) {
         v[n] = qkv_quad(start, n);
     }
@@ -123,6 +124,7 @@ fn topk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     // Scores best first; empty slots score below every finite score.
     var best: array<f32, TOPK_MAX>;
     var best_key: array<u32, TOPK_MAX>;
+    // unroll
     for (var m = 0u; m < TOPK_MAX; m++) {
         best[m] = -3.4e38;
         best_key[m] = NO_KEY;
@@ -138,6 +140,7 @@ fn topk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             let count = min(KEY_TILE, p.seq - j0);
             for (var jj = 0u; jj < count; jj++) {
                 var s = 0.0;
+                // unroll
                 for (var n = 0u; n < VECS; n++) {
                     s += dot(q[n], tile_x[jj * VECS + n]);
                 }
@@ -150,6 +153,7 @@ fn topk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
                     // score; from there every entry moves down one slot.
                     var key = j0 + jj;
                     var moving = false;
+                    // unroll
                     for (var m = 0u; m < TOPK_MAX; m++) {
                         let here = best[m];
                         let here_key = best_key[m];
@@ -167,37 +171,45 @@ fn topk_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     if (!valid) {
         return;
     }
+    // Copies for the loops below, whose indices are not constants: the
+    // lists themselves stay constant-indexed, in registers.
+    let ranked = best;
+    let ranked_key = best_key;
     var total = 0.0;
-    for (var m = 0u; m < TOPK_MAX; m++) {
-        total += select(0.0, exp(best[m] - best[0]), m < p.keep);
+    for (var m = 0u; m < p.keep; m++) {
+        total += exp(ranked[m] - ranked[0]);
     }
     // A NaN score never enters the list (every comparison with it is false);
     // it is added to the output instead, so that it still shows there.
     var acc: array<vec4<f32>, VECS>;
+    // unroll
     for (var n = 0u; n < VECS; n++) {
         acc[n] = vec4<f32>(poison);
     }
-    for (var m = 0u; m < TOPK_MAX; m++) {
-        if (m < p.keep) {
-            let pm = exp(best[m] - best[0]) / total;
-            let j = min(best_key[m], p.seq - 1u);
-            kept[slot(b, h, i, m)] = j;
-            prob[slot(b, h, i, m)] = pm;
-            let v = qkv_head(qkv_at(b, j, 2u, h));
-            for (var n = 0u; n < VECS; n++) {
-                acc[n] += pm * v[n];
-            }
+    for (var m = 0u; m < p.keep; m++) {
+        let pm = exp(ranked[m] - ranked[0]) / total;
+        let j = min(ranked_key[m], p.seq - 1u);
+        kept[slot(b, h, i, m)] = j;
+        prob[slot(b, h, i, m)] = pm;
+        let v = qkv_head(qkv_at(b, j, 2u, h));
+        // unroll
+        for (var n = 0u; n < VECS; n++) {
+            acc[n] += pm * v[n];
         }
     }
     let at = out_at(b, i, h);
-    for (var c = 0u; c < p.head_dim; c++) {
-        out[at + c] = acc[c / 4u][c % 4u];
+    // unroll
+    for (var n = 0u; n < VECS; n++) {
+        // unroll
+        for (var e = 0u; e < 4u; e++) {
+            if (4u * n + e < p.head_dim) {
+                out[at + 4u * n + e] = acc[n][e];
+            }
+        }
     }
 }
 
 // ds and dq, one thread per query. Grid: (ceil(L / 64), head_count, B).
-// (Rows are read with loops over head_dim here: measured faster on an H200
-// than reading them as whole vec4 arrays.)
 @compute @workgroup_size(ROWS)
 fn topk_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let b = wid.z;
@@ -206,44 +218,48 @@ fn topk_backward_query(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     if (i >= p.seq) {
         return;
     }
-    let dh = p.head_dim;
-    let g_at = out_at(b, i, h);
-    var g: array<f32, HEAD_DIM_MAX>;
-    for (var c = 0u; c < dh; c++) {
-        g[c] = dout[g_at + c];
+    var g: array<vec4<f32>, VECS>;
+    // unroll
+    for (var n = 0u; n < VECS; n++) {
+        g[n] = dout_quad(out_at(b, i, h), n);
     }
     // First dp_ij into dscore and Σ_m p_im dp_im; then ds_ij over it, and dq.
     var weighted = 0.0;
     for (var m = 0u; m < p.keep; m++) {
         let at_m = slot(b, h, i, m);
-        let v_at = qkv_at(b, kept[at_m], 2u, h);
+        let v = qkv_head(qkv_at(b, kept[at_m], 2u, h));
         var dp = 0.0;
-        for (var c = 0u; c < dh; c++) {
-            dp += g[c] * qkv[v_at + c];
+        // unroll
+        for (var n = 0u; n < VECS; n++) {
+            dp += dot(g[n], v[n]);
         }
         dscore[at_m] = dp;
         weighted += prob[at_m] * dp;
     }
-    var dq: array<f32, HEAD_DIM_MAX>;
+    var dq: array<vec4<f32>, VECS>;
     for (var m = 0u; m < p.keep; m++) {
         let at_m = slot(b, h, i, m);
         let ds = prob[at_m] * (dscore[at_m] - weighted);
         dscore[at_m] = ds;
-        let k_at = qkv_at(b, kept[at_m], 1u, h);
-        for (var c = 0u; c < dh; c++) {
-            dq[c] += ds * qkv[k_at + c];
+        let k = qkv_head(qkv_at(b, kept[at_m], 1u, h));
+        // unroll
+        for (var n = 0u; n < VECS; n++) {
+            dq[n] += ds * k[n];
         }
     }
-    let q_at = qkv_at(b, i, 0u, h);
-    for (var c = 0u; c < dh; c++) {
-        dqkv[q_at + c] = p.scale * dq[c];
-    }
+    write_dqkv(qkv_at(b, i, 0u, h), dq, p.scale);
 }
 
 // scale · v into the head vector of dqkv starting at `start`.
 fn write_dqkv(start: u32, v: array<vec4<f32>, VECS>, scale: f32) {
-    for (var c = 0u; c < p.head_dim; c++) {
-        dqkv[start + c] = scale * v[c / 4u][c % 4u];
+    // unroll
+    for (var n = 0u; n < VECS; n++) {
+        // unroll
+        for (var e = 0u; e < 4u; e++) {
+            if (4u * n + e < p.head_dim) {
+                dqkv[start + 4u * n + e] = scale * v[n][e];
+            }
+        }
     }
 }
 
@@ -282,11 +298,13 @@ fn topk_backward_key(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
         for (var ii = 0u; ii < QUERY_TILE; ii++) {
             var ds = 0.0;
             var pm = 0.0;
+            // unroll
             for (var n = 0u; n < SLOTS; n++) {
                 let hit = tile_kept[ii * SLOTS + n] == vec4<u32>(j);
                 ds += dot(select(vec4<f32>(), tile_ds[ii * SLOTS + n], hit), vec4<f32>(1.0));
                 pm += dot(select(vec4<f32>(), tile_p[ii * SLOTS + n], hit), vec4<f32>(1.0));
             }
+            // unroll
             for (var n = 0u; n < VECS; n++) {
                 dk[n] += ds * tile_x[ii * VECS + n];
                 dv[n] += pm * tile_y[ii * VECS + n];

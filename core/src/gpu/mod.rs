@@ -8,6 +8,7 @@ mod packed;
 mod program;
 mod shader;
 mod tensor;
+mod unroll;
 
 pub use context::{Gpu, GpuFeatures, GpuOptions, LimitsPolicy};
 pub use packed::{Packed, Packing, Span};

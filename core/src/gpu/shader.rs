@@ -1,5 +1,7 @@
 use std::borrow::Cow;
 
+use super::unroll::{has_marker, unroll};
+
 /// A WGSL file from `shaders/`, embedded at compile time.
 ///
 /// Compile-time switches are ordinary module-scope `const` and `alias`
@@ -30,8 +32,17 @@ macro_rules! shader_file {
 }
 
 impl Shader {
-    /// The source with the given module-scope constants and aliases re-valued.
+    /// The source with the given module-scope constants and aliases
+    /// re-valued, then its marked loops unrolled (see [`super::unroll`]).
     pub fn specialize(&self, consts: &[(String, String)]) -> Result<Cow<'static, str>, String> {
+        let source = self.revalue(consts)?;
+        if has_marker(&source) {
+            return unroll(&source).map(Cow::Owned);
+        }
+        Ok(source)
+    }
+
+    fn revalue(&self, consts: &[(String, String)]) -> Result<Cow<'static, str>, String> {
         if consts.is_empty() {
             return Ok(Cow::Borrowed(self.source));
         }
