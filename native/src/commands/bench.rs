@@ -40,6 +40,10 @@ pub struct SampleArgs {
     batch: Vec<usize>,
     #[arg(long, default_value_t = 64)]
     steps: usize,
+    /// Also time every kernel of the network's forward at one step, per
+    /// batch size (as `bench train --profile`).
+    #[arg(long)]
+    profile: bool,
 }
 
 #[derive(clap::Args)]
@@ -109,12 +113,18 @@ fn sample(options: &GpuOptions, args: SampleArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         pollster::block_on(sampler.run(&gpu, &schedule, &sample_options, None, None))?;
         let step_ms = started.elapsed().as_secs_f64() * 1e3 / args.steps as f64;
-        results.push(json!({
+        let mut result = json!({
             "batch": batch,
             "step_ms": step_ms,
             "tokens_per_s": (batch * args.len) as f64 / step_ms * 1e3,
             "sample_ms": step_ms * args.steps as f64,
-        }));
+        });
+        if args.profile {
+            let profile = pollster::block_on(profile(&gpu, &[&sampler.graph().core]))?;
+            result["profile_clock"] = serde_json::to_value(profile.clock)?;
+            result["kernels"] = serde_json::to_value(profile.kernels)?;
+        }
+        results.push(result);
     }
     let report = json!({
         "bench": "sample",
