@@ -109,6 +109,7 @@ fn matmul_simple(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     var acc2 = vec4<f32>();
     var acc3 = vec4<f32>();
     for (var k0 = 0u; k0 < p.k; k0 += TILE_K) {
+        // unroll
         for (var i = 0u; i < 4u; i++) {
             let e = tid + i * THREADS;
             // Walk memory along whichever index is contiguous, so loads coalesce.
@@ -128,6 +129,7 @@ fn matmul_simple(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
             tile_b[kb * TILE + n] = load_b(b_base, k0 + kb, col0 + n);
         }
         workgroupBarrier();
+        // unroll
         for (var kk = 0u; kk < TILE_K; kk++) {
             let ra = kk * TILE + lid.y;
             let rb = kk * TILE + lid.x;
@@ -209,6 +211,7 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         if (p.trans_a == 0u) {
             let m = t / 2u;
             let kq = (t % 2u) * 4u;
+            // unroll
             for (var i = 0u; i < 4u; i++) {
                 a_slice[(kq + i) * 32u + m / 4u][m % 4u] = load_a(a_base, row0 + m, k0 + kq + i);
             }
@@ -228,11 +231,13 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         } else {
             let n = t / 2u;
             let kq = (t % 2u) * 4u;
+            // unroll
             for (var i = 0u; i < 4u; i++) {
                 b_slice[(kq + i) * 32u + n / 4u][n % 4u] = load_b(b_base, k0 + kq + i, col0 + n);
             }
         }
         workgroupBarrier();
+        // unroll
         for (var k = 0u; k < BK; k++) {
             let a0 = a_slice[k * 32u + ty * 2u];
             let a1 = a_slice[k * 32u + ty * 2u + 1u];
