@@ -9,6 +9,7 @@ use super::unroll::{has_marker, unroll};
 /// replaces their values, e.g. `("TOPK_MAX", "32u")` rewrites
 /// `const TOPK_MAX: u32 = 16u;` and `("Half", "f16")` rewrites
 /// `alias Half = f32;`. A variant that names the type f16 gets `enable f16;`.
+/// Loops marked `// unroll` are then unrolled (see `gpu/unroll.rs`).
 #[derive(Clone, Copy, Debug)]
 pub struct Shader {
     pub name: &'static str,
@@ -33,7 +34,7 @@ macro_rules! shader_file {
 
 impl Shader {
     /// The source with the given module-scope constants and aliases
-    /// re-valued, then its marked loops unrolled (see [`super::unroll`]).
+    /// re-valued, then its marked loops unrolled (see `gpu/unroll.rs`).
     pub fn specialize(&self, consts: &[(String, String)]) -> Result<Cow<'static, str>, String> {
         let source = self.revalue(consts)?;
         if has_marker(&source) {
