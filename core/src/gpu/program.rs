@@ -262,6 +262,12 @@ impl Program {
 impl Gpu {
     /// Records all programs into one command encoder and submits it once.
     pub fn submit(&self, programs: &[&Program]) -> wgpu::SubmissionIndex {
+        self.queue.submit([self.encode(programs)])
+    }
+
+    /// Records `programs` into one command buffer (the CPU's share of a
+    /// submission; `samnet bench train` times it).
+    pub fn encode(&self, programs: &[&Program]) -> wgpu::CommandBuffer {
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -270,7 +276,7 @@ impl Gpu {
         for p in programs {
             p.record(&mut encoder);
         }
-        self.queue.submit([encoder.finish()])
+        encoder.finish()
     }
 
     /// Submits and waits, then reports any GPU error.

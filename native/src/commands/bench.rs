@@ -181,6 +181,14 @@ fn train(options: &GpuOptions, args: TrainArgs) -> anyhow::Result<()> {
     }
     gpu.wait_idle()?;
     let step_ms = started.elapsed().as_secs_f64() * 1e3 / args.steps as f64;
+    // The CPU's share of a step: recording its command buffer (never
+    // submitted here), beside the GPU's step time above.
+    let programs = trainer.graph.train_step();
+    let started = Instant::now();
+    for _ in 0..args.steps {
+        drop(gpu.encode(&programs));
+    }
+    let encode_ms = started.elapsed().as_secs_f64() * 1e3 / args.steps as f64;
     let tokens = (config.train.batch_size * config.train.seq_len) as f64;
     let mut report = json!({
         "bench": "train",
@@ -193,13 +201,20 @@ fn train(options: &GpuOptions, args: TrainArgs) -> anyhow::Result<()> {
         "seq": config.train.seq_len,
         "params": trainer.model.param_count(),
         "step_ms": step_ms,
+        "encode_ms": encode_ms,
         "tokens_per_s": tokens / step_ms * 1e3,
         "gpu_memory_bytes": gpu.allocated_bytes(),
-        "dispatches_per_step": trainer.graph.train_step().iter().map(|p| p.commands.len()).sum::<usize>(),
+        "dispatches_per_step": programs.iter().map(|p| p.commands.len()).sum::<usize>(),
     });
     if args.profile {
-        let profile = pollster::block_on(profile(&gpu, &trainer.graph.train_step()))?;
+        let profile = pollster::block_on(profile(&gpu, &programs))?;
         report["profile_clock"] = serde_json::to_value(profile.clock)?;
+        report["kernels_ms"] = profile
+            .kernels
+            .iter()
+            .map(|k| k.total_ms)
+            .sum::<f64>()
+            .into();
         report["kernels"] = serde_json::to_value(profile.kernels)?;
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
