@@ -2,8 +2,7 @@
 
 use samnet_core::conditioning::{CursorHole, DEFAULT_HOLE, Known, MAX_SAMPLE_LEN, parse_template};
 use samnet_core::config::{Config, RevealOrder};
-use samnet_core::ops::sampling::Draw;
-use samnet_core::sample::{GivenOptions, SampleOptions};
+use samnet_core::sample::{SampleOptions, SampleOverrides};
 use samnet_core::tokenizer::Tokenizer;
 use samnet_core::{Error, Result};
 use serde::Deserialize;
@@ -86,35 +85,22 @@ pub struct Plan {
 impl SampleRequest {
     pub fn plan(&self, config: &Config, tokenizer: &Tokenizer) -> Result<Plan> {
         let invalid = |m: String| Err(Error::Invalid(m));
-        let steps = self.steps.unwrap_or(config.diffusion.sample_steps);
-        if steps == 0 || steps > config.diffusion.timesteps {
-            return invalid(format!(
-                "steps must be 1..={}, got {steps}",
-                config.diffusion.timesteps
-            ));
-        }
         if let Some(len) = self.length
             && (len == 0 || len > MAX_SAMPLE_LEN)
         {
             return invalid(format!("length must be 1..={MAX_SAMPLE_LEN}, got {len}"));
         }
-        let temperature = self.temperature.unwrap_or(config.diffusion.temperature);
-        let top_p = self.top_p.unwrap_or(1.0);
-        if let Some((option, reason)) = (Draw { temperature, top_p }).error() {
-            return invalid(format!("{option} {reason}"));
+        let options = SampleOverrides {
+            steps: self.steps,
+            seed: self.seed,
+            clamp: self.clamp,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            eta: self.eta,
+            order: self.order,
         }
-        let eta = self.eta.unwrap_or(config.diffusion.eta);
-        if !(0.0..=1.0).contains(&eta) {
-            return invalid(format!("eta must be in [0, 1], got {eta}"));
-        }
-        let given = GivenOptions {
-            eta: self.eta.is_some(),
-            clamp: self.clamp.is_some(),
-            order: self.order.is_some(),
-        };
-        if let Some((option, reason)) = given.inapplicable(config.diffusion.kind) {
-            return invalid(format!("{option} {reason}"));
-        }
+        .resolve(&config.diffusion)
+        .map_err(|e| Error::Invalid(format!("{} {}", e.option, e.reason)))?;
         let mut hole = None;
         let known = match (&self.prompt, &self.infill, &self.cursor) {
             (None, None, Some(cursor)) => {
@@ -172,15 +158,7 @@ impl SampleRequest {
             ));
         }
         Ok(Plan {
-            options: SampleOptions {
-                steps,
-                seed: self.seed.unwrap_or(0),
-                clamp: self.clamp.unwrap_or(config.diffusion.clamp),
-                temperature,
-                top_p,
-                eta,
-                order: self.order.unwrap_or(config.diffusion.reveal_order),
-            },
+            options,
             known,
             hole,
         })

@@ -76,31 +76,77 @@ impl SampleOptions {
     }
 }
 
-/// Which sampler options a caller set explicitly (rather than taking the
-/// checkpoint's).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct GivenOptions {
-    pub eta: bool,
-    pub clamp: bool,
-    pub order: bool,
+/// Sampler options a caller set (the CLI's flags, the browser's request);
+/// each one left out takes the checkpoint's value (top_p: 1, seed: 0).
+#[derive(Clone, Debug, Default)]
+pub struct SampleOverrides {
+    pub steps: Option<usize>,
+    pub seed: Option<u64>,
+    pub clamp: Option<bool>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub eta: Option<f32>,
+    pub order: Option<RevealOrder>,
 }
 
-impl GivenOptions {
-    /// The first given option that `kind` does not take ("eta" and "clamp"
-    /// are gaussian's, "order" is masked and hybrid's), with the one-line reason.
-    pub fn inapplicable(self, kind: DiffusionKind) -> Option<(&'static str, String)> {
-        let gaussian = kind == DiffusionKind::Gaussian;
+/// A sampler option that cannot be used: its name (as the field of
+/// [`SampleOverrides`]) and the one-line reason, for the caller to phrase
+/// as its own flag or key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptionError {
+    pub option: &'static str,
+    pub reason: String,
+}
+
+impl SampleOverrides {
+    /// The checkpoint's options with these applied, checked: steps within the
+    /// schedule, a temperature and nucleus mass that can decode, eta in
+    /// [0, 1], and no option that the checkpoint's kind does not take ("eta"
+    /// and "clamp" are gaussian's, "order" masked and hybrid's).
+    pub fn resolve(
+        &self,
+        diffusion: &DiffusionConfig,
+    ) -> std::result::Result<SampleOptions, OptionError> {
+        let bad = |option, reason| Err(OptionError { option, reason });
+        let defaults = SampleOptions::from_config(diffusion);
+        let options = SampleOptions {
+            steps: self.steps.unwrap_or(defaults.steps),
+            seed: self.seed.unwrap_or(defaults.seed),
+            clamp: self.clamp.unwrap_or(defaults.clamp),
+            temperature: self.temperature.unwrap_or(defaults.temperature),
+            top_p: self.top_p.unwrap_or(defaults.top_p),
+            eta: self.eta.unwrap_or(defaults.eta),
+            order: self.order.unwrap_or(defaults.order),
+        };
+        let steps = options.steps;
+        if steps == 0 || steps > diffusion.timesteps {
+            let reason = format!("must be in 1..={}, got {steps}", diffusion.timesteps);
+            return bad("steps", reason);
+        }
+        let draw = Draw {
+            temperature: options.temperature,
+            top_p: options.top_p,
+        };
+        if let Some((option, reason)) = draw.error() {
+            return bad(option, reason);
+        }
+        if !(0.0..=1.0).contains(&options.eta) {
+            return bad("eta", format!("must be in [0, 1], got {}", options.eta));
+        }
+        let gaussian = diffusion.kind == DiffusionKind::Gaussian;
         let misplaced = [
-            ("eta", self.eta && !gaussian),
-            ("clamp", self.clamp && !gaussian),
-            ("order", self.order && gaussian),
+            ("eta", self.eta.is_some() && !gaussian),
+            ("clamp", self.clamp.is_some() && !gaussian),
+            ("order", self.order.is_some() && gaussian),
         ];
-        let (option, _) = misplaced.into_iter().find(|(_, bad)| *bad)?;
-        let reason = format!(
-            "does not apply to this checkpoint (diffusion.kind \"{}\")",
-            kind.name()
-        );
-        Some((option, reason))
+        if let Some((option, _)) = misplaced.into_iter().find(|(_, given)| *given) {
+            let reason = format!(
+                "does not apply to this checkpoint (diffusion.kind \"{}\")",
+                diffusion.kind.name()
+            );
+            return bad(option, reason);
+        }
+        Ok(options)
     }
 }
 
@@ -290,4 +336,112 @@ async fn report(
     }
     *last = read;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{OptionError, SampleOverrides};
+    use crate::config::{Config, DiffusionKind, RevealOrder};
+
+    fn error(overrides: SampleOverrides, kind: DiffusionKind) -> OptionError {
+        let mut diffusion = Config::preset("tiny").unwrap().diffusion;
+        diffusion.kind = kind;
+        overrides.resolve(&diffusion).unwrap_err()
+    }
+
+    #[test]
+    fn options_left_out_take_the_checkpoints() {
+        let diffusion = Config::preset("tiny").unwrap().diffusion;
+        let options = SampleOverrides::default().resolve(&diffusion).unwrap();
+        assert_eq!(options.steps, diffusion.sample_steps);
+        assert_eq!((options.seed, options.top_p), (0, 1.0));
+        assert_eq!(options.temperature, diffusion.temperature);
+        let options = SampleOverrides {
+            steps: Some(3),
+            seed: Some(9),
+            temperature: Some(0.5),
+            top_p: Some(0.9),
+            ..Default::default()
+        }
+        .resolve(&diffusion)
+        .unwrap();
+        assert_eq!((options.steps, options.seed), (3, 9));
+        assert_eq!((options.temperature, options.top_p), (0.5, 0.9));
+    }
+
+    #[test]
+    fn each_bad_option_is_named() {
+        let gaussian = DiffusionKind::Gaussian;
+        let cases = [
+            (
+                SampleOverrides {
+                    steps: Some(0),
+                    ..Default::default()
+                },
+                gaussian,
+                "steps",
+                "must be in 1..=",
+            ),
+            (
+                SampleOverrides {
+                    temperature: Some(-1.0),
+                    ..Default::default()
+                },
+                gaussian,
+                "temperature",
+                "≥ 0",
+            ),
+            (
+                SampleOverrides {
+                    top_p: Some(0.5),
+                    temperature: Some(0.0),
+                    ..Default::default()
+                },
+                gaussian,
+                "top_p",
+                "temperature 0",
+            ),
+            (
+                SampleOverrides {
+                    eta: Some(1.5),
+                    ..Default::default()
+                },
+                gaussian,
+                "eta",
+                "[0, 1], got 1.5",
+            ),
+            (
+                SampleOverrides {
+                    eta: Some(0.5),
+                    ..Default::default()
+                },
+                DiffusionKind::Hybrid,
+                "eta",
+                "\"hybrid\"",
+            ),
+            (
+                SampleOverrides {
+                    clamp: Some(false),
+                    ..Default::default()
+                },
+                DiffusionKind::Masked,
+                "clamp",
+                "\"masked\"",
+            ),
+            (
+                SampleOverrides {
+                    order: Some(RevealOrder::Random),
+                    ..Default::default()
+                },
+                gaussian,
+                "order",
+                "\"gaussian\"",
+            ),
+        ];
+        for (overrides, kind, option, reason) in cases {
+            let e = error(overrides, kind);
+            assert_eq!(e.option, option, "{e:?}");
+            assert!(e.reason.contains(reason), "{e:?}");
+        }
+    }
 }

@@ -11,7 +11,7 @@ use samnet_core::tokenizer::Tokenizer;
 use samnet_core::train::{TrainState, Trainer};
 use serde_json::json;
 
-use super::sample::denoising_steps;
+use super::sample::flag_error;
 use crate::run::data_text;
 
 #[derive(clap::Subcommand)]
@@ -84,7 +84,7 @@ pub fn run(options: &GpuOptions, bench: Bench) -> anyhow::Result<()> {
 }
 
 fn sample(options: &GpuOptions, args: SampleArgs) -> anyhow::Result<()> {
-    use samnet_core::sample::{SampleOptions, Sampler};
+    use samnet_core::sample::{SampleOverrides, Sampler};
     use samnet_core::schedule::NoiseSchedule;
     let gpu = Gpu::new_blocking(options)?;
     let (config, model) = match &args.ckpt {
@@ -99,12 +99,13 @@ fn sample(options: &GpuOptions, args: SampleArgs) -> anyhow::Result<()> {
             (config, model)
         }
     };
-    denoising_steps(Some(args.steps), &config)?;
     let schedule = NoiseSchedule::new(&config.diffusion);
-    let sample_options = SampleOptions {
-        steps: args.steps,
-        ..SampleOptions::from_config(&config.diffusion)
-    };
+    let sample_options = SampleOverrides {
+        steps: Some(args.steps),
+        ..Default::default()
+    }
+    .resolve(&config.diffusion)
+    .map_err(flag_error)?;
     let mut results = Vec::new();
     for &batch in &args.batch {
         let sampler = Sampler::new(&gpu, &model, batch, args.len)?;

@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use samnet_core::conditioning::{Known, MAX_SAMPLE_LEN, text_end};
 use samnet_core::config::{Config, RevealOrder};
 use samnet_core::gpu::{Gpu, GpuOptions};
-use samnet_core::ops::sampling::Draw;
-use samnet_core::sample::{GivenOptions, SampleOptions, Sampler, StepOutput};
+use samnet_core::sample::{OptionError, SampleOptions, SampleOverrides, Sampler, StepOutput};
 use samnet_core::schedule::NoiseSchedule;
 
 use crate::progress;
@@ -41,42 +40,26 @@ pub struct Denoising {
 }
 
 impl Denoising {
-    /// The sampler's options (seed 0): the config's with these flags applied.
-    /// The flags are checked here, before core sees them, so that an error
-    /// names the flag (the config's own values were checked when it loaded).
+    /// The sampler's options (seed 0): the config's with these flags applied,
+    /// checked; an error names the flag.
     pub fn options(&self, cfg: &Config) -> anyhow::Result<SampleOptions> {
-        if let Some(eta) = self.eta
-            && !(0.0..=1.0).contains(&eta)
-        {
-            anyhow::bail!("--eta must be in [0, 1], got {eta}");
+        SampleOverrides {
+            steps: self.steps,
+            seed: None,
+            clamp: self.clamp,
+            temperature: self.temperature,
+            top_p: Some(self.top_p),
+            eta: self.eta,
+            order: self.order,
         }
-        let given = GivenOptions {
-            eta: self.eta.is_some(),
-            clamp: self.clamp.is_some(),
-            order: self.order.is_some(),
-        };
-        if let Some((option, reason)) = given.inapplicable(cfg.diffusion.kind) {
-            anyhow::bail!("--{option} {reason}");
-        }
-        let defaults = SampleOptions::from_config(&cfg.diffusion);
-        let temperature = self.temperature.unwrap_or(defaults.temperature);
-        let draw = Draw {
-            temperature,
-            top_p: self.top_p,
-        };
-        if let Some((option, reason)) = draw.error() {
-            anyhow::bail!("--{} {reason}", option.replace('_', "-"));
-        }
-        Ok(SampleOptions {
-            steps: denoising_steps(self.steps, cfg)?,
-            clamp: self.clamp.unwrap_or(defaults.clamp),
-            temperature,
-            top_p: self.top_p,
-            eta: self.eta.unwrap_or(defaults.eta),
-            order: self.order.unwrap_or(defaults.order),
-            ..defaults
-        })
+        .resolve(&cfg.diffusion)
+        .map_err(flag_error)
     }
+}
+
+/// A sampler option's error, phrased as its flag.
+pub fn flag_error(e: OptionError) -> anyhow::Error {
+    anyhow::anyhow!("--{} {}", e.option.replace('_', "-"), e.reason)
 }
 
 /// Options every conditioned or unconditioned generation shares.
@@ -131,17 +114,6 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
 }
 
 /// The denoising steps of a run: `requested` or the config's, within 1..=T.
-pub fn denoising_steps(requested: Option<usize>, cfg: &Config) -> anyhow::Result<usize> {
-    let steps = requested.unwrap_or(cfg.diffusion.sample_steps);
-    if steps == 0 || steps > cfg.diffusion.timesteps {
-        anyhow::bail!(
-            "--steps must be in 1..={}, got {steps}",
-            cfg.diffusion.timesteps
-        );
-    }
-    Ok(steps)
-}
-
 /// The longest sequence the sampler takes for this model: its max_seq_len,
 /// or [`MAX_SAMPLE_LEN`] if that is more.
 pub fn max_sequence_len(cfg: &Config) -> usize {
