@@ -124,8 +124,9 @@ fn stage_left(b: u32, h: u32, j0: u32, lid: u32, part: u32) {
     }
 }
 
-// Position j and column quad n of tile_b's entry e, and whether each of the
-// quad's columns lies inside the head and the sequence.
+// Where tile_b's entry e reads from: its position (clamped into the
+// sequence), the quad's first column, and whether each of the quad's
+// columns lies inside the head and the sequence.
 struct QuadAt {
     row: u32,
     first: u32,

@@ -3,7 +3,7 @@ use std::time::Instant;
 
 use samnet_core::config::{Config, HeadGroup, HeadKind, Precision};
 use samnet_core::data::TextData;
-use samnet_core::gpu::{Gpu, GpuOptions};
+use samnet_core::gpu::{Gpu, GpuOptions, Program};
 use samnet_core::model::Model;
 use samnet_core::model::graph::OptimizerState;
 use samnet_core::profile::profile;
@@ -121,9 +121,7 @@ fn sample(options: &GpuOptions, args: SampleArgs) -> anyhow::Result<()> {
             "sample_ms": step_ms * args.steps as f64,
         });
         if args.profile {
-            let profile = pollster::block_on(profile(&gpu, &[&sampler.graph().core]))?;
-            result["profile_clock"] = serde_json::to_value(profile.clock)?;
-            result["kernels"] = serde_json::to_value(profile.kernels)?;
+            add_profile(&mut result, &gpu, &[&sampler.graph().core])?;
         }
         results.push(result);
     }
@@ -208,16 +206,27 @@ fn train(options: &GpuOptions, args: TrainArgs) -> anyhow::Result<()> {
         "dispatches_per_step": programs.iter().map(|p| p.commands.len()).sum::<usize>(),
     });
     if args.profile {
-        let profile = pollster::block_on(profile(&gpu, &programs))?;
-        report["profile_clock"] = serde_json::to_value(profile.clock)?;
-        report["kernels_ms"] = profile
-            .kernels
-            .iter()
-            .map(|k| k.total_ms)
-            .sum::<f64>()
-            .into();
-        report["kernels"] = serde_json::to_value(profile.kernels)?;
+        add_profile(&mut report, &gpu, &programs)?;
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// Times every kernel of `programs` (`--profile`) into `report`: the clock,
+/// the kernels' sum and each kernel's total.
+fn add_profile(
+    report: &mut serde_json::Value,
+    gpu: &Gpu,
+    programs: &[&Program],
+) -> anyhow::Result<()> {
+    let profile = pollster::block_on(profile(gpu, programs))?;
+    report["profile_clock"] = serde_json::to_value(profile.clock)?;
+    report["kernels_ms"] = profile
+        .kernels
+        .iter()
+        .map(|k| k.total_ms)
+        .sum::<f64>()
+        .into();
+    report["kernels"] = serde_json::to_value(profile.kernels)?;
     Ok(())
 }
