@@ -3,6 +3,9 @@
 //                      sequence (z0 = signal_scale·x0), written by the CPU for each step's timesteps.
 //   q_sample_backward: dx0 (+)= a[b]·dx_t  (eps is a constant; the embedding
 //                      behind x0 is learned, so its gradient flows through here too).
+//   q_sample_backward_both: dx0 (+)= a[b]·dx_t and deps = s[b]·dx_t, for blends
+//                      whose second input is learned too (the output prior's readout
+//                      u = α·z0_pred + β[b]·x_t).
 //   ddim_step:         the deterministic (eta = 0) DDIM update from x_t and the
 //                      model's x0 estimate to x_{t'}, coefficients per sequence:
 //                      eps_hat = (x_t − a_t·x0_hat)/s_t;  x_{t'} = a_t'·x0_hat + s_t'·eps_hat.
@@ -29,6 +32,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;   // (rows, d)
 @group(0) @binding(5) var<storage, read> known: array<f32>;       // (rows) 1 = position held known
 @group(0) @binding(6) var<storage, read_write> masked_rows: array<f32>; // (rows, d) mask_backward's dx_t at masked rows
+@group(0) @binding(7) var<storage, read_write> d_noise: array<f32>; // (rows, d) q_sample_backward_both's deps
 
 fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * 256u + lid.x;
@@ -58,6 +62,22 @@ fn q_sample_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
         v += out[i];
     }
     out[i] = v;
+}
+
+// out = dx0 (+)= a·dx_t and d_noise = s·dx_t, with dx_t bound at binding 2.
+@compute @workgroup_size(256)
+fn q_sample_backward_both(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat(wid, nwg, lid);
+    if (i >= p.rows * p.cols) {
+        return;
+    }
+    let b = i / p.cols / p.seq;
+    var v = coef[4u * b] * x0[i];
+    if (p.accumulate != 0u) {
+        v += out[i];
+    }
+    out[i] = v;
+    d_noise[i] = coef[4u * b + 1u] * x0[i];
 }
 
 // out = x_{t'}, with x0_hat at binding 2 and x_t at binding 3.

@@ -333,7 +333,7 @@ impl RandomModel {
             .map(|_| rng.below(cfg.model.vocab_size as u64) as u32)
             .collect();
         let eps: Vec<f64> = rng
-            .normals(rows * cfg.model.d_model)
+            .normals(rows * cfg.embed_dim())
             .iter()
             .map(|&v| v as f32 as f64)
             .collect();
@@ -486,6 +486,7 @@ fn hybrid_gradients_match_finite_differences_of_the_cpu_reference() {
 
 /// diffusion.kind "masked": as hybrid, with every corrupted position's input
 /// the mask row rmsnorm(M), whose gradient is checked with the rest.
+/// Its table (and mask row) narrower than d_model: `diffusion.embed_dim`.
 #[test]
 fn masked_gradients_match_finite_differences_of_the_cpu_reference() {
     discrete_gradients_match_finite_differences(DiffusionKind::Masked, 80);
@@ -495,6 +496,9 @@ fn discrete_gradients_match_finite_differences(kind: DiffusionKind, seed: u64) {
     let mut cfg = fixture().config;
     let d = &mut cfg.diffusion;
     (d.kind, d.self_condition, d.clamp, d.mse_weight) = (kind, false, false, 0.0);
+    if kind == DiffusionKind::Masked {
+        d.embed_dim = Some(7);
+    }
     cfg.validate().unwrap();
     let mut rng = Rng::new(seed);
     let m = RandomModel::new(cfg, &mut rng, None);
@@ -514,6 +518,45 @@ fn discrete_gradients_match_finite_differences(kind: DiffusionKind, seed: u64) {
         stats[slot::WEIGHT_SUM],
         rows as f64,
         "normalised per position"
+    );
+}
+
+/// The gaussian kind's levers: an embedding table narrower than d_model (7
+/// of 24, read through the input projection and written by the final one)
+/// and Plaid's output prior, whose readout u = α·z0_pred + β_b·x_t drops
+/// the prior's |Ê_v|² term (the same for every unit-RMS row) that the f64
+/// reference keeps: GPU loss and gradients against the reference and its
+/// central differences, the embedding's gradient reaching it through x_t too.
+#[test]
+fn gaussian_levers_gradients_match_finite_differences_of_the_cpu_reference() {
+    let mut cfg = fixture().config;
+    let d = &mut cfg.diffusion;
+    (d.embed_dim, d.output_prior) = (Some(7), 0.5);
+    cfg.validate().unwrap();
+    let mut rng = Rng::new(81);
+    let m = RandomModel::new(cfg, &mut rng, None);
+    let rows = m.tokens.len();
+    let weight: Vec<f64> = (0..rows)
+        .map(|i| if i % 4 == 1 { 0.0 } else { 1.0 })
+        .collect();
+    m.check_against_reference(&weight, &vec![0.0; rows], &mut rng);
+    let without_prior = {
+        let mut cfg = m.cfg.clone();
+        cfg.diffusion.output_prior = 0.0;
+        RandomModel::new(cfg, &mut Rng::new(81), None)
+    };
+    let (with, _) = m.run(&m.eps, &weight, &vec![0.0; rows]);
+    let (without, _) = without_prior.run(&m.eps, &weight, &vec![0.0; rows]);
+    assert_eq!(
+        with[slot::MSE],
+        without[slot::MSE],
+        "the prior leaves z0_pred alone"
+    );
+    assert!(
+        (with[slot::CE] - without[slot::CE]).abs() > 1e-3,
+        "the prior did not change the CE: {} vs {}",
+        with[slot::CE],
+        without[slot::CE]
     );
 }
 

@@ -120,6 +120,25 @@ pub struct DiffusionConfig {
     /// hybrid: which noisy positions a sampling step freezes.
     #[serde(default)]
     pub reveal_order: RevealOrder,
+    /// Width of the embedding table, and so of z0, x_t and the denoiser's
+    /// output (d_model when absent): a narrower table is read through the
+    /// input projection (e → d) and written by the final one (d → e).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embed_dim: Option<usize>,
+    /// gaussian: weight w of Plaid's output prior, w · log N(x_t; a_t·s·Ê_v,
+    /// s_t²) added to every token v's logit, the evidence the noisy input
+    /// itself holds (0: off; 1: the exact Gaussian likelihood).
+    #[serde(default, skip_serializing_if = "is_zero_f32")]
+    pub output_prior: f32,
+    /// gaussian: each sampling step's estimate of z0 is the expected
+    /// embedding signal_scale · softmax(logits / T)·Ê (T = 1 at temperature
+    /// 0) rather than the raw prediction or its clamp.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub soft_x0: bool,
+}
+
+fn is_zero_f32(x: &f32) -> bool {
+    *x == 0.0
 }
 
 /// Which noisy positions a hybrid sampling step from t to s freezes to their
@@ -395,6 +414,11 @@ impl Config {
         self.model.d_model / self.model.n_heads
     }
 
+    /// Width of the embedding table and the diffused vectors (`diffusion.embed_dim`).
+    pub fn embed_dim(&self) -> usize {
+        self.diffusion.embed_dim.unwrap_or(self.model.d_model)
+    }
+
     pub fn ffn_hidden(&self) -> usize {
         self.model.ffn_mult * self.model.d_model
     }
@@ -416,6 +440,7 @@ impl Config {
             ("train.batch_size", self.train.batch_size),
             ("train.seq_len", self.train.seq_len),
             ("train.log_every", self.train.log_every),
+            ("diffusion.embed_dim", self.embed_dim()),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be at least 1"));
@@ -432,6 +457,7 @@ impl Config {
             ("model.ffn_mult", m.ffn_mult, 64),
             ("model.max_seq_len", m.max_seq_len, 1 << 20),
             ("model.time_embed_dim", m.time_embed_dim, 1 << 16),
+            ("diffusion.embed_dim", self.embed_dim(), 1 << 16),
             ("model.window", m.window, 1 << 20),
             ("diffusion.timesteps", self.diffusion.timesteps, 1 << 20),
             ("train.batch_size", self.train.batch_size, 1 << 20),
@@ -514,6 +540,7 @@ impl Config {
         if !(0.0..=1.0).contains(&eta) {
             return Err(format!("diffusion.eta must be in [0, 1], got {eta}"));
         }
+        self.validate_loss_weights()?;
         if self.diffusion.kind.is_discrete() {
             self.validate_discrete()?;
         }
@@ -536,6 +563,32 @@ impl Config {
         Ok(())
     }
 
+    /// Non-negative weights, at least one of them on; the output prior's too.
+    fn validate_loss_weights(&self) -> std::result::Result<(), String> {
+        let d = &self.diffusion;
+        for (name, w) in [
+            ("diffusion.mse_weight", d.mse_weight),
+            ("diffusion.ce_weight", d.ce_weight),
+            ("diffusion.output_prior", d.output_prior),
+        ] {
+            if !(w >= 0.0 && w.is_finite()) {
+                return Err(format!("{name} must be ≥ 0, got {w}"));
+            }
+        }
+        if d.mse_weight == 0.0 && d.ce_weight == 0.0 {
+            return Err(
+                "diffusion.mse_weight and diffusion.ce_weight are both 0: nothing to train".into(),
+            );
+        }
+        if d.clamp && d.soft_x0 {
+            return Err(
+                "diffusion.clamp and diffusion.soft_x0 are two estimates of x0: turn one off"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     fn validate_discrete(&self) -> std::result::Result<(), String> {
         let d = &self.diffusion;
         if d.kind == DiffusionKind::Hybrid && !(d.sigma_max > 0.0 && d.sigma_max.is_finite()) {
@@ -548,6 +601,8 @@ impl Config {
             ("diffusion.self_condition", d.self_condition),
             ("diffusion.clamp", d.clamp),
             ("diffusion.eta", d.eta != 0.0),
+            ("diffusion.output_prior", d.output_prior != 0.0),
+            ("diffusion.soft_x0", d.soft_x0),
         ];
         if let Some((name, _)) = gaussian_only.iter().find(|(_, on)| *on) {
             return Err(format!(
@@ -615,6 +670,45 @@ mod tests {
         assert!(
             !written.contains("infill_fraction") && !written.contains("example_share"),
             "a config without them is written as before"
+        );
+    }
+
+    #[test]
+    fn gaussian_levers_are_checked() {
+        let mut c = Config::preset("phase1").unwrap();
+        (c.diffusion.mse_weight, c.diffusion.ce_weight) = (0.0, 0.0);
+        assert_eq!(
+            c.validate().unwrap_err(),
+            "diffusion.mse_weight and diffusion.ce_weight are both 0: nothing to train"
+        );
+        c.diffusion.ce_weight = 1.0;
+        c.validate().expect("CE alone trains");
+        c.diffusion.output_prior = -1.0;
+        assert_eq!(
+            c.validate().unwrap_err(),
+            "diffusion.output_prior must be ≥ 0, got -1"
+        );
+        c.diffusion.output_prior = 0.0;
+        (c.diffusion.clamp, c.diffusion.soft_x0) = (true, true);
+        assert!(c.validate().unwrap_err().contains("turn one off"));
+        c.diffusion.embed_dim = Some(0);
+        assert_eq!(
+            c.validate().unwrap_err(),
+            "diffusion.embed_dim must be at least 1"
+        );
+        let mut h = Config::preset("phase1-hybrid").unwrap();
+        h.diffusion.output_prior = 1.0;
+        assert!(
+            h.validate()
+                .unwrap_err()
+                .starts_with("diffusion.output_prior applies to diffusion.kind \"gaussian\" only"),
+        );
+        let written = Config::preset("phase1").unwrap().to_json();
+        assert!(
+            !["\"embed_dim\"", "output_prior", "soft_x0"]
+                .iter()
+                .any(|f| written.contains(f)),
+            "a config without the levers is written as before"
         );
     }
 

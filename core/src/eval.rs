@@ -80,7 +80,7 @@ pub async fn validation_loss(
                 let mut rng = Rng::new(0x5EED ^ t as u64);
                 let c = hybrid::corrupt(
                     &cfg.diffusion,
-                    cfg.model.d_model,
+                    cfg.embed_dim(),
                     &timesteps,
                     &windows.weight,
                     &windows.known,

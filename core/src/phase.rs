@@ -87,13 +87,13 @@ pub fn init_from(
                 ),
             )
         })?;
-        let d = config.model.d_model;
+        let width = config.embed_dim();
         if spec.name == EMBEDDING && vocab_changed {
-            if old.shape.len() != 2 || old.shape[1] != d {
+            if old.shape.len() != 2 || old.shape[1] != width {
                 return Err(Error::file(
                     origin,
                     format!(
-                        "'{EMBEDDING}' has shape {:?}; expected rows of {d}",
+                        "'{EMBEDDING}' has shape {:?}; expected rows of {width}",
                         old.shape
                     ),
                 ));
@@ -108,8 +108,8 @@ pub fn init_from(
             for (id, text) in new_texts.iter().enumerate() {
                 match text.and_then(|t| old_rows.get(t)) {
                     Some(&row) => {
-                        data[id * d..(id + 1) * d]
-                            .copy_from_slice(&old.data[row * d..(row + 1) * d]);
+                        data[id * width..(id + 1) * width]
+                            .copy_from_slice(&old.data[row * width..(row + 1) * width]);
                         report.carried_rows += 1;
                     }
                     None => report.new_rows += 1,

@@ -153,7 +153,7 @@ impl Trainer {
         let diffusion = &self.config.diffusion;
         let batch = self.config.train.batch_size;
         let timesteps = hybrid::training_timesteps(diffusion.timesteps, batch, &mut rng);
-        let width = self.config.model.d_model;
+        let width = self.config.embed_dim();
         hybrid::corrupt(diffusion, width, &timesteps, weight, known, &mut rng)
     }
 

@@ -1,6 +1,6 @@
 use samnet_core::ops::diffusion::{
     SeqShape, ddim_step, infill_blend, mask_backward, mask_forward, q_sample_backward,
-    q_sample_forward, q_sample_held_backward, q_sample_held_forward,
+    q_sample_backward_both, q_sample_forward, q_sample_held_backward, q_sample_held_forward,
 };
 use samnet_core::ops::reduce::sum_rows;
 use samnet_core::reference::diffusion as reference;
@@ -89,6 +89,51 @@ fn q_sample_forward_and_backward() {
         &got,
         gpu_loss,
         &x0,
+        &pick,
+        1e-2,
+        TOL_FD_F32,
+    );
+
+    write(&gx0, &x0);
+
+    // Both inputs learned: deps = s·dx_t beside dx0 (+)= a·dx_t.
+    let want_eps = reference::q_sample_backward_noise(&coef, &dxt, s.seq, s.cols);
+    let fwd_eps = |v: &[f64]| dot(&reference::q_sample(&coef, &x0, v, s.seq, s.cols), &dxt);
+    check_fd(
+        "q_sample ref deps vs fd",
+        &want_eps,
+        fwd_eps,
+        &eps,
+        &pick,
+        1e-6,
+        TOL_FD_F64,
+    );
+    let gdeps = zeros("deps", &[n]);
+    write(&gdx0, &prior);
+    let both = |accumulate| {
+        q_sample_backward_both(gpu(), s, &gcoef, &gdxt, (&gdx0, accumulate), &gdeps).unwrap()
+    };
+    run(vec![both(true)]);
+    check(
+        "q_sample bwd both dx0 accumulate",
+        &read(&gdx0),
+        &accumulated,
+        TOL_F32,
+    );
+    run(vec![both(false)]);
+    check("q_sample bwd both dx0", &read(&gdx0), &want, TOL_F32);
+    let got_eps = read(&gdeps);
+    check("q_sample bwd both deps", &got_eps, &want_eps, TOL_F32);
+    let gpu_loss_eps = |v: &[f64]| {
+        write(&geps, v);
+        run(vec![forward.clone()]);
+        dot(&read(&gxt), &dxt)
+    };
+    check_fd(
+        "q_sample gpu deps vs fd",
+        &got_eps,
+        gpu_loss_eps,
+        &eps,
         &pick,
         1e-2,
         TOL_FD_F32,

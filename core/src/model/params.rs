@@ -121,10 +121,10 @@ fn linear(specs: &mut Vec<ParamSpec>, name: &str, d_out: usize, d_in: usize, ini
 /// the model reads it through a row-wise RMS normalisation (see `graph`).
 pub fn param_specs(config: &Config) -> Vec<ParamSpec> {
     let m = &config.model;
-    let (d, hidden) = (m.d_model, config.ffn_hidden());
+    let (d, e, hidden) = (m.d_model, config.embed_dim(), config.ffn_hidden());
     let mut s = vec![ParamSpec {
         name: "embedding.weight".into(),
-        shape: vec![m.vocab_size, d],
+        shape: vec![m.vocab_size, e],
         init: Init::Normal(1.0),
         decay: false,
     }];
@@ -132,19 +132,19 @@ pub fn param_specs(config: &Config) -> Vec<ParamSpec> {
         // The input row of a masked position (read, like the table, through an RMS normalisation).
         s.push(ParamSpec {
             name: MASK_EMBEDDING.into(),
-            shape: vec![1, d],
+            shape: vec![1, e],
             init: Init::Normal(1.0),
             decay: false,
         });
     }
     linear(&mut s, "time.fc1", d, m.time_embed_dim, Init::Normal(0.02));
     linear(&mut s, "time.fc2", d, d, Init::Normal(0.02));
-    linear(&mut s, "input", d, d, Init::XavierUniform);
+    linear(&mut s, "input", d, e, Init::XavierUniform);
     if config.diffusion.self_condition {
         // Shares the input projection's bias.
         s.push(ParamSpec {
             name: "input_sc.weight".into(),
-            shape: vec![d, d],
+            shape: vec![d, e],
             init: Init::XavierUniform,
             decay: true,
         });
@@ -176,7 +176,7 @@ pub fn param_specs(config: &Config) -> Vec<ParamSpec> {
         );
     }
     linear(&mut s, "final.adaln", 2 * d, d, Init::Zeros);
-    linear(&mut s, "final.out", d, d, Init::XavierUniform);
+    linear(&mut s, "final.out", e, d, Init::XavierUniform);
     s
 }
 

@@ -113,6 +113,26 @@ pub fn q_sample_backward(
         .dispatch(s.grid())
 }
 
+/// `dx0 (+)= a[b]·dx_t` and `deps = s[b]·dx_t`: back through a blend both
+/// of whose inputs are learned.
+pub fn q_sample_backward_both(
+    gpu: &Gpu,
+    s: SeqShape,
+    coef: &Tensor,
+    dx_t: &Tensor,
+    (dx0, accumulate): (&Tensor, bool),
+    deps: &Tensor,
+) -> Result<Dispatch> {
+    s.check("q_sample backward_both", coef, &[dx_t, dx0, deps])?;
+    gpu.call(&SHADER, "q_sample_backward_both")
+        .params(s.words(accumulate))
+        .bind(1, coef)
+        .bind(2, dx_t)
+        .bind(4, dx0)
+        .bind(7, deps)
+        .dispatch(s.grid())
+}
+
 /// DDIM (eta = 0): `x_{t'} = a_t'·x0_hat + s_t'·(x_t − a_t·x0_hat)/s_t`.
 pub fn ddim_step(
     gpu: &Gpu,

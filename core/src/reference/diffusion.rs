@@ -16,6 +16,13 @@ pub fn q_sample_backward(coef: &[f64], dx_t: &[f64], seq: usize, cols: usize) ->
         .collect()
 }
 
+/// d eps of `q_sample`: s[b]·dx_t.
+pub fn q_sample_backward_noise(coef: &[f64], dx_t: &[f64], seq: usize, cols: usize) -> Vec<f64> {
+    (0..dx_t.len())
+        .map(|i| coef[4 * (i / cols / seq) + 1] * dx_t[i])
+        .collect()
+}
+
 /// x_t with known rows (`known[r] != 0`) held at the clean z0.
 pub fn q_sample_held(
     coef: &[f64],

@@ -14,7 +14,7 @@ use crate::hybrid;
 use crate::model::params::MASK_EMBEDDING;
 use crate::schedule::NoiseSchedule;
 
-/// One batch: tokens (B·L), timesteps (B), eps (B·L·d), weights (B·L),
+/// One batch: tokens (B·L), timesteps (B), eps (B·L·e), weights (B·L),
 /// known positions (B·L; held clean when the config says so; masked and
 /// hybrid: the clean positions), and the dropout of training mode (None: evaluation mode).
 pub struct Batch<'a> {
@@ -38,6 +38,7 @@ pub struct Dropout {
 pub fn loss(cfg: &Config, p: &HashMap<String, Vec<f64>>, batch: &Batch) -> (f64, f64, f64) {
     let m = &cfg.model;
     let (d, vocab, hidden) = (m.d_model, m.vocab_size, cfg.ffn_hidden());
+    let e = cfg.embed_dim();
     let (b, rows) = (batch.timesteps.len(), batch.tokens.len());
     let seq = rows / b;
     let eps_n = m.norm_eps as f64;
@@ -71,28 +72,28 @@ pub fn loss(cfg: &Config, p: &HashMap<String, Vec<f64>>, batch: &Batch) -> (f64,
         }
     };
 
-    let e_hat = norm::rmsnorm(&p["embedding.weight"], d, eps_n).0;
-    let z0 = embedding::forward(batch.tokens, &e_hat, d, signal);
+    let e_hat = norm::rmsnorm(&p["embedding.weight"], e, eps_n).0;
+    let z0 = embedding::forward(batch.tokens, &e_hat, e, signal);
     let schedule = NoiseSchedule::new(&cfg.diffusion);
     let hold_known = is_hybrid || cfg.diffusion.known_positions == KnownPositions::Clean;
     let noised = |i: usize| {
-        if hold_known && batch.known[i / d] != 0.0 {
+        if hold_known && batch.known[i / e] != 0.0 {
             return z0[i];
         }
-        let k = batch.timesteps[i / d / seq];
+        let k = batch.timesteps[i / e / seq];
         let (a, s) = if is_hybrid {
             let t = k as f64 / cfg.diffusion.timesteps as f64;
-            hybrid::input_coefficients(hybrid::sigma(&cfg.diffusion, t, d))
+            hybrid::input_coefficients(hybrid::sigma(&cfg.diffusion, t, e))
         } else {
             schedule.coefficients(k as usize)
         };
         a * z0[i] + s * batch.eps[i]
     };
     let x_t: Vec<f64> = if kind == DiffusionKind::Masked {
-        let mask = norm::rmsnorm(&p[MASK_EMBEDDING], d, eps_n).0;
-        diffusion::mask_input(&z0, &mask, batch.known, d)
+        let mask = norm::rmsnorm(&p[MASK_EMBEDDING], e, eps_n).0;
+        diffusion::mask_input(&z0, &mask, batch.known, e)
     } else {
-        (0..rows * d).map(noised).collect()
+        (0..rows * e).map(noised).collect()
     };
     let temb: Vec<f64> = batch
         .timesteps
@@ -107,7 +108,7 @@ pub fn loss(cfg: &Config, p: &HashMap<String, Vec<f64>>, batch: &Batch) -> (f64,
         d,
     );
     let cs = activation::silu(&c);
-    let mut h = lin(&x_t, "input", rows, d, d);
+    let mut h = lin(&x_t, "input", rows, e, d);
     let layout = HeadLayout {
         seq,
         d,
@@ -157,20 +158,34 @@ pub fn loss(cfg: &Config, p: &HashMap<String, Vec<f64>>, batch: &Batch) -> (f64,
         "final.out",
         rows,
         d,
-        d,
+        e,
     );
     let alpha = cfg.diffusion.logit_scale as f64 / signal;
-    let logits: Vec<f64> = matmul::matmul(&z0_pred, &e_hat, rows, vocab, d, false, true)
+    let mut logits: Vec<f64> = matmul::matmul(&z0_pred, &e_hat, rows, vocab, e, false, true)
         .iter()
         .map(|x| alpha * x)
         .collect();
+    let w = cfg.diffusion.output_prior as f64;
+    if kind == DiffusionKind::Gaussian && w > 0.0 {
+        // Plaid's output prior, exactly: w · log N(x_t; a·S·Ê_v, s²I) up to
+        // a term equal for every v.
+        let evidence = matmul::matmul(&x_t, &e_hat, rows, vocab, e, false, true);
+        for (i, logit) in logits.iter_mut().enumerate() {
+            let (row, v) = (i / vocab, i % vocab);
+            let (a, s) = schedule.coefficients(batch.timesteps[row / seq] as usize);
+            let norm2: f64 = e_hat[v * e..(v + 1) * e].iter().map(|x| x * x).sum();
+            let var = s * s;
+            *logit +=
+                w * (a * signal / var * evidence[i] - (a * signal).powi(2) * norm2 / (2.0 * var));
+        }
+    }
     let ce = loss::ce(&logits, batch.tokens, batch.weight, vocab);
     if kind.is_discrete() {
         // Normalised per position, not per weight.
         let ce = ce * batch.weight.iter().sum::<f64>() / rows as f64;
         return (cfg.diffusion.ce_weight as f64 * ce, 0.0, ce);
     }
-    let mse = loss::mse(&z0_pred, &z0, batch.weight, d);
+    let mse = loss::mse(&z0_pred, &z0, batch.weight, e);
     (
         cfg.diffusion.mse_weight as f64 * mse + cfg.diffusion.ce_weight as f64 * ce,
         mse,

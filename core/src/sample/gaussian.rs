@@ -63,7 +63,7 @@ struct StepKind {
 
 impl Steps {
     pub fn new(gpu: &Gpu, model: &Model, graph: &Graph, count: usize, len: usize) -> Result<Steps> {
-        let (rows, d) = (count * len, model.config.model.d_model);
+        let (rows, d) = (count * len, model.config.embed_dim());
         let f = |name: &str, shape: &[usize]| gpu.zeros(name, shape, DType::F32);
         let tokens = gpu.zeros("sample.tokens", &[rows], DType::U32)?;
         let known_tokens = gpu.zeros("sample.known_tokens", &[rows], DType::U32)?;
@@ -292,6 +292,7 @@ impl Steps {
             let st = schedule.step(t, next, options.eta as f64);
             let coef = [st.a_t, st.s_t, st.a_next, st.eps_next].map(|c| c as f32);
             gpu.write_f32(&graph.inputs.coef, &coef.repeat(count))?;
+            graph.write_readout(gpu, &vec![(st.a_t, st.s_t); count])?;
             if stochastic {
                 let sigma = [1.0, st.sigma as f32, 0.0, 0.0];
                 gpu.write_f32(&self.coef_sigma, &sigma.repeat(count))?;

@@ -81,7 +81,7 @@ pub(super) struct Steps {
 impl Steps {
     pub fn new(gpu: &Gpu, model: &Model, graph: &Graph, count: usize, len: usize) -> Result<Steps> {
         let cfg = &model.config;
-        let (rows, d, vocab) = (count * len, cfg.model.d_model, cfg.model.vocab_size);
+        let (rows, d, vocab) = (count * len, cfg.embed_dim(), cfg.model.vocab_size);
         let f = |name: &str, shape: &[usize]| gpu.zeros(name, shape, DType::F32);
         let mut init = graph.embed_table.clone();
         let noisy = if let Some(mask) = &graph.mask_hat {

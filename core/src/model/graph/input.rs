@@ -22,7 +22,7 @@ use super::{Inputs, NOISE_STREAM};
 /// model read, or (masked) the mask row m̂ = rmsnorm(M).
 struct UnitRows {
     param: &'static str,
-    /// (rows, d).
+    /// (rows, e).
     hat: Tensor,
     /// (rows).
     rstd: Tensor,
@@ -32,7 +32,7 @@ impl UnitRows {
     fn new(r: &Recorder, param: &'static str, rows: usize) -> Result<Self> {
         Ok(UnitRows {
             param,
-            hat: r.zeros(&format!("{param}.hat"), &[rows, r.d])?,
+            hat: r.zeros(&format!("{param}.hat"), &[rows, r.e])?,
             rstd: r.zeros(&format!("{param}.rstd"), &[rows])?,
         })
     }
@@ -40,7 +40,7 @@ impl UnitRows {
     fn shape(&self, r: &Recorder) -> NormShape {
         NormShape {
             rows: self.rstd.len(),
-            cols: r.d,
+            cols: r.e,
             eps: r.config.model.norm_eps,
         }
     }
@@ -81,9 +81,9 @@ impl UnitRows {
 /// masked: the mask row and, in training, its gradient's two stages.
 pub(super) struct MaskRow {
     row: UnitRows,
-    /// (B·L, d) d_x_t at masked positions, 0 elsewhere.
+    /// (B·L, e) d_x_t at masked positions, 0 elsewhere.
     masked_rows: Option<Tensor>,
-    /// (1, d) their column sums.
+    /// (1, e) their column sums.
     d_hat: Option<Tensor>,
 }
 
@@ -99,8 +99,8 @@ impl EmbedTable {
             let train = r.options.train;
             Some(MaskRow {
                 row: UnitRows::new(r, MASK_EMBEDDING, 1)?,
-                masked_rows: r.zeros_if(train, "mask.masked_rows", &[r.rows, r.d])?,
-                d_hat: r.zeros_if(train, "mask.d_hat", &[1, r.d])?,
+                masked_rows: r.zeros_if(train, "mask.masked_rows", &[r.rows, r.e])?,
+                d_hat: r.zeros_if(train, "mask.d_hat", &[1, r.e])?,
             })
         } else {
             None
@@ -111,12 +111,12 @@ impl EmbedTable {
         })
     }
 
-    /// (V, d) Ê.
+    /// (V, e) Ê.
     pub fn e_hat(&self) -> &Tensor {
         &self.embedding.hat
     }
 
-    /// (1, d) m̂, the input of every masked position (masked kind).
+    /// (1, e) m̂, the input of every masked position (masked kind).
     pub fn mask_hat(&self) -> Option<&Tensor> {
         self.mask.as_ref().map(|m| &m.row.hat)
     }
@@ -142,7 +142,7 @@ impl EmbedTable {
             d_hat: Some(d_hat),
         }) = &self.mask
         {
-            p.push_all(sum_rows(r.gpu, rows, d_hat, (1, r.rows, r.d), false)?);
+            p.push_all(sum_rows(r.gpu, rows, d_hat, (1, r.rows, r.e), false)?);
             row.backward(r, bp, d_hat, p)?;
         }
         Ok(())
@@ -155,9 +155,9 @@ impl EmbedTable {
 /// a z0 + s eps at corrupted ones, (a, s) = (1, sigma_t)/sqrt(1 + sigma_t²).
 /// masked: z0 = Ê[w];  x_t = z0 at clean positions, m̂ at masked ones.
 pub(super) struct Noising {
-    /// (B·L, d) the clean target (the gaussian MSE's) and the input's signal.
+    /// (B·L, e) the clean target (the gaussian MSE's) and the input's signal.
     pub z0: Tensor,
-    /// (B·L, d) the denoiser's input; the sampler writes it directly.
+    /// (B·L, e) the denoiser's input; the sampler writes it directly.
     pub x_t: Tensor,
     shape: SeqShape,
     kind: DiffusionKind,
@@ -171,9 +171,9 @@ impl Noising {
         let diffusion = &r.config.diffusion;
         let gaussian = diffusion.kind == DiffusionKind::Gaussian;
         Ok(Noising {
-            z0: r.zeros("z0", &[r.rows, r.d])?,
-            x_t: r.zeros("x_t", &[r.rows, r.d])?,
-            shape: r.seq_shape(),
+            z0: r.zeros("z0", &[r.rows, r.e])?,
+            x_t: r.zeros("x_t", &[r.rows, r.e])?,
+            shape: r.embed_shape(),
             kind: diffusion.kind,
             hold_known: !gaussian || diffusion.known_positions == KnownPositions::Clean,
             scale: if gaussian {
@@ -321,7 +321,7 @@ impl TimeMlp {
 /// h0 = input(x_t) (+ W_sc · sc under self-conditioning, sc a previous
 /// estimate of z0 or zeros).
 pub(super) struct InputLayer {
-    /// (B·L, d) the self-conditioning input.
+    /// (B·L, e) the self-conditioning input.
     pub sc: Tensor,
     self_condition: bool,
 }
@@ -329,16 +329,16 @@ pub(super) struct InputLayer {
 impl InputLayer {
     pub fn new(r: &Recorder) -> Result<Self> {
         Ok(InputLayer {
-            sc: r.zeros("sc", &[r.rows, r.d])?,
+            sc: r.zeros("sc", &[r.rows, r.e])?,
             self_condition: r.config.diffusion.self_condition,
         })
     }
 
     pub fn forward(&self, r: &Recorder, x_t: &Tensor, h0: &Tensor, p: &mut Program) -> Result<()> {
-        let (rows, d) = (r.rows, r.d);
-        r.linear(p, rows, (d, d), x_t, "input", h0)?;
+        let (rows, d, e) = (r.rows, r.d, r.e);
+        r.linear(p, rows, (e, d), x_t, "input", h0)?;
         if self.self_condition {
-            let mm = Matmul::new(rows, d, d)
+            let mm = Matmul::new(rows, d, e)
                 .trans_b()
                 .accumulate()
                 .half_operands(r.options.half_operands);
@@ -347,20 +347,21 @@ impl InputLayer {
         Ok(())
     }
 
-    /// From `bp.dh` into `bp.d_x_t` and the weights.
+    /// From `bp.dh` into `bp.d_x_t` (overwritten, or added to the logits'
+    /// part when they read x_t) and the weights.
     pub fn backward(
         &self,
         r: &Recorder,
         bp: &Backprop,
-        x_t: &Tensor,
+        (x_t, add_to_d_x_t): (&Tensor, bool),
         p: &mut Program,
     ) -> Result<()> {
-        let (rows, d) = (r.rows, r.d);
-        let d_x_t = Some((&bp.d_x_t, false));
-        bp.linear(r, p, rows, (d, d), x_t, "input", &bp.dh, d_x_t)?;
+        let (rows, d, e) = (r.rows, r.d, r.e);
+        let d_x_t = Some((&bp.d_x_t, add_to_d_x_t));
+        bp.linear(r, p, rows, (e, d), x_t, "input", &bp.dh, d_x_t)?;
         if self.self_condition {
             // The estimate fed back is detached: only the weight learns.
-            let mm = Matmul::new(d, d, rows)
+            let mm = Matmul::new(d, e, rows)
                 .trans_a()
                 .half_operands(r.options.half_operands);
             let dw = bp.grad(r, "input_sc.weight");
@@ -385,7 +386,7 @@ impl InputLayer {
         if self.self_condition {
             p.push(diffusion::q_sample_forward(
                 r.gpu,
-                r.seq_shape(),
+                r.embed_shape(),
                 &inputs.sc_mask,
                 z0_pred,
                 &inputs.noise,

@@ -37,7 +37,7 @@ impl Loss {
             lse: r.zeros("logits.lse", &[r.rows])?,
             mse_shape: LossShape {
                 rows: r.rows,
-                cols: r.d,
+                cols: r.e,
             },
             ce_shape: LossShape {
                 rows: r.rows,

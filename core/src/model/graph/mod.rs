@@ -129,11 +129,14 @@ pub struct Inputs {
     pub rng_key: Tensor,
     /// (3): lr, 1 − β1^t, 1 − β2^t.
     pub step: Tensor,
-    /// (B·L, d) eps, drawn on the GPU unless the caller provides it.
+    /// (B·L, e) eps, drawn on the GPU unless the caller provides it.
     pub noise: Tensor,
     /// (B, 4): per sequence, whether the self-conditioning pass feeds its
     /// estimate (first column 1) or zeros (0).
     pub sc_mask: Tensor,
+    /// (B, 4) gaussian with an output prior: (α, β_b, ·, ·), the logits' readout
+    /// u = α·z0_pred + β_b·x_t (see [`Graph::write_readout`]).
+    pub readout: Option<Tensor>,
 }
 
 impl Inputs {
@@ -147,8 +150,9 @@ impl Inputs {
             known: r.zeros("known", &[rows])?,
             rng_key: gpu.zeros("rng_key", &[2], DType::U32)?,
             step: r.zeros("step", &[3])?,
-            noise: r.zeros("noise", &[rows, r.d])?,
+            noise: r.zeros("noise", &[rows, r.e])?,
             sc_mask: r.zeros("sc_mask", &[b, 4])?,
+            readout: r.zeros_if(r.readout.is_some(), "readout", &[b, 4])?,
         })
     }
 }
@@ -172,22 +176,24 @@ impl OptimizerState {
 /// The recorded passes and every buffer they use.
 pub struct Graph {
     pub options: GraphOptions,
+    /// gaussian with an output prior: what `inputs.readout` is made of.
+    readout: Option<Readout>,
     pub inputs: Inputs,
     /// Scalars of the step (see [`slot`]); read back every N steps.
     pub stats: Tensor,
-    /// (B·L, d) the noised input of the denoiser; the sampler writes it directly.
+    /// (B·L, e) the noised input of the denoiser; the sampler writes it directly.
     pub x_t: Tensor,
     /// The residual stream before each block and after the last, (B·L, d) each.
     pub residual: Vec<Tensor>,
-    /// (B·L, d) the self-conditioning input: a previous estimate of z0 (or zeros).
+    /// (B·L, e) the self-conditioning input: a previous estimate of z0 (or zeros).
     pub sc: Tensor,
-    /// (B·L, d) the denoiser's estimate of z0 = signal_scale · x0.
+    /// (B·L, e) the denoiser's estimate of z0 = signal_scale · x0.
     pub z0_pred: Tensor,
     /// (B·L, V) logits against the tied, normalised embeddings.
     pub logits: Tensor,
-    /// (V, d) the unit-RMS embedding table Ê (its rows scaled by signal_scale are the clean z0).
+    /// (V, e) the unit-RMS embedding table Ê (its rows scaled by signal_scale are the clean z0).
     pub e_hat: Tensor,
-    /// (1, d) masked: the unit-RMS mask row m̂, every masked position's input.
+    /// (1, e) masked: the unit-RMS mask row m̂, every masked position's input.
     pub mask_hat: Option<Tensor>,
     /// One gradient per parameter (training graphs), views of
     /// `grad_chunks`, which are packed like the parameters.
@@ -254,7 +260,8 @@ impl Graph {
             block.forward(&r, &inputs, cs, (&residual[l], &residual[l + 1]), &mut core)?;
         }
         final_layer.forward(&r, cs, h_last, &mut core)?;
-        logits.forward(&r, z0_pred, table.e_hat(), &mut core)?;
+        let x_t = &noising.x_t;
+        logits.forward(&r, &inputs, (z0_pred, x_t), table.e_hat(), &mut core)?;
         let mut loss_program = Program::new();
         loss.forward(&r, &inputs, &operands, &stats, &mut loss_program)?;
 
@@ -264,12 +271,12 @@ impl Graph {
             let bp = Backprop::new(&r)?;
             let p = &mut backward;
             loss.backward(&r, &inputs, &bp, &operands, &stats, p)?;
-            logits.backward(&r, &bp, (z0_pred, table.e_hat()), p)?;
+            logits.backward(&r, &inputs, &bp, (z0_pred, table.e_hat()), p)?;
             final_layer.backward(&r, &bp, (cs, h_last), p)?;
             for (l, block) in blocks.iter().enumerate().rev() {
                 block.backward(&r, &inputs, &bp, (cs, &residual[l]), p)?;
             }
-            input.backward(&r, &bp, &noising.x_t, p)?;
+            input.backward(&r, &bp, (x_t, logits.reads_x_t()), p)?;
             noising.backward(&r, &inputs, &bp, &table, p)?;
             table.backward(&r, &bp, p)?;
             time.backward(&r, &bp, p)?;
@@ -280,6 +287,7 @@ impl Graph {
         }
         Ok(Graph {
             options,
+            readout: r.readout,
             sc_clear: input.clear(&r)?,
             sc_capture: input.capture(&r, &inputs, z0_pred)?,
             inputs,
@@ -374,6 +382,40 @@ impl Graph {
             })
             .collect();
         gpu.write_f32(&self.inputs.coef, &coef)?;
+        let levels: Vec<(f64, f64)> = coef.chunks(4).map(|c| (c[0] as f64, c[1] as f64)).collect();
+        self.write_readout(gpu, &levels)?;
         gpu.write_f32(&self.inputs.weight, weight)
+    }
+
+    /// gaussian with an output prior: the readout of sequences whose x_t is
+    /// at noise level (a_b, s_b); a no-op for every other model.
+    pub fn write_readout(&self, gpu: &Gpu, levels: &[(f64, f64)]) -> Result<()> {
+        match (&self.readout, &self.inputs.readout) {
+            (Some(readout), Some(tensor)) => {
+                let coef: Vec<f32> = levels
+                    .iter()
+                    .flat_map(|&(a, s)| readout.coef(a, s))
+                    .collect();
+                gpu.write_f32(tensor, &coef)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Plaid's output prior w · log N(x_t; a·S·Ê_v, s²) as a readout: the logits
+/// are (α·z0_pred + β·x_t)·Êᵀ with β = w·S·a/s² (S = signal_scale).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Readout {
+    /// logit_scale / signal_scale.
+    pub alpha: f32,
+    /// w · signal_scale.
+    pub prior: f32,
+}
+
+impl Readout {
+    fn coef(&self, a: f64, s: f64) -> [f32; 4] {
+        let beta = self.prior as f64 * a / (s * s).max(f64::MIN_POSITIVE);
+        [self.alpha, beta as f32, 0.0, 0.0]
     }
 }

@@ -3,7 +3,7 @@
 //! scratch the layers hand each other ([`Backprop`]).
 
 use crate::Result;
-use crate::config::{Config, NormKind};
+use crate::config::{Config, DiffusionKind, NormKind};
 use crate::gpu::{DType, Gpu, Packed, Program, Tensor};
 use crate::model::Model;
 use crate::ops::adaln::{self, ModShape, ShiftScale};
@@ -13,7 +13,7 @@ use crate::ops::norm::{self, NormShape};
 use crate::ops::rope::RopeTables;
 use crate::ops::timestep;
 
-use super::GraphOptions;
+use super::{GraphOptions, Readout};
 
 pub(super) struct Recorder<'a> {
     pub gpu: &'a Gpu,
@@ -23,12 +23,16 @@ pub(super) struct Recorder<'a> {
     /// B·L.
     pub rows: usize,
     pub d: usize,
+    /// Width of the embedding table and the diffused vectors (`Config::embed_dim`).
+    pub e: usize,
     pub hidden: usize,
     pub vocab: usize,
     pub timestep_table: Tensor,
     rope: Option<RopeTables>,
     /// Mixed precision: the f16 copy of each matmul weight, by name.
     pub half_weights: Vec<(String, Tensor)>,
+    /// gaussian with an output prior: the logits' readout.
+    pub readout: Option<Readout>,
 }
 
 impl<'a> Recorder<'a> {
@@ -68,6 +72,7 @@ impl<'a> Recorder<'a> {
             options,
             rows: options.batch * options.seq,
             d: m.d_model,
+            e: config.embed_dim(),
             hidden: config.ffn_hidden(),
             vocab: m.vocab_size,
             timestep_table: timestep::upload_table(
@@ -78,6 +83,15 @@ impl<'a> Recorder<'a> {
             )?,
             rope,
             half_weights,
+            readout: Self::readout(config),
+        })
+    }
+
+    fn readout(config: &Config) -> Option<Readout> {
+        let diff = &config.diffusion;
+        (diff.kind == DiffusionKind::Gaussian && diff.output_prior > 0.0).then(|| Readout {
+            alpha: diff.logit_scale / diff.signal_scale,
+            prior: diff.output_prior * diff.signal_scale,
         })
     }
 
@@ -111,12 +125,12 @@ impl<'a> Recorder<'a> {
         }
     }
 
-    /// The (B, L, d) activations of a whole batch.
-    pub fn seq_shape(&self) -> SeqShape {
+    /// The (B, L, e) diffused vectors of a whole batch (z0, eps, x_t).
+    pub fn embed_shape(&self) -> SeqShape {
         SeqShape {
             batch: self.options.batch,
             seq: self.options.seq,
-            cols: self.d,
+            cols: self.e,
         }
     }
 
@@ -269,15 +283,15 @@ pub(super) struct Backprop {
     pub d_b: Tensor,
     /// (B, d) the conditioning silu(c): every AdaLN adds into it.
     pub d_cs: Tensor,
-    /// (B·L, d) the noised input, from the input projection.
+    /// (B·L, e) the noised input, from the input projection.
     pub d_x_t: Tensor,
-    /// (B·L, d) the clean z0: the MSE target's part, then the noising's.
+    /// (B·L, e) the clean z0: the MSE target's part, then the noising's.
     pub d_z0: Tensor,
-    /// (B·L, d) the denoiser's estimate: the MSE's part, then the logits'.
+    /// (B·L, e) the denoiser's estimate: the MSE's part, then the logits'.
     pub d_z0_pred: Tensor,
     /// (B·L, V) from the cross-entropy.
     pub d_logits: Tensor,
-    /// (V, d) Ê: the logits' part, then the embedding lookup's.
+    /// (V, e) Ê: the logits' part, then the embedding lookup's.
     pub d_e_hat: Tensor,
     /// Inside a block: (B, 6d) its modulation, (B·L, 3d) qkv, (B·L, 2·hidden)
     /// the FFN's first product and (B·L, hidden) its gated value.
@@ -295,18 +309,18 @@ pub(super) struct Backprop {
 
 impl Backprop {
     pub fn new(r: &Recorder) -> Result<Self> {
-        let (rows, d, b) = (r.rows, r.d, r.options.batch);
+        let (rows, d, e, b) = (r.rows, r.d, r.e, r.options.batch);
         Ok(Backprop {
             grads: r.model.packed_like(r.gpu, "grad")?,
             dh: r.zeros("d.h", &[rows, d])?,
             d_a: r.zeros("d.a", &[rows, d])?,
             d_b: r.zeros("d.b", &[rows, d])?,
             d_cs: r.zeros("d.cs", &[b, d])?,
-            d_x_t: r.zeros("d.x_t", &[rows, d])?,
-            d_z0: r.zeros("d.z0", &[rows, d])?,
-            d_z0_pred: r.zeros("d.z0_pred", &[rows, d])?,
+            d_x_t: r.zeros("d.x_t", &[rows, e])?,
+            d_z0: r.zeros("d.z0", &[rows, e])?,
+            d_z0_pred: r.zeros("d.z0_pred", &[rows, e])?,
             d_logits: r.zeros("d.logits", &[rows, r.vocab])?,
-            d_e_hat: r.zeros("d.e_hat", &[r.vocab, d])?,
+            d_e_hat: r.zeros("d.e_hat", &[r.vocab, e])?,
             d_mod: r.zeros("d.modulation", &[b, 6 * d])?,
             d_qkv: r.zeros("d.qkv", &[rows, 3 * d])?,
             d_f13: r.zeros("d.f13", &[rows, 2 * r.hidden])?,
