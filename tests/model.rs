@@ -762,6 +762,7 @@ fn stochastic_steps_add_the_schedules_sigma_of_fresh_noise() {
             steps: 5,
             seed: 21,
             clamp: false,
+            soft_x0: false,
             temperature: 0.0,
             top_p: 1.0,
             eta,
@@ -782,6 +783,95 @@ fn stochastic_steps_add_the_schedules_sigma_of_fresh_noise() {
                 .collect();
             assert_eq!(st.sigma > 0.0, eta > 0.0);
             check(&format!("sampler step {i}, eta {eta}"), x_next, &want, 1e-4);
+        }
+    }
+}
+
+/// The gaussian levers while sampling, on a table narrower than d_model:
+/// with an output prior each step's logits are (α·z0_pred + β·x_t)·Êᵀ,
+/// β = w·S·a_t/s_t², and with `soft_x0` the step moves x_t by DDIM towards
+/// x0_hat = S·softmax(logits / T)·Ê (T = 1 at temperature 0), both
+/// recomputed in f64 from the step's own tensors.
+#[test]
+fn soft_steps_move_towards_the_expected_embedding_under_the_prior_logits() {
+    use samnet_core::sample::{SampleOptions, Sampler, StepOutput};
+    use std::ops::ControlFlow;
+    let mut cfg = Config::preset("tiny").unwrap();
+    let diff = &mut cfg.diffusion;
+    (diff.embed_dim, diff.output_prior, diff.soft_x0) = (Some(12), 0.5, true);
+    cfg.validate().unwrap();
+    let gpu = gpu();
+    let model = Model::new(gpu, &cfg, 3).unwrap();
+    let (len, e, vocab) = (11, cfg.embed_dim(), cfg.model.vocab_size);
+    let sampler = Sampler::new(gpu, &model, 1, len).unwrap();
+    let schedule = NoiseSchedule::new(&cfg.diffusion);
+    let (s_scale, alpha) = (
+        cfg.diffusion.signal_scale as f64,
+        (cfg.diffusion.logit_scale / cfg.diffusion.signal_scale) as f64,
+    );
+    for temperature in [0.0f32, 0.7] {
+        let mut states = Vec::new();
+        let mut record = |s: StepOutput| {
+            let graph = sampler.graph();
+            let tensors = [&graph.x_t, &graph.z0_pred, &graph.logits].map(read);
+            states.push((s.timestep, tensors));
+            ControlFlow::Continue(())
+        };
+        let options = SampleOptions {
+            steps: 5,
+            temperature,
+            ..SampleOptions::from_config(&cfg.diffusion)
+        };
+        assert!(options.soft_x0 && !options.clamp);
+        pollster::block_on(sampler.run(gpu, &schedule, &options, None, Some(&mut record))).unwrap();
+        let e_hat = read(&sampler.graph().e_hat);
+        let soft_t = if temperature > 0.0 {
+            temperature as f64
+        } else {
+            1.0
+        };
+        for i in 1..4 {
+            let x_t = &states[i - 1].1[0];
+            let (t, [x_next, z0, logits]) = (states[i].0, &states[i].1);
+            let st = schedule.step(t, states[i + 1].0, 0.0);
+            let beta = 0.5 * s_scale * st.a_t / (st.s_t * st.s_t);
+            let mut want_logits = vec![0.0; len * vocab];
+            let mut x0_hat = vec![0.0; len * e];
+            for r in 0..len {
+                let u: Vec<f64> = (0..e)
+                    .map(|j| alpha * z0[r * e + j] + beta * x_t[r * e + j])
+                    .collect();
+                for v in 0..vocab {
+                    want_logits[r * vocab + v] = dot(&u, &e_hat[v * e..(v + 1) * e]);
+                }
+                let row = &logits[r * vocab..(r + 1) * vocab];
+                let top = row.iter().cloned().fold(f64::MIN, f64::max);
+                let w: Vec<f64> = row.iter().map(|l| ((l - top) / soft_t).exp()).collect();
+                let total: f64 = w.iter().sum();
+                for (v, wv) in w.iter().enumerate() {
+                    for j in 0..e {
+                        x0_hat[r * e + j] += s_scale * wv / total * e_hat[v * e + j];
+                    }
+                }
+            }
+            check(
+                &format!("prior logits, step {i}"),
+                logits,
+                &want_logits,
+                1e-4,
+            );
+            let want: Vec<f64> = (0..len * e)
+                .map(|j| {
+                    let eps_hat = (x_t[j] - st.a_t * x0_hat[j]) / st.s_t;
+                    st.a_next * x0_hat[j] + st.eps_next * eps_hat
+                })
+                .collect();
+            check(
+                &format!("soft step {i}, T {temperature}"),
+                x_next,
+                &want,
+                1e-4,
+            );
         }
     }
 }

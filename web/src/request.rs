@@ -19,6 +19,8 @@ use serde::Deserialize;
 ///   the cursor, as much of each kept as fits in `length` (default: the
 ///   model's max_seq_len); the result's `filled` is the hole's text;
 /// - `clamp`: snap each estimate to the nearest embedding (default: the checkpoint's);
+/// - `soft_x0`: move each step with the expected embedding under the logits
+///   instead (default: the checkpoint's);
 /// - `temperature`: 0 decodes each position's most likely token, above 0 draws
 ///   from softmax(logits / temperature) (default: the checkpoint's);
 /// - `top_p`: with a temperature above 0, draws only from the smallest set of
@@ -28,7 +30,7 @@ use serde::Deserialize;
 /// - `order`: masked and hybrid checkpoints, which positions each step freezes:
 ///   "random" or "confident" (most confident first; default: the checkpoint's).
 ///
-/// `clamp` and `eta` apply to gaussian checkpoints, `order` to masked and hybrid ones.
+/// `clamp`, `soft_x0` and `eta` apply to gaussian checkpoints, `order` to masked and hybrid ones.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SampleRequest {
@@ -40,6 +42,7 @@ pub struct SampleRequest {
     pub infill: Option<String>,
     pub cursor: Option<Cursor>,
     pub clamp: Option<bool>,
+    pub soft_x0: Option<bool>,
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
     pub eta: Option<f32>,
@@ -94,6 +97,7 @@ impl SampleRequest {
             steps: self.steps,
             seed: self.seed,
             clamp: self.clamp,
+            soft_x0: self.soft_x0,
             temperature: self.temperature,
             top_p: self.top_p,
             eta: self.eta,

@@ -1,12 +1,16 @@
 //! Gaussian sampling: from x_T ~ N(0, I), `steps` denoising steps (DDIM, with
 //! its eta for stochastic steps) to text, every position at once. Each step predicts
 //! z0, decodes it (argmax of the logits, with its probability as a
-//! confidence), optionally snaps the estimate to the nearest embedding (the
-//! clamping trick), and moves x_t to the next timestep. Known positions (a
+//! confidence), optionally replaces the estimate by its token's embedding
+//! (the clamping trick) or by the expected embedding under the logits
+//! (`soft_x0`), and moves x_t to the next timestep. Known positions (a
 //! prompt, the text around an infill) are re-noised from their true
 //! embedding at every step.
 
-use super::{OnStep, SampleOptions, Sampler, Settled, decode, mask_values, report, step_key};
+use super::{
+    OnStep, SampleOptions, Sampler, Settled, decode, expected_embedding, mask_values, report,
+    step_key,
+};
 use crate::conditioning::Known;
 use crate::config::KnownPositions;
 use crate::gpu::{DType, Gpu, Program, Tensor};
@@ -34,6 +38,8 @@ pub(super) struct Steps {
     known_mask: Tensor,
     coef_next: Tensor,
     x0_hat: Tensor,
+    /// (rows, V) the soft estimate's token probabilities.
+    probs: Tensor,
     x_next: Tensor,
     /// (count, 4) per sequence (1, sigma, ·, ·): the fresh noise a stochastic step adds.
     coef_sigma: Tensor,
@@ -56,14 +62,39 @@ pub(super) struct Steps {
 /// What a recorded denoising step does besides the model.
 #[derive(Clone, Copy)]
 struct StepKind {
-    clamp: bool,
+    estimate: Estimate,
     draw: Draw,
     stochastic: bool,
 }
 
+/// The z0 a step moves x_t with.
+#[derive(Clone, Copy, PartialEq)]
+enum Estimate {
+    /// The denoiser's z0_pred.
+    Raw,
+    /// signal_scale · Ê[decoded token].
+    Clamp,
+    /// signal_scale · softmax(logits / T)·Ê.
+    Soft,
+}
+
+impl Estimate {
+    fn of(options: &SampleOptions) -> Estimate {
+        match (options.clamp, options.soft_x0) {
+            (_, true) => Estimate::Soft,
+            (true, false) => Estimate::Clamp,
+            (false, false) => Estimate::Raw,
+        }
+    }
+}
+
 impl Steps {
     pub fn new(gpu: &Gpu, model: &Model, graph: &Graph, count: usize, len: usize) -> Result<Steps> {
-        let (rows, d) = (count * len, model.config.embed_dim());
+        let (rows, d, vocab) = (
+            count * len,
+            model.config.embed_dim(),
+            model.config.model.vocab_size,
+        );
         let f = |name: &str, shape: &[usize]| gpu.zeros(name, shape, DType::F32);
         let tokens = gpu.zeros("sample.tokens", &[rows], DType::U32)?;
         let known_tokens = gpu.zeros("sample.known_tokens", &[rows], DType::U32)?;
@@ -122,6 +153,7 @@ impl Steps {
             known_mask,
             coef_next,
             x0_hat,
+            probs: f("sample.probs", &[rows, vocab])?,
             x_next,
             coef_sigma,
             step_noise,
@@ -135,7 +167,7 @@ impl Steps {
             blend,
         };
         let deterministic = StepKind {
-            clamp: false,
+            estimate: Estimate::Raw,
             draw: Draw {
                 temperature: 0.0,
                 top_p: 1.0,
@@ -147,7 +179,7 @@ impl Steps {
             gpu,
             graph,
             StepKind {
-                clamp: true,
+                estimate: Estimate::Clamp,
                 ..deterministic
             },
         )?;
@@ -155,11 +187,11 @@ impl Steps {
     }
 
     /// One denoising step: the model, decoding (argmax at temperature 0),
-    /// optionally the clamp, and the DDIM update of x_t (plus fresh noise
-    /// when stochastic).
+    /// the estimate, and the DDIM update of x_t (plus fresh noise when
+    /// stochastic).
     fn record_step(&self, gpu: &Gpu, graph: &Graph, kind: StepKind) -> Result<Program> {
         let StepKind {
-            clamp,
+            estimate,
             draw,
             stochastic,
         } = kind;
@@ -181,17 +213,27 @@ impl Steps {
             draw,
             (&self.tokens, &self.confidence),
         )?);
-        let estimate = if clamp {
-            p.push(embedding::forward(
+        match estimate {
+            Estimate::Raw => {}
+            Estimate::Clamp => p.push(embedding::forward(
                 gpu,
                 &self.tokens,
                 &graph.e_hat,
                 self.signal_scale,
                 &self.x0_hat,
-            )?);
-            &self.x0_hat
-        } else {
+            )?),
+            Estimate::Soft => p.push_all(expected_embedding(
+                gpu,
+                (&graph.logits, &graph.e_hat),
+                draw.temperature,
+                &self.probs,
+                (self.signal_scale, &self.x0_hat),
+            )?),
+        }
+        let estimate = if estimate == Estimate::Raw {
             &graph.z0_pred
+        } else {
+            &self.x0_hat
         };
         p.push(diffusion::ddim_step(
             gpu,
@@ -268,19 +310,21 @@ impl Steps {
             )));
         }
         let stochastic = options.eta > 0.0;
+        let estimate = Estimate::of(options);
         let recorded;
-        let step_program = if options.temperature > 0.0 || stochastic {
+        let step_program = if options.temperature > 0.0 || stochastic || estimate == Estimate::Soft
+        {
             recorded = self.record_step(
                 gpu,
                 graph,
                 StepKind {
-                    clamp: options.clamp,
+                    estimate,
                     draw: options.draw()?,
                     stochastic,
                 },
             )?;
             &recorded
-        } else if options.clamp {
+        } else if estimate == Estimate::Clamp {
             &self.step_clamped
         } else {
             &self.step_plain

@@ -10,7 +10,10 @@
 //! Masked (MDLM) sampling is the same without the latent: every unfrozen
 //! position's input is the mask row m̂, and a step only draws and reveals.
 
-use super::{OnStep, SampleOptions, Sampler, Settled, decode, mask_values, report, step_key};
+use super::{
+    OnStep, SampleOptions, Sampler, Settled, decode, expected_embedding, mask_values, report,
+    step_key,
+};
 use crate::conditioning::Known;
 use crate::config::{DiffusionConfig, RevealOrder};
 use crate::gpu::{DType, Gpu, Program, Tensor};
@@ -20,9 +23,8 @@ use crate::model::graph::Graph;
 use crate::ops::diffusion::{self, SeqShape};
 use crate::ops::elementwise::axpby;
 use crate::ops::embedding;
-use crate::ops::matmul::{Matmul, matmul};
 use crate::ops::random::randn;
-use crate::ops::reveal::{reveal, reveal_confident, tempered_softmax};
+use crate::ops::reveal::{reveal, reveal_confident};
 use crate::ops::sampling::Draw;
 use crate::{Error, Result};
 
@@ -70,7 +72,6 @@ pub(super) struct Steps {
     /// (2) the key of the step's draws.
     decode_key: Tensor,
     shape: SeqShape,
-    vocab: usize,
     width: usize,
     diffusion: DiffusionConfig,
     init: Program,
@@ -118,7 +119,6 @@ impl Steps {
                 seq: len,
                 cols: d,
             },
-            vocab,
             width: d,
             diffusion: cfg.diffusion.clone(),
             init,
@@ -166,7 +166,6 @@ impl Steps {
         draw: Draw,
         order: RevealOrder,
     ) -> Result<Program> {
-        let (rows, d) = (self.shape.batch * self.shape.seq, self.width);
         let mut p = Program::new();
         let (drawn, confidence) = (&self.drawn, &self.confidence);
         p.push(decode(
@@ -177,24 +176,12 @@ impl Steps {
             (drawn, confidence),
         )?);
         if let Noisy::Latent(latent) = &self.noisy {
-            let soft_temperature = if draw.temperature > 0.0 {
-                draw.temperature
-            } else {
-                1.0
-            };
-            p.push(tempered_softmax(
+            p.push_all(expected_embedding(
                 gpu,
-                &graph.logits,
-                soft_temperature,
+                (&graph.logits, &graph.e_hat),
+                draw.temperature,
                 &latent.probs,
-            )?);
-            let mm = Matmul::new(rows, d, self.vocab);
-            p.push(matmul(
-                gpu,
-                &latent.probs,
-                &graph.e_hat,
-                &latent.x0_soft,
-                mm,
+                (1.0, &latent.x0_soft),
             )?);
             p.push(diffusion::q_sample_forward(
                 gpu,

@@ -14,6 +14,8 @@ use crate::config::{DiffusionConfig, DiffusionKind, RevealOrder};
 use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::model::Model;
 use crate::model::graph::{Graph, GraphOptions};
+use crate::ops::matmul::{Matmul, matmul};
+use crate::ops::reveal::tempered_softmax;
 use crate::ops::sampling::{Draw, argmax_rows, sample_rows};
 use crate::schedule::NoiseSchedule;
 use crate::{Error, Result};
@@ -35,6 +37,9 @@ pub struct SampleOptions {
     pub seed: u64,
     /// gaussian only: snap each step's estimate to its token's embedding.
     pub clamp: bool,
+    /// gaussian only: each step's estimate is the expected embedding under
+    /// softmax(logits / T) (T = 1 at temperature 0); takes precedence over `clamp`.
+    pub soft_x0: bool,
     /// 0: each step decodes the most likely token; above 0, a draw from
     /// softmax(logits / temperature).
     pub temperature: f32,
@@ -55,6 +60,7 @@ impl SampleOptions {
             steps: diffusion.sample_steps,
             seed: 0,
             clamp: diffusion.clamp,
+            soft_x0: diffusion.soft_x0,
             temperature: diffusion.temperature,
             top_p: 1.0,
             eta: diffusion.eta,
@@ -83,6 +89,7 @@ pub struct SampleOverrides {
     pub steps: Option<usize>,
     pub seed: Option<u64>,
     pub clamp: Option<bool>,
+    pub soft_x0: Option<bool>,
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
     pub eta: Option<f32>,
@@ -109,10 +116,24 @@ impl SampleOverrides {
     ) -> std::result::Result<SampleOptions, OptionError> {
         let bad = |option, reason| Err(OptionError { option, reason });
         let defaults = SampleOptions::from_config(diffusion);
+        // One estimate of x0: one the caller turns on replaces the config's other.
+        let (clamp, soft_x0) = match (self.clamp, self.soft_x0) {
+            (Some(true), Some(true)) => {
+                let reason = "and clamp are two estimates of x0: turn one off".to_string();
+                return bad("soft_x0", reason);
+            }
+            (Some(true), soft) => (true, soft.unwrap_or(false)),
+            (clamp, Some(true)) => (clamp.unwrap_or(false), true),
+            (clamp, soft) => (
+                clamp.unwrap_or(defaults.clamp),
+                soft.unwrap_or(defaults.soft_x0),
+            ),
+        };
         let options = SampleOptions {
             steps: self.steps.unwrap_or(defaults.steps),
             seed: self.seed.unwrap_or(defaults.seed),
-            clamp: self.clamp.unwrap_or(defaults.clamp),
+            clamp,
+            soft_x0,
             temperature: self.temperature.unwrap_or(defaults.temperature),
             top_p: self.top_p.unwrap_or(defaults.top_p),
             eta: self.eta.unwrap_or(defaults.eta),
@@ -137,6 +158,7 @@ impl SampleOverrides {
         let misplaced = [
             ("eta", self.eta.is_some() && !gaussian),
             ("clamp", self.clamp.is_some() && !gaussian),
+            ("soft_x0", self.soft_x0.is_some() && !gaussian),
             ("order", self.order.is_some() && gaussian),
         ];
         if let Some((option, _)) = misplaced.into_iter().find(|(_, given)| *given) {
@@ -280,6 +302,25 @@ fn decode(
 }
 
 /// The known mask as the kernels read it: 1 where known, else 0.
+/// `out = scale · softmax(logits / T)·Ê`, the expected embedding under the
+/// decoded distribution (T = 1 where decoding takes the argmax); `probs`
+/// (rows, V) is scratch.
+fn expected_embedding(
+    gpu: &Gpu,
+    (logits, e_hat): (&Tensor, &Tensor),
+    temperature: f32,
+    probs: &Tensor,
+    (scale, out): (f32, &Tensor),
+) -> Result<Vec<Dispatch>> {
+    let soft_temperature = if temperature > 0.0 { temperature } else { 1.0 };
+    let (rows, vocab) = (probs.shape()[0], probs.shape()[1]);
+    let mm = Matmul::new(rows, e_hat.shape()[1], vocab).alpha(scale);
+    Ok(vec![
+        tempered_softmax(gpu, logits, soft_temperature, probs)?,
+        matmul(gpu, probs, e_hat, out, mm)?,
+    ])
+}
+
 fn mask_values(known: &Known) -> Vec<f32> {
     known
         .mask
@@ -369,6 +410,28 @@ mod tests {
         assert_eq!((options.temperature, options.top_p), (0.5, 0.9));
     }
 
+    /// The estimate a caller turns on replaces the checkpoint's other one.
+    #[test]
+    fn one_estimate_of_x0_at_a_time() {
+        let mut diffusion = Config::preset("tiny").unwrap().diffusion;
+        let resolve = |clamp, soft_x0, d: &crate::config::DiffusionConfig| {
+            let o = SampleOverrides {
+                clamp,
+                soft_x0,
+                ..Default::default()
+            };
+            let o = o.resolve(d).unwrap();
+            (o.clamp, o.soft_x0)
+        };
+        diffusion.clamp = true;
+        assert_eq!(resolve(None, None, &diffusion), (true, false));
+        assert_eq!(resolve(None, Some(true), &diffusion), (false, true));
+        (diffusion.clamp, diffusion.soft_x0) = (false, true);
+        assert_eq!(resolve(None, None, &diffusion), (false, true));
+        assert_eq!(resolve(Some(true), None, &diffusion), (true, false));
+        assert_eq!(resolve(None, Some(false), &diffusion), (false, false));
+    }
+
     #[test]
     fn each_bad_option_is_named() {
         let gaussian = DiffusionKind::Gaussian;
@@ -436,6 +499,25 @@ mod tests {
                 gaussian,
                 "order",
                 "\"gaussian\"",
+            ),
+            (
+                SampleOverrides {
+                    soft_x0: Some(true),
+                    ..Default::default()
+                },
+                DiffusionKind::Hybrid,
+                "soft_x0",
+                "\"hybrid\"",
+            ),
+            (
+                SampleOverrides {
+                    soft_x0: Some(true),
+                    clamp: Some(true),
+                    ..Default::default()
+                },
+                gaussian,
+                "soft_x0",
+                "turn one off",
             ),
         ];
         for (overrides, kind, option, reason) in cases {

@@ -95,6 +95,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "val_mse_mean": mean(|v| v.mse),
         "val_ce_mean": mean(|v| v.ce),
         "clamp": sample_options.clamp,
+        "soft_x0": sample_options.soft_x0,
         "temperature": sample_options.temperature,
         "eta": sample_options.eta,
         "valid_word_rate": q.valid_word_rate,

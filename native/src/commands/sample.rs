@@ -20,6 +20,11 @@ pub struct Denoising {
     /// Snap each step's estimate to the nearest embedding (default: the config's).
     #[arg(long)]
     clamp: Option<bool>,
+    /// Move each step with the expected embedding under the model's token
+    /// distribution, softmax(logits / T)·Ê, instead of its raw estimate or
+    /// the clamp (default: the config's).
+    #[arg(long)]
+    soft_x0: Option<bool>,
     /// Decoding temperature: 0 takes the most likely token, above 0 draws one
     /// (default: the config's).
     #[arg(long)]
@@ -47,6 +52,7 @@ impl Denoising {
             steps: self.steps,
             seed: None,
             clamp: self.clamp,
+            soft_x0: self.soft_x0,
             temperature: self.temperature,
             top_p: Some(self.top_p),
             eta: self.eta,
