@@ -138,7 +138,22 @@ fn corruption(cfg: &Config, timesteps: &[u32], weight: Vec<f32>, clean: Vec<f32>
 
 #[test]
 fn matches_the_pytorch_reference_loss_and_every_gradient() {
-    let fx = fixture();
+    gaussian_matches_the_pytorch_reference(fixture());
+}
+
+/// The gaussian levers against PyTorch's `forward`
+/// (tests/fixtures/parity_levers.safetensors): a 10-wide embedding table
+/// under d_model 24 and Plaid's output prior (weight 0.5) in the logits,
+/// whose |Ê_v|² term PyTorch keeps and the GPU's readout drops.
+#[test]
+fn gaussian_levers_match_the_pytorch_reference_loss_and_every_gradient() {
+    let fx = fixture_file("parity_levers.safetensors");
+    assert_eq!(fx.config.embed_dim(), 10);
+    assert_eq!(fx.config.diffusion.output_prior, 0.5);
+    gaussian_matches_the_pytorch_reference(fx);
+}
+
+fn gaussian_matches_the_pytorch_reference(fx: Fixture) {
     let gpu = gpu();
     let cfg = &fx.config;
     let (model, graph) = fx.graph();

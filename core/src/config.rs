@@ -378,6 +378,10 @@ const PRESETS: &[(&str, &str)] = &[
         "phase1-masked",
         include_str!("../../assets/configs/phase1-masked.json"),
     ),
+    (
+        "phase1-gaussian",
+        include_str!("../../assets/configs/phase1-gaussian.json"),
+    ),
     ("phase2", include_str!("../../assets/configs/phase2.json")),
     ("phase3", include_str!("../../assets/configs/phase3.json")),
     ("phase4", include_str!("../../assets/configs/phase4.json")),

@@ -22,6 +22,7 @@ Usage:
   python samnet.py fixture --config tiny_parity.json --out parity.safetensors [--device cuda]
   python samnet.py fixture --config tiny_parity_hybrid.json --out parity_hybrid.safetensors
   python samnet.py fixture --config tiny_parity_masked.json --out parity_masked.safetensors
+  python samnet.py fixture --config tiny_parity_levers.json --out parity_levers.safetensors
 """
 
 import argparse
@@ -230,8 +231,9 @@ def denoiser(cfg, P, x, t, sc=None, flag=None):
 
 
 def forward(cfg, P, tokens, t, eps, weight=None, sc=None):
-    """Returns (loss, mse, ce, z0_pred, logits) for tokens (B, L), t (B,), eps (B, L, d);
-    `sc` (B, L, d) is the self-conditioning input (a detached earlier z0 estimate, or zeros):
+    """Returns (loss, mse, ce, z0_pred, logits) for tokens (B, L), t (B,), eps (B, L, e),
+    with the output prior when diffusion.output_prior is set;
+    `sc` (B, L, e) is the self-conditioning input (a detached earlier z0 estimate, or zeros):
     with diffusion.self_condition, h = input(x_t) + input_sc(sc)."""
     m, dc = cfg["model"], cfg["diffusion"]
     ne = m["norm_eps"]
@@ -246,6 +248,8 @@ def forward(cfg, P, tokens, t, eps, weight=None, sc=None):
     z0_pred = denoiser(cfg, P, x_t, t, sc)
 
     logits = (dc["logit_scale"] / dc["signal_scale"]) * z0_pred @ e_hat.T
+    if dc.get("output_prior", 0.0):
+        logits = logits + dc["output_prior"] * plaid_prior(dc, x_t, e_hat, ab)
     wsum = weight.sum().clamp_min(1e-12)
     mse = (weight * ((z0_pred - z0) ** 2).sum(-1)).sum() / (z0.shape[-1] * wsum)
     ce_rows = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1), reduction="none")
@@ -399,11 +403,11 @@ def make_fixture(cfg, out, device, seed=0):
         P[name] = (torch.randn(shape) * scale).double().to(device).requires_grad_()
     tokens = torch.randint(0, m["vocab_size"], (B, L), device=device)
     t = torch.randint(1, cfg["diffusion"]["timesteps"] + 1, (B,), device=device)
-    eps = torch.randn(B, L, m["d_model"]).double().to(device)
+    eps = torch.randn(B, L, embed_dim(cfg)).double().to(device)
     if kind(cfg) in ("hybrid", "masked"):
         return save_discrete_fixture(cfg, out, P, tokens, t, eps, device)
     weight = (torch.rand(B, L, dtype=torch.float64, device=device) > 0.2).double()
-    sc = torch.randn(B, L, m["d_model"]).double().to(device) * 0.5 if cfg["diffusion"].get("self_condition") else None
+    sc = torch.randn(B, L, embed_dim(cfg)).double().to(device) * 0.5 if cfg["diffusion"].get("self_condition") else None
     loss, mse, ce, z0_pred, logits = forward(cfg, P, tokens, t, eps, weight, sc)
     loss.backward()
     tensors = {f"param.{k}": v.detach().float().cpu().contiguous() for k, v in P.items()}

@@ -26,8 +26,11 @@ use crate::run::{Loaded, document_texts, load_checkpoint, pack, read_corpus};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A built-in configuration: tiny, phase1, phase2 (BPE, Gutenberg),
-    /// phase3 (more Gutenberg, cosine decay), phase4 (instruction tuning).
+    /// A built-in configuration: tiny, phase1 (gaussian), phase1-hybrid (the
+    /// shipped model's), phase1-masked, phase1-gaussian (gaussian on a 32-wide
+    /// embedding table), phase2 (BPE, Gutenberg), phase3 (more Gutenberg,
+    /// cosine decay), phase4 (instruction tuning), code; tiny-hybrid and
+    /// tiny-masked for tests.
     #[arg(long, default_value = "phase1")]
     preset: String,
     /// A config JSON file (instead of --preset).
