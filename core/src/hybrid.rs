@@ -1,9 +1,9 @@
 //! The CPU side of `diffusion.kind = "hybrid"` (CANDI-style): the noise
 //! level of a corrupted position, the corruption of a training batch and
 //! the sampler's time grid. The GPU side reuses the Gaussian kernels: a
-//! corrupted position's input is a·Ê[w] + s·eps with (a, s) =
+//! corrupted position's input is `a·Ê[w] + s·eps` with (a, s) =
 //! (1, sigma)/sqrt(1 + sigma²) per sequence (unit RMS at every sigma), a
-//! clean one is Ê[w] itself — `q_sample_held_forward` with the clean
+//! clean one is `Ê[w]` itself — `q_sample_held_forward` with the clean
 //! positions as the "known" ones.
 //!
 //! Time is continuous, t ∈ (0, 1], but carried as the integer timestep
@@ -85,7 +85,7 @@ pub fn sigma(diffusion: &DiffusionConfig, t: f64, width: usize) -> f64 {
     }
 }
 
-/// (a, s) of a corrupted position's input a·Ê[w] + s·eps at noise std sigma.
+/// (a, s) of a corrupted position's input `a·Ê[w] + s·eps` at noise std sigma.
 pub fn input_coefficients(sigma: f64) -> (f64, f64) {
     let norm = (1.0 + sigma * sigma).sqrt();
     (1.0 / norm, sigma / norm)

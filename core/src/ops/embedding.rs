@@ -48,7 +48,7 @@ pub fn forward(
 }
 
 /// `dtable[v] (+)= scale · Σ_{tokens[r] = v} dout[r]`, summed in increasing r,
-/// in passes of at most [`ROWS_PER_PASS`] rows (the later passes accumulate).
+/// in passes of at most `ROWS_PER_PASS` rows (the later passes accumulate).
 pub fn backward(
     gpu: &Gpu,
     tokens: &Tensor,

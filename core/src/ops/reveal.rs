@@ -82,7 +82,7 @@ pub fn reveal(
 }
 
 /// Most confident first: in each sequence of `seq` rows, of its H still-noisy
-/// rows the k = H − round(H·(1 − step[0])) with the highest `confidence`
+/// rows the k = H − round(H·(1 − step\[0\])) with the highest `confidence`
 /// (ties: the lower row) freeze to their `drawn` tokens; rows frozen before
 /// show their token in `drawn`, with confidence 1.
 pub fn reveal_confident(

@@ -16,7 +16,7 @@ pub fn q_sample_backward(coef: &[f64], dx_t: &[f64], seq: usize, cols: usize) ->
         .collect()
 }
 
-/// d eps of `q_sample`: s[b]·dx_t.
+/// d eps of `q_sample`: `s[b]·dx_t`.
 pub fn q_sample_backward_noise(coef: &[f64], dx_t: &[f64], seq: usize, cols: usize) -> Vec<f64> {
     (0..dx_t.len())
         .map(|i| coef[4 * (i / cols / seq) + 1] * dx_t[i])

@@ -1,6 +1,6 @@
 //! Sampling: every position of `count` sequences denoised at once over
-//! `steps` steps, by the checkpoint's `diffusion.kind`: [`gaussian`] (DDIM
-//! from pure noise, optionally clamped) or [`hybrid`] (noisy positions
+//! `steps` steps, by the checkpoint's `diffusion.kind`: `gaussian` (DDIM
+//! from pure noise, optionally clamped) or `hybrid` (noisy positions
 //! frozen to drawn tokens one by one). Known positions (a prompt, the text
 //! around an infill) keep their tokens.
 

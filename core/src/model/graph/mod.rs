@@ -3,7 +3,7 @@
 //! then replayed: a training step is one command buffer with no readback.
 //!
 //! Forward (rows = B·L; `Ê` the unit-RMS embedding table):
-//!   Ê = rmsnorm(E);  z0 = signal_scale · Ê[w];  x_t = a_t z0 + s_t eps
+//!   Ê = rmsnorm(E);  z0 = signal_scale · Ê\[w\];  x_t = a_t z0 + s_t eps
 //!     (x_t = z0 at known positions when they are held clean)
 //!   c = fc2(silu(fc1(sinusoid(t))));  cs = silu(c);  h = input(x_t)
 //!   per block: [sh1 sc1 g1 sh2 sc2 g2] = adaln(cs)
@@ -11,11 +11,12 @@
 //!     h += g2 · w2(swiglu(w13(norm(h)(1 + sc2) + sh2)))
 //!   final: [sh sc] = adaln(cs);  z0_pred = out(norm(h)(1 + sc) + sh)
 //!   logits = (logit_scale / signal_scale) · z0_pred · Êᵀ
+//!     (+ β_t · x_t · Êᵀ with `diffusion.output_prior`, see `output`)
 //!   loss = mse_weight · mse(z0_pred, z0) + ce_weight · ce(logits, w),
 //!     both means over positions weighted by `inputs.weight` (0 excludes a
 //!     position, e.g. an instruction's prompt)
 //! `diffusion.kind = "hybrid"` changes three layers (see `hybrid`): the
-//! noising (z0 = Ê[w]; corrupted positions a z0 + s eps, clean ones z0),
+//! noising (z0 = `Ê[w]`; corrupted positions a z0 + s eps, clean ones z0),
 //! the readout (α = logit_scale) and the loss (1/t-weighted CE over B·L, no
 //! MSE); the timesteps are t·T. `"masked"` is the same with every corrupted
 //! position's input the learned mask row m̂ = rmsnorm(M).
@@ -23,13 +24,15 @@
 //! the MSE term free embeddings shrink or collapse, which makes a fixed noise
 //! schedule meaningless; unit-RMS rows keep x0's per-coordinate variance at
 //! exactly 1 (then scaled by signal_scale) for the whole run.
+//! Its width e (`diffusion.embed_dim`, d_model unless set) is that of z0,
+//! x_t and z0_pred; the input and final projections map it to and from d.
 //! Gradients flow everywhere, the embedding included (through z0 as target,
 //! through x_t and through the logits).
 //!
 //! Each layer is a struct holding its saved activations with a `forward`
-//! and a `backward` that record its dispatches (llm.c's shape): [`input`]
-//! (embedding table, noising, timestep MLP, input projection), [`block`],
-//! [`output`] (final layer, tied logits), [`loss`] and [`optimizer`].
+//! and a `backward` that record its dispatches (llm.c's shape): `input`
+//! (embedding table, noising, timestep MLP, input projection), `block`,
+//! `output` (final layer, tied logits), `loss` and `optimizer`.
 //! `Graph::new` reads top to bottom as the model: the forward in order,
 //! then the backward in reverse.
 
