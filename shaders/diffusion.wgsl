@@ -49,6 +49,15 @@ fn q_sample_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     out[i] = coef[4u * b] * x0[i] + coef[4u * b + 1u] * noise[i];
 }
 
+// out[i] (+)= a[b]·dx_t[i], dx_t bound at binding 2: both q_sample backwards' dx0.
+fn add_dx0(i: u32, b: u32) {
+    var v = coef[4u * b] * x0[i];
+    if (p.accumulate != 0u) {
+        v += out[i];
+    }
+    out[i] = v;
+}
+
 // out = dx0 (+)= a·dx_t, with dx_t bound at binding 2.
 @compute @workgroup_size(256)
 fn q_sample_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -56,12 +65,7 @@ fn q_sample_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     if (i >= p.rows * p.cols) {
         return;
     }
-    let b = i / p.cols / p.seq;
-    var v = coef[4u * b] * x0[i];
-    if (p.accumulate != 0u) {
-        v += out[i];
-    }
-    out[i] = v;
+    add_dx0(i, i / p.cols / p.seq);
 }
 
 // out = dx0 (+)= a·dx_t and d_noise = s·dx_t, with dx_t bound at binding 2.
@@ -72,11 +76,7 @@ fn q_sample_backward_both(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
         return;
     }
     let b = i / p.cols / p.seq;
-    var v = coef[4u * b] * x0[i];
-    if (p.accumulate != 0u) {
-        v += out[i];
-    }
-    out[i] = v;
+    add_dx0(i, b);
     d_noise[i] = coef[4u * b + 1u] * x0[i];
 }
 

@@ -377,15 +377,15 @@ impl Graph {
     ) -> Result<()> {
         gpu.write_u32(&self.inputs.tokens, tokens)?;
         gpu.write_u32(&self.inputs.timesteps, timesteps)?;
-        let coef: Vec<f32> = timesteps
+        let levels: Vec<(f64, f64)> = timesteps
             .iter()
-            .flat_map(|&t| {
-                let (a, s) = schedule.coefficients(t as usize);
-                [a as f32, s as f32, 0.0, 0.0]
-            })
+            .map(|&t| schedule.coefficients(t as usize))
+            .collect();
+        let coef: Vec<f32> = levels
+            .iter()
+            .flat_map(|&(a, s)| [a as f32, s as f32, 0.0, 0.0])
             .collect();
         gpu.write_f32(&self.inputs.coef, &coef)?;
-        let levels: Vec<(f64, f64)> = coef.chunks(4).map(|c| (c[0] as f64, c[1] as f64)).collect();
         self.write_readout(gpu, &levels)?;
         gpu.write_f32(&self.inputs.weight, weight)
     }
