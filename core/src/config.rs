@@ -336,12 +336,35 @@ pub struct TrainConfig {
     /// (t near 1, most positions known) reads its context poorly.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub infill_fraction: f64,
+    /// How the infilling span's length is drawn.
+    #[serde(default, skip_serializing_if = "InfillSpans::is_uniform")]
+    pub infill_spans: InfillSpans,
     /// The share of training windows that start at an instruction example
     /// (when the data has any), whatever share of the tokens the examples
     /// are: a few hundred examples beside a dozen books are otherwise about
     /// 1 % of what a run sees.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub example_share: f64,
+}
+
+/// The length distribution of an infilling example's span, over 1 to
+/// seq_len/2 positions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InfillSpans {
+    /// Every length equally likely: most spans are paragraph-sized.
+    #[default]
+    Uniform,
+    /// Every length scale equally likely (P(len ≤ k) ≈ ln k / ln max): as
+    /// many spans of 2–4 positions as of 32–64, so a line-sized hole, the
+    /// common edit in code, is trained on as often as a long one.
+    LogUniform,
+}
+
+impl InfillSpans {
+    fn is_uniform(&self) -> bool {
+        *self == InfillSpans::Uniform
+    }
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -670,9 +693,12 @@ mod tests {
         assert_eq!(c.diffusion.kind, DiffusionKind::Gaussian);
         assert_eq!(c.data.tokenizer, TokenizerSource::Char);
         assert_eq!((c.train.infill_fraction, c.train.example_share), (0.0, 0.0));
+        assert_eq!(c.train.infill_spans, InfillSpans::Uniform);
         let written = c.to_json();
         assert!(
-            !written.contains("infill_fraction") && !written.contains("example_share"),
+            !["infill_fraction", "infill_spans", "example_share"]
+                .iter()
+                .any(|f| written.contains(f)),
             "a config without them is written as before"
         );
     }
@@ -726,6 +752,12 @@ mod tests {
             "train.infill_fraction must be in [0, 1], got 1.5"
         );
         c.train.infill_fraction = 0.5;
+        assert_eq!(c.train.infill_spans, InfillSpans::LogUniform);
+        let unknown = c.to_json().replace("log_uniform", "short");
+        let err = Config::from_json(&unknown, "c.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant `short`"), "{err}");
         c.train.example_share = -0.1;
         assert_eq!(
             c.validate().unwrap_err(),

@@ -2,6 +2,7 @@
 //! train/validation streams (90/10), and random windows drawn reproducibly
 //! from (seed, step), with each position's loss weight and known flag.
 
+use crate::config::InfillSpans;
 use crate::corpus::{Body, Document};
 use crate::rng::Rng;
 use crate::tokenizer::Tokenizer;
@@ -120,9 +121,15 @@ impl Windows {
     /// Turns each window, with probability `fraction`, into an infilling
     /// example: one span of 1 to `seq_len / 2` positions keeps its own loss
     /// weights and known flags, every position outside it becomes known
-    /// and weightless. Windows that already hold known positions (an
-    /// instruction's prompt) are left as they are.
-    pub fn hold_outside_spans(&mut self, seq_len: usize, fraction: f64, rng: &mut Rng) {
+    /// and weightless. `spans` draws the span's length. Windows that
+    /// already hold known positions (an instruction's prompt) are left as
+    /// they are.
+    pub fn hold_outside_spans(
+        &mut self,
+        seq_len: usize,
+        (fraction, spans): (f64, InfillSpans),
+        rng: &mut Rng,
+    ) {
         for (weight, known) in self
             .weight
             .chunks_exact_mut(seq_len)
@@ -134,8 +141,12 @@ impl Windows {
             if pick >= fraction || known.iter().any(|&k| k != 0.0) {
                 continue;
             }
-            let len = 1 + (len * (seq_len / 2).max(1) as f64) as usize;
-            let len = len.min(seq_len);
+            let longest = (seq_len / 2).max(1);
+            let len = match spans {
+                InfillSpans::Uniform => 1 + (len * longest as f64) as usize,
+                InfillSpans::LogUniform => ((longest + 1) as f64).powf(len) as usize,
+            };
+            let len = len.clamp(1, longest.min(seq_len));
             let start = (start * (seq_len - len + 1) as f64) as usize;
             let start = start.min(seq_len - len);
             for i in (0..start).chain(start + len..seq_len) {
@@ -341,12 +352,12 @@ mod tests {
         prompted.known[2 * seq] = 1.0;
         prompted.weight[2 * seq] = 0.0;
         let untouched = prompted.clone();
-        prompted.hold_outside_spans(seq, 0.0, &mut Rng::new(1));
+        prompted.hold_outside_spans(seq, (0.0, InfillSpans::Uniform), &mut Rng::new(1));
         assert_eq!(prompted, untouched, "fraction 0 changes nothing");
         let mut lens = BTreeSet::new();
         for seed in 0..50 {
             let mut w = untouched.clone();
-            w.hold_outside_spans(seq, 1.0, &mut Rng::new(seed));
+            w.hold_outside_spans(seq, (1.0, InfillSpans::Uniform), &mut Rng::new(seed));
             assert_eq!(w.known[2 * seq..3 * seq], untouched.known[2 * seq..3 * seq]);
             assert_eq!(
                 w.weight[2 * seq..3 * seq],
@@ -371,9 +382,32 @@ mod tests {
         }
         assert_eq!(lens.len(), seq / 2, "every span length occurs: {lens:?}");
         let mut half = plain.clone();
-        half.hold_outside_spans(seq, 0.5, &mut Rng::new(3));
+        half.hold_outside_spans(seq, (0.5, InfillSpans::Uniform), &mut Rng::new(3));
         let held = (0..4).filter(|r| half.known[r * seq..(r + 1) * seq].contains(&1.0));
         assert!((1..4).contains(&held.count()), "some windows, not all");
+    }
+
+    #[test]
+    fn log_uniform_spans_are_mostly_short_and_reach_every_length() {
+        let (seq, rows) = (64, 4000);
+        let mut w = Windows {
+            tokens: vec![0; rows * seq],
+            weight: vec![1.0; rows * seq],
+            known: vec![0.0; rows * seq],
+        };
+        w.hold_outside_spans(seq, (1.0, InfillSpans::LogUniform), &mut Rng::new(5));
+        let lens: Vec<usize> = w
+            .known
+            .chunks(seq)
+            .map(|k| k.iter().filter(|&&k| k == 0.0).count())
+            .collect();
+        assert!(lens.iter().all(|l| (1..=seq / 2).contains(l)));
+        let share = |k: usize| lens.iter().filter(|&&l| l <= k).count() as f64 / rows as f64;
+        // P(len ≤ k) = ln(k + 1) / ln(33): 0.40 at 3, 0.63 at 8; uniform: 0.09, 0.25.
+        assert!((share(3) - 0.396).abs() < 0.03, "{}", share(3));
+        assert!((share(8) - 0.628).abs() < 0.03, "{}", share(8));
+        let distinct: BTreeSet<usize> = lens.into_iter().collect();
+        assert_eq!(distinct.len(), seq / 2, "every length occurs");
     }
 
     #[test]
