@@ -484,17 +484,17 @@ fn train(
             };
             logger.pending.push_back((pending, eval));
         }
-        logger.write_ready(gpu, &setup.trainer, log, &bar, args.no_progress, false)?;
+        logger.write_ready(gpu, &setup.trainer, log, &bar, args.no_progress, IN_FLIGHT)?;
         if t.checkpoint_every > 0 && step.is_multiple_of(t.checkpoint_every) && !at_end {
             // Log every step up to the checkpoint first: a resumed run keeps
             // only the lines up to its checkpoint's step.
-            logger.write_ready(gpu, &setup.trainer, log, &bar, args.no_progress, true)?;
+            logger.write_ready(gpu, &setup.trainer, log, &bar, args.no_progress, 0)?;
             save(gpu, setup, ckpt_dir)?;
             *saved_at = step;
         }
         bar.set_position(step as u64);
     }
-    logger.write_ready(gpu, &setup.trainer, log, &bar, args.no_progress, true)?;
+    logger.write_ready(gpu, &setup.trainer, log, &bar, args.no_progress, 0)?;
     let started = logger.started;
     bar.finish();
     save(gpu, setup, ckpt_dir)?;
@@ -506,6 +506,13 @@ fn train(
     );
     Ok(())
 }
+
+/// Logged steps whose metrics may still be on their way back. Past this the
+/// loop waits for the oldest: unbounded, the CPU records thousands of steps
+/// ahead of the GPU (each step is a few milliseconds of its time and tens
+/// of the GPU's) and learns of a divergence, and the true rate, only at the
+/// next checkpoint.
+const IN_FLIGHT: usize = 2;
 
 /// Writes the metrics of logged steps as they come back from the GPU (the
 /// GPU checks every step for non-finite gradients without any readback; the
@@ -522,7 +529,8 @@ struct Logger {
 }
 
 impl Logger {
-    /// Writes every record that is ready, in order; with `wait`, all of them.
+    /// Writes every record that is ready, in order, waiting for the oldest
+    /// while more than `in_flight` remain.
     fn write_ready(
         &mut self,
         gpu: &Gpu,
@@ -530,9 +538,10 @@ impl Logger {
         log: &mut File,
         bar: &ProgressBar,
         plain: bool,
-        wait: bool,
+        in_flight: usize,
     ) -> anyhow::Result<()> {
         while let Some((pending, _)) = self.pending.front() {
+            let wait = self.pending.len() > in_flight;
             let Some(m) = trainer.collect_metrics(gpu, pending, wait)? else {
                 return Ok(());
             };
