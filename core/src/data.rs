@@ -146,7 +146,7 @@ impl Windows {
                 InfillSpans::Uniform => 1 + (len * longest as f64) as usize,
                 InfillSpans::LogUniform => ((longest + 1) as f64).powf(len) as usize,
             };
-            let len = len.clamp(1, longest.min(seq_len));
+            let len = len.clamp(1, longest);
             let start = (start * (seq_len - len + 1) as f64) as usize;
             let start = start.min(seq_len - len);
             for i in (0..start).chain(start + len..seq_len) {
