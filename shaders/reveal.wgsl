@@ -14,19 +14,22 @@
 //   so after the call drawn holds the display token of every row; p = 1
 //   reveals every row, p = 0 none. One thread per row.
 //   Grid: grid_1d(ceil(rows / 256)).
-// reveal_confident, most confident first: in each sequence of `seq` rows
+// reveal_ranked, most confident first: in each sequence of `seq` rows
 //   (one workgroup), of its H noisy rows the k = H − floor(H·(1 − p) + 0.5)
 //   with the highest confidence (ties: the lower row) are revealed, so the
 //   noisy share shrinks by (t − s)/t per step as under `reveal`, in
 //   expectation there and exactly here. Rows revealed before show their
 //   token as in `reveal`. Grid: grid_1d(rows / seq).
+//   With leftmost = 1 every confidence counts as equal, so the ties decide:
+//   the k leftmost noisy rows are revealed (left-to-right decoding).
 
 struct Params {
     rows: u32,
     vocab: u32,           // tempered_softmax only
     inv_temperature: f32, // tempered_softmax only
     stream: u32,          // reveal only
-    seq: u32,             // reveal_confident only
+    seq: u32,             // reveal_ranked only
+    leftmost: u32,        // reveal_ranked only: 1 ranks by position alone
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -137,8 +140,13 @@ fn reveal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 // threads' ranking (which reads every row of the sequence), frozen after it.
 const CHOSEN: f32 = 2.0;
 
+// What reveal_ranked ranks row r by.
+fn ranked_confidence(r: u32) -> f32 {
+    return select(confidence[r], 0.0, p.leftmost != 0u);
+}
+
 @compute @workgroup_size(256)
-fn reveal_confident(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn reveal_ranked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let base = (wid.y * nwg.x + wid.x) * p.seq;
     if (base >= p.rows) {
         return;
@@ -160,12 +168,12 @@ fn reveal_confident(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
             confidence[r] = 1.0;
             continue;
         }
-        let c = confidence[r];
+        let c = ranked_confidence(r);
         var rank = 0u;
         for (var j = 0u; j < p.seq; j++) {
             let q = base + j;
             if (revealed[q] != 1.0) {
-                let other = confidence[q];
+                let other = ranked_confidence(q);
                 if (other > c || (other == c && j < i)) {
                     rank += 1u;
                 }

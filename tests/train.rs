@@ -180,7 +180,11 @@ fn discrete_loss_falls_and_it_samples(preset: &str) {
     for (i, &t) in prompt.iter().enumerate() {
         (known.tokens[i], known.mask[i]) = (t, true);
     }
-    for order in [RevealOrder::Random, RevealOrder::Confident] {
+    for order in [
+        RevealOrder::Random,
+        RevealOrder::Confident,
+        RevealOrder::Left,
+    ] {
         let options = SampleOptions {
             order,
             ..SampleOptions::from_config(&config.diffusion)

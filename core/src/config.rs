@@ -151,6 +151,10 @@ pub enum RevealOrder {
     Random,
     /// The most confident ones (their drawn token's probability) first.
     Confident,
+    /// The leftmost ones first: left to right, the same number per step, as
+    /// a semi-autoregressive decoder; known text to the right of a hole
+    /// still conditions every step.
+    Left,
 }
 
 impl RevealOrder {
@@ -158,6 +162,7 @@ impl RevealOrder {
         match self {
             RevealOrder::Random => "random",
             RevealOrder::Confident => "confident",
+            RevealOrder::Left => "left",
         }
     }
 }
@@ -165,10 +170,14 @@ impl RevealOrder {
 impl std::str::FromStr for RevealOrder {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        [RevealOrder::Random, RevealOrder::Confident]
-            .into_iter()
-            .find(|o| o.name() == s)
-            .ok_or_else(|| format!("unknown reveal order '{s}' (expected random or confident)"))
+        [
+            RevealOrder::Random,
+            RevealOrder::Confident,
+            RevealOrder::Left,
+        ]
+        .into_iter()
+        .find(|o| o.name() == s)
+        .ok_or_else(|| format!("unknown reveal order '{s}' (expected random, confident or left)"))
     }
 }
 

@@ -213,14 +213,19 @@ fn reveal_rejects_mismatched_shapes() {
     assert!(reveal(g, &key3, 0, &step, &drawn, &confidence, &frozen, &revealed).is_err());
 }
 
-/// Most confident first, on sequences of 37 rows (not a multiple of the
-/// workgroup) and of 300 (more rows than threads), with ties: the GPU equals
-/// the reference exactly; each sequence reveals k = H − round(H·(1 − p)) of
-/// its H noisy rows, exactly those of highest confidence; p = 1 reveals all.
+/// Most confident first, and leftmost first, on sequences of 37 rows (not a
+/// multiple of the workgroup) and of 300 (more rows than threads), with
+/// ties: the GPU equals the reference exactly; each sequence reveals
+/// k = H − round(H·(1 − p)) of its H noisy rows, exactly those of highest
+/// confidence (or the k leftmost); p = 1 reveals all.
 #[test]
-fn reveal_confident_freezes_the_most_confident_rows_of_each_sequence() {
-    use samnet_core::ops::reveal::reveal_confident;
-    for (seq, count, p) in [(37usize, 5usize, 0.3f32), (300, 2, 0.55), (37, 3, 1.0)] {
+fn reveal_ranked_freezes_the_first_ranked_rows_of_each_sequence() {
+    use samnet_core::ops::reveal::{Rank, reveal_ranked};
+    let cases = [(37usize, 5usize, 0.3f32), (300, 2, 0.55), (37, 3, 1.0)];
+    for ((seq, count, p), rank) in cases
+        .into_iter()
+        .flat_map(|case| [(case, Rank::Confidence), (case, Rank::Position)])
+    {
         let rows = seq * count;
         let mut start = initial_state(rows);
         // Ties: a few equal confidences within each sequence.
@@ -236,25 +241,38 @@ fn reveal_confident_freezes_the_most_confident_rows_of_each_sequence() {
         );
         let (step, drawn, confidence, frozen, revealed) = &buffers;
         let state = [drawn, confidence, frozen, revealed];
-        run(vec![reveal_confident(gpu(), seq, step, state).unwrap()]);
+        run(vec![reveal_ranked(gpu(), seq, rank, step, state).unwrap()]);
         let mut want = start;
         let before = want.revealed.clone();
         let conf_before = want.confidence.clone();
-        reference::reveal_confident(
+        reference::reveal_ranked(
             seq,
+            rank,
             p,
             &mut want.drawn,
             &mut want.confidence,
             &mut want.frozen,
             &mut want.revealed,
         );
-        assert_eq!(read(revealed), want.revealed, "revealed, seq {seq}, p {p}");
-        assert_eq!(read_u32(frozen), want.frozen, "frozen, seq {seq}, p {p}");
-        assert_eq!(read_u32(drawn), want.drawn, "drawn, seq {seq}, p {p}");
+        assert_eq!(
+            read(revealed),
+            want.revealed,
+            "revealed, seq {seq}, p {p}, {rank:?}"
+        );
+        assert_eq!(
+            read_u32(frozen),
+            want.frozen,
+            "frozen, seq {seq}, p {p}, {rank:?}"
+        );
+        assert_eq!(
+            read_u32(drawn),
+            want.drawn,
+            "drawn, seq {seq}, p {p}, {rank:?}"
+        );
         assert_eq!(
             read(confidence),
             want.confidence,
-            "confidence, seq {seq}, p {p}"
+            "confidence, seq {seq}, p {p}, {rank:?}"
         );
         for b in 0..count {
             let seq_rows = b * seq..(b + 1) * seq;
@@ -272,6 +290,10 @@ fn reveal_confident_freezes_the_most_confident_rows_of_each_sequence() {
                 "seq {b}: {} of {h} revealed",
                 chosen.len()
             );
+            if rank == Rank::Position {
+                assert_eq!(chosen, noisy[..chosen.len()], "seq {b}: not the leftmost");
+                continue;
+            }
             let lowest_chosen = chosen
                 .iter()
                 .map(|&r| conf_before[r])

@@ -91,7 +91,7 @@ struct ModelInfo {
     timesteps: usize,
     /// diffusion.kind: "gaussian", "masked" or "hybrid".
     kind: &'static str,
-    /// masked and hybrid: the default reveal order, "random" or "confident".
+    /// masked and hybrid: the default reveal order, "random", "confident" or "left".
     reveal_order: &'static str,
     load_ms: f64,
 }

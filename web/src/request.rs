@@ -28,7 +28,8 @@ use serde::Deserialize;
 /// - `eta`: stochasticity of the denoising steps, 0 (DDIM) to 1 (DDPM-like)
 ///   (default: the checkpoint's);
 /// - `order`: masked and hybrid checkpoints, which positions each step freezes:
-///   "random" or "confident" (most confident first; default: the checkpoint's).
+///   "random", "confident" (most confident first) or "left" (left to right;
+///   default: the checkpoint's).
 ///
 /// `clamp`, `soft_x0` and `eta` apply to gaussian checkpoints, `order` to masked and hybrid ones.
 #[derive(Clone, Debug, Default, Deserialize)]

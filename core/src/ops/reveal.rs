@@ -37,7 +37,7 @@ pub fn tempered_softmax(
     }
     let rows = logits.len() / vocab;
     gpu.call(&SHADER, "tempered_softmax")
-        .params(params![rows, vocab, 1.0 / temperature, 0u32, 0u32])
+        .params(params![rows, vocab, 1.0 / temperature, 0u32, 0u32, 0u32])
         .bind(1, logits)
         .bind(2, probs)
         .dispatch(grid_1d(rows))
@@ -71,7 +71,7 @@ pub fn reveal(
         ));
     }
     gpu.call(&SHADER, "reveal")
-        .params(params![rows, 0u32, 0.0f32, stream, 0u32])
+        .params(params![rows, 0u32, 0.0f32, stream, 0u32, 0u32])
         .bind(3, rng_key)
         .bind(4, step)
         .bind(5, drawn)
@@ -81,29 +81,41 @@ pub fn reveal(
         .dispatch(grid_1d(rows.div_ceil(256)))
 }
 
-/// Most confident first: in each sequence of `seq` rows, of its H still-noisy
-/// rows the k = H − round(H·(1 − step\[0\])) with the highest `confidence`
-/// (ties: the lower row) freeze to their `drawn` tokens; rows frozen before
-/// show their token in `drawn`, with confidence 1.
-pub fn reveal_confident(
+/// Which still-noisy rows `reveal_ranked` freezes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rank {
+    /// The highest `confidence` (ties: the lower row).
+    Confidence,
+    /// The lower row: left to right.
+    Position,
+}
+
+/// In each sequence of `seq` rows, of its H still-noisy rows the
+/// k = H − round(H·(1 − step\[0\])) that rank first freeze to their `drawn`
+/// tokens; rows frozen before show their token in `drawn`, with confidence 1.
+pub fn reveal_ranked(
     gpu: &Gpu,
     seq: usize,
+    rank: Rank,
     step: &Tensor,
     [drawn, confidence, frozen, revealed]: [&Tensor; 4],
 ) -> Result<Dispatch> {
-    let rows = check_rows(
-        "reveal_confident",
-        step,
-        [drawn, confidence, frozen, revealed],
-    )?;
+    let rows = check_rows("reveal_ranked", step, [drawn, confidence, frozen, revealed])?;
     if seq == 0 || !rows.is_multiple_of(seq) {
         return Err(Error::shape(
-            "reveal_confident",
+            "reveal_ranked",
             format!("{rows} rows are not whole sequences of {seq}"),
         ));
     }
-    gpu.call(&SHADER, "reveal_confident")
-        .params(params![rows, 0u32, 0.0f32, 0u32, seq])
+    gpu.call(&SHADER, "reveal_ranked")
+        .params(params![
+            rows,
+            0u32,
+            0.0f32,
+            0u32,
+            seq,
+            u32::from(rank == Rank::Position)
+        ])
         .bind(4, step)
         .bind(5, drawn)
         .bind(6, confidence)

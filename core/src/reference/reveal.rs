@@ -1,6 +1,7 @@
 //! The hybrid sampler's per-step ops (shaders/reveal.wgsl) in f64.
 
 use super::random::uniform;
+use crate::ops::reveal::Rank;
 
 /// The salt of `reveal`'s draws in shaders/reveal.wgsl (`REVEAL_SALT`).
 pub const REVEAL_SALT: u32 = 0x1656_67b1;
@@ -52,11 +53,13 @@ pub fn reveal(
     }
 }
 
-/// `reveal_confident` exactly as the shader: per sequence of `seq` rows, of
-/// its H noisy rows the k = H − floor(H·(1 − p) + 0.5) (in f32) with the
-/// highest confidence (ties: the lower row) are revealed.
-pub fn reveal_confident(
+/// `reveal_ranked` exactly as the shader: per sequence of `seq` rows, of
+/// its H noisy rows the k = H − floor(H·(1 − p) + 0.5) (in f32) that rank
+/// first are revealed: the highest confidence (ties: the lower row), or by
+/// `Rank::Position` the lowest rows.
+pub fn reveal_ranked(
     seq: usize,
+    rank: Rank,
     p: f32,
     drawn: &mut [u32],
     confidence: &mut [f64],
@@ -69,7 +72,9 @@ pub fn reveal_confident(
         let total = noisy.len() as f32;
         let k = (total - (total * (1.0 - p) + 0.5).floor()) as usize;
         let mut order = noisy.clone();
-        order.sort_by(|&i, &j| confidence[j].total_cmp(&confidence[i]).then(i.cmp(&j)));
+        if rank == Rank::Confidence {
+            order.sort_by(|&i, &j| confidence[j].total_cmp(&confidence[i]).then(i.cmp(&j)));
+        }
         for r in rows {
             if revealed[r] != 0.0 {
                 drawn[r] = frozen[r];

@@ -6,6 +6,7 @@
 //!   reveal  each unfrozen position freezes to its drawn token with
 //!           probability (t − s)/t (all of them at s = 0), or (order
 //!           "confident") that share of them, the most confident first
+//!           (order "left": the leftmost first)
 //! Known positions are frozen from the start.
 //! Masked (MDLM) sampling is the same without the latent: every unfrozen
 //! position's input is the mask row m̂, and a step only draws and reveals.
@@ -24,7 +25,7 @@ use crate::ops::diffusion::{self, SeqShape};
 use crate::ops::elementwise::axpby;
 use crate::ops::embedding;
 use crate::ops::random::randn;
-use crate::ops::reveal::{reveal, reveal_confident};
+use crate::ops::reveal::{Rank, reveal, reveal_ranked};
 use crate::ops::sampling::Draw;
 use crate::{Error, Result};
 
@@ -205,9 +206,20 @@ impl Steps {
                 &self.frozen,
                 &self.revealed,
             )?,
-            RevealOrder::Confident => {
-                reveal_confident(gpu, self.shape.seq, &self.reveal_step, state)?
-            }
+            RevealOrder::Confident => reveal_ranked(
+                gpu,
+                self.shape.seq,
+                Rank::Confidence,
+                &self.reveal_step,
+                state,
+            )?,
+            RevealOrder::Left => reveal_ranked(
+                gpu,
+                self.shape.seq,
+                Rank::Position,
+                &self.reveal_step,
+                state,
+            )?,
         });
         Ok(p)
     }

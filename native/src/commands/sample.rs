@@ -39,7 +39,7 @@ pub struct Denoising {
     #[arg(long)]
     eta: Option<f32>,
     /// Masked and hybrid checkpoints: which positions each step freezes,
-    /// random or the most confident first (default: the config's).
+    /// random, the most confident first or left to right (default: the config's).
     #[arg(long)]
     order: Option<RevealOrder>,
 }
