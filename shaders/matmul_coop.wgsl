@@ -3,6 +3,8 @@
 // the sums in f32: the mixed-precision product of matmul.wgsl's half-operand
 // variant, on the hardware built for it. Same parameters, bindings and
 // grid layout as matmul.wgsl, so ops/matmul.rs picks either at run time.
+// matmul_coop_bias also adds a bias row to every row of C in its epilogue
+// (a linear layer's forward in one dispatch, where the fallback takes two).
 //
 // Only compiled where the device has EXPERIMENTAL_COOPERATIVE_MATRIX with a
 // 16×16×16 f16·f16→f32 configuration, subgroups of exactly 32 invocations
@@ -67,6 +69,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;       // (batch, M, K), or (batch, K, M) if TRANS_A
 @group(0) @binding(2) var<storage, read> b: array<vec4<OperandB>>;  // (batch, K, N), or (batch, N, K) if TRANS_B
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;       // (batch, M, N)
+@group(0) @binding(4) var<storage, read> bias: array<f32>;          // (N), matmul_coop_bias only
 
 alias OperandB = f32;   // f16 when B is a weight's half copy
 
@@ -192,6 +195,33 @@ fn matmul_coop(
     @builtin(local_invocation_index) t: u32,
     @builtin(subgroup_id) sg: u32,
 ) {
+    block_product(wid, t, sg);
+}
+
+// The same, then C += bias on every row of the block. Reading the block
+// back right after storing it finds it in cache, and saves the pass over C
+// (and the dispatch) that a separate bias kernel costs.
+@compute @workgroup_size(256)
+fn matmul_coop_bias(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+    @builtin(subgroup_id) sg: u32,
+) {
+    block_product(wid, t, sg);
+    storageBarrier();  // every subgroup's fragments are stored
+    let c_base = p.c_offset + wid.z * p.c_batch_stride;
+    for (var i = t; i < BLOCK * BLOCK; i += THREADS) {
+        let row = wid.y * BLOCK + i / BLOCK;
+        let col = wid.x * BLOCK + i % BLOCK;
+        if (row < p.m && col < p.n) {
+            let at = c_base + row * p.ldc + col;
+            c[at] += bias[col];
+        }
+    }
+}
+
+// This workgroup's 128×128 block of C.
+fn block_product(wid: vec3<u32>, t: u32, sg: u32) {
     let row0 = wid.y * BLOCK;
     let col0 = wid.x * BLOCK;
     let a_base = p.a_offset + wid.z * p.a_batch_stride;

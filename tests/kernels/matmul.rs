@@ -287,3 +287,43 @@ fn tensor_core_selection_and_fallback() {
     let err = matmul(gpu, &ga, &gb, &gc, forced).unwrap_err().to_string();
     assert!(err.contains("needs cooperative matrices"), "{err}");
 }
+
+/// The bias epilogue runs only on the tensor-core kernel: elsewhere
+/// `matmul_bias` records nothing and leaves the bias to the caller (a linear
+/// layer adds it with its own kernel); where it runs, it equals the product
+/// followed by that kernel bitwise. A bias that is not N long is refused.
+#[test]
+fn bias_epilogue_only_on_the_tensor_core_kernel() {
+    use samnet_core::ops::linear::{self, LinearShape};
+    use samnet_core::ops::matmul::matmul_bias;
+    let gpu = gpu();
+    let s = LinearShape {
+        rows: 48,
+        d_in: 40,
+        d_out: 32,
+    };
+    let mut rng = Rng::new(12);
+    let x = upload("x", &[s.rows, s.d_in], &rng.normals(s.rows * s.d_in));
+    let w = upload("w", &[s.d_out, s.d_in], &rng.normals(s.d_out * s.d_in));
+    let bias = upload("bias", &[s.d_out], &rng.normals(s.d_out));
+    let mm = Matmul::new(s.rows, s.d_out, s.d_in)
+        .trans_b()
+        .half_operands(true);
+    let y = zeros("y", &[s.rows, s.d_out]);
+    let short = upload("short", &[s.d_out - 1], &rng.normals(s.d_out - 1));
+    let err = matmul_bias(gpu, (&x, &w, &short, &y), mm).unwrap_err();
+    assert!(err.to_string().contains("must be f32 of N = 32"), "{err}");
+    let fused = matmul_bias(gpu, (&x, &w, &bias, &y), mm).unwrap();
+    let Some(fused) = fused else {
+        assert!(!gpu.cooperative_matmul_passed(false, true));
+        return;
+    };
+    run(vec![fused]);
+    let two_kernels = zeros("y2", &[s.rows, s.d_out]);
+    let unfused = vec![
+        matmul(gpu, &x, &w, &two_kernels, mm).unwrap(),
+        linear::bias_add(gpu, s, &bias, &two_kernels).unwrap(),
+    ];
+    run(unfused);
+    assert_eq!(read(&y), read(&two_kernels));
+}

@@ -5,9 +5,9 @@
 
 use serde::Serialize;
 
-use super::matmul::{Matmul, MatmulKernel, matmul};
+use super::matmul::{Matmul, MatmulKernel, matmul, matmul_bias};
 use super::precision::half_copy;
-use crate::Result;
+use crate::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Shader};
 use crate::reference;
 use crate::rng::Rng;
@@ -77,13 +77,15 @@ pub enum Status {
 }
 
 /// One variant's self-test against the f64 reference (B as f32 and as an
-/// f16 tensor, alpha and beta, a batch of two, partial blocks).
+/// f16 tensor, alpha and beta, a batch of two, partial blocks, the bias
+/// epilogue).
 #[derive(Clone, Debug, Serialize)]
 pub struct VariantCheck {
     pub variant: &'static str,
     pub status: Status,
     pub max_rel_err: Option<f64>,
-    /// The configuration with the largest error (B f32 or B f16).
+    /// The configuration with the largest error (B f32, B f16, or B f16
+    /// with the bias epilogue).
     pub worst_case: Option<&'static str>,
     pub tolerance: f64,
     /// Why it failed, when the kernel did not run at all.
@@ -174,8 +176,20 @@ async fn check_variant(gpu: &Gpu, trans_a: bool, trans_b: bool) -> Result<(f64, 
     let ga = gpu.upload_f32("coop_selftest.a", &[batch * m * k], &to32(&a))?;
     let gb = gpu.upload_f32("coop_selftest.b", &[batch * k * n], &to32(&b))?;
     let gb_half = gpu.zeros("coop_selftest.b_half", &[batch * k * n], DType::F16)?;
+    let bias: Vec<f64> = rng.normals(n);
+    let gbias = gpu.upload_f32("coop_selftest.bias", &[n], &to32(&bias))?;
+    let want_bias: Vec<f64> = want
+        .iter()
+        .enumerate()
+        .map(|(i, w)| w + bias[i % n])
+        .collect();
     let mut worst = (0.0f64, "B f32");
-    for (case, half_b) in [("B f32", false), ("B f16", true)] {
+    let cases = [
+        ("B f32", false, false),
+        ("B f16", true, false),
+        ("B f16, bias", true, true),
+    ];
+    for (case, half_b, with_bias) in cases {
         let gc = gpu.upload_f32("coop_selftest.c", &[batch * m * n], &to32(&c0))?;
         let mut mm = Matmul::new(m, n, k)
             .batch(batch)
@@ -190,10 +204,17 @@ async fn check_variant(gpu: &Gpu, trans_a: bool, trans_b: bool) -> Result<(f64, 
             program.push(half_copy(gpu, &gb, &gb_half)?);
         }
         let operand_b = if half_b { &gb_half } else { &gb };
-        program.push(matmul(gpu, &ga, operand_b, &gc, mm)?);
+        if with_bias {
+            let fused = matmul_bias(gpu, (&ga, operand_b, &gbias, &gc), mm)?;
+            program.push(fused.ok_or_else(|| {
+                Error::Invalid("the tensor-core kernel did not take the bias".into())
+            })?);
+        } else {
+            program.push(matmul(gpu, &ga, operand_b, &gc, mm)?);
+        }
         gpu.run(&[&program])?;
         let got = gpu.read_f32(&gc).await?;
-        let err = crate::selftest::rel_err(&got, &want);
+        let err = crate::selftest::rel_err(&got, if with_bias { &want_bias } else { &want });
         if err > worst.0 || err.is_nan() {
             worst = (err, case);
         }
