@@ -288,10 +288,11 @@ fn tensor_core_selection_and_fallback() {
     assert!(err.contains("needs cooperative matrices"), "{err}");
 }
 
-/// The bias epilogue runs only on the tensor-core kernel: elsewhere
+/// The fused bias runs only on the tensor-core kernel: elsewhere
 /// `matmul_bias` records nothing and leaves the bias to the caller (a linear
-/// layer adds it with its own kernel); where it runs, it equals the product
-/// followed by that kernel bitwise. A bias that is not N long is refused.
+/// layer adds it with its own kernel); where it runs, it matches the
+/// reference as the product followed by that kernel does. A bias that is not
+/// N long, and an alpha other than 1, are refused.
 #[test]
 fn bias_epilogue_only_on_the_tensor_core_kernel() {
     use samnet_core::ops::linear::{self, LinearShape};
@@ -303,9 +304,16 @@ fn bias_epilogue_only_on_the_tensor_core_kernel() {
         d_out: 32,
     };
     let mut rng = Rng::new(12);
-    let x = upload("x", &[s.rows, s.d_in], &rng.normals(s.rows * s.d_in));
-    let w = upload("w", &[s.d_out, s.d_in], &rng.normals(s.d_out * s.d_in));
-    let bias = upload("bias", &[s.d_out], &rng.normals(s.d_out));
+    let (xs, ws, bs) = (
+        rng.normals(s.rows * s.d_in),
+        rng.normals(s.d_out * s.d_in),
+        rng.normals(s.d_out),
+    );
+    let (x, w) = (
+        upload("x", &[s.rows, s.d_in], &xs),
+        upload("w", &[s.d_out, s.d_in], &ws),
+    );
+    let bias = upload("bias", &[s.d_out], &bs);
     let mm = Matmul::new(s.rows, s.d_out, s.d_in)
         .trans_b()
         .half_operands(true);
@@ -313,6 +321,8 @@ fn bias_epilogue_only_on_the_tensor_core_kernel() {
     let short = upload("short", &[s.d_out - 1], &rng.normals(s.d_out - 1));
     let err = matmul_bias(gpu, (&x, &w, &short, &y), mm).unwrap_err();
     assert!(err.to_string().contains("must be f32 of N = 32"), "{err}");
+    let err = matmul_bias(gpu, (&x, &w, &bias, &y), mm.alpha(2.0)).unwrap_err();
+    assert!(err.to_string().contains("alpha must be 1"), "{err}");
     let fused = matmul_bias(gpu, (&x, &w, &bias, &y), mm).unwrap();
     let Some(fused) = fused else {
         assert!(!gpu.cooperative_matmul_passed(false, true));
@@ -325,5 +335,30 @@ fn bias_epilogue_only_on_the_tensor_core_kernel() {
         linear::bias_add(gpu, s, &bias, &two_kernels).unwrap(),
     ];
     run(unfused);
-    assert_eq!(read(&y), read(&two_kernels));
+    let rounded = |v: &[f64]| {
+        v.iter()
+            .map(|&x| reference::round_to_half(x))
+            .collect::<Vec<_>>()
+    };
+    let product = reference::matmul(
+        &rounded(&xs),
+        &rounded(&ws),
+        s.rows,
+        s.d_out,
+        s.d_in,
+        false,
+        true,
+    );
+    let want: Vec<f64> = product
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p + bs[i % s.d_out])
+        .collect();
+    check(
+        "product, then the bias kernel",
+        &read(&two_kernels),
+        &want,
+        TOL_F32,
+    );
+    check("bias in the product", &read(&y), &want, TOL_F32);
 }

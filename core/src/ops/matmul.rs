@@ -180,14 +180,21 @@ pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: Matmul) -> Resu
     record(gpu, &plan, (a, b, c, None), &mm)
 }
 
-/// [`matmul`] plus `bias` (N) added to every row of C, in the product's
-/// epilogue: `Some` where the tensor-core kernel runs, `None` (nothing
-/// recorded) where it does not, and the caller adds the bias itself.
+/// [`matmul`] plus `bias` (N) added to every row of C by the product's
+/// kernel (alpha must be 1): `Some` where the tensor-core kernel runs,
+/// `None` (nothing recorded) where it does not, and the caller adds the
+/// bias itself.
 pub fn matmul_bias(
     gpu: &Gpu,
     (a, b, bias, c): (&Tensor, &Tensor, &Tensor, &Tensor),
     mm: Matmul,
 ) -> Result<Option<Dispatch>> {
+    if mm.alpha != 1.0 {
+        return Err(Error::Invalid(format!(
+            "matmul_bias adds the bias unscaled: alpha must be 1, got {}",
+            mm.alpha
+        )));
+    }
     if bias.dtype() != DType::F32 || bias.len() != mm.n {
         return Err(Error::shape(
             "matmul_bias",

@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use super::matmul::{Matmul, MatmulKernel, matmul, matmul_bias};
 use super::precision::half_copy;
-use crate::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Shader};
 use crate::reference;
 use crate::rng::Rng;
 use crate::shader_file;
+use crate::{Error, Result};
 
 pub const SHADER: Shader = shader_file!("matmul_coop");
 
