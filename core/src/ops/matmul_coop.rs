@@ -159,7 +159,7 @@ async fn check_variant(gpu: &Gpu, trans_a: bool, trans_b: bool) -> Result<(f64, 
     let b: Vec<f64> = rng.normals(batch * k * n);
     let c0: Vec<f64> = rng.normals(batch * m * n);
     let (alpha, beta) = (0.5, 1.0);
-    let mut want = Vec::with_capacity(batch * m * n);
+    let mut products = Vec::with_capacity(batch * m * n);
     let half = |v: &[f64]| {
         v.iter()
             .map(|&x| reference::matmul::round_to_half(x))
@@ -168,20 +168,27 @@ async fn check_variant(gpu: &Gpu, trans_a: bool, trans_b: bool) -> Result<(f64, 
     for i in 0..batch {
         let ai = half(&a[i * m * k..(i + 1) * m * k]);
         let bi = half(&b[i * k * n..(i + 1) * k * n]);
-        let product = reference::matmul::matmul(&ai, &bi, m, n, k, trans_a, trans_b);
-        let ci = &c0[i * m * n..(i + 1) * m * n];
-        want.extend(product.iter().zip(ci).map(|(p, c)| alpha * p + beta * c));
+        products.extend(reference::matmul::matmul(
+            &ai, &bi, m, n, k, trans_a, trans_b,
+        ));
     }
+    let want: Vec<f64> = products
+        .iter()
+        .zip(&c0)
+        .map(|(p, c)| alpha * p + beta * c)
+        .collect();
     let to32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
     let ga = gpu.upload_f32("coop_selftest.a", &[batch * m * k], &to32(&a))?;
     let gb = gpu.upload_f32("coop_selftest.b", &[batch * k * n], &to32(&b))?;
     let gb_half = gpu.zeros("coop_selftest.b_half", &[batch * k * n], DType::F16)?;
     let bias: Vec<f64> = rng.normals(n);
     let gbias = gpu.upload_f32("coop_selftest.bias", &[n], &to32(&bias))?;
-    let want_bias: Vec<f64> = want
+    // The fused bias wants alpha 1.
+    let want_bias: Vec<f64> = products
         .iter()
+        .zip(&c0)
         .enumerate()
-        .map(|(i, w)| w + bias[i % n])
+        .map(|(i, (p, c))| p + beta * c + bias[i % n])
         .collect();
     let mut worst = (0.0f64, "B f32");
     let cases = [
@@ -193,7 +200,7 @@ async fn check_variant(gpu: &Gpu, trans_a: bool, trans_b: bool) -> Result<(f64, 
         let gc = gpu.upload_f32("coop_selftest.c", &[batch * m * n], &to32(&c0))?;
         let mut mm = Matmul::new(m, n, k)
             .batch(batch)
-            .alpha(alpha as f32)
+            .alpha(if with_bias { 1.0 } else { alpha as f32 })
             .accumulate()
             .half_operands(true)
             .kernel(MatmulKernel::Cooperative);
