@@ -3,8 +3,6 @@
 // the sums in f32: the mixed-precision product of matmul.wgsl's half-operand
 // variant, on the hardware built for it. Same parameters, bindings and
 // grid layout as matmul.wgsl, so ops/matmul.rs picks either at run time.
-// matmul_coop_bias also adds a bias row to every row of C (a linear layer's
-// forward in one dispatch, where the fallback takes two).
 //
 // Only compiled where the device has EXPERIMENTAL_COOPERATIVE_MATRIX with a
 // 16×16×16 f16·f16→f32 configuration, subgroups of exactly 32 invocations
@@ -69,7 +67,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;       // (batch, M, K), or (batch, K, M) if TRANS_A
 @group(0) @binding(2) var<storage, read> b: array<vec4<OperandB>>;  // (batch, K, N), or (batch, N, K) if TRANS_B
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;       // (batch, M, N)
-@group(0) @binding(4) var<storage, read> bias: array<f32>;          // (N), matmul_coop_bias only
 
 alias OperandB = f32;   // f16 when B is a weight's half copy
 
@@ -195,46 +192,6 @@ fn matmul_coop(
     @builtin(local_invocation_index) t: u32,
     @builtin(subgroup_id) sg: u32,
 ) {
-    let zero = coop_mat16x16<f32, C>();
-    block_product(wid, t, sg, zero, zero, zero, zero);
-}
-
-// The same with C += bias on every row (alpha is 1): the accumulators start
-// at the bias instead of zero, so the epilogue costs nothing (a pass over
-// the stored block, tried first, took four times the product on an H200).
-@compute @workgroup_size(256)
-fn matmul_coop_bias(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_index) t: u32,
-    @builtin(subgroup_id) sg: u32,
-) {
-    let col = wid.x * BLOCK + (sg % 2u) * 64u;
-    let b0 = bias_fragment(col);
-    let b1 = bias_fragment(col + 16u);
-    let b2 = bias_fragment(col + 32u);
-    let b3 = bias_fragment(col + 48u);
-    block_product(wid, t, sg, b0, b1, b2, b3);
-}
-
-// bias[col..col + 16] on all 16 rows of a fragment: a row-major load whose
-// rows are 0 apart. A fragment beyond N (never stored) reads the last 16.
-fn bias_fragment(col: u32) -> coop_mat16x16<f32, C> {
-    let at = min(col, p.n - 16u);
-    let stride = 0u;
-    return coopLoadT<coop_mat16x16<f32, C>>(&bias[at], stride);
-}
-
-// This workgroup's 128×128 block of C, the accumulators of the subgroup's
-// column fragments j starting at init_j.
-fn block_product(
-    wid: vec3<u32>,
-    t: u32,
-    sg: u32,
-    init0: coop_mat16x16<f32, C>,
-    init1: coop_mat16x16<f32, C>,
-    init2: coop_mat16x16<f32, C>,
-    init3: coop_mat16x16<f32, C>,
-) {
     let row0 = wid.y * BLOCK;
     let col0 = wid.x * BLOCK;
     let a_base = p.a_offset + wid.z * p.a_batch_stride;
@@ -244,14 +201,14 @@ fn block_product(
     let sub_row = (sg / 2u) * 32u;
     let sub_col = (sg % 2u) * 64u;
 
-    var c00 = init0;
-    var c01 = init1;
-    var c02 = init2;
-    var c03 = init3;
-    var c10 = init0;
-    var c11 = init1;
-    var c12 = init2;
-    var c13 = init3;
+    var c00 = coop_mat16x16<f32, C>();
+    var c01 = coop_mat16x16<f32, C>();
+    var c02 = coop_mat16x16<f32, C>();
+    var c03 = coop_mat16x16<f32, C>();
+    var c10 = coop_mat16x16<f32, C>();
+    var c11 = coop_mat16x16<f32, C>();
+    var c12 = coop_mat16x16<f32, C>();
+    var c13 = coop_mat16x16<f32, C>();
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
         workgroupBarrier();  // the previous slice's fragments are all loaded
         // This invocation's quads of the slice: t + THREADS·j, j < QUADS.

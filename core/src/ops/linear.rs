@@ -1,4 +1,4 @@
-use super::matmul::{Matmul, matmul, matmul_bias, matmul_split_k};
+use super::matmul::{Matmul, matmul, matmul_split_k};
 use super::reduce::sum_rows;
 use crate::gpu::{DType, Dispatch, Gpu, Shader, Tensor, grid_1d};
 use crate::{Error, Result, params, shader_file};
@@ -29,16 +29,6 @@ fn check(op: &'static str, s: LinearShape, x: &Tensor, w: &Tensor, y: &Tensor) -
     Ok(())
 }
 
-fn check_bias(s: LinearShape, b: &Tensor, y: &Tensor) -> Result<()> {
-    if b.len() != s.d_out || y.len() != s.rows * s.d_out {
-        return Err(Error::shape(
-            "linear",
-            format!("bias {:?}, y {:?} for {s:?}", b.shape(), y.shape()),
-        ));
-    }
-    Ok(())
-}
-
 /// A layer given its weight's half copy runs in mixed precision: all three
 /// products round their operands to f16.
 fn half_operands(w: &Tensor) -> bool {
@@ -55,28 +45,31 @@ pub fn forward(
     y: &Tensor,
 ) -> Result<Vec<Dispatch>> {
     check("linear", s, x, w, y)?;
-    let mm = Matmul::new(s.rows, s.d_out, s.d_in)
-        .trans_b()
-        .half_operands(half_operands(w));
-    let Some(b) = b else {
-        return Ok(vec![matmul(gpu, x, w, y, mm)?]);
-    };
-    check_bias(s, b, y)?;
-    if let Some(fused) = matmul_bias(gpu, (x, w, b, y), mm)? {
-        return Ok(vec![fused]);
+    let mut out = vec![matmul(
+        gpu,
+        x,
+        w,
+        y,
+        Matmul::new(s.rows, s.d_out, s.d_in)
+            .trans_b()
+            .half_operands(half_operands(w)),
+    )?];
+    if let Some(b) = b {
+        if b.len() != s.d_out {
+            return Err(Error::shape(
+                "linear",
+                format!("bias {:?} for d_out {}", b.shape(), s.d_out),
+            ));
+        }
+        out.push(
+            gpu.call(&SHADER, "bias_add")
+                .params(params![s.rows, s.d_out])
+                .bind(1, b)
+                .bind(2, y)
+                .dispatch(grid_1d((s.rows * s.d_out).div_ceil(256)))?,
+        );
     }
-    Ok(vec![matmul(gpu, x, w, y, mm)?, bias_add(gpu, s, b, y)?])
-}
-
-/// `y += b` on every row: the bias of [`forward`] where the product's
-/// kernel does not add it.
-pub fn bias_add(gpu: &Gpu, s: LinearShape, b: &Tensor, y: &Tensor) -> Result<Dispatch> {
-    check_bias(s, b, y)?;
-    gpu.call(&SHADER, "bias_add")
-        .params(params![s.rows, s.d_out])
-        .bind(1, b)
-        .bind(2, y)
-        .dispatch(grid_1d((s.rows * s.d_out).div_ceil(256)))
+    Ok(out)
 }
 
 /// Where each gradient of a linear layer goes; `accumulate` adds into the

@@ -174,61 +174,7 @@ fn check_fits(
     Ok(())
 }
 
-/// Records [`Matmul`]'s product on the kernel its [`MatmulKernel`] picks.
 pub fn matmul(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: Matmul) -> Result<Dispatch> {
-    let plan = plan(gpu, a, b, c, &mm)?;
-    record(gpu, &plan, (a, b, c, None), &mm)
-}
-
-/// [`matmul`] plus `bias` (N) added to every row of C by the product's
-/// kernel (alpha must be 1): `Some` where the tensor-core kernel runs,
-/// `None` (nothing recorded) where it does not, and the caller adds the
-/// bias itself.
-pub fn matmul_bias(
-    gpu: &Gpu,
-    (a, b, bias, c): (&Tensor, &Tensor, &Tensor, &Tensor),
-    mm: Matmul,
-) -> Result<Option<Dispatch>> {
-    if mm.alpha != 1.0 {
-        return Err(Error::Invalid(format!(
-            "matmul_bias adds the bias unscaled: alpha must be 1, got {}",
-            mm.alpha
-        )));
-    }
-    if bias.dtype() != DType::F32 || bias.len() != mm.n {
-        return Err(Error::shape(
-            "matmul_bias",
-            format!(
-                "bias '{}' {:?} {:?} must be f32 of N = {}",
-                bias.name(),
-                bias.shape(),
-                bias.dtype(),
-                mm.n
-            ),
-        ));
-    }
-    let plan = plan(gpu, a, b, c, &mm)?;
-    if plan.kernel != Kernel::Cooperative {
-        return Ok(None);
-    }
-    record(gpu, &plan, (a, b, c, Some(bias)), &mm).map(Some)
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kernel {
-    Cooperative,
-    Tiled,
-    Simple,
-}
-
-/// The operands' layouts and the kernel that runs the product.
-struct Plan {
-    layouts: [Layout; 3],
-    kernel: Kernel,
-}
-
-/// Checks the operands against the product's shape and picks the kernel.
-fn plan(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: &Matmul) -> Result<Plan> {
     let (la, lb, lc) = (
         mm.a.unwrap_or(mm.dense_a()),
         mm.b.unwrap_or(mm.dense_b()),
@@ -264,15 +210,14 @@ fn plan(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: &Matmul) -> Result<Pl
     check_fits("A", a, la, ar, ac, mm.batch)?;
     check_fits("B", b, lb, br, bc, mm.batch)?;
     check_fits("C", c, lc, mm.m, mm.n, mm.batch)?;
-    let layouts = [la, lb, lc];
     let cooperative = match mm.kernel {
         MatmulKernel::Cooperative => {
-            check_cooperative(gpu, mm, layouts)?;
+            check_cooperative(gpu, &mm, [la, lb, lc])?;
             true
         }
         MatmulKernel::Auto => {
             mm.half_operands
-                && cooperative_fits(mm, layouts)
+                && cooperative_fits(&mm, [la, lb, lc])
                 && gpu.cooperative_matmul_passed(mm.trans_a, mm.trans_b)
         }
         MatmulKernel::Simple | MatmulKernel::Tiled => false,
@@ -282,34 +227,15 @@ fn plan(gpu: &Gpu, a: &Tensor, b: &Tensor, c: &Tensor, mm: &Matmul) -> Result<Pl
         MatmulKernel::Simple | MatmulKernel::Cooperative => false,
         MatmulKernel::Tiled => true,
     };
-    let kernel = if cooperative {
-        Kernel::Cooperative
+    let (shader, entry, tile) = if cooperative {
+        (&matmul_coop::SHADER, "matmul_coop", matmul_coop::BLOCK)
     } else if tiled {
-        Kernel::Tiled
+        (&SHADER, "matmul_tiled", 128)
     } else {
-        Kernel::Simple
-    };
-    Ok(Plan { layouts, kernel })
-}
-
-/// The planned kernel's dispatch; with a bias only on the tensor-core kernel.
-fn record(
-    gpu: &Gpu,
-    plan: &Plan,
-    (a, b, c, bias): (&Tensor, &Tensor, &Tensor, Option<&Tensor>),
-    mm: &Matmul,
-) -> Result<Dispatch> {
-    let [la, lb, lc] = plan.layouts;
-    let (shader, entry, tile) = match (plan.kernel, bias.is_some()) {
-        (Kernel::Cooperative, false) => (&matmul_coop::SHADER, "matmul_coop", matmul_coop::BLOCK),
-        (Kernel::Cooperative, true) => {
-            (&matmul_coop::SHADER, "matmul_coop_bias", matmul_coop::BLOCK)
-        }
-        (Kernel::Tiled, _) => (&SHADER, "matmul_tiled", 128),
-        (Kernel::Simple, _) => (&SHADER, "matmul_simple", 64),
+        (&SHADER, "matmul_simple", 64)
     };
     let mut call = gpu.call(shader, entry);
-    if plan.kernel == Kernel::Cooperative {
+    if cooperative {
         for (name, value) in matmul_coop::transposes(mm.trans_a, mm.trans_b) {
             call = call.constant(name, value);
         }
@@ -325,32 +251,28 @@ fn record(
             call = call.constant(HALF_B.0, HALF_B.1);
         }
     }
-    call = call
-        .params(params![
-            mm.m,
-            mm.n,
-            mm.k,
-            mm.trans_a,
-            mm.trans_b,
-            la.ld,
-            lb.ld,
-            lc.ld,
-            la.offset,
-            lb.offset,
-            lc.offset,
-            la.batch_stride,
-            lb.batch_stride,
-            lc.batch_stride,
-            mm.alpha,
-            mm.beta,
-        ])
-        .bind(1, a)
-        .bind(2, b)
-        .bind(3, c);
-    if let Some(bias) = bias {
-        call = call.bind(4, bias);
-    }
-    call.dispatch([
+    call.params(params![
+        mm.m,
+        mm.n,
+        mm.k,
+        mm.trans_a,
+        mm.trans_b,
+        la.ld,
+        lb.ld,
+        lc.ld,
+        la.offset,
+        lb.offset,
+        lc.offset,
+        la.batch_stride,
+        lb.batch_stride,
+        lc.batch_stride,
+        mm.alpha,
+        mm.beta,
+    ])
+    .bind(1, a)
+    .bind(2, b)
+    .bind(3, c)
+    .dispatch([
         mm.n.div_ceil(tile) as u32,
         mm.m.div_ceil(tile) as u32,
         mm.batch as u32,

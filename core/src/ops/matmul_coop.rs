@@ -5,13 +5,13 @@
 
 use serde::Serialize;
 
-use super::matmul::{Matmul, MatmulKernel, matmul, matmul_bias};
+use super::matmul::{Matmul, MatmulKernel, matmul};
 use super::precision::half_copy;
+use crate::Result;
 use crate::gpu::{DType, Gpu, Program, Shader};
 use crate::reference;
 use crate::rng::Rng;
 use crate::shader_file;
-use crate::{Error, Result};
 
 pub const SHADER: Shader = shader_file!("matmul_coop");
 
@@ -77,15 +77,13 @@ pub enum Status {
 }
 
 /// One variant's self-test against the f64 reference (B as f32 and as an
-/// f16 tensor, alpha and beta, a batch of two, partial blocks, the bias
-/// epilogue).
+/// f16 tensor, alpha and beta, a batch of two, partial blocks).
 #[derive(Clone, Debug, Serialize)]
 pub struct VariantCheck {
     pub variant: &'static str,
     pub status: Status,
     pub max_rel_err: Option<f64>,
-    /// The configuration with the largest error (B f32, B f16, or B f16
-    /// with the bias epilogue).
+    /// The configuration with the largest error (B f32 or B f16).
     pub worst_case: Option<&'static str>,
     pub tolerance: f64,
     /// Why it failed, when the kernel did not run at all.
@@ -159,7 +157,7 @@ async fn check_variant(gpu: &Gpu, trans_a: bool, trans_b: bool) -> Result<(f64, 
     let b: Vec<f64> = rng.normals(batch * k * n);
     let c0: Vec<f64> = rng.normals(batch * m * n);
     let (alpha, beta) = (0.5, 1.0);
-    let mut products = Vec::with_capacity(batch * m * n);
+    let mut want = Vec::with_capacity(batch * m * n);
     let half = |v: &[f64]| {
         v.iter()
             .map(|&x| reference::matmul::round_to_half(x))
@@ -168,39 +166,20 @@ async fn check_variant(gpu: &Gpu, trans_a: bool, trans_b: bool) -> Result<(f64, 
     for i in 0..batch {
         let ai = half(&a[i * m * k..(i + 1) * m * k]);
         let bi = half(&b[i * k * n..(i + 1) * k * n]);
-        products.extend(reference::matmul::matmul(
-            &ai, &bi, m, n, k, trans_a, trans_b,
-        ));
+        let product = reference::matmul::matmul(&ai, &bi, m, n, k, trans_a, trans_b);
+        let ci = &c0[i * m * n..(i + 1) * m * n];
+        want.extend(product.iter().zip(ci).map(|(p, c)| alpha * p + beta * c));
     }
-    let want: Vec<f64> = products
-        .iter()
-        .zip(&c0)
-        .map(|(p, c)| alpha * p + beta * c)
-        .collect();
     let to32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
     let ga = gpu.upload_f32("coop_selftest.a", &[batch * m * k], &to32(&a))?;
     let gb = gpu.upload_f32("coop_selftest.b", &[batch * k * n], &to32(&b))?;
     let gb_half = gpu.zeros("coop_selftest.b_half", &[batch * k * n], DType::F16)?;
-    let bias: Vec<f64> = rng.normals(n);
-    let gbias = gpu.upload_f32("coop_selftest.bias", &[n], &to32(&bias))?;
-    // The fused bias wants alpha 1.
-    let want_bias: Vec<f64> = products
-        .iter()
-        .zip(&c0)
-        .enumerate()
-        .map(|(i, (p, c))| p + beta * c + bias[i % n])
-        .collect();
     let mut worst = (0.0f64, "B f32");
-    let cases = [
-        ("B f32", false, false),
-        ("B f16", true, false),
-        ("B f16, bias", true, true),
-    ];
-    for (case, half_b, with_bias) in cases {
+    for (case, half_b) in [("B f32", false), ("B f16", true)] {
         let gc = gpu.upload_f32("coop_selftest.c", &[batch * m * n], &to32(&c0))?;
         let mut mm = Matmul::new(m, n, k)
             .batch(batch)
-            .alpha(if with_bias { 1.0 } else { alpha as f32 })
+            .alpha(alpha as f32)
             .accumulate()
             .half_operands(true)
             .kernel(MatmulKernel::Cooperative);
@@ -211,17 +190,10 @@ async fn check_variant(gpu: &Gpu, trans_a: bool, trans_b: bool) -> Result<(f64, 
             program.push(half_copy(gpu, &gb, &gb_half)?);
         }
         let operand_b = if half_b { &gb_half } else { &gb };
-        if with_bias {
-            let fused = matmul_bias(gpu, (&ga, operand_b, &gbias, &gc), mm)?;
-            program.push(fused.ok_or_else(|| {
-                Error::Invalid("the tensor-core kernel did not take the bias".into())
-            })?);
-        } else {
-            program.push(matmul(gpu, &ga, operand_b, &gc, mm)?);
-        }
+        program.push(matmul(gpu, &ga, operand_b, &gc, mm)?);
         gpu.run(&[&program])?;
         let got = gpu.read_f32(&gc).await?;
-        let err = crate::selftest::rel_err(&got, if with_bias { &want_bias } else { &want });
+        let err = crate::selftest::rel_err(&got, &want);
         if err > worst.0 || err.is_nan() {
             worst = (err, case);
         }
