@@ -5,7 +5,9 @@
 // sum_rows:  x (groups, rows, cols) -> out (groups, cols), summing over rows.
 //   Stage 1 (sum_rows_partial) sums chunks of ROW_CHUNK rows into
 //   partial (groups, chunks, cols); stage 2 (sum_rows_final) sums the chunks.
-//   This is the backward of broadcasting over rows (bias, per-batch vectors).
+//   With ROW_CHUNK rows or fewer, stage 2 alone sums x itself (chunks = rows).
+//   This is the backward of broadcasting over rows (bias, per-batch vectors)
+//   and the last step of a split-K product.
 // sum_all:   x (n) -> out[out_index] = scale * Σ x  (or Σ x² with square).
 //   Stage 1 (sum_all_partial): workgroup w reduces elements
 //   [w*ALL_CHUNK, (w+1)*ALL_CHUNK) by a fixed tree into partial[w];
@@ -52,23 +54,36 @@ fn sum_rows_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     partial[(g * p.chunks + wid.y) * p.cols + col] = s;
 }
 
-// grid: (ceil(cols / 256), 1, groups)
+// Stage 2 gives each column LANES threads, lane l summing chunks l, l + LANES,
+// …, then adds the lanes in order: a bias gradient has a few hundred
+// columns, too few threads to hide the latency of one long serial sum each.
+const FINAL_COLS: u32 = 32u;
+const LANES: u32 = WG / FINAL_COLS;
+
+// grid: (ceil(cols / FINAL_COLS), 1, groups)
 @compute @workgroup_size(256)
 fn sum_rows_final(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let col = wid.x * WG + lid.x;
-    if (col >= p.cols) {
-        return;
-    }
+    let lane = lid.x / FINAL_COLS;
+    let col = wid.x * FINAL_COLS + lid.x % FINAL_COLS;
     let g = wid.z;
     var s = 0.0;
-    for (var c = 0u; c < p.chunks; c++) {
-        s += partial_in[(g * p.chunks + c) * p.cols + col];
+    if (col < p.cols) {
+        for (var c = lane; c < p.chunks; c += LANES) {
+            s += partial_in[(g * p.chunks + c) * p.cols + col];
+        }
     }
-    let o = g * p.cols + col;
-    if (p.accumulate != 0u) {
-        s += out[o];
+    scratch[lid.x] = s;
+    workgroupBarrier();
+    if (lane == 0u && col < p.cols) {
+        for (var l = 1u; l < LANES; l++) {
+            s += scratch[l * FINAL_COLS + lid.x];
+        }
+        let o = g * p.cols + col;
+        if (p.accumulate != 0u) {
+            s += out[o];
+        }
+        out[o] = s;
     }
-    out[o] = s;
 }
 
 // Fixed-shape tree over the workgroup's 256 values; result in scratch[0].

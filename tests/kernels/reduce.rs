@@ -2,9 +2,16 @@ use samnet_core::ops::reduce::{SumAll, sum_all, sum_rows};
 use samnet_core::reference::linear::sum_rows as ref_sum_rows;
 use samnet_tests::*;
 
+/// Two stages (137 rows) and one (37 and 64 rows: the second stage alone),
+/// columns not a multiple of either stage's workgroup.
 #[test]
 fn sum_rows_over_chunks_and_column_blocks() {
-    let (groups, rows, cols) = (3, 137, 300);
+    for shape in [(3, 137, 300), (2, 37, 45), (1, 64, 33)] {
+        sum_rows_matches_the_reference(shape);
+    }
+}
+
+fn sum_rows_matches_the_reference((groups, rows, cols): (usize, usize, usize)) {
     let mut rng = Rng::new(10);
     let x = rng.normals(groups * rows * cols);
     let prior = rng.normals(groups * cols);
@@ -16,10 +23,15 @@ fn sum_rows_over_chunks_and_column_blocks() {
         .zip(&prior)
         .map(|(s, p)| s + p)
         .collect();
-    check("sum_rows accumulate", &read(&out), &want, TOL_F32);
+    check(
+        &format!("sum_rows accumulate {rows}"),
+        &read(&out),
+        &want,
+        TOL_F32,
+    );
     run(sum_rows(gpu(), &gx, &out, (groups, rows, cols), false).unwrap());
     check(
-        "sum_rows",
+        &format!("sum_rows {rows}"),
         &read(&out),
         &ref_sum_rows(&x, groups, rows, cols),
         TOL_F32,

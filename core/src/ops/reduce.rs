@@ -3,10 +3,12 @@ use crate::{Error, Result, params, shader_file};
 
 pub const SHADER: Shader = shader_file!("reduce");
 const ROW_CHUNK: usize = 64;
+/// Columns per workgroup of the second stage (shaders/reduce.wgsl).
+const FINAL_COLS: usize = 32;
 const ALL_CHUNK: usize = 4096;
 
-/// `out (groups, cols) [+]= Σ_rows x (groups, rows, cols)`, deterministic.
-/// Allocates its scratch once, here.
+/// `out (groups, cols) [+]= Σ_rows x (groups, rows, cols)`, deterministic:
+/// one dispatch for up to 64 rows, else two. Allocates its scratch once, here.
 pub fn sum_rows(
     gpu: &Gpu,
     x: &Tensor,
@@ -24,27 +26,34 @@ pub fn sum_rows(
             ),
         ));
     }
-    let chunks = rows.div_ceil(ROW_CHUNK).max(1);
+    let final_stage = |partial: &Tensor, chunks: usize| {
+        gpu.call(&SHADER, "sum_rows_final")
+            .params(params![
+                groups, rows, cols, chunks, 0u32, 0u32, false, accumulate, 1.0f32
+            ])
+            .bind(3, partial)
+            .bind(4, out)
+            .dispatch([cols.div_ceil(FINAL_COLS) as u32, 1, groups as u32])
+    };
+    if rows <= ROW_CHUNK {
+        // x is already the stage-2 input: rows chunks of one row.
+        return Ok(vec![final_stage(x, rows)?]);
+    }
+    let chunks = rows.div_ceil(ROW_CHUNK);
     let partial = gpu.zeros(
         &format!("{}.sum_rows", x.name()),
         &[groups, chunks, cols],
         DType::F32,
     )?;
-    let words = params![
-        groups, rows, cols, chunks, 0u32, 0u32, false, accumulate, 1.0f32
-    ];
-    let col_groups = cols.div_ceil(256) as u32;
     Ok(vec![
         gpu.call(&SHADER, "sum_rows_partial")
-            .params(words.clone())
+            .params(params![
+                groups, rows, cols, chunks, 0u32, 0u32, false, accumulate, 1.0f32
+            ])
             .bind(1, x)
             .bind(2, &partial)
-            .dispatch([col_groups, chunks as u32, groups as u32])?,
-        gpu.call(&SHADER, "sum_rows_final")
-            .params(words)
-            .bind(3, &partial)
-            .bind(4, out)
-            .dispatch([col_groups, 1, groups as u32])?,
+            .dispatch([cols.div_ceil(256) as u32, chunks as u32, groups as u32])?,
+        final_stage(&partial, chunks)?,
     ])
 }
 
