@@ -26,11 +26,14 @@ pub fn sum_rows(
             ),
         ));
     }
+    let words = |chunks: usize| {
+        params![
+            groups, rows, cols, chunks, 0u32, 0u32, false, accumulate, 1.0f32
+        ]
+    };
     let final_stage = |partial: &Tensor, chunks: usize| {
         gpu.call(&SHADER, "sum_rows_final")
-            .params(params![
-                groups, rows, cols, chunks, 0u32, 0u32, false, accumulate, 1.0f32
-            ])
+            .params(words(chunks))
             .bind(3, partial)
             .bind(4, out)
             .dispatch([cols.div_ceil(FINAL_COLS) as u32, 1, groups as u32])
@@ -47,9 +50,7 @@ pub fn sum_rows(
     )?;
     Ok(vec![
         gpu.call(&SHADER, "sum_rows_partial")
-            .params(params![
-                groups, rows, cols, chunks, 0u32, 0u32, false, accumulate, 1.0f32
-            ])
+            .params(words(chunks))
             .bind(1, x)
             .bind(2, &partial)
             .dispatch([cols.div_ceil(256) as u32, chunks as u32, groups as u32])?,

@@ -195,6 +195,7 @@ impl Steps {
             p.push(axpby(gpu, 1.0, &latent.z_next, 0.0, &latent.z)?);
         }
         let state = [drawn, confidence, &self.frozen, &self.revealed];
+        let ranked = |rank| reveal_ranked(gpu, self.shape.seq, rank, &self.reveal_step, state);
         p.push(match order {
             RevealOrder::Random => reveal(
                 gpu,
@@ -206,20 +207,8 @@ impl Steps {
                 &self.frozen,
                 &self.revealed,
             )?,
-            RevealOrder::Confident => reveal_ranked(
-                gpu,
-                self.shape.seq,
-                Rank::Confidence,
-                &self.reveal_step,
-                state,
-            )?,
-            RevealOrder::Left => reveal_ranked(
-                gpu,
-                self.shape.seq,
-                Rank::Position,
-                &self.reveal_step,
-                state,
-            )?,
+            RevealOrder::Confident => ranked(Rank::Confidence)?,
+            RevealOrder::Left => ranked(Rank::Position)?,
         });
         Ok(p)
     }
