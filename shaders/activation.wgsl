@@ -4,7 +4,9 @@
 // that form is not guaranteed to give 0 there. This one is finite for any x.
 //
 //   silu:    y = x·σ(x);                     dx = dy·σ(x)·(1 + x·(1 − σ(x)))
-//   swiglu:  out = silu(a)·b, [a | b] = h   (h = the fused W1/W3 output, (rows, 2H))
+//   swiglu:  out = silu(a)·b, [a | b] = h + bias   (h = the fused W1/W3
+//            product, (rows, 2H), its bias added here rather than by a pass
+//            of its own over the widest activation of the block)
 //            da = dout·b·silu'(a);  db = dout·silu(a)
 // Grid: grid_1d(ceil(n / 256)), n = elements of the output (rows·H for swiglu).
 
@@ -18,6 +20,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;   // silu: (n); swiglu: (rows, H)
 @group(0) @binding(3) var<storage, read> dy: array<f32>;        // like y
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;  // like x
+@group(0) @binding(5) var<storage, read> bias: array<f32>;      // swiglu: (2H)
 
 fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * 256u + lid.x;
@@ -55,8 +58,10 @@ fn swiglu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     if (i >= p.n) {
         return;
     }
-    let a = (i / p.hidden) * 2u * p.hidden + i % p.hidden;
-    y[i] = x[a] * sigmoid(x[a]) * x[a + p.hidden];
+    let c = i % p.hidden;
+    let at = (i / p.hidden) * 2u * p.hidden + c;
+    let a = x[at] + bias[c];
+    y[i] = a * sigmoid(a) * (x[at + p.hidden] + bias[c + p.hidden]);
 }
 
 @compute @workgroup_size(256)
@@ -65,8 +70,10 @@ fn swiglu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     if (i >= p.n) {
         return;
     }
-    let a = (i / p.hidden) * 2u * p.hidden + i % p.hidden;
+    let c = i % p.hidden;
+    let at = (i / p.hidden) * 2u * p.hidden + c;
+    let a = x[at] + bias[c];
     let g = dy[i];
-    dx[a] = g * x[a + p.hidden] * silu_grad(x[a]);
-    dx[a + p.hidden] = g * x[a] * sigmoid(x[a]);
+    dx[at] = g * (x[at + p.hidden] + bias[c + p.hidden]) * silu_grad(a);
+    dx[at + p.hidden] = g * a * sigmoid(a);
 }

@@ -18,7 +18,7 @@
 //   columns of each slice as 2 + 2 vec4 loads, 64 FMAs per 4 shared loads.
 // Every output is one thread's fixed-order sum: deterministic.
 //
-// Mixed precision (a variant, on adapters with SHADER_F16): `Rounding` = f16
+// Mixed precision (a variant, on adapters with SHADER_F16): `HALF_ROUNDING`
 // rounds every operand to half as it is staged, the way f16 tensor-core
 // inputs are, while products and sums stay f32; `OperandB` = f16 reads B
 // from a weight's half copy. An operand beyond half's range becomes ±inf, so
@@ -51,16 +51,27 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;  // (batch, M, N)
 
 alias OperandB = f32;
-alias Rounding = f32;
-const OPERAND_MAX: f32 = 3.4028234663852886e38;  // f32::MAX exactly (Tint refuses a literal above it); 65504.0 with Rounding = f16
+const HALF_ROUNDING: bool = false;
+const OPERAND_MAX: f32 = 3.4028234663852886e38;  // f32::MAX exactly (Tint refuses a literal above it); 65504.0 with HALF_ROUNDING
 
-// v as the product sees it: rounded to `Rounding`, ±inf beyond its range
-// (WGSL leaves an out-of-range conversion's value undefined).
+// v as the product sees it: with HALF_ROUNDING the nearest half (ties to
+// even), ±inf beyond half's range. The rounding is done on the bits rather
+// than as f32(f16(v)), a round trip that a compiler may fold away (the
+// products then see unrounded operands).
 fn operand(v: f32) -> f32 {
+    if (!HALF_ROUNDING) {
+        return v;
+    }
     if (abs(v) > OPERAND_MAX) {
         return bitcast<f32>((bitcast<u32>(v) & 0x80000000u) | 0x7f800000u);
     }
-    return f32(Rounding(v));
+    if (abs(v) < 6.103515625e-5) {
+        // Half's subnormals: multiples of 2^-24 (exact scalings, `round` ties to even).
+        return round(v * 16777216.0) * 5.9604644775390625e-8;
+    }
+    // Drop 13 of f32's 23 fraction bits, to nearest, ties to even.
+    let bits = bitcast<u32>(v);
+    return bitcast<f32>((bits + 0xfffu + ((bits >> 13u) & 1u)) & 0xffffe000u);
 }
 
 const TILE: u32 = 64u;

@@ -36,26 +36,35 @@ fn silu_forward_backward() {
     );
 }
 
+/// The bias of W1/W3 is added inside the kernel: [a | b] = h + bias.
 #[test]
 fn swiglu_forward_backward() {
     let (rows, hidden) = (37, 67);
     let mut rng = Rng::new(81);
     let h = rng.normals(rows * 2 * hidden);
+    let bias = rng.normals(2 * hidden);
     let dout = rng.normals(rows * hidden);
-    let (gh, gout, gdout, gdh) = (
+    let (gh, gbias, gout, gdout, gdh) = (
         upload("h", &[rows, 2 * hidden], &h),
+        upload("bias", &[2 * hidden], &bias),
         zeros("out", &[rows, hidden]),
         upload("dout", &[rows, hidden], &dout),
         zeros("dh", &[rows, 2 * hidden]),
     );
-    let forward = vec![activation::swiglu_forward(gpu(), hidden, &gh, &gout).unwrap()];
+    let forward = vec![activation::swiglu_forward(gpu(), hidden, (&gh, &gbias), &gout).unwrap()];
     run(forward.clone());
-    let fwd = |v: &[f64]| reference::swiglu(v, hidden);
+    let plus_bias = |v: &[f64]| -> Vec<f64> {
+        v.iter()
+            .enumerate()
+            .map(|(i, x)| x + bias[i % (2 * hidden)])
+            .collect()
+    };
+    let fwd = |v: &[f64]| reference::swiglu(&plus_bias(v), hidden);
     check("swiglu fwd", &read(&gout), &fwd(&h), TOL_F32);
     run(vec![
-        activation::swiglu_backward(gpu(), hidden, &gh, &gdout, &gdh).unwrap(),
+        activation::swiglu_backward(gpu(), hidden, (&gh, &gbias), &gdout, &gdh).unwrap(),
     ]);
-    let want = reference::swiglu_backward(&h, &dout, hidden);
+    let want = reference::swiglu_backward(&plus_bias(&h), &dout, hidden);
     check_backward(
         "swiglu",
         &h,
@@ -66,6 +75,9 @@ fn swiglu_forward_backward() {
         gpu_forward(&gh, &h, &forward, &gout),
         &mut rng,
     );
+    let short = zeros("bias", &[hidden]);
+    let err = activation::swiglu_forward(gpu(), hidden, (&gh, &short), &gout).unwrap_err();
+    assert!(err.to_string().contains("'bias'"), "{err}");
 }
 
 /// `max_i |got_i − want_i| / max(|want_i|, 1)`: relative where the value is
@@ -108,16 +120,17 @@ fn silu_and_swiglu_are_finite_and_exact_at_extremes() {
         &reference::silu_backward(&x, &ones),
     );
 
-    // One row per value: a = x, b = 0.5.
+    // One row per value: a = x, b = 0.5 (a zero bias).
     let h: Vec<f64> = x.iter().flat_map(|&a| [a, 0.5]).collect();
-    let (gh, gout, gdh) = (
+    let (gh, gbias, gout, gdh) = (
         upload("h", &[n, 2], &h),
+        zeros("bias", &[2]),
         zeros("out", &[n, 1]),
         zeros("dh", &[n, 2]),
     );
     run(vec![
-        activation::swiglu_forward(gpu(), 1, &gh, &gout).unwrap(),
-        activation::swiglu_backward(gpu(), 1, &gh, &gones, &gdh).unwrap(),
+        activation::swiglu_forward(gpu(), 1, (&gh, &gbias), &gout).unwrap(),
+        activation::swiglu_backward(gpu(), 1, (&gh, &gbias), &gones, &gdh).unwrap(),
     ]);
     check_elementwise(
         "swiglu extremes fwd",

@@ -1,5 +1,7 @@
-use samnet_core::ops::adaln::{self, ModShape, ShiftScale};
+use samnet_core::ops::adaln::{Gate, ModShape, ModulatedNorm, ShiftScale};
+use samnet_core::ops::norm::NormKind;
 use samnet_core::reference::adaln as reference;
+use samnet_core::reference::norm;
 use samnet_tests::*;
 
 /// B = 3, L = 13, d = 24: shift and scale in the 4th and 5th of six d-wide
@@ -16,6 +18,15 @@ const WIDE: ModShape = ModShape {
     seq: 37,
     d: 40,
     stride: 6 * 40,
+};
+
+/// B = 2, L = 5, d = 150: rows wider than a row kernel's 64 threads, fewer
+/// positions than a column sum's 8 lanes, the final layer's (B, 2d) shape.
+const WIDER: ModShape = ModShape {
+    batch: 2,
+    seq: 5,
+    d: 150,
+    stride: 2 * 150,
 };
 
 /// Asserts that `dmodulation` still holds `sentinel` outside the column
@@ -36,72 +47,158 @@ fn written_blocks(dm: &[f64], s: ModShape, written: &[usize], sentinel: f64) -> 
         .collect()
 }
 
-fn modulate_case(s: ModShape, at: ShiftScale, seed: u64) {
-    let label = format!("modulate B{} L{} d{}", s.batch, s.seq, s.d);
-    let n = s.batch * s.seq * s.d;
+fn normalise(kind: NormKind, h: &[f64], d: usize) -> Vec<f64> {
+    match kind {
+        NormKind::Rms => norm::rmsnorm(h, d, EPS as f64).0,
+        NormKind::Layer => norm::layernorm(h, d, EPS as f64).0,
+    }
+}
+
+fn normalise_backward(kind: NormKind, h: &[f64], dn: &[f64], d: usize) -> Vec<f64> {
+    match kind {
+        NormKind::Rms => norm::rmsnorm_backward(h, dn, d, EPS as f64),
+        NormKind::Layer => norm::layernorm_backward(h, dn, d, EPS as f64),
+    }
+}
+
+const EPS: f32 = 1e-6;
+
+/// The fused kernel against the f64 norm and modulate composed: its
+/// output, saved (μ, rstd), d h (written, then added to what dh held) and
+/// d modulation, both backwards also against central differences.
+fn modulated_norm_case(s: ModShape, at: ShiftScale, kind: NormKind, seed: u64) {
+    let label = format!("{kind:?} modulated norm B{} L{} d{}", s.batch, s.seq, s.d);
+    let op = ModulatedNorm {
+        shape: s,
+        kind,
+        eps: EPS,
+        at,
+    };
+    let (rows, d) = (s.batch * s.seq, s.d);
+    let n = rows * d;
     let mut rng = Rng::new(seed);
-    let (m, x, dy) = (
+    let h: Vec<f64> = rng.normals(n).iter().map(|v| 0.5 + 2.0 * v).collect();
+    let (m, dout, prior) = (
         rng.normals(s.batch * s.stride),
         rng.normals(n),
         rng.normals(n),
     );
-    let (gm, gx, gy) = (
+    let (gm, gh, gout, gstats) = (
         upload("mod", &[s.batch, s.stride], &m),
-        upload("x", &[n], &x),
-        zeros("y", &[n]),
+        upload("h", &[rows, d], &h),
+        zeros("out", &[rows, d]),
+        zeros("stats", &[rows, 2]),
     );
-    let forward = vec![adaln::modulate_forward(gpu(), s, at, &gm, &gx, &gy).unwrap()];
+    let forward = vec![op.forward(gpu(), &gm, &gh, &gout, &gstats).unwrap()];
     run(forward.clone());
-    let fwd_x = |v: &[f64]| reference::modulate(&m, v, s.seq, s.d, s.stride, at.shift, at.scale);
-    let fwd_m = |v: &[f64]| reference::modulate(v, &x, s.seq, s.d, s.stride, at.shift, at.scale);
-    check(&format!("{label} fwd"), &read(&gy), &fwd_x(&x), TOL_F32);
+    let modulate =
+        |m: &[f64], n: &[f64]| reference::modulate(m, n, s.seq, d, s.stride, at.shift, at.scale);
+    let fwd_h = |v: &[f64]| modulate(&m, &normalise(kind, v, d));
+    let fwd_m = |v: &[f64]| modulate(v, &normalise(kind, &h, d));
+    check(&format!("{label} fwd"), &read(&gout), &fwd_h(&h), TOL_F32);
+    let want_stats: Vec<f64> = match kind {
+        NormKind::Rms => norm::rmsnorm(&h, d, EPS as f64)
+            .1
+            .iter()
+            .flat_map(|&r| [0.0, r])
+            .collect(),
+        NormKind::Layer => {
+            let (_, mean, rstd) = norm::layernorm(&h, d, EPS as f64);
+            mean.iter()
+                .zip(&rstd)
+                .flat_map(|(&mu, &r)| [mu, r])
+                .collect()
+        }
+    };
+    check(
+        &format!("{label} stats"),
+        &read(&gstats),
+        &want_stats,
+        TOL_F32,
+    );
 
-    let (want_dx, want_dm) =
-        reference::modulate_backward(&m, &x, &dy, s.seq, s.d, s.stride, at.shift, at.scale);
-    let (gdy, gdx) = (upload("dy", &[n], &dy), zeros("dx", &[n]));
+    let normalised = normalise(kind, &h, d);
+    let (want_dn, want_dm) = reference::modulate_backward(
+        &m,
+        &normalised,
+        &dout,
+        s.seq,
+        d,
+        s.stride,
+        at.shift,
+        at.scale,
+    );
+    let want_dh = normalise_backward(kind, &h, &want_dn, d);
+    let (gdout, gdh) = (
+        upload("dout", &[rows, d], &dout),
+        upload("dh", &[rows, d], &prior),
+    );
     let gdm = upload("dmod", &[s.batch, s.stride], &vec![7.0; s.batch * s.stride]);
-    run(adaln::modulate_backward(gpu(), s, at, &gm, &gx, &gdy, &gdx, &gdm).unwrap());
+    let backward = |accumulate| {
+        op.backward(gpu(), (&gm, &gdm), (&gh, &gstats), &gdout, &gdh, accumulate)
+            .unwrap()
+    };
+    run(backward(true));
+    let accumulated: Vec<f64> = want_dh.iter().zip(&prior).map(|(a, b)| a + b).collect();
+    check(
+        &format!("{label} dh accumulated"),
+        &read(&gdh),
+        &accumulated,
+        TOL_F32,
+    );
+    run(backward(false));
     let got_dm = written_blocks(&read(&gdm), s, &[at.shift, at.scale], 7.0);
     check_backward(
-        &format!("{label} dx"),
-        &x,
-        &dy,
-        &want_dx,
-        &read(&gdx),
-        fwd_x,
-        gpu_forward(&gx, &x, &forward, &gy),
+        &format!("{label} dh"),
+        &h,
+        &dout,
+        &want_dh,
+        &read(&gdh),
+        fwd_h,
+        gpu_forward(&gh, &h, &forward, &gout),
         &mut rng,
     );
     check_backward(
         &format!("{label} dmod"),
         &m,
-        &dy,
+        &dout,
         &want_dm,
         &got_dm,
         fwd_m,
-        gpu_forward(&gm, &m, &forward, &gy),
+        gpu_forward(&gm, &m, &forward, &gout),
         &mut rng,
     );
 }
 
 #[test]
-fn modulate_forward_and_backward() {
+fn modulated_norm_forward_and_backward() {
     let d = SMALL.d;
     let at = ShiftScale {
         shift: 3 * d,
         scale: 4 * d,
     };
-    modulate_case(SMALL, at, 70);
+    modulated_norm_case(SMALL, at, NormKind::Rms, 70);
+    modulated_norm_case(SMALL, at, NormKind::Layer, 74);
     let d = WIDE.d;
     let at = ShiftScale {
         shift: 4 * d,
         scale: d,
     };
-    modulate_case(WIDE, at, 72);
+    modulated_norm_case(WIDE, at, NormKind::Rms, 72);
+    modulated_norm_case(WIDE, at, NormKind::Layer, 75);
+    let at = ShiftScale {
+        shift: 0,
+        scale: WIDER.d,
+    };
+    modulated_norm_case(WIDER, at, NormKind::Rms, 77);
+    modulated_norm_case(WIDER, at, NormKind::Layer, 78);
 }
 
-fn gate_case(s: ModShape, gate: usize, seed: u64) {
-    let label = format!("gate B{} L{} d{}", s.batch, s.seq, s.d);
+/// h_out = h_in + gate·(y + bias), with and without the bias, against the
+/// f64 reference; both backwards also against central differences.
+fn gate_case(s: ModShape, offset: usize, with_bias: bool, seed: u64) {
+    let label = format!("gate B{} L{} d{} bias {with_bias}", s.batch, s.seq, s.d);
+    let gate = Gate { shape: s, offset };
     let n = s.batch * s.seq * s.d;
     let mut rng = Rng::new(seed);
     let (m, y, h, dh) = (
@@ -110,33 +207,51 @@ fn gate_case(s: ModShape, gate: usize, seed: u64) {
         rng.normals(n),
         rng.normals(n),
     );
-    let (gm, gy, gh) = (
+    let bias = if with_bias {
+        rng.normals(s.d)
+    } else {
+        vec![0.0; s.d]
+    };
+    let (gm, gy, gh, gout, gbias) = (
         upload("mod", &[s.batch, s.stride], &m),
         upload("y", &[n], &y),
         upload("h", &[n], &h),
+        zeros("h_out", &[n]),
+        upload("bias", &[s.d], &bias),
     );
-    let forward = vec![adaln::gate_forward(gpu(), s, gate, &gm, &gy, &gh).unwrap()];
+    let gbias = with_bias.then_some(&gbias);
+    let forward = vec![
+        gate.forward(gpu(), &gm, (&gy, gbias), (&gh, &gout))
+            .unwrap(),
+    ];
     run(forward.clone());
-    let fwd_y = |v: &[f64]| reference::gate(&m, v, &h, s.seq, s.d, s.stride, gate);
-    let fwd_m = |v: &[f64]| reference::gate(v, &y, &h, s.seq, s.d, s.stride, gate);
-    check(&format!("{label} fwd"), &read(&gh), &fwd_y(&y), TOL_F32);
+    let plus_bias = |v: &[f64]| -> Vec<f64> {
+        v.iter()
+            .enumerate()
+            .map(|(i, x)| x + bias[i % s.d])
+            .collect()
+    };
+    let fwd_y = |v: &[f64]| reference::gate(&m, &plus_bias(v), &h, s.seq, s.d, s.stride, offset);
+    let fwd_m = |v: &[f64]| reference::gate(v, &plus_bias(&y), &h, s.seq, s.d, s.stride, offset);
+    check(&format!("{label} fwd"), &read(&gout), &fwd_y(&y), TOL_F32);
+    assert_eq!(
+        read(&gh),
+        h.iter().map(|&v| v as f32 as f64).collect::<Vec<_>>(),
+        "{label}: h_in was written"
+    );
 
-    let (want_dy, want_dm) = reference::gate_backward(&m, &y, &dh, s.seq, s.d, s.stride, gate);
+    let (want_dy, want_dm) =
+        reference::gate_backward(&m, &plus_bias(&y), &dh, s.seq, s.d, s.stride, offset);
     let (gdh, gdy, gdm) = (
         upload("dh", &[n], &dh),
         zeros("dy", &[n]),
         upload("dmod", &[s.batch, s.stride], &vec![7.0; s.batch * s.stride]),
     );
-    run(adaln::gate_backward(gpu(), s, gate, &gm, &gy, &gdh, &gdy, &gdm).unwrap());
-    let got_dm = written_blocks(&read(&gdm), s, &[gate], 7.0);
-    // The forward updates h in place, so the GPU forward restarts from h each time.
-    let gpu_fwd = |input: &samnet_core::gpu::Tensor, original: &[f64], values: &[f64]| {
-        write(&gh, &h);
-        write(input, values);
-        run(forward.clone());
-        write(input, original);
-        read(&gh)
-    };
+    run(vec![
+        gate.backward(gpu(), (&gm, &gdm), (&gy, gbias), &gdh, &gdy)
+            .unwrap(),
+    ]);
+    let got_dm = written_blocks(&read(&gdm), s, &[offset], 7.0);
     check_backward(
         &format!("{label} dy"),
         &y,
@@ -144,7 +259,7 @@ fn gate_case(s: ModShape, gate: usize, seed: u64) {
         &want_dy,
         &read(&gdy),
         fwd_y,
-        |v| gpu_fwd(&gy, &y, v),
+        gpu_forward(&gy, &y, &forward, &gout),
         &mut rng,
     );
     check_backward(
@@ -154,15 +269,17 @@ fn gate_case(s: ModShape, gate: usize, seed: u64) {
         &want_dm,
         &got_dm,
         fwd_m,
-        |v| gpu_fwd(&gm, &m, v),
+        gpu_forward(&gm, &m, &forward, &gout),
         &mut rng,
     );
 }
 
 #[test]
 fn gate_forward_and_backward() {
-    gate_case(SMALL, 5 * SMALL.d, 71);
-    gate_case(WIDE, 2 * WIDE.d, 73);
+    gate_case(SMALL, 5 * SMALL.d, true, 71);
+    gate_case(WIDE, 2 * WIDE.d, false, 73);
+    gate_case(WIDE, 2 * WIDE.d, true, 76);
+    gate_case(WIDER, WIDER.d, true, 79);
 }
 
 #[test]
@@ -173,11 +290,29 @@ fn offsets_outside_the_stride_are_rejected() {
         d: 4,
         stride: 8,
     };
-    let at = ShiftScale { shift: 0, scale: 6 };
-    let (m, x, y) = (
+    let op = ModulatedNorm {
+        shape: s,
+        kind: NormKind::Rms,
+        eps: EPS,
+        at: ShiftScale { shift: 0, scale: 6 },
+    };
+    let (m, h, out, stats) = (
         zeros("mod", &[1, 8]),
-        zeros("x", &[2, 4]),
-        zeros("y", &[2, 4]),
+        zeros("h", &[2, 4]),
+        zeros("out", &[2, 4]),
+        zeros("stats", &[2, 2]),
     );
-    assert!(adaln::modulate_forward(gpu(), s, at, &m, &x, &y).is_err());
+    assert!(op.forward(gpu(), &m, &h, &out, &stats).is_err());
+    let gate = Gate {
+        shape: s,
+        offset: 5,
+    };
+    assert!(gate.forward(gpu(), &m, (&h, None), (&h, &out)).is_err());
+    let wrong_stats = zeros("stats", &[2]);
+    let op = ModulatedNorm {
+        at: ShiftScale { shift: 0, scale: 4 },
+        ..op
+    };
+    let err = op.forward(gpu(), &m, &h, &out, &wrong_stats).unwrap_err();
+    assert!(err.to_string().contains("'stats'"), "{err}");
 }

@@ -41,29 +41,53 @@ pub fn silu_backward(gpu: &Gpu, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<
         .dispatch(grid_1d(x.len().div_ceil(256)))
 }
 
-/// `out = silu(a)·b` for `h = [a | b]` (rows, 2·hidden) → out (rows, hidden).
-pub fn swiglu_forward(gpu: &Gpu, hidden: usize, h: &Tensor, out: &Tensor) -> Result<Dispatch> {
+fn check_bias(op: &'static str, hidden: usize, bias: &Tensor) -> Result<()> {
+    if bias.len() != 2 * hidden {
+        return Err(Error::shape(
+            op,
+            format!(
+                "bias '{}' {:?} for hidden {hidden}: want (2·hidden)",
+                bias.name(),
+                bias.shape()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `out = silu(a)·b` for `[a | b] = h + bias`, h (rows, 2·hidden) → out (rows, hidden).
+pub fn swiglu_forward(
+    gpu: &Gpu,
+    hidden: usize,
+    (h, bias): (&Tensor, &Tensor),
+    out: &Tensor,
+) -> Result<Dispatch> {
     same("swiglu", h, out, 2)?;
+    check_bias("swiglu", hidden, bias)?;
     gpu.call(&SHADER, "swiglu_forward")
         .params(params![out.len(), hidden])
         .bind(1, h)
         .bind(2, out)
+        .bind(5, bias)
         .dispatch(grid_1d(out.len().div_ceil(256)))
 }
 
-/// `dh = [dout·b·silu'(a) | dout·silu(a)]`.
+/// `dh = [dout·b·silu'(a) | dout·silu(a)]` (also the bias's gradient
+/// before its sum over rows).
 pub fn swiglu_backward(
     gpu: &Gpu,
     hidden: usize,
-    h: &Tensor,
+    (h, bias): (&Tensor, &Tensor),
     dout: &Tensor,
     dh: &Tensor,
 ) -> Result<Dispatch> {
     same("swiglu backward", h, dout, 2)?;
     same("swiglu backward", dh, dout, 2)?;
+    check_bias("swiglu backward", hidden, bias)?;
     gpu.call(&SHADER, "swiglu_backward")
         .params(params![dout.len(), hidden])
         .bind(1, h)
+        .bind(5, bias)
         .bind(3, dout)
         .bind(4, dh)
         .dispatch(grid_1d(dout.len().div_ceil(256)))

@@ -17,7 +17,8 @@ pub struct Layout {
 
 /// The compile-time switches of the half-operand (mixed-precision) variant,
 /// and the one more that reads B from an f16 tensor.
-pub const HALF_OPERANDS: [(&str, &str); 2] = [("Rounding", "f16"), ("OPERAND_MAX", "65504.0")];
+pub const HALF_OPERANDS: [(&str, &str); 2] =
+    [("HALF_ROUNDING", "true"), ("OPERAND_MAX", "65504.0")];
 pub const HALF_B: (&str, &str) = ("OperandB", "f16");
 
 /// Which version of the kernel runs (see shaders/matmul.wgsl and

@@ -8,7 +8,7 @@ use crate::Result;
 use crate::config::HeadKind;
 use crate::gpu::{Program, Tensor};
 use crate::ops::activation::{swiglu_backward, swiglu_forward};
-use crate::ops::adaln::{self, ModShape, ShiftScale};
+use crate::ops::adaln::{Gate, ModShape, ShiftScale};
 use crate::ops::attention::AttnShape;
 use crate::ops::attention_linear::LinearAttention;
 use crate::ops::attention_softmax::{SoftmaxAttention, Span};
@@ -116,27 +116,45 @@ impl HeadGroup {
     }
 }
 
-/// A residual branch's end: h_out = h_in + g · dropout(y), g a column block
-/// of the modulation.
+/// A residual branch's end: h_out = h_in + g · dropout(x·Wᵀ + b) for the
+/// branch's output layer, g a column block of the modulation. Without
+/// dropout the gate kernel adds the bias (one pass over y fewer).
 struct GatedBranch {
-    /// (B·L, d) the branch's output.
+    /// The output layer's name.
+    layer: String,
+    /// Its (d_in, d_out).
+    dims: (usize, usize),
+    /// (B·L, d) its product x·Wᵀ, plus b with dropout.
     y: Tensor,
     /// (B·L, d) y after dropout (training with dropout only).
     dropped: Option<Tensor>,
-    gate: usize,
+    gate: Gate,
     stream: u32,
 }
 
 impl GatedBranch {
-    fn new(r: &Recorder, name: &str, gate: usize, stream: u32) -> Result<Self> {
+    fn new(r: &Recorder, layer: String, d_in: usize, gate: usize, stream: u32) -> Result<Self> {
         let shape = [r.rows, r.d];
         let dropout = r.options.dropout && r.config.model.dropout > 0.0;
         Ok(GatedBranch {
-            y: r.zeros(name, &shape)?,
-            dropped: r.zeros_if(dropout, &format!("{name}_dropped"), &shape)?,
-            gate,
+            y: r.zeros(&format!("{layer}.y"), &shape)?,
+            dropped: r.zeros_if(dropout, &format!("{layer}.dropped"), &shape)?,
+            layer,
+            dims: (d_in, r.d),
+            gate: Gate {
+                shape: mod_shape(r),
+                offset: gate,
+            },
             stream,
         })
+    }
+
+    /// What the gate multiplies: y after dropout, or y and the bias it lacks.
+    fn gated<'a>(&'a self, r: &'a Recorder) -> (&'a Tensor, Option<&'a Tensor>) {
+        match &self.dropped {
+            Some(t) => (t, None),
+            None => (&self.y, Some(r.bias(&self.layer))),
+        }
     }
 
     fn forward(
@@ -144,11 +162,13 @@ impl GatedBranch {
         r: &Recorder,
         inputs: &Inputs,
         modulation: &Tensor,
+        x: &Tensor,
         (h_in, h_out): (&Tensor, &Tensor),
         p: &mut Program,
     ) -> Result<()> {
         let gpu = r.gpu;
         if let Some(t) = &self.dropped {
+            r.linear(p, r.rows, self.dims, x, &self.layer, &self.y)?;
             let rate = r.config.model.dropout;
             p.push(dropout_forward(
                 gpu,
@@ -158,41 +178,34 @@ impl GatedBranch {
                 &self.y,
                 t,
             )?);
+        } else {
+            r.linear_product(p, r.rows, self.dims, x, &self.layer, &self.y)?;
         }
-        p.push(axpby(gpu, 1.0, h_in, 0.0, h_out)?);
-        let y = self.dropped.as_ref().unwrap_or(&self.y);
-        p.push(adaln::gate_forward(
-            gpu,
-            mod_shape(r),
-            self.gate,
-            modulation,
-            y,
-            h_out,
-        )?);
+        p.push(
+            self.gate
+                .forward(gpu, modulation, self.gated(r), (h_in, h_out))?,
+        );
         Ok(())
     }
 
-    /// From `bp.dh`: `bp.d_a` takes d y (before dropout), `bp.d_mod` the gate's part.
+    /// From `bp.dh` (left as it is: the skip path's part): the gate's part
+    /// of `bp.d_mod`, the output layer's gradients, and d x into `dx`
+    /// (overwritten); `bp.d_a` and `bp.d_b` are scratch.
     fn backward(
         &self,
         r: &Recorder,
         inputs: &Inputs,
         bp: &Backprop,
         modulation: &Tensor,
+        (x, dx): (&Tensor, &Tensor),
         p: &mut Program,
     ) -> Result<()> {
         let gpu = r.gpu;
-        let y = self.dropped.as_ref().unwrap_or(&self.y);
-        p.push_all(adaln::gate_backward(
-            gpu,
-            mod_shape(r),
-            self.gate,
-            modulation,
-            y,
-            &bp.dh,
-            &bp.d_a,
-            &bp.d_mod,
-        )?);
+        let modulations = (modulation, &bp.d_mod);
+        p.push(
+            self.gate
+                .backward(gpu, modulations, self.gated(r), &bp.dh, &bp.d_a)?,
+        );
         if self.dropped.is_some() {
             let rate = r.config.model.dropout;
             let key = &inputs.rng_key;
@@ -206,7 +219,8 @@ impl GatedBranch {
             )?);
             p.push(axpby(gpu, 1.0, &bp.d_b, 0.0, &bp.d_a)?);
         }
-        Ok(())
+        let dx = Some((dx, false));
+        bp.linear(r, p, r.rows, self.dims, x, &self.layer, &bp.d_a, dx)
     }
 }
 
@@ -230,7 +244,8 @@ pub(super) struct Block {
     /// (B·L, d) the residual stream between the branches.
     h_mid: Tensor,
     ffn_norm: ModulatedNorm,
-    /// (B·L, 2·hidden) W1 x and W3 x side by side.
+    /// (B·L, 2·hidden) W1 x and W3 x side by side, before their bias (the
+    /// SwiGLU kernel adds it).
     f13: Tensor,
     /// (B·L, hidden) silu(W1 x) ⊙ W3 x.
     sw: Tensor,
@@ -254,12 +269,12 @@ impl Block {
             attn_norm: ModulatedNorm::new(r, &n("norm1"), ms, attn_at)?,
             qkv: r.zeros(&n("qkv"), &[rows, 3 * d])?,
             att: r.zeros(&n("att"), &[rows, d])?,
-            attn: GatedBranch::new(r, &n("o"), 2 * d, dropout_stream(layer, 0))?,
+            attn: GatedBranch::new(r, n("attn.out"), d, 2 * d, dropout_stream(layer, 0))?,
             h_mid: r.zeros(&n("h_mid"), &[rows, d])?,
             ffn_norm: ModulatedNorm::new(r, &n("norm2"), ms, ffn_at)?,
             f13: r.zeros(&n("f13"), &[rows, 2 * r.hidden])?,
             sw: r.zeros(&n("sw"), &[rows, r.hidden])?,
-            ffn: GatedBranch::new(r, &n("f"), 5 * d, dropout_stream(layer, 1))?,
+            ffn: GatedBranch::new(r, n("ffn.w2"), r.hidden, 5 * d, dropout_stream(layer, 1))?,
             heads: HeadGroup::all(r, layer)?,
         })
     }
@@ -279,24 +294,24 @@ impl Block {
     ) -> Result<()> {
         let (b, rows, d, hidden) = (r.options.batch, r.rows, r.d, r.hidden);
         let n = |s: &str| self.name(s);
-        r.linear(p, b, (d, 6 * d), cs, &n("adaln"), &self.modulation)?;
-        self.attn_norm.forward(r, &self.modulation, h_in, p)?;
+        let modulation = &self.modulation;
+        r.linear(p, b, (d, 6 * d), cs, &n("adaln"), modulation)?;
+        self.attn_norm.forward(r, modulation, h_in, p)?;
         let m1 = &self.attn_norm.out;
         r.linear(p, rows, (d, 3 * d), m1, &n("attn.qkv"), &self.qkv)?;
         for g in &self.heads {
             g.forward(r, &self.qkv, &self.att, p)?;
         }
-        r.linear(p, rows, (d, d), &self.att, &n("attn.out"), &self.attn.y)?;
         let h_mid = &self.h_mid;
         self.attn
-            .forward(r, inputs, &self.modulation, (h_in, h_mid), p)?;
-        self.ffn_norm.forward(r, &self.modulation, h_mid, p)?;
-        let m2 = &self.ffn_norm.out;
-        r.linear(p, rows, (d, 2 * hidden), m2, &n("ffn.w13"), &self.f13)?;
-        p.push(swiglu_forward(r.gpu, hidden, &self.f13, &self.sw)?);
-        r.linear(p, rows, (hidden, d), &self.sw, &n("ffn.w2"), &self.ffn.y)?;
+            .forward(r, inputs, modulation, &self.att, (h_in, h_mid), p)?;
+        self.ffn_norm.forward(r, modulation, h_mid, p)?;
+        let (m2, w13) = (&self.ffn_norm.out, n("ffn.w13"));
+        r.linear_product(p, rows, (d, 2 * hidden), m2, &w13, &self.f13)?;
+        let f13 = (&self.f13, r.bias(&w13));
+        p.push(swiglu_forward(r.gpu, hidden, f13, &self.sw)?);
         self.ffn
-            .forward(r, inputs, &self.modulation, (h_mid, h_out), p)
+            .forward(r, inputs, modulation, &self.sw, (h_mid, h_out), p)
     }
 
     /// From d h_out in `bp.dh` to d h_in in `bp.dh`; adds into `bp.d_cs`.
@@ -311,56 +326,26 @@ impl Block {
         let (b, rows, d, hidden) = (r.options.batch, r.rows, r.d, r.hidden);
         let n = |s: &str| self.name(s);
         let modulation = &self.modulation;
-        self.ffn.backward(r, inputs, bp, modulation, p)?;
-        let d_sw = Some((&bp.d_sw, false));
-        bp.linear(
-            r,
-            p,
-            rows,
-            (hidden, d),
-            &self.sw,
-            &n("ffn.w2"),
-            &bp.d_a,
-            d_sw,
-        )?;
-        p.push(swiglu_backward(
-            r.gpu, hidden, &self.f13, &bp.d_sw, &bp.d_f13,
-        )?);
+        let modulations = (modulation, &bp.d_mod);
+        self.ffn
+            .backward(r, inputs, bp, modulation, (&self.sw, &bp.d_sw), p)?;
+        let (w13, d_f13) = (n("ffn.w13"), &bp.d_f13);
+        let f13 = (&self.f13, r.bias(&w13));
+        p.push(swiglu_backward(r.gpu, hidden, f13, &bp.d_sw, d_f13)?);
         let (m2, d_a) = (&self.ffn_norm.out, Some((&bp.d_a, false)));
-        bp.linear(
-            r,
-            p,
-            rows,
-            (d, 2 * hidden),
-            m2,
-            &n("ffn.w13"),
-            &bp.d_f13,
-            d_a,
-        )?;
-        let d_mod = &bp.d_mod;
+        bp.linear(r, p, rows, (d, 2 * hidden), m2, &w13, d_f13, d_a)?;
         self.ffn_norm
-            .backward(r, bp, (modulation, d_mod), &self.h_mid, true, p)?;
+            .backward(r, bp, modulations, &self.h_mid, true, p)?;
 
-        self.attn.backward(r, inputs, bp, modulation, p)?;
-        let d_att = Some((&bp.d_b, false));
-        bp.linear(
-            r,
-            p,
-            rows,
-            (d, d),
-            &self.att,
-            &n("attn.out"),
-            &bp.d_a,
-            d_att,
-        )?;
+        self.attn
+            .backward(r, inputs, bp, modulation, (&self.att, &bp.d_b), p)?;
         for g in &self.heads {
             g.backward(r, (&self.qkv, &self.att), &bp.d_b, &bp.d_qkv, p)?;
         }
         let (m1, d_a) = (&self.attn_norm.out, Some((&bp.d_a, false)));
         bp.linear(r, p, rows, (d, 3 * d), m1, &n("attn.qkv"), &bp.d_qkv, d_a)?;
-        self.attn_norm
-            .backward(r, bp, (modulation, d_mod), h_in, true, p)?;
+        self.attn_norm.backward(r, bp, modulations, h_in, true, p)?;
         let d_cs = Some((&bp.d_cs, true));
-        bp.linear(r, p, b, (d, 6 * d), cs, &n("adaln"), d_mod, d_cs)
+        bp.linear(r, p, b, (d, 6 * d), cs, &n("adaln"), &bp.d_mod, d_cs)
     }
 }

@@ -3,13 +3,12 @@
 //! scratch the layers hand each other ([`Backprop`]).
 
 use crate::Result;
-use crate::config::{Config, DiffusionKind, NormKind};
+use crate::config::{Config, DiffusionKind};
 use crate::gpu::{DType, Gpu, Packed, Program, Tensor};
 use crate::model::Model;
 use crate::ops::adaln::{self, ModShape, ShiftScale};
 use crate::ops::diffusion::SeqShape;
 use crate::ops::linear::{self, LinearGrads, LinearShape};
-use crate::ops::norm::{self, NormShape};
 use crate::ops::rope::RopeTables;
 use crate::ops::timestep;
 
@@ -117,14 +116,6 @@ impl<'a> Recorder<'a> {
         on.then(|| self.zeros(name, shape)).transpose()
     }
 
-    pub fn norm_shape(&self) -> NormShape {
-        NormShape {
-            rows: self.rows,
-            cols: self.d,
-            eps: self.config.model.norm_eps,
-        }
-    }
-
     /// The (B, L, e) diffused vectors of a whole batch (z0, eps, x_t).
     pub fn embed_shape(&self) -> SeqShape {
         SeqShape {
@@ -160,54 +151,67 @@ impl<'a> Recorder<'a> {
         name: &str,
         y: &Tensor,
     ) -> Result<()> {
-        let (w, bias) = (
-            self.w(&format!("{name}.weight")),
-            self.p(&format!("{name}.bias")),
-        );
         let shape = LinearShape { rows, d_in, d_out };
-        p.push_all(linear::forward(self.gpu, shape, x, w, Some(bias), y)?);
+        self.linear_with(p, shape, (x, name), Some(self.bias(name)), y)
+    }
+
+    /// `y = x·Wᵀ` for the linear layer `name`: the kernel that reads y adds
+    /// the bias, saving a pass over y.
+    pub fn linear_product(
+        &self,
+        p: &mut Program,
+        rows: usize,
+        (d_in, d_out): (usize, usize),
+        x: &Tensor,
+        name: &str,
+        y: &Tensor,
+    ) -> Result<()> {
+        let shape = LinearShape { rows, d_in, d_out };
+        self.linear_with(p, shape, (x, name), None, y)
+    }
+
+    fn linear_with(
+        &self,
+        p: &mut Program,
+        shape: LinearShape,
+        (x, name): (&Tensor, &str),
+        bias: Option<&Tensor>,
+        y: &Tensor,
+    ) -> Result<()> {
+        let w = self.w(&format!("{name}.weight"));
+        p.push_all(linear::forward(self.gpu, shape, x, w, bias, y)?);
         Ok(())
     }
-}
 
-/// A normalisation's output and saved statistics.
-pub(super) struct Norm {
-    pub y: Tensor,
-    pub mean: Option<Tensor>,
-    pub rstd: Tensor,
-}
-
-impl Norm {
-    pub fn new(r: &Recorder, name: &str) -> Result<Self> {
-        let shape = [r.rows, r.d];
-        Ok(Norm {
-            y: r.zeros(&format!("{name}.y"), &shape)?,
-            mean: r.zeros_if(
-                r.config.model.norm == NormKind::Layer,
-                &format!("{name}.mean"),
-                &[r.rows],
-            )?,
-            rstd: r.zeros(&format!("{name}.rstd"), &[r.rows])?,
-        })
+    /// The bias of the linear layer `name`.
+    pub fn bias(&self, name: &str) -> &Tensor {
+        self.p(&format!("{name}.bias"))
     }
 }
 
 /// `out = norm(h) · (1 + scale) + shift`, shift and scale read from a
-/// modulation tensor: the AdaLN prologue of every branch and of the final layer.
+/// modulation tensor: the AdaLN prologue of every branch and of the final
+/// layer, one kernel each way.
 pub(super) struct ModulatedNorm {
-    pub norm: Norm,
+    op: adaln::ModulatedNorm,
+    /// (B·L, 2) each row's (μ, rstd).
+    stats: Tensor,
+    /// (B·L, d).
     pub out: Tensor,
-    shape: ModShape,
-    at: ShiftScale,
 }
 
 impl ModulatedNorm {
     pub fn new(r: &Recorder, name: &str, shape: ModShape, at: ShiftScale) -> Result<Self> {
+        let m = &r.config.model;
         Ok(ModulatedNorm {
-            norm: Norm::new(r, &format!("{name}.norm"))?,
+            op: adaln::ModulatedNorm {
+                shape,
+                kind: m.norm,
+                eps: m.norm_eps,
+                at,
+            },
+            stats: r.zeros(&format!("{name}.stats"), &[r.rows, 2])?,
             out: r.zeros(&format!("{name}.out"), &[r.rows, r.d])?,
-            shape,
-            at,
         })
     }
 
@@ -218,52 +222,29 @@ impl ModulatedNorm {
         h: &Tensor,
         p: &mut Program,
     ) -> Result<()> {
-        let n = &self.norm;
-        p.push(norm::forward(
-            r.gpu,
-            r.config.model.norm,
-            r.norm_shape(),
-            h,
-            &n.y,
-            n.mean.as_ref(),
-            &n.rstd,
-        )?);
-        p.push(adaln::modulate_forward(
-            r.gpu, self.shape, self.at, modulation, &n.y, &self.out,
-        )?);
+        p.push(
+            self.op
+                .forward(r.gpu, modulation, h, &self.out, &self.stats)?,
+        );
         Ok(())
     }
 
-    /// From d out in `bp.d_a`: dh gets d h (overwritten or accumulated),
-    /// d modulation the shift and scale's part; `bp.d_b` is scratch.
+    /// From d out in `bp.d_a`: `bp.dh` gets d h (overwritten or
+    /// accumulated), d modulation the shift and scale's part.
     pub fn backward(
         &self,
         r: &Recorder,
         bp: &Backprop,
-        (modulation, d_modulation): (&Tensor, &Tensor),
+        modulations: (&Tensor, &Tensor),
         h: &Tensor,
         accumulate_dh: bool,
         p: &mut Program,
     ) -> Result<()> {
-        let n = &self.norm;
-        p.push_all(adaln::modulate_backward(
+        p.push_all(self.op.backward(
             r.gpu,
-            self.shape,
-            self.at,
-            modulation,
-            &n.y,
+            modulations,
+            (h, &self.stats),
             &bp.d_a,
-            &bp.d_b,
-            d_modulation,
-        )?);
-        p.push(norm::backward(
-            r.gpu,
-            r.config.model.norm,
-            r.norm_shape(),
-            h,
-            n.mean.as_ref(),
-            &n.rstd,
-            &bp.d_b,
             &bp.dh,
             accumulate_dh,
         )?);
