@@ -9,6 +9,13 @@
 //            of its own over the widest activation of the block)
 //            da = dout·b·silu'(a);  db = dout·silu(a)
 // Grid: grid_1d(ceil(n / 256)), n = elements of the output (rows·H for swiglu).
+//
+// `Elem` is f32 as written; where the row (n for silu, H for swiglu) is a
+// multiple of 4 the runtime compiles it as vec4<f32>: every invocation then
+// takes four neighbouring columns in 16-byte loads and stores (these passes
+// are bandwidth-bound), and n and H count quads.
+
+alias Elem = f32;
 
 struct Params {
     n: u32,
@@ -16,22 +23,22 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;         // silu: (n); swiglu: h (rows, 2H)
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;   // silu: (n); swiglu: (rows, H)
-@group(0) @binding(3) var<storage, read> dy: array<f32>;        // like y
-@group(0) @binding(4) var<storage, read_write> dx: array<f32>;  // like x
-@group(0) @binding(5) var<storage, read> bias: array<f32>;      // swiglu: (2H)
+@group(0) @binding(1) var<storage, read> x: array<Elem>;         // silu: (n); swiglu: h (rows, 2H)
+@group(0) @binding(2) var<storage, read_write> y: array<Elem>;   // silu: (n); swiglu: (rows, H)
+@group(0) @binding(3) var<storage, read> dy: array<Elem>;        // like y
+@group(0) @binding(4) var<storage, read_write> dx: array<Elem>;  // like x
+@group(0) @binding(5) var<storage, read> bias: array<Elem>;      // swiglu: (2H)
 
 fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * 256u + lid.x;
 }
 
-fn sigmoid(v: f32) -> f32 {
+fn sigmoid(v: Elem) -> Elem {
     let e = exp(-abs(v));
-    return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0);
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= Elem(0.0));
 }
 
-fn silu_grad(v: f32) -> f32 {
+fn silu_grad(v: Elem) -> Elem {
     let s = sigmoid(v);
     return s * (1.0 + v * (1.0 - s));
 }

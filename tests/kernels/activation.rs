@@ -2,10 +2,15 @@ use samnet_core::ops::activation;
 use samnet_core::reference::activation as reference;
 use samnet_tests::*;
 
+/// n 1001 runs an element an invocation, n 1000 four (quads).
 #[test]
 fn silu_forward_backward() {
-    let n = 1001;
-    let mut rng = Rng::new(80);
+    silu_case(1001, 80);
+    silu_case(1000, 83);
+}
+
+fn silu_case(n: usize, seed: u64) {
+    let mut rng = Rng::new(seed);
     let x: Vec<f64> = rng.normals(n).iter().map(|v| 3.0 * v).collect();
     let dy = rng.normals(n);
     let (gx, gy, gdy, gdx) = (
@@ -36,11 +41,16 @@ fn silu_forward_backward() {
     );
 }
 
-/// The bias of W1/W3 is added inside the kernel: [a | b] = h + bias.
+/// The bias of W1/W3 is added inside the kernel: [a | b] = h + bias. H 67
+/// runs a column an invocation, H 44 four (quads).
 #[test]
 fn swiglu_forward_backward() {
-    let (rows, hidden) = (37, 67);
-    let mut rng = Rng::new(81);
+    swiglu_case(37, 67, 81);
+    swiglu_case(29, 44, 82);
+}
+
+fn swiglu_case(rows: usize, hidden: usize, seed: u64) {
+    let mut rng = Rng::new(seed);
     let h = rng.normals(rows * 2 * hidden);
     let bias = rng.normals(2 * hidden);
     let dout = rng.normals(rows * hidden);
@@ -60,13 +70,18 @@ fn swiglu_forward_backward() {
             .collect()
     };
     let fwd = |v: &[f64]| reference::swiglu(&plus_bias(v), hidden);
-    check("swiglu fwd", &read(&gout), &fwd(&h), TOL_F32);
+    check(
+        &format!("swiglu {hidden} fwd"),
+        &read(&gout),
+        &fwd(&h),
+        TOL_F32,
+    );
     run(vec![
         activation::swiglu_backward(gpu(), hidden, (&gh, &gbias), &gdout, &gdh).unwrap(),
     ]);
     let want = reference::swiglu_backward(&plus_bias(&h), &dout, hidden);
     check_backward(
-        "swiglu",
+        &format!("swiglu {hidden}"),
         &h,
         &dout,
         &want,

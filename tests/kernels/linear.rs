@@ -2,14 +2,23 @@ use samnet_core::ops::linear::{self, LinearGrads, LinearShape};
 use samnet_core::reference::linear as reference;
 use samnet_tests::*;
 
+/// d_out 67 adds the bias one column an invocation, 44 four (quads).
 #[test]
 fn forward_and_backward_with_bias() {
-    let s = LinearShape {
-        rows: 37,
-        d_in: 24,
-        d_out: 67,
-    };
-    let mut rng = Rng::new(30);
+    for (d_out, seed) in [(67, 30), (44, 31)] {
+        case(
+            LinearShape {
+                rows: 37,
+                d_in: 24,
+                d_out,
+            },
+            seed,
+        );
+    }
+}
+
+fn case(s: LinearShape, seed: u64) {
+    let mut rng = Rng::new(seed);
     let x = rng.normals(s.rows * s.d_in);
     let w = rng.normals(s.d_out * s.d_in);
     let b = rng.normals(s.d_out);

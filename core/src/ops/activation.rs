@@ -1,4 +1,4 @@
-use crate::gpu::{Dispatch, Gpu, Shader, Tensor, grid_1d};
+use crate::gpu::{Dispatch, Gpu, KernelCall, Shader, Tensor, grid_1d};
 use crate::{Error, Result, params, shader_file};
 
 pub const SHADER: Shader = shader_file!("activation");
@@ -19,26 +19,41 @@ fn same(op: &'static str, a: &Tensor, b: &Tensor, ratio: usize) -> Result<()> {
     Ok(())
 }
 
+/// The kernel `entry` over `n` outputs in rows of `width`: in quads (four
+/// columns an invocation, 16-byte accesses) where `width` allows.
+fn call<'a>(gpu: &'a Gpu, entry: &'a str, n: usize, width: usize) -> KernelCall<'a> {
+    let call = gpu.call(&SHADER, entry);
+    if width % 4 == 0 {
+        call.constant("Elem", "vec4<f32>")
+            .params(params![n / 4, width / 4])
+    } else {
+        call.params(params![n, width])
+    }
+}
+
+fn grid(n: usize, width: usize) -> [u32; 3] {
+    let per_invocation = if width % 4 == 0 { 4 } else { 1 };
+    grid_1d((n / per_invocation).div_ceil(256))
+}
+
 /// `y = x·σ(x)`.
 pub fn silu_forward(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
     same("silu", x, y, 1)?;
-    gpu.call(&SHADER, "silu_forward")
-        .params(params![x.len(), 0u32])
+    call(gpu, "silu_forward", x.len(), x.len())
         .bind(1, x)
         .bind(2, y)
-        .dispatch(grid_1d(x.len().div_ceil(256)))
+        .dispatch(grid(x.len(), x.len()))
 }
 
 /// `dx = dy·silu'(x)`.
 pub fn silu_backward(gpu: &Gpu, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Dispatch> {
     same("silu backward", x, dy, 1)?;
     same("silu backward", x, dx, 1)?;
-    gpu.call(&SHADER, "silu_backward")
-        .params(params![x.len(), 0u32])
+    call(gpu, "silu_backward", x.len(), x.len())
         .bind(1, x)
         .bind(3, dy)
         .bind(4, dx)
-        .dispatch(grid_1d(x.len().div_ceil(256)))
+        .dispatch(grid(x.len(), x.len()))
 }
 
 fn check_bias(op: &'static str, hidden: usize, bias: &Tensor) -> Result<()> {
@@ -64,12 +79,11 @@ pub fn swiglu_forward(
 ) -> Result<Dispatch> {
     same("swiglu", h, out, 2)?;
     check_bias("swiglu", hidden, bias)?;
-    gpu.call(&SHADER, "swiglu_forward")
-        .params(params![out.len(), hidden])
+    call(gpu, "swiglu_forward", out.len(), hidden)
         .bind(1, h)
         .bind(2, out)
         .bind(5, bias)
-        .dispatch(grid_1d(out.len().div_ceil(256)))
+        .dispatch(grid(out.len(), hidden))
 }
 
 /// `dh = [dout·b·silu'(a) | dout·silu(a)]` (also the bias's gradient
@@ -84,11 +98,10 @@ pub fn swiglu_backward(
     same("swiglu backward", h, dout, 2)?;
     same("swiglu backward", dh, dout, 2)?;
     check_bias("swiglu backward", hidden, bias)?;
-    gpu.call(&SHADER, "swiglu_backward")
-        .params(params![dout.len(), hidden])
+    call(gpu, "swiglu_backward", dout.len(), hidden)
         .bind(1, h)
         .bind(5, bias)
         .bind(3, dout)
         .bind(4, dh)
-        .dispatch(grid_1d(dout.len().div_ceil(256)))
+        .dispatch(grid(dout.len(), hidden))
 }

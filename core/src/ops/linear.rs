@@ -61,12 +61,18 @@ pub fn forward(
                 format!("bias {:?} for d_out {}", b.shape(), s.d_out),
             ));
         }
+        let (call, quad) = match s.d_out % 4 {
+            0 => (
+                gpu.call(&SHADER, "bias_add").constant("Elem", "vec4<f32>"),
+                4,
+            ),
+            _ => (gpu.call(&SHADER, "bias_add"), 1),
+        };
         out.push(
-            gpu.call(&SHADER, "bias_add")
-                .params(params![s.rows, s.d_out])
+            call.params(params![s.rows, s.d_out / quad])
                 .bind(1, b)
                 .bind(2, y)
-                .dispatch(grid_1d((s.rows * s.d_out).div_ceil(256)))?,
+                .dispatch(grid_1d((s.rows * s.d_out / quad).div_ceil(256)))?,
         );
     }
     Ok(out)
