@@ -23,7 +23,7 @@ fn same(op: &'static str, a: &Tensor, b: &Tensor, ratio: usize) -> Result<()> {
 /// columns an invocation, 16-byte accesses) where `width` allows.
 fn call<'a>(gpu: &'a Gpu, entry: &'a str, n: usize, width: usize) -> KernelCall<'a> {
     let call = gpu.call(&SHADER, entry);
-    if width % 4 == 0 {
+    if width.is_multiple_of(4) {
         call.constant("Elem", "vec4<f32>")
             .params(params![n / 4, width / 4])
     } else {
@@ -32,7 +32,7 @@ fn call<'a>(gpu: &'a Gpu, entry: &'a str, n: usize, width: usize) -> KernelCall<
 }
 
 fn grid(n: usize, width: usize) -> [u32; 3] {
-    let per_invocation = if width % 4 == 0 { 4 } else { 1 };
+    let per_invocation = if width.is_multiple_of(4) { 4 } else { 1 };
     grid_1d((n / per_invocation).div_ceil(256))
 }
 
