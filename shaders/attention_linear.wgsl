@@ -213,28 +213,43 @@ fn linear_row_grads(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     row_grads[idx * 2u + 1u] = -dout_out / den;
 }
 
-// One thread per (b, i, h, a): dq. Grid: grid_1d(ceil(B·L·head_count·dh / 256)).
+// The per-position gradient kernels: a workgroup per (POSITIONS positions,
+// h, b) stages the (b, h) state transposed, tile_t[e·dh + a] = M[a, e], so
+// that the threads of one position, one per a, read neighbouring words of
+// it (read from memory, each thread would walk its own row: a cache line
+// per thread per step). WG / HEAD_DIM_MAX positions run side by side.
+const POSITIONS: u32 = 64u;
+var<workgroup> tile_t: array<f32, HEAD_DIM_MAX * HEAD_DIM_MAX>;
+
+// Positions of this workgroup's chunk, and the sum order over e, are those
+// of a thread per (b, i, h, a): the results do not depend on the layout.
+// dq. Grid: (ceil(L / POSITIONS), head_count, B).
 @compute @workgroup_size(256)
-fn linear_query_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn linear_query_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let dh = p.head_dim;
-    let idx = (wid.y * nwg.x + wid.x) * WG + lid.x;
-    if (idx >= p.batch * p.seq * p.head_count * dh) {
+    let b = wid.z;
+    let h = wid.y;
+    let base = (b * p.head_count + h) * dh;
+    for (var t = lid.x; t < dh * dh; t += WG) {
+        tile_t[t] = saved_state[(base + t % dh) * dh + t / dh];
+    }
+    workgroupBarrier();
+    let a = lid.x % HEAD_DIM_MAX;
+    if (a >= dh) {
         return;
     }
-    let a = idx % dh;
-    let h = (idx / dh) % p.head_count;
-    let row = idx / (dh * p.head_count);
-    let b = row / p.seq;
-    let i = row % p.seq;
-    let base = (b * p.head_count + h) * dh;
-    let rg = ((b * p.head_count + h) * p.seq + i) * 2u;
-    let den = row_grads[rg];
-    var g = saved_z[base + a] * row_grads[rg + 1u];
-    for (var e = 0u; e < dh; e++) {
-        g += saved_state[(base + a) * dh + e] * dout[out_at(b, i, h, e)] / den;
+    let z_a = saved_z[base + a];
+    let end = min(p.seq, (wid.x + 1u) * POSITIONS);
+    for (var i = wid.x * POSITIONS + lid.x / HEAD_DIM_MAX; i < end; i += WG / HEAD_DIM_MAX) {
+        let rg = ((b * p.head_count + h) * p.seq + i) * 2u;
+        let den = row_grads[rg];
+        var g = z_a * row_grads[rg + 1u];
+        for (var e = 0u; e < dh; e++) {
+            g += tile_t[e * dh + a] * dout[out_at(b, i, h, e)] / den;
+        }
+        let q = qkv[at(b, i, 0u, h, a)];
+        dqkv[at(b, i, 0u, h, a)] = g * phi_grad(q);
     }
-    let q = qkv[at(b, i, 0u, h, a)];
-    dqkv[at(b, i, 0u, h, a)] = g * phi_grad(q);
 }
 
 // dS and dz, one workgroup per (b, h), like linear_state with phi(q) and
@@ -270,28 +285,34 @@ fn linear_state_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
     store_state(b, h, lid.x, &acc, z);
 }
 
-// One thread per (b, j, h, c): dk and dv. Grid: grid_1d(ceil(B·L·head_count·dh / 256)).
+// dk and dv (dS staged transposed for dk; dv reads dS by columns, which
+// neighbouring threads share). Grid: (ceil(L / POSITIONS), head_count, B).
 @compute @workgroup_size(256)
-fn linear_key_value_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn linear_key_value_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let dh = p.head_dim;
-    let idx = (wid.y * nwg.x + wid.x) * WG + lid.x;
-    if (idx >= p.batch * p.seq * p.head_count * dh) {
-        return;
-    }
-    let c = idx % dh;
-    let h = (idx / dh) % p.head_count;
-    let row = idx / (dh * p.head_count);
-    let b = row / p.seq;
-    let j = row % p.seq;
+    let b = wid.z;
+    let h = wid.y;
     let base = (b * p.head_count + h) * dh;
     // dS and dz were written into `state` / `norm_z` by linear_state_grad.
-    var dk = norm_z[base + c];
-    var dv = 0.0;
-    for (var e = 0u; e < dh; e++) {
-        dk += state[(base + c) * dh + e] * qkv[at(b, j, 2u, h, e)];
-        dv += state[(base + e) * dh + c] * phi(qkv[at(b, j, 1u, h, e)]);
+    for (var t = lid.x; t < dh * dh; t += WG) {
+        tile_t[t] = state[(base + t % dh) * dh + t / dh];
     }
-    let k = qkv[at(b, j, 1u, h, c)];
-    dqkv[at(b, j, 1u, h, c)] = dk * phi_grad(k);
-    dqkv[at(b, j, 2u, h, c)] = dv;
+    workgroupBarrier();
+    let c = lid.x % HEAD_DIM_MAX;
+    if (c >= dh) {
+        return;
+    }
+    let dz_c = norm_z[base + c];
+    let end = min(p.seq, (wid.x + 1u) * POSITIONS);
+    for (var j = wid.x * POSITIONS + lid.x / HEAD_DIM_MAX; j < end; j += WG / HEAD_DIM_MAX) {
+        var dk = dz_c;
+        var dv = 0.0;
+        for (var e = 0u; e < dh; e++) {
+            dk += tile_t[e * dh + c] * qkv[at(b, j, 2u, h, e)];
+            dv += state[(base + e) * dh + c] * phi(qkv[at(b, j, 1u, h, e)]);
+        }
+        let k = qkv[at(b, j, 1u, h, c)];
+        dqkv[at(b, j, 1u, h, c)] = dk * phi_grad(k);
+        dqkv[at(b, j, 2u, h, c)] = dv;
+    }
 }

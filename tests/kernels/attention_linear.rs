@@ -6,9 +6,13 @@ use samnet_tests::*;
 
 /// The kernels handle heads 1..n_heads, so head 0's columns must stay as they were.
 fn shape(n_heads: usize, head_dim: usize) -> AttnShape {
+    shape_of(37, n_heads, head_dim)
+}
+
+fn shape_of(seq: usize, n_heads: usize, head_dim: usize) -> AttnShape {
     AttnShape {
         batch: 2,
-        seq: 37,
+        seq,
         n_heads,
         head_dim,
         head_start: 1,
@@ -35,12 +39,15 @@ fn head0_columns(len: usize, width: usize, s: AttnShape) -> Vec<usize> {
 fn linear_attention_forward_and_backward() {
     // Each register capacity (16, 32, 64), head_dims that are not a multiple
     // of 4 (a partial quad), and (4, 64): the model's d = 256 with the
-    // largest head_dim the kernels take.
-    for (n_heads, head_dim) in [(3, 7), (3, 12), (3, 22), (3, 32), (2, 45), (4, 64)] {
-        let s = shape(n_heads, head_dim);
+    // largest head_dim the kernels take; 37 positions, and 150 for the
+    // gradient kernels' chunks of 64 (the last one partial).
+    let cases = [(3, 7), (3, 12), (3, 22), (3, 32), (2, 45), (4, 64)]
+        .map(|(n_heads, head_dim)| shape(n_heads, head_dim));
+    for s in cases.into_iter().chain([shape_of(150, 3, 22)]) {
+        let head_dim = s.head_dim;
         let (rows, d) = (s.batch * s.seq, s.d_model());
-        let label = format!("linear attention dh={head_dim}");
-        let mut rng = Rng::new(120 + head_dim as u64);
+        let label = format!("linear attention L={} dh={head_dim}", s.seq);
+        let mut rng = Rng::new(120 + (head_dim + s.seq) as u64);
         let qkv = rng.normals(rows * 3 * d);
         let dout = rng.normals(rows * d);
         let eps = 1e-6;

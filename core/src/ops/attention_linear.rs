@@ -55,6 +55,16 @@ impl LinearAttention {
         grid_1d((s.batch * s.seq * s.head_count * s.head_dim).div_ceil(256))
     }
 
+    /// The gradient kernels' workgroups: 64 positions of one (b, h) each.
+    fn per_position_chunk(&self) -> [u32; 3] {
+        let s = self.shape;
+        [
+            s.seq.div_ceil(64) as u32,
+            s.head_count as u32,
+            s.batch as u32,
+        ]
+    }
+
     /// Writes the handled heads' columns of `out` (B·L, d).
     pub fn forward(&self, gpu: &Gpu, qkv: &Tensor, out: &Tensor) -> Result<Vec<Dispatch>> {
         let s = self.shape;
@@ -102,7 +112,7 @@ impl LinearAttention {
                 .bind(7, dqkv)
                 .bind(8, &self.state)
                 .bind(9, &self.z)
-                .dispatch(self.per_element())?,
+                .dispatch(self.per_position_chunk())?,
             self.call(gpu, "linear_state_grad")
                 .bind(1, qkv)
                 .bind(2, &self.dstate)
@@ -115,7 +125,7 @@ impl LinearAttention {
                 .bind(2, &self.dstate)
                 .bind(3, &self.dz)
                 .bind(7, dqkv)
-                .dispatch(self.per_element())?,
+                .dispatch(self.per_position_chunk())?,
         ])
     }
 }
