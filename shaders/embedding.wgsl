@@ -19,15 +19,18 @@
 // `accumulate` adds into dtable instead of overwriting it: the table is tied
 // to the output logits, whose matmul backward writes its gradient first.
 //
-// The Rust side runs the backward in passes of at most 32,768 rows, the
-// later passes accumulating: llvmpipe (the CI adapter) silently ends every
-// loop of a shader invocation once they have run 65,535 iterations in total,
-// and a thread here loops about once per row of its token plus 9 times per
-// chunk.
+// Rows are cut into segments that run side by side (the grid's z), each
+// gathering into its own rows of a (V, segments, d) scratch tensor, which
+// sum_rows then adds in segment order: with few tokens (characters) a single
+// segment would leave V·⌈d/256⌉ workgroups, each walking every row. The
+// Rust side keeps segments to at most 32,768 rows: llvmpipe (the CI
+// adapter) silently ends every loop of a shader invocation once they have
+// run 65,535 iterations in total, and a thread here loops about once per row
+// of its token plus 9 times per chunk. One segment writes dtable directly.
 
 struct Params {
-    rows: u32,        // forward: all rows; backward: the rows of this pass
-    first_row: u32,   // backward: where this pass starts
+    rows: u32,
+    segment_rows: u32, // backward: rows per segment
     vocab: u32,
     d: u32,
     scale: f32,
@@ -39,7 +42,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> table: array<f32>;        // (V, d)
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;    // (rows, d)
 @group(0) @binding(4) var<storage, read> dout: array<f32>;         // (rows, d)
-@group(0) @binding(5) var<storage, read_write> dtable: array<f32>; // (V, d)
+@group(0) @binding(5) var<storage, read_write> dtable: array<f32>; // (V, d), or (V, segments, d) partial sums
 
 const WG: u32 = 256u;
 
@@ -61,8 +64,8 @@ fn embed_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 var<workgroup> prefix: array<u32, 256>;
 var<workgroup> matched: array<u32, 256>;
 
-// One workgroup per (token, block of 256 columns), one pass of rows.
-// Grid: grid_1d(V · ceil(d / 256)).
+// One workgroup per (token, block of 256 columns, segment of rows).
+// Grid: grid_1d(V · ceil(d / 256)) in x and y, segments in z.
 @compute @workgroup_size(256)
 fn embed_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let col_blocks = (p.d + WG - 1u) / WG;
@@ -72,9 +75,10 @@ fn embed_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         return;
     }
     let c = (w % col_blocks) * WG + lid.x;
-    let end = p.first_row + p.rows;
+    let first = wid.z * p.segment_rows;
+    let end = min(first + p.segment_rows, p.rows);
     var sum = 0.0;
-    for (var start = p.first_row; start < end; start += WG) {
+    for (var start = first; start < end; start += WG) {
         let r = start + lid.x;
         let hit = r < end && tokens[r] == v;
         prefix[lid.x] = select(0u, 1u, hit);
@@ -103,7 +107,7 @@ fn embed_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         workgroupBarrier();
     }
     if (c < p.d) {
-        let i = v * p.d + c;
+        let i = (v * nwg.z + wid.z) * p.d + c;
         var g = p.scale * sum;
         if (p.accumulate != 0u) {
             g += dtable[i];

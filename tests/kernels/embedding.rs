@@ -1,4 +1,4 @@
-use samnet_core::ops::embedding;
+use samnet_core::ops::embedding::{self, EmbeddingBackward};
 use samnet_core::reference::embedding as reference;
 use samnet_tests::*;
 
@@ -27,7 +27,13 @@ fn check_shape(rows: usize, vocab: usize, d: usize, seed: u64) {
         upload("dout", &[rows, d], &dout),
         upload("dtable", &[vocab, d], &prior),
     );
-    run(embedding::backward(gpu(), &gtok, &gdout, scale as f32, &gdt, true).unwrap());
+    let backward = EmbeddingBackward::new(gpu(), (rows, vocab, d), "embedding").unwrap();
+    let record = |accumulate| {
+        backward
+            .record(gpu(), &gtok, &gdout, scale as f32, &gdt, accumulate)
+            .unwrap()
+    };
+    run(record(true));
     let accumulated: Vec<f64> = want.iter().zip(&prior).map(|(a, b)| a + b).collect();
     check(
         &format!("{label} bwd accumulate"),
@@ -36,7 +42,7 @@ fn check_shape(rows: usize, vocab: usize, d: usize, seed: u64) {
         TOL_F32,
     );
     // Overwrite: rows of tokens that never occur must become zero, not keep `prior`.
-    let overwrite = embedding::backward(gpu(), &gtok, &gdout, scale as f32, &gdt, false).unwrap();
+    let overwrite = record(false);
     run(overwrite.clone());
     let got = read(&gdt);
     run(overwrite);
@@ -57,6 +63,8 @@ fn check_shape(rows: usize, vocab: usize, d: usize, seed: u64) {
     );
 }
 
+/// The backward's row segments: 5 of 256 rows for 1037 × 65, one for 37 ×
+/// 300, 2 (and two column blocks) for 300 × 67 × 300, one for 4100 tokens.
 #[test]
 fn gather_and_scatter_add_match_the_reference() {
     check_shape(1037, 65, 24, 90);
@@ -69,8 +77,8 @@ fn gather_and_scatter_add_match_the_reference() {
 #[test]
 fn more_than_65535_rows_fold_the_grid() {
     // rows·d / 256 = 66,000 workgroups in the forward: the grid folds; the
-    // backward runs in three passes of rows (32,768 + 32,768 + 464). Token 0
-    // takes 98% of the rows, near the longest loop a backward thread can run.
+    // backward runs 52 segments of rows side by side. Token 0 takes 98% of
+    // the rows.
     let (rows, vocab, d, scale) = (66_000, 7, 256, 1.5);
     let mut rng = Rng::new(94);
     let tokens: Vec<u32> = (0..rows)
@@ -92,7 +100,12 @@ fn more_than_65535_rows_fold_the_grid() {
         zeros("dtable", &[vocab, d]),
     );
     let mut program = vec![embedding::forward(gpu(), &gtok, &gtab, scale as f32, &gout).unwrap()];
-    program.extend(embedding::backward(gpu(), &gtok, &gdout, scale as f32, &gdt, false).unwrap());
+    let backward = EmbeddingBackward::new(gpu(), (rows, vocab, d), "embedding").unwrap();
+    program.extend(
+        backward
+            .record(gpu(), &gtok, &gdout, scale as f32, &gdt, false)
+            .unwrap(),
+    );
     run(program);
     check(
         "embedding 66000 rows fwd",
@@ -124,6 +137,23 @@ fn out_of_range_tokens_read_nothing() {
     );
     // In the backward such rows match no token.
     let (gdout, gdt) = (upload("dout", &[3, 3], &[1.0; 9]), zeros("dtable", &[2, 3]));
-    run(embedding::backward(gpu(), &gtok, &gdout, 1.0, &gdt, false).unwrap());
+    let backward = EmbeddingBackward::new(gpu(), (3, 2, 3), "embedding").unwrap();
+    run(backward
+        .record(gpu(), &gtok, &gdout, 1.0, &gdt, false)
+        .unwrap());
     assert_eq!(read(&gdt), vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
+}
+
+#[test]
+fn a_backward_sized_for_other_rows_is_refused() {
+    let backward = EmbeddingBackward::new(gpu(), (4, 2, 3), "embedding").unwrap();
+    let (gtok, gdout, gdt) = (
+        upload_u32("tokens", &[3], &[0, 1, 0]),
+        zeros("dout", &[3, 3]),
+        zeros("dtable", &[2, 3]),
+    );
+    let err = backward
+        .record(gpu(), &gtok, &gdout, 1.0, &gdt, false)
+        .unwrap_err();
+    assert!(err.to_string().contains("(3, 2, 3)"), "{err}");
 }

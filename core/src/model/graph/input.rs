@@ -9,11 +9,12 @@ use crate::model::params::MASK_EMBEDDING;
 use crate::ops::activation::{silu_backward, silu_forward};
 use crate::ops::diffusion::{self, SeqShape};
 use crate::ops::elementwise::fill;
+use crate::ops::embedding::{self, EmbeddingBackward};
 use crate::ops::matmul::{Matmul, matmul, matmul_split_k};
 use crate::ops::norm::{self, NormShape};
 use crate::ops::random::randn;
 use crate::ops::reduce::sum_rows;
-use crate::ops::{embedding, precision, timestep};
+use crate::ops::{precision, timestep};
 
 use super::recorder::{Backprop, Recorder};
 use super::{Inputs, NOISE_STREAM};
@@ -164,6 +165,8 @@ pub(super) struct Noising {
     hold_known: bool,
     /// signal_scale for gaussian, 1 for masked and hybrid.
     scale: f32,
+    /// Training graphs: the lookup's backward into Ê.
+    embed_backward: Option<EmbeddingBackward>,
 }
 
 impl Noising {
@@ -181,6 +184,11 @@ impl Noising {
             } else {
                 1.0
             },
+            embed_backward: r
+                .options
+                .train
+                .then(|| EmbeddingBackward::new(r.gpu, (r.rows, r.vocab, r.e), "d.embedding"))
+                .transpose()?,
         })
     }
 
@@ -256,14 +264,11 @@ impl Noising {
             )?,
             None => diffusion::q_sample_backward(gpu, self.shape, coef, &bp.d_x_t, &bp.d_z0, add)?,
         });
-        p.push_all(embedding::backward(
-            gpu,
-            &inputs.tokens,
-            &bp.d_z0,
-            self.scale,
-            &bp.d_e_hat,
-            true,
-        )?);
+        let lookup = self
+            .embed_backward
+            .as_ref()
+            .expect("a training graph has the embedding's backward");
+        p.push_all(lookup.record(gpu, &inputs.tokens, &bp.d_z0, self.scale, &bp.d_e_hat, true)?);
         Ok(())
     }
 }
