@@ -74,8 +74,7 @@ impl EmbeddingBackward {
         let segment_rows = rows
             .div_ceil(wanted)
             .next_multiple_of(256)
-            .min(ROWS_PER_PASS)
-            .max(1);
+            .clamp(1, ROWS_PER_PASS);
         let segments = rows.div_ceil(segment_rows).max(1);
         let partial = (segments > 1)
             .then(|| {
