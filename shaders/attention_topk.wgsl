@@ -47,6 +47,10 @@ struct Params {
 @group(0) @binding(5) var<storage, read> dout: array<f32>;         // (B·L, d)
 @group(0) @binding(6) var<storage, read_write> dscore: array<f32>; // (B, head_count, L, K) ds
 @group(0) @binding(7) var<storage, read_write> dqkv: array<f32>;   // (B·L, 3d)
+// qkv and dout again, as quads: bound (to the same buffers) and read only
+// where QUAD_LOADS.
+@group(0) @binding(8) var<storage, read> qkv_quads: array<vec4<f32>>;   // (B·L, 3d / 4)
+@group(0) @binding(9) var<storage, read> dout_quads: array<vec4<f32>>;  // (B·L, d / 4)
 
 const TOPK_MAX: u32 = 16u;      // a multiple of 4
 const HEAD_DIM_MAX: u32 = 64u;  // a multiple of 4
@@ -56,6 +60,10 @@ const ROWS: u32 = 64u;          // queries (or keys) per workgroup
 const KEY_TILE: u32 = 16u;      // keys staged at a time (forward)
 const QUERY_TILE: u32 = 8u;     // queries staged at a time (key backward)
 const NO_KEY: u32 = 0xffffffffu;
+// Where head_dim and d are multiples of 4 (every head vector then starts on
+// a quad), head vectors are read a quad at a time: the gathers of the kept
+// keys' rows are a quarter of the loads.
+const QUAD_LOADS: bool = false;
 
 // Forward: k of KEY_TILE keys. Key backward: q and dout of QUERY_TILE queries.
 var<workgroup> tile_x: array<vec4<f32>, KEY_TILE * VECS>;
@@ -93,11 +101,17 @@ fn dout_element(start: u32, c: u32) -> f32 {
 // Quad n of the head vector of qkv (dout) starting at `start`.
 fn qkv_quad(start: u32, n: u32) -> vec4<f32> {
     let c = 4u * n;
+    if (QUAD_LOADS) {
+        return select(vec4<f32>(), qkv_quads[start / 4u + n], c < p.head_dim);
+    }
     return vec4<f32>(qkv_element(start, c), qkv_element(start, c + 1u), qkv_element(start, c + 2u), qkv_element(start, c + 3u));
 }
 
 fn dout_quad(start: u32, n: u32) -> vec4<f32> {
     let c = 4u * n;
+    if (QUAD_LOADS) {
+        return select(vec4<f32>(), dout_quads[start / 4u + n], c < p.head_dim);
+    }
     return vec4<f32>(dout_element(start, c), dout_element(start, c + 1u), dout_element(start, c + 2u), dout_element(start, c + 3u));
 }
 

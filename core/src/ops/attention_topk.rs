@@ -46,18 +46,24 @@ impl TopkAttention {
         })
     }
 
-    fn call<'a>(&self, gpu: &'a Gpu, entry: &'a str) -> KernelCall<'a> {
+    /// The entry with its switches, and `qkv` at both of its bindings (the
+    /// second read as quads where head vectors start on quads).
+    fn call<'a>(&self, gpu: &'a Gpu, entry: &'a str, qkv: &'a Tensor) -> KernelCall<'a> {
+        let s = self.shape;
+        let quads = s.head_dim.is_multiple_of(4) && s.d_model().is_multiple_of(4);
         gpu.call(&SHADER, entry)
             .constant("TOPK_MAX", format!("{}u", self.topk_capacity))
             .constant("HEAD_DIM_MAX", format!("{}u", self.head_dim_capacity))
-            .params(self.shape.params(self.keep))
+            .constant("QUAD_LOADS", quads)
+            .params(s.params(self.keep))
+            .bind(1, qkv)
+            .bind(8, qkv)
     }
 
     /// Writes the handled heads' columns of `out` and saves the selection.
     pub fn forward(&self, gpu: &Gpu, qkv: &Tensor, out: &Tensor) -> Result<Dispatch> {
         self.shape.check("top-k attention", qkv, out)?;
-        self.call(gpu, "topk_forward")
-            .bind(1, qkv)
+        self.call(gpu, "topk_forward", qkv)
             .bind(2, out)
             .bind(3, &self.kept)
             .bind(4, &self.prob)
@@ -75,19 +81,19 @@ impl TopkAttention {
         self.shape.check("top-k attention backward", qkv, dout)?;
         self.shape.check("top-k attention backward", dqkv, dout)?;
         Ok(vec![
-            self.call(gpu, "topk_backward_query")
-                .bind(1, qkv)
+            self.call(gpu, "topk_backward_query", qkv)
                 .bind(3, &self.kept)
                 .bind(4, &self.prob)
                 .bind(5, dout)
+                .bind(9, dout)
                 .bind(6, &self.dscore)
                 .bind(7, dqkv)
                 .dispatch(self.shape.grid_per_position())?,
-            self.call(gpu, "topk_backward_key")
-                .bind(1, qkv)
+            self.call(gpu, "topk_backward_key", qkv)
                 .bind(3, &self.kept)
                 .bind(4, &self.prob)
                 .bind(5, dout)
+                .bind(9, dout)
                 .bind(6, &self.dscore)
                 .bind(7, dqkv)
                 .dispatch(self.shape.grid_per_position())?,
