@@ -1,3 +1,4 @@
+use super::in_quads;
 use crate::gpu::{Dispatch, Gpu, KernelCall, Shader, Tensor, grid_1d};
 use crate::{Error, Result, params, shader_file};
 
@@ -19,41 +20,26 @@ fn same(op: &'static str, a: &Tensor, b: &Tensor, ratio: usize) -> Result<()> {
     Ok(())
 }
 
-/// The kernel `entry` over `n` outputs in rows of `width`: in quads (four
-/// columns an invocation, 16-byte accesses) where `width` allows.
-fn call<'a>(gpu: &'a Gpu, entry: &'a str, n: usize, width: usize) -> KernelCall<'a> {
-    let call = gpu.call(&SHADER, entry);
-    if width.is_multiple_of(4) {
-        call.constant("Elem", "vec4<f32>")
-            .params(params![n / 4, width / 4])
-    } else {
-        call.params(params![n, width])
-    }
-}
-
-fn grid(n: usize, width: usize) -> [u32; 3] {
-    let per_invocation = if width.is_multiple_of(4) { 4 } else { 1 };
-    grid_1d((n / per_invocation).div_ceil(256))
+/// The kernel `entry` over `n` outputs in rows of `width`, with its grid.
+fn call<'a>(gpu: &'a Gpu, entry: &'a str, n: usize, width: usize) -> (KernelCall<'a>, [u32; 3]) {
+    let (call, per) = in_quads(gpu.call(&SHADER, entry), width);
+    let grid = grid_1d((n / per).div_ceil(256));
+    (call.params(params![n / per, width / per]), grid)
 }
 
 /// `y = x·σ(x)`.
 pub fn silu_forward(gpu: &Gpu, x: &Tensor, y: &Tensor) -> Result<Dispatch> {
     same("silu", x, y, 1)?;
-    call(gpu, "silu_forward", x.len(), x.len())
-        .bind(1, x)
-        .bind(2, y)
-        .dispatch(grid(x.len(), x.len()))
+    let (call, grid) = call(gpu, "silu_forward", x.len(), x.len());
+    call.bind(1, x).bind(2, y).dispatch(grid)
 }
 
 /// `dx = dy·silu'(x)`.
 pub fn silu_backward(gpu: &Gpu, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<Dispatch> {
     same("silu backward", x, dy, 1)?;
     same("silu backward", x, dx, 1)?;
-    call(gpu, "silu_backward", x.len(), x.len())
-        .bind(1, x)
-        .bind(3, dy)
-        .bind(4, dx)
-        .dispatch(grid(x.len(), x.len()))
+    let (call, grid) = call(gpu, "silu_backward", x.len(), x.len());
+    call.bind(1, x).bind(3, dy).bind(4, dx).dispatch(grid)
 }
 
 fn check_bias(op: &'static str, hidden: usize, bias: &Tensor) -> Result<()> {
@@ -79,11 +65,8 @@ pub fn swiglu_forward(
 ) -> Result<Dispatch> {
     same("swiglu", h, out, 2)?;
     check_bias("swiglu", hidden, bias)?;
-    call(gpu, "swiglu_forward", out.len(), hidden)
-        .bind(1, h)
-        .bind(2, out)
-        .bind(5, bias)
-        .dispatch(grid(out.len(), hidden))
+    let (call, grid) = call(gpu, "swiglu_forward", out.len(), hidden);
+    call.bind(1, h).bind(2, out).bind(5, bias).dispatch(grid)
 }
 
 /// `dh = [dout·b·silu'(a) | dout·silu(a)]` (also the bias's gradient
@@ -98,10 +81,10 @@ pub fn swiglu_backward(
     same("swiglu backward", h, dout, 2)?;
     same("swiglu backward", dh, dout, 2)?;
     check_bias("swiglu backward", hidden, bias)?;
-    call(gpu, "swiglu_backward", dout.len(), hidden)
-        .bind(1, h)
+    let (call, grid) = call(gpu, "swiglu_backward", dout.len(), hidden);
+    call.bind(1, h)
         .bind(5, bias)
         .bind(3, dout)
         .bind(4, dh)
-        .dispatch(grid(dout.len(), hidden))
+        .dispatch(grid)
 }

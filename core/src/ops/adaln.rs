@@ -149,7 +149,6 @@ impl ModulatedNorm {
 
     /// From d out: d h (added to `dh` when `accumulate`, else written) and the
     /// shift and scale blocks of `dmodulation` (written).
-    #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
         gpu: &Gpu,

@@ -1,3 +1,4 @@
+use super::in_quads;
 use super::matmul::{Matmul, matmul, matmul_split_k};
 use super::reduce::sum_rows;
 use crate::gpu::{DType, Dispatch, Gpu, Shader, Tensor, grid_1d};
@@ -61,13 +62,7 @@ pub fn forward(
                 format!("bias {:?} for d_out {}", b.shape(), s.d_out),
             ));
         }
-        let (call, quad) = match s.d_out % 4 {
-            0 => (
-                gpu.call(&SHADER, "bias_add").constant("Elem", "vec4<f32>"),
-                4,
-            ),
-            _ => (gpu.call(&SHADER, "bias_add"), 1),
-        };
+        let (call, quad) = in_quads(gpu.call(&SHADER, "bias_add"), s.d_out);
         out.push(
             call.params(params![s.rows, s.d_out / quad])
                 .bind(1, b)

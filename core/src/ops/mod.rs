@@ -27,7 +27,19 @@ pub mod rope;
 pub mod sampling;
 pub mod timestep;
 
-use crate::gpu::Shader;
+use crate::gpu::{KernelCall, Shader};
+
+/// A kernel whose file declares `alias Elem = f32;` over rows of `width`:
+/// compiled with `Elem = vec4<f32>` (four columns an invocation, 16-byte
+/// accesses) where the width is a multiple of 4. Returns the call and the
+/// elements each `Elem` holds, by which the caller divides its counts.
+pub(crate) fn in_quads(call: KernelCall<'_>, width: usize) -> (KernelCall<'_>, usize) {
+    if width.is_multiple_of(4) {
+        (call.constant("Elem", "vec4<f32>"), 4)
+    } else {
+        (call, 1)
+    }
+}
 
 /// Every shader file the crate embeds (for `samnet doctor` and validation).
 pub fn all_shaders() -> Vec<Shader> {
