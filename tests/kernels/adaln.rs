@@ -63,6 +63,28 @@ fn normalise_backward(kind: NormKind, h: &[f64], dn: &[f64], d: usize) -> Vec<f6
 
 const EPS: f32 = 1e-6;
 
+/// (d h, d modulation) of `op`: the f64 modulate and norm backwards composed.
+fn reference_backward(
+    op: &ModulatedNorm,
+    m: &[f64],
+    h: &[f64],
+    dout: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
+    let (s, at) = (op.shape, op.at);
+    let normalised = normalise(op.kind, h, s.d);
+    let (dn, dm) = reference::modulate_backward(
+        m,
+        &normalised,
+        dout,
+        s.seq,
+        s.d,
+        s.stride,
+        at.shift,
+        at.scale,
+    );
+    (normalise_backward(op.kind, h, &dn, s.d), dm)
+}
+
 /// The fused kernel against the f64 norm and modulate composed: its
 /// output, saved (μ, rstd), d h (written, then added to what dh held) and
 /// d modulation, both backwards also against central differences.
@@ -117,18 +139,7 @@ fn modulated_norm_case(s: ModShape, at: ShiftScale, kind: NormKind, seed: u64) {
         TOL_F32,
     );
 
-    let normalised = normalise(kind, &h, d);
-    let (want_dn, want_dm) = reference::modulate_backward(
-        &m,
-        &normalised,
-        &dout,
-        s.seq,
-        d,
-        s.stride,
-        at.shift,
-        at.scale,
-    );
-    let want_dh = normalise_backward(kind, &h, &want_dn, d);
+    let (want_dh, want_dm) = reference_backward(&op, &m, &h, &dout);
     let (gdout, gdh) = (
         upload("dout", &[rows, d], &dout),
         upload("dh", &[rows, d], &prior),
@@ -315,4 +326,62 @@ fn offsets_outside_the_stride_are_rejected() {
     };
     let err = op.forward(gpu(), &m, &h, &out, &wrong_stats).unwrap_err();
     assert!(err.to_string().contains("'stats'"), "{err}");
+}
+
+/// More rows than one grid dimension holds (the row kernels fold their index
+/// over workgroups x and y), and a sequence of 70,001 positions for the
+/// per-sequence sums; the same input gives the same bits.
+#[test]
+fn modulated_norm_rows_beyond_one_grid_dimension() {
+    let s = ModShape {
+        batch: 1,
+        seq: 70_001,
+        d: 5,
+        stride: 10,
+    };
+    let at = ShiftScale { shift: 0, scale: 5 };
+    let (rows, d) = (s.seq, s.d);
+    let mut rng = Rng::new(80);
+    let (m, h, dout) = (
+        rng.normals(s.stride),
+        rng.normals(rows * d),
+        rng.normals(rows * d),
+    );
+    let (gm, gh, gdout) = (
+        upload("mod", &[1, s.stride], &m),
+        upload("h", &[rows, d], &h),
+        upload("dout", &[rows, d], &dout),
+    );
+    let (gout, gstats, gdh, gdm) = (
+        zeros("out", &[rows, d]),
+        zeros("stats", &[rows, 2]),
+        zeros("dh", &[rows, d]),
+        zeros("dmod", &[1, s.stride]),
+    );
+    for kind in [NormKind::Rms, NormKind::Layer] {
+        let label = format!("{kind:?} modulated norm {rows} rows");
+        let op = ModulatedNorm {
+            shape: s,
+            kind,
+            eps: EPS,
+            at,
+        };
+        let normalised = normalise(kind, &h, d);
+        let want_out = reference::modulate(&m, &normalised, s.seq, d, s.stride, at.shift, at.scale);
+        let (want_dh, want_dm) = reference_backward(&op, &m, &h, &dout);
+        let mut passes = vec![op.forward(gpu(), &gm, &gh, &gout, &gstats).unwrap()];
+        passes.extend(
+            op.backward(gpu(), (&gm, &gdm), (&gh, &gstats), &gdout, &gdh, false)
+                .unwrap(),
+        );
+        run(passes.clone());
+        let (out, dh, dm) = (read(&gout), read(&gdh), read(&gdm));
+        check(&format!("{label} fwd"), &out, &want_out, TOL_F32);
+        check(&format!("{label} dh"), &dh, &want_dh, TOL_F32);
+        check(&format!("{label} dmod"), &dm, &want_dm, TOL_F32);
+        run(passes);
+        assert_eq!(read(&gout), out, "{label}: forward is not repeatable");
+        assert_eq!(read(&gdh), dh, "{label}: dh is not repeatable");
+        assert_eq!(read(&gdm), dm, "{label}: dmod is not repeatable");
+    }
 }
