@@ -230,6 +230,29 @@ impl Known {
         Self::hole_between(tokenizer, (before, prefix, after), hole, len)
     }
 
+    /// A benchmark's hole around known hidden text: [`Known::around_cursor`]
+    /// with a hole as long as `hidden` is where it stands, that is as many
+    /// positions as the whitespace before it and `hidden` take when they are
+    /// tokenized together (a byte-level BPE joins a newline and the next
+    /// line's indentation into one token), less the whitespace's own tokens.
+    /// Counting `hidden` alone would give the hole a position that no
+    /// training text fills.
+    pub fn around_hidden(
+        tokenizer: &Tokenizer,
+        (before, hidden, after): (&str, &str, &str),
+        len: usize,
+    ) -> Result<(Known, CursorHole)> {
+        let prefix = &before[before.trim_end().len()..];
+        let whitespace = if tokenizer.is_char_level() {
+            ""
+        } else {
+            prefix
+        };
+        let together = tokenizer.encode(&format!("{whitespace}{hidden}"))?.len();
+        let hole = together.saturating_sub(tokenizer.encode(whitespace)?.len());
+        Self::around_cursor(tokenizer, before, after, hole.max(1), len)
+    }
+
     /// An instruction's response: the prompt known exactly as training
     /// tokenized it (on its own, its closing newline included), then a hole
     /// of `hole` positions; the rest of `len` is left to the model.
@@ -462,6 +485,34 @@ mod tests {
         let chars = Tokenizer::char_level(code).unwrap();
         let (_, hole) = Known::around_cursor(&chars, before, "\n", 2, 32).unwrap();
         assert_eq!((hole.prefix.as_str(), hole.positions), ("", 2));
+    }
+
+    /// A hidden line's hole is as long as the line where it stands: the
+    /// newline before it and its indentation are one token there, so the
+    /// hole is one position shorter than the line tokenized alone.
+    #[test]
+    fn a_hidden_line_takes_the_positions_it_takes_in_place() {
+        let code = "def f(x):\n    if x:\n        return []\n    return x\n\n";
+        let tok = Tokenizer::train_bpe(&[code.repeat(20)], 300).unwrap();
+        let (before, hidden, after) = (
+            "def f(x):\n    if x:\n",
+            "        return []",
+            "\n    return x\n",
+        );
+        let (k, hole) = Known::around_hidden(&tok, (before, hidden, after), 32).unwrap();
+        let in_place = tok.encode(&format!("\n{hidden}")).unwrap();
+        assert!(in_place.len() < 1 + tok.encode(hidden).unwrap().len());
+        assert_eq!(hole.positions, in_place.len());
+        // The whole program's tokens, with the hole filled as training saw it.
+        let mut sampled = k.tokens.clone();
+        sampled[hole.range()].copy_from_slice(&in_place);
+        let whole = tok.encode(&format!("{before}{hidden}{after}")).unwrap();
+        assert_eq!(&sampled[..whole.len()], &whole[..]);
+        assert_eq!(hole.filled(&tok, &sampled).unwrap(), hidden);
+        // Characters: the hidden text's own length.
+        let chars = Tokenizer::char_level(code).unwrap();
+        let (_, hole) = Known::around_hidden(&chars, (before, hidden, after), 40).unwrap();
+        assert_eq!((hole.prefix.as_str(), hole.positions), ("", hidden.len()));
     }
 
     /// An instruction prompt stays as training tokenized it, on its own:

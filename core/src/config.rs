@@ -368,6 +368,12 @@ pub enum InfillSpans {
     /// many spans of 2–4 positions as of 32–64, so a line-sized hole, the
     /// common edit in code, is trained on as often as a long one.
     LogUniform,
+    /// Half the spans whole lines, from a newline token up to a later one
+    /// (the number of lines log-uniform), as an editor's hole or a hidden
+    /// line is; the other half `log_uniform`, so a cursor inside a line is
+    /// trained on too. A window with fewer than two newlines gets a
+    /// `log_uniform` span.
+    Lines,
 }
 
 impl InfillSpans {
@@ -767,6 +773,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown variant `short`"), "{err}");
+        let lines = Config::from_json(&c.to_json().replace("log_uniform", "lines"), "c.json");
+        assert_eq!(lines.unwrap().train.infill_spans, InfillSpans::Lines);
         c.train.example_share = -0.1;
         assert_eq!(
             c.validate().unwrap_err(),

@@ -121,40 +121,71 @@ impl Windows {
     /// Turns each window, with probability `fraction`, into an infilling
     /// example: one span of 1 to `seq_len / 2` positions keeps its own loss
     /// weights and known flags, every position outside it becomes known
-    /// and weightless. `spans` draws the span's length. Windows that
-    /// already hold known positions (an instruction's prompt) are left as
-    /// they are.
+    /// and weightless. `spans` draws the span; `line_breaks` (per token id,
+    /// [`Tokenizer::line_breaks`]) is where lines start, for
+    /// [`InfillSpans::Lines`]. Windows that already hold known positions
+    /// (an instruction's prompt) are left as they are.
     pub fn hold_outside_spans(
         &mut self,
         seq_len: usize,
         (fraction, spans): (f64, InfillSpans),
+        line_breaks: &[bool],
         rng: &mut Rng,
     ) {
-        for (weight, known) in self
+        for ((weight, known), tokens) in self
             .weight
             .chunks_exact_mut(seq_len)
             .zip(self.known.chunks_exact_mut(seq_len))
+            .zip(self.tokens.chunks_exact(seq_len))
         {
             // Drawn for every window, so one window's draws do not depend
             // on another's contents.
             let (pick, len, start) = (rng.uniform(), rng.uniform(), rng.uniform());
+            let whole_lines = spans == InfillSpans::Lines && rng.uniform() < 0.5;
             if pick >= fraction || known.iter().any(|&k| k != 0.0) {
                 continue;
             }
             let longest = (seq_len / 2).max(1);
-            let len = match spans {
-                InfillSpans::Uniform => 1 + (len * longest as f64) as usize,
-                InfillSpans::LogUniform => ((longest + 1) as f64).powf(len) as usize,
+            let breaks: Vec<usize> = (0..seq_len)
+                .filter(|&i| whole_lines && line_breaks.get(tokens[i] as usize) == Some(&true))
+                .collect();
+            let (start, len) = if breaks.len() >= 2 {
+                lines_span(&breaks, longest, (len, start))
+            } else {
+                let len = match spans {
+                    InfillSpans::Uniform => 1 + (len * longest as f64) as usize,
+                    InfillSpans::LogUniform | InfillSpans::Lines => log_uniform(len, longest),
+                };
+                let len = len.clamp(1, longest);
+                let start = (start * (seq_len - len + 1) as f64) as usize;
+                (start.min(seq_len - len), len)
             };
-            let len = len.clamp(1, longest);
-            let start = (start * (seq_len - len + 1) as f64) as usize;
-            let start = start.min(seq_len - len);
             for i in (0..start).chain(start + len..seq_len) {
                 known[i] = 1.0;
                 weight[i] = 0.0;
             }
         }
     }
+}
+
+/// 1 to `longest` with every scale equally likely, from a uniform `u`:
+/// P(len ≤ k) = ln(k + 1) / ln(longest + 1).
+fn log_uniform(u: f64, longest: usize) -> usize {
+    (((longest + 1) as f64).powf(u) as usize).clamp(1, longest)
+}
+
+/// (start, len) of whole lines between the line starts `breaks` (sorted
+/// positions): the number of lines log-uniform, fewer where they would
+/// pass `longest` positions, and which lines uniform (from `u`).
+fn lines_span(breaks: &[usize], longest: usize, u: (f64, f64)) -> (usize, usize) {
+    let most = breaks.len() - 1;
+    let mut lines = log_uniform(u.0, most).min(most);
+    let first = ((u.1 * (most - lines + 1) as f64) as usize).min(most - lines);
+    while lines > 1 && breaks[first + lines] - breaks[first] > longest {
+        lines -= 1;
+    }
+    let len = (breaks[first + lines] - breaks[first]).min(longest);
+    (breaks[first], len)
 }
 
 /// A tokenized corpus split for training and validation: each text
@@ -164,6 +195,8 @@ impl Windows {
 pub struct TextData {
     train_stream: Stream,
     val_stream: Stream,
+    /// [`Tokenizer::line_breaks`] of the tokenizer that encoded it.
+    line_breaks: Vec<bool>,
 }
 
 impl TextData {
@@ -244,7 +277,13 @@ impl TextData {
         Ok(TextData {
             train_stream: train,
             val_stream: val,
+            line_breaks: tokenizer.line_breaks(),
         })
+    }
+
+    /// Per token id, whether it starts a line ([`Tokenizer::line_breaks`]).
+    pub fn line_breaks(&self) -> &[bool] {
+        &self.line_breaks
     }
 
     pub fn tokens(&self, split: Split) -> &[u32] {
@@ -352,12 +391,12 @@ mod tests {
         prompted.known[2 * seq] = 1.0;
         prompted.weight[2 * seq] = 0.0;
         let untouched = prompted.clone();
-        prompted.hold_outside_spans(seq, (0.0, InfillSpans::Uniform), &mut Rng::new(1));
+        prompted.hold_outside_spans(seq, (0.0, InfillSpans::Uniform), &[], &mut Rng::new(1));
         assert_eq!(prompted, untouched, "fraction 0 changes nothing");
         let mut lens = BTreeSet::new();
         for seed in 0..50 {
             let mut w = untouched.clone();
-            w.hold_outside_spans(seq, (1.0, InfillSpans::Uniform), &mut Rng::new(seed));
+            w.hold_outside_spans(seq, (1.0, InfillSpans::Uniform), &[], &mut Rng::new(seed));
             assert_eq!(w.known[2 * seq..3 * seq], untouched.known[2 * seq..3 * seq]);
             assert_eq!(
                 w.weight[2 * seq..3 * seq],
@@ -382,7 +421,7 @@ mod tests {
         }
         assert_eq!(lens.len(), seq / 2, "every span length occurs: {lens:?}");
         let mut half = plain.clone();
-        half.hold_outside_spans(seq, (0.5, InfillSpans::Uniform), &mut Rng::new(3));
+        half.hold_outside_spans(seq, (0.5, InfillSpans::Uniform), &[], &mut Rng::new(3));
         let held = (0..4).filter(|r| half.known[r * seq..(r + 1) * seq].contains(&1.0));
         assert!((1..4).contains(&held.count()), "some windows, not all");
     }
@@ -395,7 +434,7 @@ mod tests {
             weight: vec![1.0; rows * seq],
             known: vec![0.0; rows * seq],
         };
-        w.hold_outside_spans(seq, (1.0, InfillSpans::LogUniform), &mut Rng::new(5));
+        w.hold_outside_spans(seq, (1.0, InfillSpans::LogUniform), &[], &mut Rng::new(5));
         let lens: Vec<usize> = w
             .known
             .chunks(seq)
@@ -408,6 +447,45 @@ mod tests {
         assert!((share(8) - 0.628).abs() < 0.03, "{}", share(8));
         let distinct: BTreeSet<usize> = lens.into_iter().collect();
         assert_eq!(distinct.len(), seq / 2, "every length occurs");
+    }
+
+    /// Token 0 starts a line, every fifth position: half the spans run
+    /// from one line start to a later one, mostly a single line; the
+    /// others, and every span of a window without lines, are log-uniform.
+    #[test]
+    fn line_spans_cover_whole_lines() {
+        let (seq, rows) = (64, 2000);
+        let line_breaks = [true, false];
+        let mut w = Windows {
+            tokens: (0..rows * seq).map(|i| u32::from(i % 5 != 0)).collect(),
+            weight: vec![1.0; rows * seq],
+            known: vec![0.0; rows * seq],
+        };
+        w.tokens[..seq].fill(1);
+        w.hold_outside_spans(
+            seq,
+            (1.0, InfillSpans::Lines),
+            &line_breaks,
+            &mut Rng::new(9),
+        );
+        let (mut whole, mut single) = (0, 0);
+        for (r, known) in w.known.chunks(seq).enumerate() {
+            let free: Vec<usize> = (0..seq).filter(|&i| known[i] == 0.0).collect();
+            let (first, len) = (free[0], free.len());
+            assert_eq!(free[len - 1] - first + 1, len, "one contiguous span");
+            assert!((1..=seq / 2).contains(&len));
+            let tokens = &w.tokens[r * seq..(r + 1) * seq];
+            let end = first + len;
+            if tokens[first] == 0 && len % 5 == 0 && end < seq && tokens[end] == 0 {
+                whole += 1;
+                single += usize::from(len == 5);
+            }
+        }
+        let share = whole as f64 / rows as f64;
+        // Whole lines: about half, plus log-uniform spans that happen to be.
+        assert!((0.45..0.6).contains(&share), "{share}");
+        // 1 of up to 12 lines, log-uniform: ln 2 / ln 13 = 0.27 of them.
+        assert!(single as f64 / whole as f64 > 0.2, "{single} of {whole}");
     }
 
     #[test]

@@ -213,6 +213,12 @@ impl Tokenizer {
             .map_err(|e| Error::Invalid(format!("decoding: {e}")))
     }
 
+    /// Per token id, whether its text holds a newline: where a line (with
+    /// its indentation, which a byte-level BPE joins to the newline) starts.
+    pub fn line_breaks(&self) -> Vec<bool> {
+        self.pieces.iter().map(|p| p.contains('\n')).collect()
+    }
+
     /// The text of one token (for per-position display).
     pub fn piece(&self, id: u32) -> &str {
         self.pieces
@@ -247,6 +253,19 @@ fn chunks(text: &str, size: usize) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_breaks_are_the_tokens_holding_a_newline() {
+        let code = "def f(x):\n    return x\n\ndef g(y):\n    return y\n";
+        let tok = Tokenizer::train_bpe(&[code.repeat(20)], 300).unwrap();
+        let breaks = tok.line_breaks();
+        assert_eq!(breaks.len(), tok.vocab_size());
+        let ids = tok.encode("def f(x):\n    return x").unwrap();
+        let marked: Vec<bool> = ids.iter().map(|&i| breaks[i as usize]).collect();
+        let expected: Vec<bool> = ids.iter().map(|&i| tok.piece(i).contains('\n')).collect();
+        assert_eq!(marked, expected);
+        assert_eq!(marked.iter().filter(|&&b| b).count(), 1, "{ids:?}");
+    }
 
     #[test]
     fn char_level_round_trips_and_serialises() {

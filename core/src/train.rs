@@ -171,7 +171,8 @@ impl Trainer {
         if t.infill_fraction > 0.0 {
             let mut rng =
                 Rng::new(t.seed ^ 0x1F11 ^ (self.step as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
-            windows.hold_outside_spans(seq, (t.infill_fraction, t.infill_spans), &mut rng);
+            let spans = (t.infill_fraction, t.infill_spans);
+            windows.hold_outside_spans(seq, spans, data.line_breaks(), &mut rng);
         }
         let inject_nan = self.inject_nan.contains(&(self.step + 1));
         match self.config.diffusion.kind {

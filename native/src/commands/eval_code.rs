@@ -145,8 +145,12 @@ fn single_line(
     let mut cases = Vec::new();
     for p in problems {
         for hole in humaneval::line_holes(p) {
-            let size = tokenizer.encode(&hole.hidden)?.len().max(1);
-            let row = Known::around_cursor(tokenizer, &hole.before, &hole.after, size, len)
+            let around = (
+                hole.before.as_str(),
+                hole.hidden.as_str(),
+                hole.after.as_str(),
+            );
+            let row = Known::around_hidden(tokenizer, around, len)
                 .with_context(|| format!("{origin}: {} line {}", p.task_id, hole.line + 1))?;
             rows.push(row);
             cases.push((p, hole));

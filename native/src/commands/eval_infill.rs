@@ -62,8 +62,12 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let mut holes = Vec::new();
     for sentence in &picked {
         let hole = Hole::in_sentence(sentence, args.hole_chars);
-        let size = tokenizer.encode(&hole.hidden)?.len().max(1);
-        let row = Known::around_cursor(tokenizer, &hole.before, &hole.after, size, len)
+        let around = (
+            hole.before.as_str(),
+            hole.hidden.as_str(),
+            hole.after.as_str(),
+        );
+        let row = Known::around_hidden(tokenizer, around, len)
             .with_context(|| format!("the sentence {sentence:?}"))?;
         rows.push(row);
         holes.push(hole);
