@@ -8,7 +8,8 @@
 //! `--single-line` is the benchmark where two-sided context counts: every
 //! non-blank line of each held-out canonical body is hidden in turn and
 //! denoised from the code before and after it (the hole as long as the line,
-//! in tokens, as diffusion infilling benchmarks give it), then the problem's
+//! in tokens where it stands, as diffusion infilling benchmarks give it:
+//! [`Known::around_hidden`]), then the problem's
 //! tests run on the body with that line — beside the trivial filling,
 //! `pass` at the line's indentation.
 
@@ -190,7 +191,7 @@ fn single_line(
     let report = json!({
         "checkpoint": loaded.dir.display().to_string(),
         "adapter": gpu.info.name,
-        "benchmark": "single-line infilling: each non-blank line of each held-out canonical body hidden, filled from the code before and after it (hole = the line's length in tokens)",
+        "benchmark": "single-line infilling: each non-blank line of each held-out canonical body hidden, filled from the code before and after it (hole = the line's length in tokens where it stands)",
         "problems": problems.len(),
         "lines": cases.len(),
         "steps": sampling.steps,

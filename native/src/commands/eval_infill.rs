@@ -2,7 +2,7 @@
 //! validation part of each text (the last tenth of its tokens, which
 //! training never sees), each with a hole of `--hole-chars` characters
 //! starting at a word near its middle, are filled from both sides (the hole
-//! as long as the hidden text, in tokens); the score is the share of hidden
+//! as long as the hidden text, in tokens where it stands); the score is the share of hidden
 //! whole words put back exactly, in place.
 
 use std::path::PathBuf;
