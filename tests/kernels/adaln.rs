@@ -1,5 +1,5 @@
+use samnet_core::config::NormKind;
 use samnet_core::ops::adaln::{Gate, ModShape, ModulatedNorm, ShiftScale};
-use samnet_core::ops::norm::NormKind;
 use samnet_core::reference::adaln as reference;
 use samnet_core::reference::norm;
 use samnet_tests::*;

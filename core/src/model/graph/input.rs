@@ -3,7 +3,7 @@
 //! projection (with its self-conditioning half).
 
 use crate::Result;
-use crate::config::{DiffusionKind, KnownPositions, NormKind};
+use crate::config::{DiffusionKind, KnownPositions};
 use crate::gpu::{Program, Tensor};
 use crate::model::params::MASK_EMBEDDING;
 use crate::ops::activation::{silu_backward, silu_forward};
@@ -49,32 +49,14 @@ impl UnitRows {
     fn forward(&self, r: &Recorder, p: &mut Program) -> Result<()> {
         let x = r.p(self.param);
         let shape = self.shape(r);
-        p.push(norm::forward(
-            r.gpu,
-            NormKind::Rms,
-            shape,
-            x,
-            &self.hat,
-            None,
-            &self.rstd,
-        )?);
+        p.push(norm::forward(r.gpu, shape, x, &self.hat, &self.rstd)?);
         Ok(())
     }
 
     fn backward(&self, r: &Recorder, bp: &Backprop, d_hat: &Tensor, p: &mut Program) -> Result<()> {
         let (x, dx) = (r.p(self.param), bp.grad(r, self.param));
         let shape = self.shape(r);
-        p.push(norm::backward(
-            r.gpu,
-            NormKind::Rms,
-            shape,
-            x,
-            None,
-            &self.rstd,
-            d_hat,
-            dx,
-            false,
-        )?);
+        p.push(norm::backward(r.gpu, shape, x, &self.rstd, d_hat, dx)?);
         Ok(())
     }
 }
