@@ -105,9 +105,9 @@ pub struct LineHole {
 }
 
 impl LineHole {
-    /// The body with `line` in the hole (cut at its first newline: one line).
+    /// The body with `line` in the hole ([`filled_line`]: one line).
     pub fn body_with(&self, problem: &Problem, line: &str) -> String {
-        let line = line.split('\n').next().unwrap_or("");
+        let line = filled_line(line);
         let body_before = &self.before[problem.prompt.len()..];
         format!("{body_before}{line}{}", self.after)
     }
@@ -121,6 +121,16 @@ impl LineHole {
             .collect();
         format!("{indent}pass")
     }
+}
+
+/// The line a single-line fill puts in the hole: its first line that is not
+/// blank. A byte-level BPE writes a blank line and the next line's
+/// indentation as one token ("\n\n    "), so a fill can open with a blank
+/// line, which Python ignores: the statement after it is the fill.
+pub fn filled_line(fill: &str) -> &str {
+    fill.split('\n')
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
 }
 
 /// Every non-blank line of the problem's canonical body as a hole.
@@ -213,6 +223,12 @@ mod tests {
             "    y = x\n\n    return y\n",
             "one line only"
         );
+        assert_eq!(
+            holes[1].body_with(&p, "\n    return y"),
+            "    y = x\n\n    return y\n",
+            "a blank line before it is dropped"
+        );
+        assert_eq!(filled_line("  \n\n"), "");
     }
 
     #[test]

@@ -9,9 +9,9 @@
 //! non-blank line of each held-out canonical body is hidden in turn and
 //! denoised from the code before and after it (the hole as long as the line,
 //! in tokens where it stands, as diffusion infilling benchmarks give it:
-//! [`Known::around_hidden`]), then the problem's
-//! tests run on the body with that line — beside the trivial filling,
-//! `pass` at the line's indentation.
+//! [`Known::around_hidden`]), then the problem's tests run on the body with
+//! the fill's first non-blank line in its place ([`humaneval::filled_line`])
+//! — beside the trivial filling, `pass` at the line's indentation.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -160,8 +160,8 @@ fn single_line(
     let (gpu, fills, sampling_s) = fill_holes(options, loaded, &rows, len, sampling)?;
     let (mut exact, mut passed, mut blank_passed) = (0, 0, 0);
     let mut results = Vec::new();
-    for (i, ((p, hole), filled)) in cases.iter().zip(&fills).enumerate() {
-        let filled = filled.split('\n').next().unwrap_or("").to_string();
+    for (i, ((p, hole), fill)) in cases.iter().zip(&fills).enumerate() {
+        let filled = humaneval::filled_line(fill).to_string();
         let is_exact = filled.trim_end() == hole.hidden.trim_end();
         exact += usize::from(is_exact);
         let (test, baseline) = if args.run_tests {
@@ -181,6 +181,7 @@ fn single_line(
             "line": hole.line + 1,
             "hidden": hole.hidden,
             "filled": filled,
+            "fill": fill,
             "exact": is_exact,
             "test": test,
             "blank_test": baseline,
@@ -191,7 +192,7 @@ fn single_line(
     let report = json!({
         "checkpoint": loaded.dir.display().to_string(),
         "adapter": gpu.info.name,
-        "benchmark": "single-line infilling: each non-blank line of each held-out canonical body hidden, filled from the code before and after it (hole = the line's length in tokens where it stands)",
+        "benchmark": "single-line infilling: each non-blank line of each held-out canonical body hidden, filled from the code before and after it (hole = the line's length in tokens where it stands), the fill's first non-blank line in its place",
         "problems": problems.len(),
         "lines": cases.len(),
         "steps": sampling.steps,
