@@ -221,11 +221,7 @@ impl Known {
         hole: usize,
         len: usize,
     ) -> Result<(Known, CursorHole)> {
-        let prefix = if tokenizer.is_char_level() {
-            ""
-        } else {
-            &before[before.trim_end().len()..]
-        };
+        let prefix = cursor_whitespace(tokenizer, before);
         let before = &before[..before.len() - prefix.len()];
         Self::hole_between(tokenizer, (before, prefix, after), hole, len)
     }
@@ -242,12 +238,7 @@ impl Known {
         (before, hidden, after): (&str, &str, &str),
         len: usize,
     ) -> Result<(Known, CursorHole)> {
-        let prefix = &before[before.trim_end().len()..];
-        let whitespace = if tokenizer.is_char_level() {
-            ""
-        } else {
-            prefix
-        };
+        let whitespace = cursor_whitespace(tokenizer, before);
         let together = tokenizer.encode(&format!("{whitespace}{hidden}"))?.len();
         let hole = together.saturating_sub(tokenizer.encode(whitespace)?.len());
         Self::around_cursor(tokenizer, before, after, hole.max(1), len)
@@ -308,6 +299,16 @@ impl Known {
             prefix: prefix.to_string(),
         };
         Ok((known, hole))
+    }
+}
+
+/// The whitespace that ends `before` and joins a cursor's hole (none for a
+/// character tokenizer): see [`Known::around_cursor`].
+fn cursor_whitespace<'a>(tokenizer: &Tokenizer, before: &'a str) -> &'a str {
+    if tokenizer.is_char_level() {
+        ""
+    } else {
+        &before[before.trim_end().len()..]
     }
 }
 

@@ -146,9 +146,13 @@ impl Windows {
                 continue;
             }
             let longest = (seq_len / 2).max(1);
-            let breaks: Vec<usize> = (0..seq_len)
-                .filter(|&i| whole_lines && line_breaks.get(tokens[i] as usize) == Some(&true))
-                .collect();
+            let breaks: Vec<usize> = if whole_lines {
+                (0..seq_len)
+                    .filter(|&i| line_breaks.get(tokens[i] as usize) == Some(&true))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let (start, len) = if breaks.len() >= 2 {
                 lines_span(&breaks, longest, (len, start))
             } else {
@@ -179,7 +183,7 @@ fn log_uniform(u: f64, longest: usize) -> usize {
 /// pass `longest` positions, and which lines uniform (from `u`).
 fn lines_span(breaks: &[usize], longest: usize, u: (f64, f64)) -> (usize, usize) {
     let most = breaks.len() - 1;
-    let mut lines = log_uniform(u.0, most).min(most);
+    let mut lines = log_uniform(u.0, most);
     let first = ((u.1 * (most - lines + 1) as f64) as usize).min(most - lines);
     while lines > 1 && breaks[first + lines] - breaks[first] > longest {
         lines -= 1;

@@ -16,9 +16,11 @@ pub struct NormShape {
 }
 
 fn check(s: NormShape, matrices: &[&Tensor], rstd: &Tensor) -> Result<()> {
-    let bad_matrix = matrices.iter().find(|t| t.len() != s.rows * s.cols);
-    let bad_vector = Some(rstd).filter(|t| t.len() != s.rows);
-    if let Some(t) = bad_matrix.or(bad_vector.as_ref()) {
+    let bad_matrix = matrices
+        .iter()
+        .copied()
+        .find(|t| t.len() != s.rows * s.cols);
+    if let Some(t) = bad_matrix.or((rstd.len() != s.rows).then_some(rstd)) {
         return Err(Error::shape(
             "rmsnorm",
             format!("'{}' {:?} does not fit {s:?}", t.name(), t.shape()),
