@@ -181,6 +181,10 @@ pub struct EvalDenoising {
     /// (default: the model's max_seq_len).
     #[arg(long)]
     pub len: Option<usize>,
+    /// Sequences denoised at once (default: all of them, or as many as the
+    /// adapter's buffer limits allow); each batch draws its own noise.
+    #[arg(long)]
+    pub batch: Option<usize>,
 }
 
 impl EvalDenoising {
@@ -197,33 +201,62 @@ impl EvalDenoising {
 }
 
 /// Fills every row's hole from the text around it (rows of `len` positions
-/// from [`Known::around_cursor`] or [`Known::after_prompt`]), all in one
-/// batch: (the adapter, each hole's text, seconds).
+/// from [`Known::around_cursor`] or [`Known::after_prompt`]), `batch` rows
+/// at a time, or all of them where the adapter's buffer limits allow, else
+/// as many as they do: (the adapter, each hole's text, seconds).
 pub fn fill_holes(
     options: &GpuOptions,
     loaded: &Loaded,
     rows: &[(Known, CursorHole)],
-    len: usize,
+    (len, batch): (usize, Option<usize>),
     sample_options: &SampleOptions,
 ) -> anyhow::Result<(Gpu, Vec<String>, f64)> {
-    let mut known = Known::none(0);
-    for (row, _) in rows {
-        known.tokens.extend_from_slice(&row.tokens);
-        known.mask.extend_from_slice(&row.mask);
+    if batch == Some(0) {
+        anyhow::bail!("--batch must be at least 1");
     }
     let cfg = &loaded.snapshot.config;
     let gpu = Gpu::new_blocking(options)?;
     let model = loaded.model(&gpu)?;
-    let sampler = Sampler::new(&gpu, &model, rows.len(), len)?;
+    let mut sampler = largest_sampler(
+        &gpu,
+        &model,
+        batch.unwrap_or(rows.len()).min(rows.len()),
+        len,
+    )?;
     let schedule = NoiseSchedule::new(&cfg.diffusion);
-    let started = Instant::now();
-    let tokens =
-        pollster::block_on(sampler.run(&gpu, &schedule, sample_options, Some(&known), None))?;
-    let seconds = started.elapsed().as_secs_f64();
-    let fills = rows
-        .iter()
-        .zip(tokens.chunks(len))
-        .map(|((_, hole), row)| hole.filled(&loaded.tokenizer, row))
-        .collect::<samnet_core::Result<_>>()?;
+    let (mut fills, mut seconds) = (Vec::with_capacity(rows.len()), 0.0);
+    for (i, chunk) in rows.chunks(sampler.count).enumerate() {
+        if chunk.len() != sampler.count {
+            sampler = Sampler::new(&gpu, &model, chunk.len(), len)?;
+        }
+        let mut known = Known::none(0);
+        for (row, _) in chunk {
+            known.tokens.extend_from_slice(&row.tokens);
+            known.mask.extend_from_slice(&row.mask);
+        }
+        // The first batch draws what one batch of every row would.
+        let chunk_options = SampleOptions {
+            seed: sample_options.seed.wrapping_add(i as u64),
+            ..sample_options.clone()
+        };
+        let started = Instant::now();
+        let tokens =
+            pollster::block_on(sampler.run(&gpu, &schedule, &chunk_options, Some(&known), None))?;
+        seconds += started.elapsed().as_secs_f64();
+        for ((_, hole), row) in chunk.iter().zip(tokens.chunks(len)) {
+            fills.push(hole.filled(&loaded.tokenizer, row)?);
+        }
+    }
     Ok((gpu, fills, seconds))
+}
+
+/// A sampler for `count` sequences, or for half as many (and half again)
+/// where a buffer for `count` would pass the adapter's limits.
+fn largest_sampler(gpu: &Gpu, model: &Model, count: usize, len: usize) -> anyhow::Result<Sampler> {
+    match Sampler::new(gpu, model, count, len) {
+        Err(samnet_core::Error::BufferTooLarge { .. }) if count > 1 => {
+            largest_sampler(gpu, model, count.div_ceil(2), len)
+        }
+        sampler => Ok(sampler?),
+    }
 }

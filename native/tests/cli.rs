@@ -1343,6 +1343,9 @@ fn eval_code_scores_the_held_out_humaneval_problems() {
         "32",
         "--hole",
         "16",
+        // Six batches, the last of three problems.
+        "--batch",
+        "6",
     ];
     if python {
         args.push("--run-tests");
@@ -1366,6 +1369,14 @@ fn eval_code_scores_the_held_out_humaneval_problems() {
     let exact = report["exact_match"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&exact));
     assert_eq!(report["passed"].is_u64(), python);
+    let batch_at = args.iter().position(|a| *a == "--batch").unwrap();
+    let no_batch: Vec<&str> = args[..batch_at]
+        .iter()
+        .copied()
+        .chain(["--batch", "0"])
+        .collect();
+    let (ok, _, err) = samnet(&no_batch);
+    assert!(!ok && err.contains("--batch must be at least 1"), "{err}");
 
     // Single-line infilling on the first two held-out problems: one case per
     // non-blank line of their canonical bodies, each beside the blank baseline.

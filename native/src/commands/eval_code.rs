@@ -90,7 +90,13 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("{}: the prompt of {}", origin, p.task_id))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, len, &sampling)?;
+    let (gpu, fills, sampling_s) = fill_holes(
+        options,
+        &loaded,
+        &rows,
+        (len, args.denoising.batch),
+        &sampling,
+    )?;
 
     let mut results = Vec::new();
     let (mut exact, mut passed) = (0, 0);
@@ -157,7 +163,13 @@ fn single_line(
             cases.push((p, hole));
         }
     }
-    let (gpu, fills, sampling_s) = fill_holes(options, loaded, &rows, len, sampling)?;
+    let (gpu, fills, sampling_s) = fill_holes(
+        options,
+        loaded,
+        &rows,
+        (len, args.denoising.batch),
+        sampling,
+    )?;
     let (mut exact, mut passed, mut blank_passed) = (0, 0, 0);
     let mut results = Vec::new();
     for (i, ((p, hole), fill)) in cases.iter().zip(&fills).enumerate() {

@@ -72,7 +72,13 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         rows.push(row);
         holes.push(hole);
     }
-    let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, len, &sampling)?;
+    let (gpu, fills, sampling_s) = fill_holes(
+        options,
+        &loaded,
+        &rows,
+        (len, args.denoising.batch),
+        &sampling,
+    )?;
 
     let (mut right, mut total) = (0, 0);
     let mut results = Vec::new();

@@ -49,7 +49,13 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("{}: the prompt", task.source))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, len, &sampling)?;
+    let (gpu, fills, sampling_s) = fill_holes(
+        options,
+        &loaded,
+        &rows,
+        (len, args.denoising.batch),
+        &sampling,
+    )?;
 
     let (mut model_sum, mut copy_sum) = (0.0, 0.0);
     let mut results = Vec::new();
