@@ -214,16 +214,21 @@ impl Known {
     /// before a word) joins the hole, with positions of its own: a byte-level
     /// BPE tokenizes a run of whitespace together with the word after it, so
     /// the model never saw such a run end where text continues.
+    ///
+    /// Where `before` does not fit, its start is cut; `pinned`, a line of
+    /// `before` (say the signature of the function around the cursor,
+    /// whose names the hole needs), then stays at the window's start, the
+    /// whole lines after it that fit following it.
     pub fn around_cursor(
         tokenizer: &Tokenizer,
-        before: &str,
-        after: &str,
+        (before, after): (&str, &str),
+        pinned: Option<&str>,
         hole: usize,
         len: usize,
     ) -> Result<(Known, CursorHole)> {
         let prefix = cursor_whitespace(tokenizer, before);
         let before = &before[..before.len() - prefix.len()];
-        Self::hole_between(tokenizer, (before, prefix, after), hole, len)
+        Self::hole_between(tokenizer, (before, prefix, after), pinned, hole, len)
     }
 
     /// A benchmark's hole around known hidden text: [`Known::around_cursor`]
@@ -236,12 +241,13 @@ impl Known {
     pub fn around_hidden(
         tokenizer: &Tokenizer,
         (before, hidden, after): (&str, &str, &str),
+        pinned: Option<&str>,
         len: usize,
     ) -> Result<(Known, CursorHole)> {
         let whitespace = cursor_whitespace(tokenizer, before);
         let together = tokenizer.encode(&format!("{whitespace}{hidden}"))?.len();
         let hole = together.saturating_sub(tokenizer.encode(whitespace)?.len());
-        Self::around_cursor(tokenizer, before, after, hole.max(1), len)
+        Self::around_cursor(tokenizer, (before, after), pinned, hole.max(1), len)
     }
 
     /// An instruction's response: the prompt known exactly as training
@@ -253,14 +259,16 @@ impl Known {
         hole: usize,
         len: usize,
     ) -> Result<(Known, CursorHole)> {
-        Self::hole_between(tokenizer, (prompt, "", ""), hole, len)
+        Self::hole_between(tokenizer, (prompt, "", ""), None, hole, len)
     }
 
     /// `before`, the hole (`prefix` written into its first positions by the
-    /// model, then `hole` more) and `after`, trimmed to `len`.
+    /// model, then `hole` more) and `after`, trimmed to `len`; where
+    /// `before` is cut, `pinned` (a line of it) opens the window.
     fn hole_between(
         tokenizer: &Tokenizer,
-        (before, prefix, after): (&str, &str, &str),
+        (before_text, prefix, after): (&str, &str, &str),
+        pinned: Option<&str>,
         hole: usize,
         len: usize,
     ) -> Result<(Known, CursorHole)> {
@@ -274,18 +282,22 @@ impl Known {
                 "the hole must be 1..{len} positions (fewer than the sequence), got {hole}{whitespace}"
             )));
         }
-        let (before, after) = (tokenizer.encode(before)?, tokenizer.encode(after)?);
+        let (before, after) = (tokenizer.encode(before_text)?, tokenizer.encode(after)?);
         let room = len - positions;
         let after_kept = after
             .len()
             .min(room / 4)
             .max(room.saturating_sub(before.len()));
         let after_kept = after_kept.min(after.len());
-        let before_kept = before.len().min(room - after_kept);
+        let before_room = room - after_kept;
+        let before = match pinned {
+            Some(line) => pinned_then_tail(tokenizer, (before_text, &before), line, before_room)?,
+            None => None,
+        }
+        .unwrap_or_else(|| before[before.len() - before.len().min(before_room)..].to_vec());
+        let before_kept = before.len();
         let mut known = Known::none(0);
-        known
-            .tokens
-            .extend_from_slice(&before[before.len() - before_kept..]);
+        known.tokens.extend_from_slice(&before);
         known.tokens.extend(std::iter::repeat_n(0, positions));
         known.tokens.extend_from_slice(&after[..after_kept]);
         known.mask = (0..known.tokens.len())
@@ -300,6 +312,40 @@ impl Known {
         };
         Ok((known, hole))
     }
+}
+
+/// Where `before` (`tokens`, tokenized) is cut to its last `room` tokens
+/// and that cuts off `line` (the first line of `before` that starts with
+/// it): the tokens of `line`, then the whole lines of `before` after it that
+/// fit in `room` with it. `None` where the cut keeps `line` anyway, `before`
+/// holds no such line or it fills the room alone.
+fn pinned_then_tail(
+    tokenizer: &Tokenizer,
+    (before, tokens): (&str, &[u32]),
+    line: &str,
+    room: usize,
+) -> Result<Option<Vec<u32>>> {
+    let line = line.trim_end();
+    let Some(at) = before
+        .match_indices(line)
+        .map(|(at, _)| at)
+        .find(|&at| at == 0 || before[..at].ends_with('\n'))
+    else {
+        return Ok(None);
+    };
+    let pinned = tokenizer.encode(line)?;
+    let cut_at = tokens.len().saturating_sub(room);
+    if tokenizer.encode(&before[..at])?.len() >= cut_at || pinned.len() >= room {
+        return Ok(None);
+    }
+    let rest = tokenizer.encode(&before[at + line.len()..])?;
+    // The tail starts at a token that holds a newline: the start of a line.
+    let line_breaks = tokenizer.line_breaks();
+    let cut = rest.len().saturating_sub(room - pinned.len());
+    let start = (cut..rest.len())
+        .find(|&i| line_breaks.get(rest[i] as usize).copied().unwrap_or(false))
+        .unwrap_or(rest.len());
+    Ok(Some([&pinned[..], &rest[start..]].concat()))
 }
 
 /// The whitespace that ends `before` and joins a cursor's hole (none for a
@@ -439,14 +485,14 @@ mod tests {
     #[test]
     fn cursor_context_fits_the_window() {
         let tok = Tokenizer::char_level("abcdefgh").unwrap();
-        let (k, hole) = Known::around_cursor(&tok, "abcdefgh", "hgfedcba", 4, 12).unwrap();
+        let (k, hole) = Known::around_cursor(&tok, ("abcdefgh", "hgfedcba"), None, 4, 12).unwrap();
         // 8 positions of context: at least a quarter after the hole.
         assert_eq!(hole.range(), 6..10);
         assert_eq!(tok.decode(&k.tokens[..6]).unwrap(), "cdefgh");
         assert!(k.mask[..6].iter().all(|&m| m) && k.mask[6..10].iter().all(|&m| !m));
         assert_eq!(tok.decode(&k.tokens[10..]).unwrap(), "hg");
         // Short context: everything kept, the rest of the window free.
-        let (k, hole) = Known::around_cursor(&tok, "ab", "c", 3, 10).unwrap();
+        let (k, hole) = Known::around_cursor(&tok, ("ab", "c"), None, 3, 10).unwrap();
         assert_eq!(hole.start, 2);
         assert_eq!(
             k.mask,
@@ -454,7 +500,7 @@ mod tests {
                 true, true, false, false, false, true, false, false, false, false
             ]
         );
-        assert!(Known::around_cursor(&tok, "a", "b", 10, 10).is_err());
+        assert!(Known::around_cursor(&tok, ("a", "b"), None, 10, 10).is_err());
     }
 
     #[test]
@@ -462,7 +508,7 @@ mod tests {
         let code = "def f(x):\n    return x\n\ndef g(y):\n    return y\n";
         let tok = Tokenizer::train_bpe(&[code.repeat(20)], 300).unwrap();
         let before = "def f(x):\n    ";
-        let (k, hole) = Known::around_cursor(&tok, before, "\n", 2, 32).unwrap();
+        let (k, hole) = Known::around_cursor(&tok, (before, "\n"), None, 2, 32).unwrap();
         assert_eq!(hole.prefix, "\n    ");
         let prefix_tokens = tok.encode("\n    ").unwrap().len();
         assert_eq!(hole.positions, 2 + prefix_tokens);
@@ -484,7 +530,7 @@ mod tests {
         assert!(filled.starts_with("return x"), "{filled:?}");
         // Characters tokenize alone: nothing moves.
         let chars = Tokenizer::char_level(code).unwrap();
-        let (_, hole) = Known::around_cursor(&chars, before, "\n", 2, 32).unwrap();
+        let (_, hole) = Known::around_cursor(&chars, (before, "\n"), None, 2, 32).unwrap();
         assert_eq!((hole.prefix.as_str(), hole.positions), ("", 2));
     }
 
@@ -500,7 +546,7 @@ mod tests {
             "        return []",
             "\n    return x\n",
         );
-        let (k, hole) = Known::around_hidden(&tok, (before, hidden, after), 32).unwrap();
+        let (k, hole) = Known::around_hidden(&tok, (before, hidden, after), None, 32).unwrap();
         let in_place = tok.encode(&format!("\n{hidden}")).unwrap();
         assert!(in_place.len() < 1 + tok.encode(hidden).unwrap().len());
         assert_eq!(hole.positions, in_place.len());
@@ -512,8 +558,40 @@ mod tests {
         assert_eq!(hole.filled(&tok, &sampled).unwrap(), hidden);
         // Characters: the hidden text's own length.
         let chars = Tokenizer::char_level(code).unwrap();
-        let (_, hole) = Known::around_hidden(&chars, (before, hidden, after), 40).unwrap();
+        let (_, hole) = Known::around_hidden(&chars, (before, hidden, after), None, 40).unwrap();
         assert_eq!((hole.prefix.as_str(), hole.positions), ("", hidden.len()));
+    }
+
+    /// Where the text before a hole is cut, the pinned line (a function's
+    /// signature) opens the window, then the whole lines nearest the hole.
+    #[test]
+    fn a_cut_window_keeps_the_pinned_line() {
+        let lines: String = (0..12).map(|i| format!("    line number {i}\n")).collect();
+        let before = format!("import os\n\n\ndef f(alpha, beta):\n{lines}");
+        let (hidden, after) = ("    return alpha", "\n");
+        let tok =
+            Tokenizer::train_bpe(&[format!("{before}{hidden}{after}").repeat(20)], 300).unwrap();
+        let signature = "def f(alpha, beta):";
+        let around = (before.as_str(), hidden, after);
+        let (k, hole) = Known::around_hidden(&tok, around, Some(signature), 40).unwrap();
+        let pinned = tok.encode(signature).unwrap();
+        assert_eq!(&k.tokens[..pinned.len()], &pinned[..]);
+        assert!(k.mask[..hole.start].iter().all(|&m| m));
+        let kept = tok.decode(&k.tokens[pinned.len()..hole.start]).unwrap();
+        assert!(kept.starts_with("\n    line number "), "{kept:?}");
+        assert!(
+            kept.ends_with("line number 11") && kept.lines().count() > 2,
+            "{kept:?}"
+        );
+        assert!(before.contains(&kept[1..]), "{kept:?}");
+        // Unpinned, the window opens inside the lines; with room for it all,
+        // the pin changes nothing.
+        let (plain, _) = Known::around_hidden(&tok, around, None, 40).unwrap();
+        assert_ne!(&plain.tokens[..pinned.len()], &pinned[..]);
+        assert_eq!(
+            Known::around_hidden(&tok, around, Some(signature), 200).unwrap(),
+            Known::around_hidden(&tok, around, None, 200).unwrap()
+        );
     }
 
     /// An instruction prompt stays as training tokenized it, on its own:

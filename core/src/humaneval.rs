@@ -29,6 +29,15 @@ impl Problem {
         self.number().is_some_and(|n| n % 5 == 0)
     }
 
+    /// The prompt's line that defines the entry point (`def name(…):`): what
+    /// a window too short for the whole prompt keeps, for the names in it.
+    pub fn signature(&self) -> Option<&str> {
+        let opening = format!("def {}(", self.entry_point);
+        self.prompt
+            .lines()
+            .find(|line| line.trim_start().starts_with(&opening))
+    }
+
     /// The prompt completed by the canonical body: a training document.
     pub fn solved(&self) -> String {
         format!("{}{}", self.prompt, self.canonical_solution)
@@ -174,6 +183,18 @@ mod tests {
             test: "def check(f):\n    assert f(1) == 2\n".into(),
             entry_point: "inc".into(),
         }
+    }
+
+    #[test]
+    fn the_signature_is_the_entry_points_def_line() {
+        let mut p = problem(0);
+        p.prompt = format!(
+            "from typing import List\n\n\ndef inc_all(xs):\n    pass\n\n\n{}",
+            p.prompt
+        );
+        assert_eq!(p.signature(), Some("def inc(x):"));
+        p.entry_point = "dec".into();
+        assert_eq!(p.signature(), None);
     }
 
     #[test]

@@ -115,8 +115,8 @@ impl SampleRequest {
                 let len = self.length.unwrap_or(config.model.max_seq_len);
                 let (known, at) = Known::around_cursor(
                     tokenizer,
-                    &cursor.before,
-                    &cursor.after,
+                    (&cursor.before, &cursor.after),
+                    None,
                     cursor.hole,
                     len,
                 )?;

@@ -51,8 +51,13 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         );
     }
     let (before, after) = source.split_at(cursor);
-    let (known, hole) =
-        Known::around_cursor(&loaded.tokenizer, before, after, args.hole, args.len)?;
+    let (known, hole) = Known::around_cursor(
+        &loaded.tokenizer,
+        (before, after),
+        None,
+        args.hole,
+        args.len,
+    )?;
     let tokens = generate(options, &loaded, &args.generation, &known)?;
     println!("{}", hole.filled(&loaded.tokenizer, &tokens)?);
     Ok(())

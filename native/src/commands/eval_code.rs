@@ -86,8 +86,14 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let rows = problems
         .iter()
         .map(|p| {
-            Known::around_cursor(&loaded.tokenizer, &p.prompt, "", args.hole, len)
-                .with_context(|| format!("{}: the prompt of {}", origin, p.task_id))
+            Known::around_cursor(
+                &loaded.tokenizer,
+                (&p.prompt, ""),
+                p.signature(),
+                args.hole,
+                len,
+            )
+            .with_context(|| format!("{}: the prompt of {}", origin, p.task_id))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (gpu, fills, sampling_s) = fill_holes(
@@ -157,7 +163,7 @@ fn single_line(
                 hole.hidden.as_str(),
                 hole.after.as_str(),
             );
-            let row = Known::around_hidden(tokenizer, around, len)
+            let row = Known::around_hidden(tokenizer, around, p.signature(), len)
                 .with_context(|| format!("{origin}: {} line {}", p.task_id, hole.line + 1))?;
             rows.push(row);
             cases.push((p, hole));

@@ -67,7 +67,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
             hole.hidden.as_str(),
             hole.after.as_str(),
         );
-        let row = Known::around_hidden(tokenizer, around, len)
+        let row = Known::around_hidden(tokenizer, around, None, len)
             .with_context(|| format!("the sentence {sentence:?}"))?;
         rows.push(row);
         holes.push(hole);
