@@ -291,8 +291,10 @@ impl Known {
         let after_kept = after_kept.min(after.len());
         let before_room = room - after_kept;
         let before = match pinned {
-            Some(line) => pinned_then_tail(tokenizer, (before_text, &before), line, before_room)?,
-            None => None,
+            Some(line) if before.len() > before_room => {
+                pinned_then_tail(tokenizer, (before_text, &before), line, before_room)?
+            }
+            _ => None,
         }
         .unwrap_or_else(|| before[before.len() - before.len().min(before_room)..].to_vec());
         let before_kept = before.len();
