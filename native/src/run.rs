@@ -187,16 +187,32 @@ pub struct EvalDenoising {
     pub batch: Option<usize>,
 }
 
+/// An evaluation's denoising, resolved: the window's length, the rows per
+/// batch (`None`: as many as fit) and the sampler's options.
+pub struct EvalSampling {
+    pub len: usize,
+    pub batch: Option<usize>,
+    pub options: SampleOptions,
+}
+
 impl EvalDenoising {
-    /// The window's length and the sampler's options for `config`, checked.
-    pub fn resolve(&self, config: &Config) -> anyhow::Result<(usize, SampleOptions)> {
+    /// The window's length, the batch and the sampler's options for
+    /// `config`, checked.
+    pub fn resolve(&self, config: &Config) -> anyhow::Result<EvalSampling> {
         let len = self.len.unwrap_or(config.model.max_seq_len);
         check_len_flag(len, config)?;
+        if self.batch == Some(0) {
+            anyhow::bail!("--batch must be at least 1");
+        }
         let options = SampleOptions {
             seed: self.seed,
             ..self.denoising.options(config)?
         };
-        Ok((len, options))
+        Ok(EvalSampling {
+            len,
+            batch: self.batch,
+            options,
+        })
     }
 }
 
@@ -208,19 +224,16 @@ pub fn fill_holes(
     options: &GpuOptions,
     loaded: &Loaded,
     rows: &[(Known, CursorHole)],
-    (len, batch): (usize, Option<usize>),
-    sample_options: &SampleOptions,
+    sampling: &EvalSampling,
 ) -> anyhow::Result<(Gpu, Vec<String>, f64)> {
-    if batch == Some(0) {
-        anyhow::bail!("--batch must be at least 1");
-    }
+    let len = sampling.len;
     let cfg = &loaded.snapshot.config;
     let gpu = Gpu::new_blocking(options)?;
     let model = loaded.model(&gpu)?;
     let mut sampler = largest_sampler(
         &gpu,
         &model,
-        batch.unwrap_or(rows.len()).min(rows.len()),
+        sampling.batch.unwrap_or(rows.len()).min(rows.len()),
         len,
     )?;
     let schedule = NoiseSchedule::new(&cfg.diffusion);
@@ -236,8 +249,8 @@ pub fn fill_holes(
         }
         // The first batch draws what one batch of every row would.
         let chunk_options = SampleOptions {
-            seed: sample_options.seed.wrapping_add(i as u64),
-            ..sample_options.clone()
+            seed: sampling.options.seed.wrapping_add(i as u64),
+            ..sampling.options.clone()
         };
         let started = Instant::now();
         let tokens =

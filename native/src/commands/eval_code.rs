@@ -23,10 +23,9 @@ use samnet_core::corpus::read_data_file;
 use samnet_core::data::text_from_bytes;
 use samnet_core::gpu::GpuOptions;
 use samnet_core::humaneval::{self, Problem};
-use samnet_core::sample::SampleOptions;
 use serde_json::json;
 
-use crate::run::{EvalDenoising, Loaded, fill_holes, load_checkpoint};
+use crate::run::{EvalDenoising, EvalSampling, Loaded, fill_holes, load_checkpoint};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -74,12 +73,13 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     if problems.is_empty() {
         anyhow::bail!("{origin}: no held-out problems (task numbers divisible by 5)");
     }
-    let (len, sampling) = args.denoising.resolve(cfg)?;
+    let sampling = args.denoising.resolve(cfg)?;
+    let len = sampling.len;
     if args.run_tests {
         check_python(&args.python)?;
     }
     if args.single_line {
-        return single_line(options, &args, &loaded, &problems, (len, &sampling));
+        return single_line(options, &args, &loaded, &problems, &sampling);
     }
 
     // One batch: every problem's prompt end, then its hole.
@@ -96,13 +96,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("{}: the prompt of {}", origin, p.task_id))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (gpu, fills, sampling_s) = fill_holes(
-        options,
-        &loaded,
-        &rows,
-        (len, args.denoising.batch),
-        &sampling,
-    )?;
+    let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, &sampling)?;
 
     let mut results = Vec::new();
     let (mut exact, mut passed) = (0, 0);
@@ -130,10 +124,10 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "adapter": gpu.info.name,
         "problems": n,
         "held_out": "HumanEval task numbers divisible by 5",
-        "steps": sampling.steps,
+        "steps": sampling.options.steps,
         "len": len,
         "hole": args.hole,
-        "seed": sampling.seed,
+        "seed": sampling.options.seed,
         "exact_match": exact as f64 / n as f64,
         "pass_rate": args.run_tests.then(|| passed as f64 / n as f64),
         "passed": args.run_tests.then_some(passed),
@@ -150,8 +144,9 @@ fn single_line(
     args: &Args,
     loaded: &Loaded,
     problems: &[Problem],
-    (len, sampling): (usize, &SampleOptions),
+    sampling: &EvalSampling,
 ) -> anyhow::Result<()> {
+    let len = sampling.len;
     let origin = args.problems.display().to_string();
     let tokenizer = &loaded.tokenizer;
     let mut rows = Vec::new();
@@ -169,13 +164,7 @@ fn single_line(
             cases.push((p, hole));
         }
     }
-    let (gpu, fills, sampling_s) = fill_holes(
-        options,
-        loaded,
-        &rows,
-        (len, args.denoising.batch),
-        sampling,
-    )?;
+    let (gpu, fills, sampling_s) = fill_holes(options, loaded, &rows, sampling)?;
     let (mut exact, mut passed, mut blank_passed) = (0, 0, 0);
     let mut results = Vec::new();
     for (i, ((p, hole), fill)) in cases.iter().zip(&fills).enumerate() {
@@ -213,9 +202,9 @@ fn single_line(
         "benchmark": "single-line infilling: each non-blank line of each held-out canonical body hidden, filled from the code before and after it (hole = the line's length in tokens where it stands), the fill's first non-blank line in its place",
         "problems": problems.len(),
         "lines": cases.len(),
-        "steps": sampling.steps,
+        "steps": sampling.options.steps,
         "len": len,
-        "seed": sampling.seed,
+        "seed": sampling.options.seed,
         "exact_line": exact as f64 / n,
         "pass_rate": rate(passed),
         "passed": args.run_tests.then_some(passed),

@@ -37,7 +37,8 @@ pub struct Args {
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let loaded = load_checkpoint(&args.ckpt)?;
     let (cfg, tokenizer) = (&loaded.snapshot.config, &loaded.tokenizer);
-    let (len, sampling) = args.denoising.resolve(cfg)?;
+    let sampling = args.denoising.resolve(cfg)?;
+    let len = sampling.len;
     if args.sentences == 0 || args.hole_chars == 0 {
         anyhow::bail!("--sentences and --hole-chars must be at least 1");
     }
@@ -72,13 +73,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         rows.push(row);
         holes.push(hole);
     }
-    let (gpu, fills, sampling_s) = fill_holes(
-        options,
-        &loaded,
-        &rows,
-        (len, args.denoising.batch),
-        &sampling,
-    )?;
+    let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, &sampling)?;
 
     let (mut right, mut total) = (0, 0);
     let mut results = Vec::new();
@@ -100,9 +95,9 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "sentences": holes.len(),
         "held_out": "sentences of the last tenth of each text's tokens (the validation split)",
         "hole_chars": args.hole_chars,
-        "steps": sampling.steps,
+        "steps": sampling.options.steps,
         "len": len,
-        "seed": sampling.seed,
+        "seed": sampling.options.seed,
         "hidden_words": total,
         "exact_word_accuracy": right as f64 / total.max(1) as f64,
         "sampling_s": sampling_s,

@@ -39,7 +39,8 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let origin = args.tasks.display().to_string();
     let text = text_from_bytes(read_data_file(&args.tasks)?, &origin)?;
     let tasks = corpus::held_out_tasks(&text, &origin)?;
-    let (len, sampling) = args.denoising.resolve(cfg)?;
+    let sampling = args.denoising.resolve(cfg)?;
+    let len = sampling.len;
 
     let rows = tasks
         .iter()
@@ -49,13 +50,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("{}: the prompt", task.source))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (gpu, fills, sampling_s) = fill_holes(
-        options,
-        &loaded,
-        &rows,
-        (len, args.denoising.batch),
-        &sampling,
-    )?;
+    let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, &sampling)?;
 
     let (mut model_sum, mut copy_sum) = (0.0, 0.0);
     let mut results = Vec::new();
@@ -84,10 +79,10 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "adapter": gpu.info.name,
         "tasks": tasks.len(),
         "held_out": "every ninth seed task of the file (never trained on)",
-        "steps": sampling.steps,
+        "steps": sampling.options.steps,
         "len": len,
         "hole": args.hole,
-        "seed": sampling.seed,
+        "seed": sampling.options.seed,
         "rouge_l": model_sum / n,
         "copy_instruction_rouge_l": copy_sum / n,
         "sampling_s": sampling_s,
