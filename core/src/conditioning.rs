@@ -316,8 +316,38 @@ impl Known {
     }
 }
 
+/// The Python definition around a cursor, the line to pin in its window
+/// ([`Known::around_cursor`]): the nearest `def`, `async def` or `class`
+/// line above the cursor's line that is indented less than it and than every
+/// line between them. `None` at the top level (an unindented cursor line) or
+/// where no such line is in `before`. A signature spread over several lines
+/// gives its first.
+pub fn enclosing_definition<'a>(before: &'a str, after: &str) -> Option<&'a str> {
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    let (above, cursor_start) = match before.rfind('\n') {
+        Some(at) => (&before[..at], &before[at + 1..]),
+        None => return None,
+    };
+    let cursor_line = format!("{cursor_start}{}", after.split('\n').next().unwrap_or(""));
+    let mut within = indent(&cursor_line);
+    for line in above.rsplit('\n').filter(|l| !l.trim().is_empty()) {
+        if indent(line) >= within {
+            continue;
+        }
+        let code = line.trim_start();
+        if ["def ", "async def ", "class "]
+            .iter()
+            .any(|k| code.starts_with(k))
+        {
+            return Some(line);
+        }
+        within = indent(line);
+    }
+    None
+}
+
 /// Where `before` (`tokens`, tokenized) is cut to its last `room` tokens
-/// and that cuts off `line` (the first line of `before` that starts with
+/// and that cuts off `line` (the last line of `before` that starts with
 /// it): the tokens of `line`, then the whole lines of `before` after it that
 /// fit in `room` with it. `None` where the cut keeps `line` anyway, `before`
 /// holds no such line or it fills the room alone.
@@ -329,7 +359,7 @@ fn pinned_then_tail(
 ) -> Result<Option<Vec<u32>>> {
     let line = line.trim_end();
     let Some(at) = before
-        .match_indices(line)
+        .rmatch_indices(line)
         .map(|(at, _)| at)
         .find(|&at| at == 0 || before[..at].ends_with('\n'))
     else {
@@ -593,6 +623,31 @@ mod tests {
         assert_eq!(
             Known::around_hidden(&tok, around, Some(signature), 200).unwrap(),
             Known::around_hidden(&tok, around, None, 200).unwrap()
+        );
+    }
+
+    /// The pinned line of a cursor is the `def`/`class` whose body holds it.
+    #[test]
+    fn the_enclosing_definition_is_the_nearest_less_indented_one() {
+        let code = "import os\n\nclass Box:\n    def size(self):\n        if self.full:\n\n            return 1\n        x = 2\n\n    def put(self, item):\n        pass\n\n\ndef top(a,\n        b):\n    return a\n";
+        let at = |marker: &str| {
+            let i = code.find(marker).unwrap();
+            enclosing_definition(&code[..i], &code[i..])
+        };
+        assert_eq!(at("return 1"), Some("    def size(self):"));
+        assert_eq!(at("x = 2"), Some("    def size(self):"));
+        assert_eq!(at("pass"), Some("    def put(self, item):"));
+        assert_eq!(at("def put"), Some("class Box:"));
+        assert_eq!(at("return a"), Some("def top(a,"));
+        assert_eq!(at("def top"), None);
+        assert_eq!(at("import"), None);
+        // A cursor on a blank line keeps the indentation typed before it.
+        let blank = code.find("\n\n    def put").unwrap() + 1;
+        assert_eq!(enclosing_definition(&code[..blank], &code[blank..]), None);
+        let typed = format!("{}        ", &code[..blank]);
+        assert_eq!(
+            enclosing_definition(&typed, &code[blank..]),
+            Some("    def size(self):")
         );
     }
 

@@ -1,6 +1,8 @@
 //! The options of `SamNet.sample`, checked and turned into known positions.
 
-use samnet_core::conditioning::{CursorHole, DEFAULT_HOLE, Known, MAX_SAMPLE_LEN, parse_template};
+use samnet_core::conditioning::{
+    CursorHole, DEFAULT_HOLE, Known, MAX_SAMPLE_LEN, enclosing_definition, parse_template,
+};
 use samnet_core::config::{Config, RevealOrder};
 use samnet_core::sample::{SampleOptions, SampleOverrides};
 use samnet_core::tokenizer::Tokenizer;
@@ -116,7 +118,7 @@ impl SampleRequest {
                 let (known, at) = Known::around_cursor(
                     tokenizer,
                     (&cursor.before, &cursor.after),
-                    None,
+                    enclosing_definition(&cursor.before, &cursor.after),
                     cursor.hole,
                     len,
                 )?;
@@ -225,6 +227,28 @@ mod tests {
         };
         let plan = whole_window.plan(&config, &tok).unwrap();
         assert_eq!(plan.known.tokens.len(), config.model.max_seq_len);
+    }
+
+    /// As `samnet complete`: where the code before the cursor is cut, the
+    /// function around it still opens the window.
+    #[test]
+    fn a_cut_cursor_window_opens_with_its_definition() {
+        let config = Config::preset("tiny").unwrap();
+        let before = format!("def f(ab):\n{}    ", "    a = b\n".repeat(6));
+        let tok = Tokenizer::char_level(&before).unwrap();
+        let req = SampleRequest {
+            cursor: Some(Cursor {
+                before,
+                after: "\n".into(),
+                hole: 4,
+            }),
+            length: Some(40),
+            ..Default::default()
+        };
+        let plan = req.plan(&config, &tok).unwrap();
+        let start = plan.hole.unwrap().start;
+        let window = tok.decode(&plan.known.tokens[..start]).unwrap();
+        assert!(window.starts_with("def f(ab):\n    a = b"), "{window:?}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use samnet_core::conditioning::Known;
+use samnet_core::conditioning::{Known, enclosing_definition};
 use samnet_core::gpu::GpuOptions;
 
 use super::sample::{Generation, check_len_flag, generate};
@@ -54,7 +54,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let (known, hole) = Known::around_cursor(
         &loaded.tokenizer,
         (before, after),
-        None,
+        enclosing_definition(before, after),
         args.hole,
         args.len,
     )?;
