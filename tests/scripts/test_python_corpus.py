@@ -40,12 +40,14 @@ def git(repo, *args):
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
 
-def make_repo(root, files):
+def make_repo(root, files, links=()):
     root.mkdir()
     git(root, "init", "-q")
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
+    for name, target in links:
+        (root / name).symlink_to(target)
     git(root, "add", "-A")
     git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "files")
 
@@ -54,7 +56,8 @@ class PythonCorpusFromGit(unittest.TestCase):
     def test_keeps_permissive_python_outside_the_held_out_fifth(self):
         with tempfile.TemporaryDirectory() as tmp:
             tmp = pathlib.Path(tmp)
-            make_repo(tmp / "mit", FILES)
+            # A link's blob is its target's path, "solve.py": Python that compiles.
+            make_repo(tmp / "mit", FILES, links=[("link.py", "solve.py")])
             make_repo(tmp / "gpl", {"LICENSE": "GNU GENERAL PUBLIC LICENSE\n", "a.py": "x = 1\n"})
             problems = tmp / "problems.jsonl"
             problems.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
