@@ -354,6 +354,14 @@ pub struct TrainConfig {
     /// 1 % of what a run sees.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub example_share: f64,
+    /// Each window that starts at an instruction example ends with it: the
+    /// positions after its response are the document separator, scored, as
+    /// LLaDA's fine-tuning pads with end-of-text. The model learns where a
+    /// response ends, so a response hole longer than the answer fills with
+    /// the separator (and is cut there) where otherwise the response runs on
+    /// into the next document's text to the end of the hole.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pad_examples: bool,
 }
 
 /// The length distribution of an infilling example's span, over 1 to
@@ -696,6 +704,7 @@ mod tests {
         );
         assert!(p3.train.min_lr_ratio < 0.1, "phase 3 decays its lr");
         assert_eq!(p4.diffusion.known_positions, KnownPositions::Clean);
+        assert!(p4.train.pad_examples, "phase 4's answers end");
         assert_eq!(phase1.diffusion.known_positions, KnownPositions::Noised);
         assert_eq!(phase1.data, DataConfig::default());
     }
@@ -709,11 +718,17 @@ mod tests {
         assert_eq!(c.data.tokenizer, TokenizerSource::Char);
         assert_eq!((c.train.infill_fraction, c.train.example_share), (0.0, 0.0));
         assert_eq!(c.train.infill_spans, InfillSpans::Uniform);
+        assert!(!c.train.pad_examples);
         let written = c.to_json();
         assert!(
-            !["infill_fraction", "infill_spans", "example_share"]
-                .iter()
-                .any(|f| written.contains(f)),
+            ![
+                "infill_fraction",
+                "infill_spans",
+                "example_share",
+                "pad_examples"
+            ]
+            .iter()
+            .any(|f| written.contains(f)),
             "a config without them is written as before"
         );
     }

@@ -95,7 +95,17 @@ impl Stream {
         }
     }
 
-    fn window(&self, s: usize, seq_len: usize, out: &mut Windows) {
+    /// The end of the example that starts at `s` (its separator included).
+    fn example_end(&self, s: usize) -> Option<usize> {
+        let i = self.examples.partition_point(|&(start, _)| start < s);
+        self.examples.get(i).filter(|e| e.0 == s).map(|e| e.1)
+    }
+
+    /// The window at `s`; where it starts at an example and `padding` is not
+    /// empty, every position after the example holds `padding` (repeated),
+    /// scored, instead of the next document.
+    fn window(&self, s: usize, seq_len: usize, padding: &[u32], out: &mut Windows) {
+        let first = out.tokens.len();
         out.tokens.extend_from_slice(&self.tokens[s..s + seq_len]);
         if self.prompt.is_empty() {
             out.weight.extend(std::iter::repeat_n(1.0, seq_len));
@@ -104,6 +114,13 @@ impl Stream {
             let p = &self.prompt[s..s + seq_len];
             out.weight.extend(p.iter().map(|&k| 1.0 - f32::from(k)));
             out.known.extend(p.iter().map(|&k| f32::from(k)));
+        }
+        let Some(end) = self.example_end(s).filter(|_| !padding.is_empty()) else {
+            return;
+        };
+        for (i, at) in (first + end - s..first + seq_len).enumerate() {
+            out.tokens[at] = padding[i % padding.len()];
+            (out.weight[at], out.known[at]) = (1.0, 0.0);
         }
     }
 }
@@ -201,6 +218,10 @@ pub struct TextData {
     val_stream: Stream,
     /// [`Tokenizer::line_breaks`] of the tokenizer that encoded it.
     line_breaks: Vec<bool>,
+    /// The tokens between packed documents.
+    separator: Vec<u32>,
+    /// See [`TextData::with_padded_examples`].
+    pad_examples: bool,
 }
 
 impl TextData {
@@ -282,7 +303,27 @@ impl TextData {
             train_stream: train,
             val_stream: val,
             line_breaks: tokenizer.line_breaks(),
+            separator,
+            pad_examples: false,
         })
+    }
+
+    /// With `pad`, each window that starts at an instruction example ends
+    /// with it: the positions after it hold the separator, scored
+    /// ([`crate::config::TrainConfig::pad_examples`]).
+    pub fn with_padded_examples(mut self, pad: bool) -> Self {
+        self.pad_examples = pad;
+        self
+    }
+
+    /// What follows an example in a window that starts at it, in place of
+    /// the next document (empty: the next document).
+    fn padding(&self) -> &[u32] {
+        if self.pad_examples {
+            &self.separator
+        } else {
+            &[]
+        }
     }
 
     /// Per token id, whether it starts a line ([`Tokenizer::line_breaks`]).
@@ -338,7 +379,7 @@ impl TextData {
             } else {
                 random
             };
-            stream.window(s, seq_len, &mut out);
+            stream.window(s, seq_len, self.padding(), &mut out);
         }
         out
     }
@@ -367,7 +408,7 @@ impl TextData {
             } else {
                 0
             };
-            stream.window(stream.snap(s), seq_len, &mut out);
+            stream.window(stream.snap(s), seq_len, self.padding(), &mut out);
         }
         out
     }
@@ -622,6 +663,49 @@ mod tests {
         let v = data.val_window_set(3, 12);
         assert_eq!(v.tokens[0], q);
         assert_eq!(v.known.len(), 36);
+    }
+
+    /// A window that starts at an example ("Qn?" known, "an." and the
+    /// separator "\n\n" scored) holds the separator after it to its end,
+    /// scored; every other window is as packed.
+    #[test]
+    fn padded_windows_end_with_the_example_they_start_at() {
+        let mut docs: Vec<Document> = (0..40).map(example_doc).collect();
+        docs.push(text_doc("book", &"a.".repeat(400)));
+        let tok = Tokenizer::char_level("Q?a.0123456789\n").unwrap();
+        let packed = || TextData::from_documents(&docs, &tok, 12, 3, "ex").unwrap();
+        let (plain, padded) = (packed(), packed().with_padded_examples(true));
+        let q = tok.encode("Q").unwrap()[0];
+        let mut at_examples = 0;
+        for step in 0..20 {
+            let p = plain.batch_windows(Split::Train, (8, 12), 1, step, 0.5);
+            let w = padded.batch_windows(Split::Train, (8, 12), 1, step, 0.5);
+            for r in (0..8).map(|row| row * 12..(row + 1) * 12) {
+                if p.tokens[r.start] != q {
+                    assert_eq!(p.tokens[r.clone()], w.tokens[r.clone()]);
+                    assert_eq!(p.weight[r.clone()], w.weight[r.clone()]);
+                    assert_eq!(p.known[r.clone()], w.known[r.clone()]);
+                    continue;
+                }
+                at_examples += 1;
+                let text = tok.decode(&w.tokens[r.clone()]).unwrap();
+                let example = tok.decode(&p.tokens[r.start..r.start + 8]).unwrap();
+                assert_eq!(text, format!("{example}\n\n\n\n"));
+                assert_ne!(p.tokens[r.start + 8..r.end], w.tokens[r.start + 8..r.end]);
+                let known: Vec<f32> = (0..12).map(|i| f32::from(u8::from(i < 3))).collect();
+                assert_eq!(w.known[r.clone()], known, "{text:?}");
+                assert!(w.weight[r.start + 3..r.end].iter().all(|&x| x == 1.0));
+            }
+        }
+        assert!(at_examples > 40, "{at_examples} windows at an example");
+        let v = padded.val_window_set(20, 12);
+        let at_examples: Vec<String> = (v.tokens.chunks(12).filter(|row| row[0] == q))
+            .map(|row| tok.decode(row).unwrap())
+            .collect();
+        assert!(!at_examples.is_empty());
+        for text in at_examples {
+            assert!(text.ends_with("\n\n\n\n"), "{text:?}");
+        }
     }
 
     #[test]

@@ -107,11 +107,12 @@ pub fn pack(corpus: &Corpus, tokenizer: &Tokenizer, config: &Config) -> anyhow::
         config.train.seq_len,
         config.train.seed,
         &origin,
-    )?; // TextData names `origin` in its errors already.
+    )? // TextData names `origin` in its errors already.
+    .with_padded_examples(config.train.pad_examples);
     if data.has_prompts() {
         let share = config.train.example_share;
         eprintln!(
-            "instruction examples: prompts are known ({}) and outside the loss{}",
+            "instruction examples: prompts are known ({}) and outside the loss{}{}",
             match config.diffusion.known_positions {
                 KnownPositions::Clean => "held clean",
                 KnownPositions::Noised => "noised like the rest",
@@ -120,6 +121,11 @@ pub fn pack(corpus: &Corpus, tokenizer: &Tokenizer, config: &Config) -> anyhow::
                 format!("; {:.0} % of the windows start at one", 100.0 * share)
             } else {
                 String::new()
+            },
+            if config.train.pad_examples {
+                "; a window that starts at one ends with it (the separator after it, scored)"
+            } else {
+                ""
             }
         );
     }
