@@ -1240,6 +1240,10 @@ fn phases_chain_with_init_from() {
         "{err}"
     );
     assert!(
+        err.contains("a window that starts at one ends with it"),
+        "{err}"
+    );
+    assert!(
         err.contains(r#"diffusion settings differ"#)
             && err.contains(r#"known_positions "noised" → "clean""#),
         "{err}"
@@ -1274,6 +1278,13 @@ fn phases_chain_with_init_from() {
         );
     }
     assert!(report["copy_instruction_rouge_l"].as_f64().unwrap() > 0.0);
+    let words: usize = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["response"].as_str().unwrap().split_whitespace().count())
+        .sum();
+    assert_eq!(report["response_words_mean"], words as f64 / 20.0);
     fails_clearly(
         &[
             "eval-instruct",

@@ -52,7 +52,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, &sampling)?;
 
-    let (mut model_sum, mut copy_sum) = (0.0, 0.0);
+    let (mut model_sum, mut copy_sum, mut words) = (0.0, 0.0, 0);
     let mut results = Vec::new();
     for (task, generated) in tasks.iter().zip(&fills) {
         let response = corpus::response_of(generated);
@@ -63,6 +63,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         );
         model_sum += score;
         copy_sum += copy;
+        words += response.split_whitespace().count();
         results.push(json!({
             "task": task.source,
             "instruction": task.instruction,
@@ -85,6 +86,9 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "seed": sampling.options.seed,
         "rouge_l": model_sum / n,
         "copy_instruction_rouge_l": copy_sum / n,
+        // ROUGE-L F1 falls with every word past the answer: a response that
+        // never ends is scored on the whole hole.
+        "response_words_mean": words as f64 / n,
         "sampling_s": sampling_s,
         "results": results,
     });
