@@ -406,10 +406,13 @@ impl CursorHole {
         self.start..self.start + self.positions
     }
 
-    /// What the hole holds in `tokens` (a sampled sequence), less the
-    /// whitespace it took in from before the cursor where it was written back.
+    /// What the hole holds in `tokens` (a sampled sequence) up to its first
+    /// separator token (a model trained on padded examples ends its answer
+    /// with it: the rest is padding, never source text), less the whitespace
+    /// it took in from before the cursor where it was written back.
     pub fn filled(&self, tokenizer: &Tokenizer, tokens: &[u32]) -> Result<String> {
-        let text = tokenizer.decode(&tokens[self.range()])?;
+        let hole = &tokens[self.range()];
+        let text = tokenizer.decode(&hole[..text_end(hole, 0, tokenizer.separator_token())])?;
         Ok(match text.strip_prefix(&self.prefix) {
             Some(rest) => rest.to_string(),
             None => text,
@@ -560,6 +563,13 @@ mod tests {
         }
         let filled = hole.filled(&tok, &sampled).unwrap();
         assert!(filled.starts_with("return x"), "{filled:?}");
+        // A separator ends the fill: what follows it is padding.
+        let last = hole.range().end - 1;
+        sampled[last] = tok.separator_token().unwrap();
+        let kept = tok.decode(&sampled[hole.start..last]).unwrap();
+        let cut = hole.filled(&tok, &sampled).unwrap();
+        assert_eq!(cut, kept.strip_prefix("\n    ").unwrap(), "{kept:?}");
+        assert!(cut.len() < filled.len(), "{cut:?}");
         // Characters tokenize alone: nothing moves.
         let chars = Tokenizer::char_level(code).unwrap();
         let (_, hole) = Known::around_cursor(&chars, (before, "\n"), None, 2, 32).unwrap();

@@ -2,10 +2,14 @@
 //! (Project Gutenberg books lose their header and licence), Alpaca
 //! instruction records (`[{instruction, input, output}]` JSON), Alpaca seed
 //! tasks (JSONL, one `{instruction, instances: [{input, output}]}` a line)
-//! and HumanEval problems (JSONL; the held-out fifth left out, see
-//! [`crate::humaneval`]); any of them gzipped (`.gz`). An instruction
-//! becomes a prompt (the template below), known while training and outside
-//! the loss, and a response, which trains.
+//! HumanEval problems (JSONL; the held-out fifth left out, see
+//! [`crate::humaneval`]) and code examples (JSONL, one `{prompt,
+//! completion}` a line, as `scripts/python-functions-as-examples` writes
+//! them); any of them gzipped (`.gz`). An instruction becomes a prompt (the
+//! template below), known while training and outside the loss, and a
+//! response, which trains. A HumanEval problem and a code example are the
+//! same without the template: the prompt (signature and docstring) is known,
+//! the body trains, just as `samnet eval-code` asks for it.
 //!
 //! The prompt template (Alpaca's, without its preamble; the `### Input:`
 //! section only when the input is not empty):
@@ -116,6 +120,13 @@ struct AlpacaRecord {
     output: String,
 }
 
+/// A code example: the prompt is known, the completion trains (no template).
+#[derive(Deserialize)]
+struct CodeExample {
+    prompt: String,
+    completion: String,
+}
+
 #[derive(Deserialize)]
 struct SeedTask {
     instruction: String,
@@ -140,6 +151,7 @@ fn example(source: String, instruction: &str, input: &str, output: &str) -> Docu
 }
 
 const ALPACA_SHAPE: &str = r#"expected {"instruction": string, "input": string, "output": string}"#;
+const CODE_SHAPE: &str = r#"expected {"prompt": string, "completion": string}"#;
 const SEED_SHAPE: &str =
     r#"expected {"instruction": string, "instances": [{"input": string, "output": string}, ...]}"#;
 
@@ -185,8 +197,9 @@ pub fn is_held_out_seed_task(ordinal: usize) -> bool {
     ordinal.is_multiple_of(9)
 }
 
-/// JSON Lines: one Alpaca seed task (with `instances`, one example each) or
-/// one Alpaca record a line; blank lines are allowed. Errors name the line.
+/// JSON Lines: one Alpaca seed task (with `instances`, one example each),
+/// one Alpaca record or one code example (`prompt`, `completion`) a line;
+/// blank lines are allowed. Errors name the line.
 /// Held-out seed tasks ([`is_held_out_seed_task`]) give no examples.
 pub fn parse_jsonl(text: &str, origin: &str) -> Result<Vec<Document>> {
     read_jsonl(text, origin).map(|(docs, _)| docs)
@@ -241,11 +254,21 @@ fn read_jsonl(text: &str, origin: &str) -> Result<(Vec<Document>, Vec<HeldOutTas
                     &inst.output,
                 ));
             }
+        } else if value.get("completion").is_some() {
+            let r: CodeExample = serde_json::from_value(value)
+                .map_err(|e| Error::file(origin, format!("line {n}: {e}; {CODE_SHAPE}")))?;
+            docs.push(Document {
+                source: format!("{origin} line {n}"),
+                body: Body::Example {
+                    prompt: r.prompt,
+                    response: r.completion,
+                },
+            });
         } else {
             let r: AlpacaRecord = serde_json::from_value(value).map_err(|e| {
                 Error::file(
                     origin,
-                    format!("line {n}: {e}; {SEED_SHAPE} or {ALPACA_SHAPE}"),
+                    format!("line {n}: {e}; {SEED_SHAPE}, {ALPACA_SHAPE} or {CODE_SHAPE}"),
                 )
             })?;
             docs.push(example(
@@ -273,7 +296,7 @@ pub enum FileKind {
         examples: usize,
         held_out: usize,
     },
-    /// HumanEval: `training` problems became documents, `held_out` did not.
+    /// HumanEval: `training` problems became examples, `held_out` did not.
     Problems {
         training: usize,
         held_out: usize,
@@ -294,7 +317,10 @@ pub fn parse_file(name: &str, bytes: Vec<u8>) -> Result<(Vec<Document>, FileKind
             .filter(|p| !p.is_held_out())
             .map(|p| Document {
                 source: format!("{name} {}", p.task_id),
-                body: Body::Text(p.solved()),
+                body: Body::Example {
+                    prompt: p.prompt.clone(),
+                    response: p.canonical_solution.clone(),
+                },
             })
             .collect();
         let kind = FileKind::Problems {
@@ -708,7 +734,8 @@ mod tests {
     }
 
     /// HumanEval, gzipped as shipped: the 131 training problems become
-    /// documents (prompt + canonical body); the 33 held out do not appear.
+    /// examples (the prompt known, the canonical body trains); the 33 held
+    /// out do not appear.
     #[test]
     fn humaneval_trains_on_four_fifths_and_never_sees_the_held_out() {
         let path = PathBuf::from(concat!(
@@ -728,21 +755,55 @@ mod tests {
                 .summary()
                 .contains("131 HumanEval problem(s) (33 held out")
         );
-        let texts: Vec<&str> = corpus
+        let examples: Vec<(&str, &str)> = corpus
             .documents
             .iter()
             .map(|d| match &d.body {
-                Body::Text(t) => t.as_str(),
-                Body::Example { .. } => panic!("{}: not a text", d.source),
+                Body::Example { prompt, response } => (prompt.as_str(), response.as_str()),
+                Body::Text(_) => panic!("{}: not an example", d.source),
             })
             .collect();
-        assert!(texts[1].starts_with("\n\ndef truncate_number(number: float)"));
-        assert!(!texts.iter().any(|t| t.contains("def has_close_elements(")));
+        let (prompt, body) = examples[1];
+        assert!(prompt.starts_with("\n\ndef truncate_number(number: float)"));
+        assert!(prompt.trim_end().ends_with("\"\"\""), "{prompt}");
+        assert_eq!(body, "    return number % 1.0\n");
+        assert!(
+            !examples
+                .iter()
+                .any(|(p, _)| p.contains("def has_close_elements("))
+        );
         assert!(
             corpus
                 .documents
                 .iter()
                 .all(|d| !d.source.ends_with("HumanEval/0"))
+        );
+    }
+
+    /// `{prompt, completion}` lines are examples without the template; a
+    /// record missing its completion's text is named by line.
+    #[test]
+    fn code_examples_are_prompt_and_completion_as_written() {
+        let text = concat!(
+            r#"{"prompt": "def f(x):\n    \"\"\"Twice x.\"\"\"\n", "completion": "    return 2 * x\n", "source": "a.py"}"#,
+            "\n\n",
+            r#"{"prompt": "def g():\n", "completion": "    pass\n"}"#,
+        );
+        let docs = parse_jsonl(text, "code.jsonl").unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].source, "code.jsonl line 3");
+        assert_eq!(
+            docs[0].body,
+            Body::Example {
+                prompt: "def f(x):\n    \"\"\"Twice x.\"\"\"\n".into(),
+                response: "    return 2 * x\n".into()
+            }
+        );
+        let broken = r#"{"prompt": "def f():\n", "completion": 3}"#;
+        let err = parse_jsonl(broken, "code.jsonl").unwrap_err().to_string();
+        assert!(
+            err.contains("code.jsonl") && err.contains("line 1") && err.contains("completion"),
+            "{err}"
         );
     }
 

@@ -3,7 +3,8 @@
 //! it are denoised, and the body — cut where the function ends — is scored
 //! by exact match with the canonical body and, with `--run-tests`, by
 //! running the problem's tests on it (pass@1 at the checkpoint's decoding
-//! temperature, or `--temperature`).
+//! temperature, or `--temperature`), beside whether the prompt and body
+//! compile at all.
 //!
 //! `--single-line` is the benchmark where two-sided context counts: every
 //! non-blank line of each held-out canonical body is hidden in turn and
@@ -99,22 +100,26 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, &sampling)?;
 
     let mut results = Vec::new();
-    let (mut exact, mut passed) = (0, 0);
+    let (mut exact, mut passed, mut compiled) = (0, 0, 0);
     for (i, (p, generated)) in problems.iter().zip(&fills).enumerate() {
         let body = humaneval::function_body(generated);
         let is_exact = humaneval::same_code(body, &p.canonical_solution);
         exact += usize::from(is_exact);
-        let test = if args.run_tests {
-            let outcome = run_test(&args.python, &p.test_program(body), args.timeout, i)?;
+        let (test, parses) = if args.run_tests {
+            let outcome = run_test(&args.python, &p.test_program(body), args.timeout, 2 * i)?;
+            let source = format!("{}{body}", p.prompt);
+            let parses = compiles(&args.python, &source, args.timeout, 2 * i + 1)?;
             passed += usize::from(outcome == "passed");
-            Some(outcome)
+            compiled += usize::from(parses);
+            (Some(outcome), Some(parses))
         } else {
-            None
+            (None, None)
         };
         results.push(json!({
             "task_id": p.task_id,
             "exact": is_exact,
             "test": test,
+            "compiles": parses,
             "completion": body,
         }));
     }
@@ -131,6 +136,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "exact_match": exact as f64 / n as f64,
         "pass_rate": args.run_tests.then(|| passed as f64 / n as f64),
         "passed": args.run_tests.then_some(passed),
+        "compiled": args.run_tests.then_some(compiled),
         "sampling_s": sampling_s,
         "results": results,
     });
@@ -230,6 +236,14 @@ fn check_python(python: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether Python compiles `source` (the prompt and a completion): a
+/// completion that does not is wrong before any test runs.
+fn compiles(python: &str, source: &str, timeout: u64, index: usize) -> anyhow::Result<bool> {
+    // A JSON string is a Python string literal.
+    let check = format!("compile({}, 'completion', 'exec')\n", json!(source));
+    Ok(run_test(python, &check, timeout, index)? == "passed")
+}
+
 /// "passed", "failed" or "timeout" for one test program.
 fn run_test(
     python: &str,
@@ -274,7 +288,8 @@ mod tests {
     use super::*;
 
     /// The harness itself: canonical bodies pass their tests, a wrong body
-    /// fails, a body that never returns times out.
+    /// fails, a body that never returns times out; the compile check tells
+    /// Python from broken Python.
     #[test]
     fn canonical_bodies_pass_wrong_ones_fail_and_loops_time_out() {
         if check_python("python3").is_err() {
@@ -297,6 +312,8 @@ mod tests {
             let wrong = run_test("python3", &p.test_program("    return None\n"), 10, 1).unwrap();
             assert_eq!(wrong, "failed", "{}", p.task_id);
         }
+        assert!(compiles("python3", "def f(x):\n    return x  # é \"\\n\n", 10, 3).unwrap());
+        assert!(!compiles("python3", "def f(x):\n    return x)\n", 10, 3).unwrap());
         let looping = problems[0].test_program("    while True:\n        pass\n");
         assert_eq!(run_test("python3", &looping, 1, 2).unwrap(), "timeout");
     }
