@@ -705,6 +705,9 @@ mod tests {
         assert!(p3.train.min_lr_ratio < 0.1, "phase 3 decays its lr");
         assert_eq!(p4.diffusion.known_positions, KnownPositions::Clean);
         assert!(p4.train.pad_examples, "phase 4's answers end");
+        let code = Config::preset("code").unwrap();
+        assert!(code.train.pad_examples, "code bodies end");
+        assert_eq!(code.train.example_share, 0.25);
         assert_eq!(phase1.diffusion.known_positions, KnownPositions::Noised);
         assert_eq!(phase1.data, DataConfig::default());
     }

@@ -1372,14 +1372,17 @@ fn eval_code_scores_the_held_out_humaneval_problems() {
     for r in results {
         let n: usize = r["task_id"].as_str().unwrap()[10..].parse().unwrap();
         assert_eq!(n % 5, 0, "{r}");
+        assert_eq!(r["compiles"].is_boolean(), python, "{r}");
         if python {
             let test = r["test"].as_str().unwrap();
             assert!(["passed", "failed", "timeout"].contains(&test), "{r}");
+            assert!(test != "passed" || r["compiles"] == true, "{r}");
         }
     }
     let exact = report["exact_match"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&exact));
     assert_eq!(report["passed"].is_u64(), python);
+    assert_eq!(report["compiled"].is_u64(), python);
     let batch_at = args.iter().position(|a| *a == "--batch").unwrap();
     let no_batch: Vec<&str> = args[..batch_at]
         .iter()
