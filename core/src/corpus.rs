@@ -1,7 +1,7 @@
 //! Training documents from the files a run is given: plain text and code
 //! (Project Gutenberg books lose their header and licence), Alpaca
 //! instruction records (`[{instruction, input, output}]` JSON), Alpaca seed
-//! tasks (JSONL, one `{instruction, instances: [{input, output}]}` a line)
+//! tasks (JSONL, one `{instruction, instances: [{input, output}]}` a line),
 //! HumanEval problems (JSONL; the held-out fifth left out, see
 //! [`crate::humaneval`]) and code examples (JSONL, one `{prompt,
 //! completion}` a line, as `scripts/python-functions-as-examples` writes
@@ -781,7 +781,7 @@ mod tests {
     }
 
     /// `{prompt, completion}` lines are examples without the template; a
-    /// record missing its completion's text is named by line.
+    /// record whose completion is not text is named by line.
     #[test]
     fn code_examples_are_prompt_and_completion_as_written() {
         let text = concat!(
