@@ -38,11 +38,6 @@ impl Problem {
             .find(|line| line.trim_start().starts_with(&opening))
     }
 
-    /// The prompt completed by the canonical body: a training document.
-    pub fn solved(&self) -> String {
-        format!("{}{}", self.prompt, self.canonical_solution)
-    }
-
     /// HumanEval's check of a completion as one Python program: the prompt,
     /// the completion, the problem's tests, and the call of `check`.
     pub fn test_program(&self, completion: &str) -> String {
@@ -234,7 +229,8 @@ mod tests {
         let holes = line_holes(&p);
         assert_eq!(holes.iter().map(|h| h.line).collect::<Vec<_>>(), [0, 2]);
         for h in &holes {
-            assert_eq!(format!("{}{}{}", h.before, h.hidden, h.after), p.solved());
+            let solved = format!("{}{}", p.prompt, p.canonical_solution);
+            assert_eq!(format!("{}{}{}", h.before, h.hidden, h.after), solved);
             assert_eq!(h.body_with(&p, &h.hidden), p.canonical_solution);
         }
         assert_eq!(holes[1].hidden, "    return y + 1");
