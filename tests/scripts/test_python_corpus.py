@@ -1,27 +1,14 @@
 """scripts/python-corpus-from-git on two tiny repositories: what it keeps,
 what it drops and why, and the manifest it writes."""
 
-import json
 import pathlib
 import subprocess
 import tempfile
 import unittest
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "python-corpus-from-git"
+from held_out_problems import write_problems
 
-# HumanEval/0 is held out (task number divisible by 5), HumanEval/1 is not.
-PROBLEMS = [
-    {
-        "task_id": "HumanEval/0",
-        "entry_point": "has_close_elements",
-        "canonical_solution": "    return sorted(numbers)[0] > threshold\n",
-    },
-    {
-        "task_id": "HumanEval/1",
-        "entry_point": "separate_groups",
-        "canonical_solution": "    return [group for group in groups if group]\n",
-    },
-]
+SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "python-corpus-from-git"
 
 FILES = {
     "LICENSE": "MIT License\n\nCopyright (c) 2026 Someone\n",
@@ -60,7 +47,7 @@ class PythonCorpusFromGit(unittest.TestCase):
             make_repo(tmp / "mit", FILES, links=[("link.py", "solve.py")])
             make_repo(tmp / "gpl", {"LICENSE": "GNU GENERAL PUBLIC LICENSE\n", "a.py": "x = 1\n"})
             problems = tmp / "problems.jsonl"
-            problems.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
+            write_problems(problems)
             out = tmp / "out"
             subprocess.run(
                 [SCRIPT, "--humaneval", problems, "--out", out,

@@ -9,21 +9,9 @@ import subprocess
 import tempfile
 import unittest
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "python-functions-as-examples"
+from held_out_problems import write_problems
 
-# HumanEval/0 is held out (task number divisible by 5), HumanEval/1 is not.
-PROBLEMS = [
-    {
-        "task_id": "HumanEval/0",
-        "entry_point": "has_close_elements",
-        "canonical_solution": "    return sorted(numbers)[0] > threshold\n",
-    },
-    {
-        "task_id": "HumanEval/1",
-        "entry_point": "separate_groups",
-        "canonical_solution": "    return [group for group in groups if group]\n",
-    },
-]
+SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "python-functions-as-examples"
 
 MODULE = '''"""A module."""
 import math
@@ -80,7 +68,7 @@ class PythonFunctionsAsExamples(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             tmp = pathlib.Path(tmp)
             humaneval = tmp / "humaneval.jsonl"
-            humaneval.write_text("".join(json.dumps(p) + "\n" for p in PROBLEMS))
+            write_problems(humaneval)
             src = tmp / "src"
             for name, text in files.items():
                 (src / name).parent.mkdir(parents=True, exist_ok=True)
