@@ -20,8 +20,10 @@
 //   noisy share shrinks by (t − s)/t per step as under `reveal`, in
 //   expectation there and exactly here. Rows revealed before show their
 //   token as in `reveal`. Grid: grid_1d(rows / seq).
-//   With leftmost = 1 every confidence counts as equal, so the ties decide:
-//   the k leftmost noisy rows are revealed (left-to-right decoding).
+//   With block = n > 0 the sequence is cut into blocks of n rows and a row in
+//   an earlier block outranks every row of a later one, confidence ranking
+//   within a block (semi-autoregressive decoding, LLaDA's blocks); n = 1 is
+//   left to right.
 
 struct Params {
     rows: u32,
@@ -29,7 +31,7 @@ struct Params {
     inv_temperature: f32, // tempered_softmax only
     stream: u32,          // reveal only
     seq: u32,             // reveal_ranked only
-    leftmost: u32,        // reveal_ranked only: 1 ranks by position alone
+    block: u32,           // reveal_ranked only: rows per block, 0 = one block
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -140,9 +142,22 @@ fn reveal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 // threads' ranking (which reads every row of the sequence), frozen after it.
 const CHOSEN: f32 = 2.0;
 
-// What reveal_ranked ranks row r by.
-fn ranked_confidence(r: u32) -> f32 {
-    return select(confidence[r], 0.0, p.leftmost != 0u);
+// The block of row i of its sequence (all rows are one block when p.block = 0).
+fn block_of(i: u32) -> u32 {
+    return select(0u, i / max(p.block, 1u), p.block != 0u);
+}
+
+// Whether row j of the sequence at base ranks before row i: an earlier block,
+// then a higher confidence, then the lower row.
+fn outranks(base: u32, j: u32, i: u32) -> bool {
+    let bj = block_of(j);
+    let bi = block_of(i);
+    if (bj != bi) {
+        return bj < bi;
+    }
+    let cj = confidence[base + j];
+    let ci = confidence[base + i];
+    return cj > ci || (cj == ci && j < i);
 }
 
 @compute @workgroup_size(256)
@@ -168,15 +183,10 @@ fn reveal_ranked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
             confidence[r] = 1.0;
             continue;
         }
-        let c = ranked_confidence(r);
         var rank = 0u;
         for (var j = 0u; j < p.seq; j++) {
-            let q = base + j;
-            if (revealed[q] != 1.0) {
-                let other = ranked_confidence(q);
-                if (other > c || (other == c && j < i)) {
-                    rank += 1u;
-                }
+            if (revealed[base + j] != 1.0 && outranks(base, j, i)) {
+                rank += 1u;
             }
         }
         if (rank < k) {

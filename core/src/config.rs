@@ -155,7 +155,16 @@ pub enum RevealOrder {
     /// a semi-autoregressive decoder; known text to the right of a hole
     /// still conditions every step.
     Left,
+    /// The most confident first within blocks of `REVEAL_BLOCK` positions,
+    /// the blocks left to right (LLaDA's semi-autoregressive decoding): a
+    /// model trained to pad its answers with the separator reveals the
+    /// confident padding first under `Confident`, which cuts its answer
+    /// short; blocks make it write the answer before it ends it.
+    Blocks,
 }
+
+/// Positions per block of `RevealOrder::Blocks` (LLaDA's block length).
+pub const REVEAL_BLOCK: u32 = 32;
 
 impl RevealOrder {
     pub fn name(self) -> &'static str {
@@ -163,6 +172,7 @@ impl RevealOrder {
             RevealOrder::Random => "random",
             RevealOrder::Confident => "confident",
             RevealOrder::Left => "left",
+            RevealOrder::Blocks => "blocks",
         }
     }
 }
@@ -174,10 +184,13 @@ impl std::str::FromStr for RevealOrder {
             RevealOrder::Random,
             RevealOrder::Confident,
             RevealOrder::Left,
+            RevealOrder::Blocks,
         ]
         .into_iter()
         .find(|o| o.name() == s)
-        .ok_or_else(|| format!("unknown reveal order '{s}' (expected random, confident or left)"))
+        .ok_or_else(|| {
+            format!("unknown reveal order '{s}' (expected random, confident, left or blocks)")
+        })
     }
 }
 

@@ -213,19 +213,19 @@ fn reveal_rejects_mismatched_shapes() {
     assert!(reveal(g, &key3, 0, &step, &drawn, &confidence, &frozen, &revealed).is_err());
 }
 
-/// Most confident first, and leftmost first, on sequences of 37 rows (not a
+/// Most confident first, leftmost first, and most confident first within
+/// blocks of 8 rows (not dividing 37), on sequences of 37 rows (not a
 /// multiple of the workgroup) and of 300 (more rows than threads), with
 /// ties: the GPU equals the reference exactly; each sequence reveals
 /// k = H − round(H·(1 − p)) of its H noisy rows, exactly those of highest
-/// confidence (or the k leftmost); p = 1 reveals all.
+/// confidence (or the k leftmost, or the blocks' in order); p = 1 reveals all.
 #[test]
 fn reveal_ranked_freezes_the_first_ranked_rows_of_each_sequence() {
     use samnet_core::ops::reveal::{Rank, reveal_ranked};
     let cases = [(37usize, 5usize, 0.3f32), (300, 2, 0.55), (37, 3, 1.0)];
-    for ((seq, count, p), rank) in cases
-        .into_iter()
-        .flat_map(|case| [(case, Rank::Confidence), (case, Rank::Position)])
-    {
+    for ((seq, count, p), rank) in cases.into_iter().flat_map(|case| {
+        [Rank::Confidence, Rank::Blocks(1), Rank::Blocks(8)].map(|rank| (case, rank))
+    }) {
         let rows = seq * count;
         let mut start = initial_state(rows);
         // Ties: a few equal confidences within each sequence.
@@ -290,23 +290,21 @@ fn reveal_ranked_freezes_the_first_ranked_rows_of_each_sequence() {
                 "seq {b}: {} of {h} revealed",
                 chosen.len()
             );
-            if rank == Rank::Position {
-                assert_eq!(chosen, noisy[..chosen.len()], "seq {b}: not the leftmost");
-                continue;
+            // No row left noisy outranks a chosen one: an earlier block, or
+            // the same block and a higher confidence.
+            let block = |r: usize| match rank.block() {
+                0 => 0,
+                n => (r - b * seq) / n as usize,
+            };
+            for &c in &chosen {
+                for &u in noisy.iter().filter(|r| !chosen.contains(r)) {
+                    assert!(
+                        block(c) < block(u)
+                            || (block(c) == block(u) && conf_before[c] >= conf_before[u]),
+                        "seq {b}, {rank:?}: chose row {c} over row {u}"
+                    );
+                }
             }
-            let lowest_chosen = chosen
-                .iter()
-                .map(|&r| conf_before[r])
-                .fold(f64::INFINITY, f64::min);
-            let highest_left = noisy
-                .iter()
-                .filter(|r| !chosen.contains(r))
-                .map(|&r| conf_before[r])
-                .fold(f64::NEG_INFINITY, f64::max);
-            assert!(
-                lowest_chosen >= highest_left,
-                "seq {b}: chose {lowest_chosen} over {highest_left}"
-            );
         }
     }
 }

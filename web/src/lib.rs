@@ -91,7 +91,7 @@ struct ModelInfo {
     timesteps: usize,
     /// diffusion.kind: "gaussian", "masked" or "hybrid".
     kind: &'static str,
-    /// masked and hybrid: the default reveal order, "random", "confident" or "left".
+    /// masked and hybrid: the default reveal order, "random", "confident", "left" or "blocks".
     reveal_order: &'static str,
     load_ms: f64,
 }

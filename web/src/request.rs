@@ -30,8 +30,9 @@ use serde::Deserialize;
 /// - `eta`: stochasticity of the denoising steps, 0 (DDIM) to 1 (DDPM-like)
 ///   (default: the checkpoint's);
 /// - `order`: masked and hybrid checkpoints, which positions each step freezes:
-///   "random", "confident" (most confident first) or "left" (left to right;
-///   default: the checkpoint's).
+///   "random", "confident" (most confident first), "left" (left to right) or
+///   "blocks" (most confident first within blocks of 32 positions, the blocks
+///   left to right; default: the checkpoint's).
 ///
 /// `clamp`, `soft_x0` and `eta` apply to gaussian checkpoints, `order` to masked and hybrid ones.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -86,8 +86,19 @@ pub fn reveal(
 pub enum Rank {
     /// The highest `confidence` (ties: the lower row).
     Confidence,
-    /// The lower row: left to right.
-    Position,
+    /// Blocks of this many rows in order, by `confidence` within a block
+    /// (semi-autoregressive); blocks of 1 are left to right.
+    Blocks(u32),
+}
+
+impl Rank {
+    /// Rows per block, 0 for one block of the whole sequence.
+    pub fn block(self) -> u32 {
+        match self {
+            Rank::Confidence => 0,
+            Rank::Blocks(n) => n.max(1),
+        }
+    }
 }
 
 /// In each sequence of `seq` rows, of its H still-noisy rows the
@@ -108,14 +119,7 @@ pub fn reveal_ranked(
         ));
     }
     gpu.call(&SHADER, "reveal_ranked")
-        .params(params![
-            rows,
-            0u32,
-            0.0f32,
-            0u32,
-            seq,
-            u32::from(rank == Rank::Position)
-        ])
+        .params(params![rows, 0u32, 0.0f32, 0u32, seq, rank.block()])
         .bind(4, step)
         .bind(5, drawn)
         .bind(6, confidence)

@@ -55,8 +55,8 @@ pub fn reveal(
 
 /// `reveal_ranked` exactly as the shader: per sequence of `seq` rows, of
 /// its H noisy rows the k = H − floor(H·(1 − p) + 0.5) (in f32) that rank
-/// first are revealed: the highest confidence (ties: the lower row), or by
-/// `Rank::Position` the lowest rows.
+/// first are revealed: the earlier block (`Rank::Blocks`), then the highest
+/// confidence, then the lower row.
 pub fn reveal_ranked(
     seq: usize,
     rank: Rank,
@@ -71,10 +71,16 @@ pub fn reveal_ranked(
         let noisy: Vec<usize> = rows.clone().filter(|&r| revealed[r] == 0.0).collect();
         let total = noisy.len() as f32;
         let k = (total - (total * (1.0 - p) + 0.5).floor()) as usize;
+        let block = |r: usize| match rank.block() {
+            0 => 0,
+            n => (r - b * seq) / n as usize,
+        };
         let mut order = noisy.clone();
-        if rank == Rank::Confidence {
-            order.sort_by(|&i, &j| confidence[j].total_cmp(&confidence[i]).then(i.cmp(&j)));
-        }
+        order.sort_by(|&i, &j| {
+            (block(i).cmp(&block(j)))
+                .then(confidence[j].total_cmp(&confidence[i]))
+                .then(i.cmp(&j))
+        });
         for r in rows {
             if revealed[r] != 0.0 {
                 drawn[r] = frozen[r];

@@ -16,7 +16,7 @@ use super::{
     step_key,
 };
 use crate::conditioning::Known;
-use crate::config::{DiffusionConfig, RevealOrder};
+use crate::config::{DiffusionConfig, REVEAL_BLOCK, RevealOrder};
 use crate::gpu::{DType, Gpu, Program, Tensor};
 use crate::hybrid;
 use crate::model::Model;
@@ -208,7 +208,8 @@ impl Steps {
                 &self.revealed,
             )?,
             RevealOrder::Confident => ranked(Rank::Confidence)?,
-            RevealOrder::Left => ranked(Rank::Position)?,
+            RevealOrder::Left => ranked(Rank::Blocks(1))?,
+            RevealOrder::Blocks => ranked(Rank::Blocks(REVEAL_BLOCK))?,
         });
         Ok(p)
     }

@@ -39,7 +39,9 @@ pub struct Denoising {
     #[arg(long)]
     eta: Option<f32>,
     /// Masked and hybrid checkpoints: which positions each step freezes,
-    /// random, the most confident first or left to right (default: the config's).
+    /// random, the most confident first, left to right, or blocks (the most
+    /// confident first within blocks of 32 positions, left to right)
+    /// (default: the config's).
     #[arg(long)]
     order: Option<RevealOrder>,
 }
