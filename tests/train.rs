@@ -184,6 +184,7 @@ fn discrete_loss_falls_and_it_samples(preset: &str) {
         RevealOrder::Random,
         RevealOrder::Confident,
         RevealOrder::Left,
+        RevealOrder::Blocks,
     ] {
         let options = SampleOptions {
             order,

@@ -322,7 +322,7 @@ fn options_and_configs_that_do_not_fit_the_diffusion_kind() {
     sample(
         &hybrid,
         &["--order", "backwards"],
-        &["--order", "backwards", "random, confident or left"],
+        &["--order", "backwards", "random, confident, left or blocks"],
         &mut c,
     );
     let edited = |name: &str, from: &str, to: &str| {
