@@ -12,7 +12,7 @@
 // software one), temperature (0: most likely token; above 0: drawn), top-p
 // (draws only from the likeliest tokens holding that much probability), eta
 // (gaussian: 0 deterministic steps, up to 1 fresh noise in each), order
-// (hybrid: "random", "confident" or "left" reveals), prompt (text held at the start),
+// (hybrid: "random", "confident", "left" or "blocks" reveals), prompt (text held at the start),
 // infill (a template with [___], [___:N] or ▢ holes), before / after / hole
 // (code completion at a cursor: the text on each side, the hole's size in
 // positions, 32 by default; the result's `filled` is the hole), autoplay ("false" to
