@@ -228,8 +228,8 @@ mod tests {
         p.canonical_solution = "    y = x\n\n    return y + 1\n".into();
         let holes = line_holes(&p);
         assert_eq!(holes.iter().map(|h| h.line).collect::<Vec<_>>(), [0, 2]);
+        let solved = format!("{}{}", p.prompt, p.canonical_solution);
         for h in &holes {
-            let solved = format!("{}{}", p.prompt, p.canonical_solution);
             assert_eq!(format!("{}{}{}", h.before, h.hidden, h.after), solved);
             assert_eq!(h.body_with(&p, &h.hidden), p.canonical_solution);
         }
