@@ -4,7 +4,11 @@
 //! Every fifth problem (task number divisible by 5: 33 of 164) is held out:
 //! never in a training corpus, only completed and scored.
 
+mod examples;
+
 use serde::Deserialize;
+
+pub use examples::{Example, examples, examples_program, tally};
 
 use crate::{Error, Result};
 
