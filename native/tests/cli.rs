@@ -1403,6 +1403,9 @@ fn eval_code_scores_the_held_out_humaneval_problems() {
         "--single-line",
         "--limit",
         "2",
+        // Three candidates a line, one kept.
+        "--samples",
+        "3",
     ]);
     if python {
         args.push("--run-tests");
@@ -1420,6 +1423,13 @@ fn eval_code_scores_the_held_out_humaneval_problems() {
             "{r}"
         );
         assert!(!r["filled"].as_str().unwrap().contains('\n'), "{r}");
+        let chosen = &r["chosen"];
+        let candidates = chosen["candidates"].as_array().unwrap();
+        assert_eq!(candidates.len(), 3, "{r}");
+        assert_eq!(candidates[chosen["index"].as_u64().unwrap() as usize], r["filled"]);
+        assert!((1..=3).contains(&chosen["votes"].as_u64().unwrap()), "{r}");
+        // (passed, stated) where the candidate ran; nothing runs without Python.
+        assert!(python || chosen["examples"].is_null(), "{r}");
         if python {
             for key in ["test", "blank_test"] {
                 assert!(
@@ -1430,6 +1440,9 @@ fn eval_code_scores_the_held_out_humaneval_problems() {
         }
     }
     assert_eq!(report["blank_pass_rate"].is_f64(), python);
+    if python {
+        assert!(report["any_passed"].as_u64() >= report["passed"].as_u64());
+    }
 }
 
 /// A copy of `native/tests/fixtures/run` (a few logged steps, two
