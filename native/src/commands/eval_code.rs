@@ -19,7 +19,10 @@
 //! most examples stated in the prompt (with `--run-tests`;
 //! [`humaneval::examples`]), then the one the most candidates agree with
 //! (self-consistency), then the first. Its tests give pass@1 after that
-//! selection; `any_passed` counts the holes where any candidate passes.
+//! selection; beside it the report gives the pass rate of the most frequent
+//! candidate alone (`voted_pass_rate`, no code run to choose), the expected
+//! pass rate of one draw (`candidate_pass_rate`) and the holes where any
+//! candidate passes (`any_passed`).
 
 use std::path::PathBuf;
 
@@ -143,10 +146,11 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
             span.start,
             humaneval::same_code,
         );
+        let voted = span.start + choose(candidates, None, 0, humaneval::same_code).index;
         let body = candidates[chosen.index];
         let is_exact = humaneval::same_code(body, &p.canonical_solution);
         let k = span.start + chosen.index;
-        tally.count(is_exact, checks.as_ref(), span, k);
+        tally.count(is_exact, checks.as_ref(), span, (k, voted));
         results.push(json!({
             "task_id": p.task_id,
             "exact": is_exact,
@@ -158,7 +162,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     }
     let n = problems.len() as f64;
     let run_tests = python.is_some();
-    let report = json!({
+    let mut report = json!({
         "checkpoint": loaded.dir.display().to_string(),
         "adapter": gpu.info.name,
         "problems": problems.len(),
@@ -171,13 +175,21 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "samples": args.samples,
         "selection": selection(args.samples, run_tests),
         "exact_match": tally.exact as f64 / n,
-        "pass_rate": run_tests.then(|| tally.passed as f64 / n),
-        "passed": run_tests.then_some(tally.passed),
-        "any_passed": run_tests.then_some(tally.any_passed),
         "compiled": run_tests.then_some(tally.compiled),
         "sampling_s": sampling_s,
-        "results": results,
     });
+    print_report(&mut report, tally.json(problems.len(), run_tests), results)
+}
+
+/// The report with the shared figures and the results, last, as JSON.
+fn print_report(
+    report: &mut serde_json::Value,
+    figures: serde_json::Value,
+    results: Vec<serde_json::Value>,
+) -> anyhow::Result<()> {
+    let object = report.as_object_mut().expect("a report is an object");
+    object.extend(figures.as_object().expect("figures are an object").clone());
+    object.insert("results".into(), results.into());
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
@@ -245,9 +257,10 @@ fn single_line(
         let span = i * samples..(i + 1) * samples;
         let candidates = &lines[span.clone()];
         let chosen = choose(candidates, checks.as_ref(), span.start, same_line);
+        let voted = span.start + choose(candidates, None, 0, same_line).index;
         let k = span.start + chosen.index;
         let is_exact = same_line(lines[k], &hole.hidden);
-        tally.count(is_exact, checks.as_ref(), span, k);
+        tally.count(is_exact, checks.as_ref(), span, (k, voted));
         let blank = blanks.get(i).map(|r| r.outcome);
         blank_passed += usize::from(blank == Some("passed"));
         results.push(json!({
@@ -264,8 +277,7 @@ fn single_line(
     }
     let n = cases.len().max(1) as f64;
     let run_tests = python.is_some();
-    let rate = |k: usize| run_tests.then(|| k as f64 / n);
-    let report = json!({
+    let mut report = json!({
         "checkpoint": loaded.dir.display().to_string(),
         "adapter": gpu.info.name,
         "benchmark": "single-line infilling: each non-blank line of each held-out canonical body hidden, filled from the code before and after it (hole = the line's length in tokens where it stands), the fill's first non-blank line in its place",
@@ -278,16 +290,11 @@ fn single_line(
         "samples": args.samples,
         "selection": selection(args.samples, run_tests),
         "exact_line": tally.exact as f64 / n,
-        "pass_rate": rate(tally.passed),
-        "passed": run_tests.then_some(tally.passed),
-        "any_passed": run_tests.then_some(tally.any_passed),
-        "blank_pass_rate": rate(blank_passed),
+        "blank_pass_rate": run_tests.then(|| blank_passed as f64 / n),
         "blank_passed": run_tests.then_some(blank_passed),
         "sampling_s": sampling_s,
-        "results": results,
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    print_report(&mut report, tally.json(cases.len(), run_tests), results)
 }
 
 fn selection(samples: u32, run_tests: bool) -> &'static str {
@@ -384,23 +391,48 @@ struct Tally {
     exact: usize,
     passed: usize,
     any_passed: usize,
+    /// Passed by the most frequent candidate alone (no example run).
+    voted_passed: usize,
+    /// Sum over holes of the share of candidates that pass: divided by the
+    /// holes, the expected pass@1 of a single draw.
+    candidate_share: f64,
     compiled: usize,
 }
 
 impl Tally {
+    /// One hole: its candidates at `span` of `checks`, the one kept and the
+    /// most frequent one at `chosen` and `voted`.
     fn count(
         &mut self,
         exact: bool,
         checks: Option<&CandidateChecks>,
         span: std::ops::Range<usize>,
-        chosen: usize,
+        (chosen, voted): (usize, usize),
     ) {
         self.exact += usize::from(exact);
         if let Some(c) = checks {
+            let tests = &c.tests[span];
+            let passing = tests.iter().filter(|r| r.passed()).count();
             self.passed += usize::from(c.tests[chosen].passed());
-            self.any_passed += usize::from(c.tests[span].iter().any(Run::passed));
+            self.voted_passed += usize::from(c.tests[voted].passed());
+            self.any_passed += usize::from(passing > 0);
+            self.candidate_share += passing as f64 / tests.len() as f64;
             self.compiled += usize::from(c.compiles.get(chosen).is_some_and(Run::passed));
         }
+    }
+
+    /// The figures every report shares, `None` without tests.
+    fn json(&self, holes: usize, run_tests: bool) -> serde_json::Value {
+        let n = holes.max(1) as f64;
+        let rate = |k: usize| run_tests.then(|| k as f64 / n);
+        json!({
+            "pass_rate": rate(self.passed),
+            "passed": run_tests.then_some(self.passed),
+            "any_passed": run_tests.then_some(self.any_passed),
+            "voted_passed": run_tests.then_some(self.voted_passed),
+            "voted_pass_rate": rate(self.voted_passed),
+            "candidate_pass_rate": run_tests.then(|| self.candidate_share / n),
+        })
     }
 }
 
