@@ -25,8 +25,8 @@ impl Run {
 }
 
 pub struct Python {
-    pub program: String,
-    pub timeout: Duration,
+    program: String,
+    timeout: Duration,
 }
 
 impl Python {

@@ -272,7 +272,7 @@ mod tests {
             .join("../../shared/data/humaneval.jsonl.gz");
         let bytes = crate::corpus::read_data_file(&path).unwrap();
         let text = crate::data::text_from_bytes(bytes, "humaneval").unwrap();
-        let problems = super::super::parse(&text, "humaneval").unwrap();
+        let problems = crate::humaneval::parse(&text, "humaneval").unwrap();
         let mut with_examples = 0;
         for p in problems.iter().filter(|p| p.is_held_out()) {
             let found = examples(p);
