@@ -112,25 +112,15 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     }
     let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, &sampling)?;
     let bodies: Vec<&str> = fills.iter().map(|f| humaneval::function_body(f)).collect();
-    let per_problem: Vec<&Problem> = problems
-        .iter()
-        .flat_map(|p| std::iter::repeat_n(p, args.samples as usize))
-        .collect();
     let checks = match &python {
         Some(python) => {
-            let programs = |make: &dyn Fn(&Problem, &str) -> String| -> Vec<String> {
-                per_problem
-                    .iter()
-                    .zip(&bodies)
-                    .map(|(p, b)| make(p, b))
-                    .collect()
-            };
-            Some(CandidateChecks::run(
-                python,
-                programs(&|p, body| humaneval::examples_program(p, body, &humaneval::examples(p))),
-                programs(&|p, body| p.test_program(body)),
-                programs(&|p, body| compile_check(&format!("{}{body}", p.prompt))),
-            )?)
+            let candidates: Vec<(&Problem, String)> = problems
+                .iter()
+                .flat_map(|p| std::iter::repeat_n(p, args.samples as usize))
+                .zip(&bodies)
+                .map(|(p, body)| (p, body.to_string()))
+                .collect();
+            Some(CandidateChecks::run(python, &candidates, true)?)
         }
         None => None,
     };
@@ -188,7 +178,9 @@ fn print_report(
     results: Vec<serde_json::Value>,
 ) -> anyhow::Result<()> {
     let object = report.as_object_mut().expect("a report is an object");
-    object.extend(figures.as_object().expect("figures are an object").clone());
+    if let serde_json::Value::Object(figures) = figures {
+        object.extend(figures);
+    }
     object.insert("results".into(), results.into());
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
@@ -222,25 +214,15 @@ fn single_line(
     }
     let (gpu, fills, sampling_s) = fill_holes(options, loaded, &rows, sampling)?;
     let lines: Vec<&str> = fills.iter().map(|f| humaneval::filled_line(f)).collect();
-    let per_case: Vec<&(&Problem, humaneval::LineHole)> = cases
-        .iter()
-        .flat_map(|case| std::iter::repeat_n(case, samples))
-        .collect();
     let (checks, blanks) = match &python {
         Some(python) => {
-            let programs = |make: &dyn Fn(&Problem, &str) -> String| -> Vec<String> {
-                per_case
-                    .iter()
-                    .zip(&lines)
-                    .map(|((p, hole), line)| make(p, &hole.body_with(p, line)))
-                    .collect()
-            };
-            let checks = CandidateChecks::run(
-                python,
-                programs(&|p, body| humaneval::examples_program(p, body, &humaneval::examples(p))),
-                programs(&|p, body| p.test_program(body)),
-                Vec::new(),
-            )?;
+            let candidates: Vec<(&Problem, String)> = cases
+                .iter()
+                .flat_map(|case| std::iter::repeat_n(case, samples))
+                .zip(&lines)
+                .map(|((p, hole), line)| (*p, hole.body_with(p, line)))
+                .collect();
+            let checks = CandidateChecks::run(python, &candidates, false)?;
             let blanks: Vec<String> = cases
                 .iter()
                 .map(|(p, hole)| p.test_program(&hole.body_with(p, &hole.blank())))
@@ -316,17 +298,26 @@ struct CandidateChecks {
 }
 
 impl CandidateChecks {
+    /// Runs every candidate — its problem and the whole body it makes —
+    /// against the prompt's examples and the problem's tests, and with
+    /// `compile` through the compile check of the prompt and body.
     fn run(
         python: &Python,
-        examples: Vec<String>,
-        tests: Vec<String>,
-        compiles: Vec<String>,
+        candidates: &[(&Problem, String)],
+        compile: bool,
     ) -> anyhow::Result<Self> {
-        let (n_examples, n_tests) = (examples.len(), tests.len());
-        let programs: Vec<String> = examples.into_iter().chain(tests).chain(compiles).collect();
+        let examples = candidates
+            .iter()
+            .map(|(p, body)| humaneval::examples_program(p, body, &humaneval::examples(p)));
+        let tests = candidates.iter().map(|(p, body)| p.test_program(body));
+        let compiles = candidates
+            .iter()
+            .filter(|_| compile)
+            .map(|(p, body)| compile_check(&format!("{}{body}", p.prompt)));
+        let programs: Vec<String> = examples.chain(tests).chain(compiles).collect();
         let mut runs = python.run_all(&programs)?;
-        let compiles = runs.split_off(n_examples + n_tests);
-        let tests = runs.split_off(n_examples);
+        let compiles = runs.split_off(2 * candidates.len());
+        let tests = runs.split_off(candidates.len());
         let examples = runs.iter().map(|r| humaneval::tally(&r.stdout)).collect();
         Ok(Self {
             examples,
