@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use samnet_core::checkpoint;
 use samnet_core::conditioning::{CursorHole, Known};
-use samnet_core::config::{Config, KnownPositions};
+use samnet_core::config::{Config, DiffusionKind, KnownPositions};
 use samnet_core::corpus::{Body, Corpus, Document};
 use samnet_core::data::{TextData, read_text};
 use samnet_core::gpu::{Gpu, GpuOptions};
@@ -220,6 +220,30 @@ impl EvalDenoising {
             options,
         })
     }
+}
+
+/// `report` (a JSON object) with the decoding it was measured with: the
+/// temperature and nucleus mass, and the reveal order (masked, hybrid) or
+/// the clamp, soft-x0 and eta (gaussian), so that two reports of one
+/// checkpoint say how they differ.
+pub fn with_decoding(
+    mut report: serde_json::Value,
+    options: &SampleOptions,
+    kind: DiffusionKind,
+) -> serde_json::Value {
+    // f32 as its shortest decimal (0.8, not 0.800000011920929).
+    let decimal = |x: f32| x.to_string().parse::<f64>().unwrap_or(f64::from(x));
+    let object = report.as_object_mut().expect("a report is an object");
+    object.insert("temperature".into(), decimal(options.temperature).into());
+    object.insert("top_p".into(), decimal(options.top_p).into());
+    if kind.is_discrete() {
+        object.insert("order".into(), options.order.name().into());
+    } else {
+        object.insert("clamp".into(), options.clamp.into());
+        object.insert("soft_x0".into(), options.soft_x0.into());
+        object.insert("eta".into(), decimal(options.eta).into());
+    }
+    report
 }
 
 /// Fills every row's hole from the text around it (rows of `len` positions

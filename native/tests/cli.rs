@@ -1266,10 +1266,15 @@ fn phases_chain_with_init_from() {
         "12",
         "--steps",
         "2",
+        "--order",
+        "blocks",
     ]);
     assert!(ok, "{err}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["tasks"], 20);
+    // The report says how it decoded: the order asked for, the checkpoint's temperature.
+    assert_eq!(report["order"], "blocks");
+    assert_eq!(report["temperature"], c4["diffusion"]["temperature"]);
     assert_eq!(report["results"].as_array().unwrap().len(), 20);
     for key in ["rouge_l", "copy_instruction_rouge_l"] {
         assert!(

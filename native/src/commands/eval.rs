@@ -10,7 +10,7 @@ use samnet_core::data::Split;
 
 use super::sample::{Denoising, check_len_flag};
 use crate::progress;
-use crate::run::{load_checkpoint, pack, read_corpus};
+use crate::run::{load_checkpoint, pack, read_corpus, with_decoding};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -94,10 +94,6 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "val": val,
         "val_mse_mean": mean(|v| v.mse),
         "val_ce_mean": mean(|v| v.ce),
-        "clamp": sample_options.clamp,
-        "soft_x0": sample_options.soft_x0,
-        "temperature": sample_options.temperature,
-        "eta": sample_options.eta,
         "valid_word_rate": q.valid_word_rate,
         "valid_long_word_rate": q.valid_long_word_rate,
         "diversity": q.diversity,
@@ -106,6 +102,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "sample_len": q.len,
         "samples": q.samples,
     });
+    let report = with_decoding(report, &sample_options, cfg.diffusion.kind);
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

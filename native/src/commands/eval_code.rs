@@ -35,7 +35,7 @@ use samnet_core::humaneval::{self, Problem};
 use serde_json::json;
 
 use crate::python::{Python, Run, compile_check};
-use crate::run::{EvalDenoising, EvalSampling, Loaded, fill_holes, load_checkpoint};
+use crate::run::{EvalDenoising, EvalSampling, Loaded, fill_holes, load_checkpoint, with_decoding};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -69,7 +69,8 @@ pub struct Args {
     #[arg(long)]
     limit: Option<usize>,
     /// Candidates drawn for every hole, one kept (see above); use a
-    /// temperature above 0 so that they differ.
+    /// temperature above 0: at 0 they differ only through their starting
+    /// noise, and mostly agree.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     samples: u32,
 }
@@ -152,7 +153,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     }
     let n = problems.len() as f64;
     let run_tests = python.is_some();
-    let mut report = json!({
+    let report = json!({
         "checkpoint": loaded.dir.display().to_string(),
         "adapter": gpu.info.name,
         "problems": problems.len(),
@@ -161,19 +162,19 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "len": sampling.len,
         "hole": args.hole,
         "seed": sampling.options.seed,
-        "temperature": sampling.options.temperature,
         "samples": args.samples,
         "selection": selection(args.samples, run_tests),
         "exact_match": tally.exact as f64 / n,
         "compiled": run_tests.then_some(tally.compiled),
         "sampling_s": sampling_s,
     });
-    print_report(&mut report, tally.json(problems.len(), run_tests), results)
+    let report = with_decoding(report, &sampling.options, cfg.diffusion.kind);
+    print_report(report, tally.json(problems.len(), run_tests), results)
 }
 
 /// The report with the shared figures and the results, last, as JSON.
 fn print_report(
-    report: &mut serde_json::Value,
+    mut report: serde_json::Value,
     figures: serde_json::Value,
     results: Vec<serde_json::Value>,
 ) -> anyhow::Result<()> {
@@ -259,7 +260,7 @@ fn single_line(
     }
     let n = cases.len().max(1) as f64;
     let run_tests = python.is_some();
-    let mut report = json!({
+    let report = json!({
         "checkpoint": loaded.dir.display().to_string(),
         "adapter": gpu.info.name,
         "benchmark": "single-line infilling: each non-blank line of each held-out canonical body hidden, filled from the code before and after it (hole = the line's length in tokens where it stands), the fill's first non-blank line in its place",
@@ -268,7 +269,6 @@ fn single_line(
         "steps": sampling.options.steps,
         "len": sampling.len,
         "seed": sampling.options.seed,
-        "temperature": sampling.options.temperature,
         "samples": args.samples,
         "selection": selection(args.samples, run_tests),
         "exact_line": tally.exact as f64 / n,
@@ -276,7 +276,12 @@ fn single_line(
         "blank_passed": run_tests.then_some(blank_passed),
         "sampling_s": sampling_s,
     });
-    print_report(&mut report, tally.json(cases.len(), run_tests), results)
+    let report = with_decoding(
+        report,
+        &sampling.options,
+        loaded.snapshot.config.diffusion.kind,
+    );
+    print_report(report, tally.json(cases.len(), run_tests), results)
 }
 
 fn selection(samples: u32, run_tests: bool) -> &'static str {

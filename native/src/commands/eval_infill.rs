@@ -14,7 +14,7 @@ use samnet_core::gpu::GpuOptions;
 use samnet_core::sentences::{self, Hole};
 use serde_json::json;
 
-use crate::run::{EvalDenoising, fill_holes, load_checkpoint, read_corpus};
+use crate::run::{EvalDenoising, fill_holes, load_checkpoint, read_corpus, with_decoding};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -103,6 +103,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "sampling_s": sampling_s,
         "results": results,
     });
+    let report = with_decoding(report, &sampling.options, cfg.diffusion.kind);
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

@@ -16,7 +16,7 @@ use samnet_core::gpu::GpuOptions;
 use samnet_core::metrics::rouge_l;
 use serde_json::json;
 
-use crate::run::{EvalDenoising, fill_holes, load_checkpoint};
+use crate::run::{EvalDenoising, fill_holes, load_checkpoint, with_decoding};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -92,6 +92,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "sampling_s": sampling_s,
         "results": results,
     });
+    let report = with_decoding(report, &sampling.options, cfg.diffusion.kind);
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
