@@ -20,10 +20,11 @@
 //   noisy share shrinks by (t − s)/t per step as under `reveal`, in
 //   expectation there and exactly here. Rows revealed before show their
 //   token as in `reveal`. Grid: grid_1d(rows / seq).
-//   With block = n > 0 the sequence is cut into blocks of n rows and a row in
-//   an earlier block outranks every row of a later one, confidence ranking
-//   within a block (semi-autoregressive decoding, LLaDA's blocks); n = 1 is
-//   left to right.
+//   With block = n > 0 the sequence is cut into blocks of n rows, counted
+//   from its block_origin (the first row the caller left to denoise, as
+//   LLaDA counts its blocks from the answer's start), and a row in an
+//   earlier block outranks every row of a later one, confidence ranking
+//   within a block (semi-autoregressive decoding); n = 1 is left to right.
 
 struct Params {
     rows: u32,
@@ -45,6 +46,8 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> confidence: array<f32>; // (rows) out: 1 on revealed rows
 @group(0) @binding(7) var<storage, read_write> frozen: array<u32>;   // (rows) the token a revealed row is frozen to
 @group(0) @binding(8) var<storage, read_write> revealed: array<f32>; // (rows) 1 = revealed/frozen, 0 = still noisy
+// reveal_ranked
+@group(0) @binding(9) var<storage, read> block_origin: array<u32>;   // (rows / seq) first row of each sequence's first block
 
 const WG: u32 = 256u;
 var<workgroup> scratch: array<f32, 256>;
@@ -142,16 +145,18 @@ fn reveal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 // threads' ranking (which reads every row of the sequence), frozen after it.
 const CHOSEN: f32 = 2.0;
 
-// The block of row i of its sequence (all rows are one block when p.block = 0).
-fn block_of(i: u32) -> u32 {
-    return select(0u, i / max(p.block, 1u), p.block != 0u);
+// The block of row i of its sequence, counted from row `origin` (all rows
+// are one block when p.block = 0; rows before the origin, known to the
+// caller and never ranked, fall in block 0).
+fn block_of(i: u32, origin: u32) -> u32 {
+    return select(0u, (i - origin) / max(p.block, 1u), p.block != 0u && i >= origin);
 }
 
 // Whether row j of the sequence at base ranks before row i: an earlier block,
 // then a higher confidence, then the lower row.
-fn outranks(base: u32, j: u32, i: u32) -> bool {
-    let bj = block_of(j);
-    let bi = block_of(i);
+fn outranks(base: u32, origin: u32, j: u32, i: u32) -> bool {
+    let bj = block_of(j, origin);
+    let bi = block_of(i, origin);
     if (bj != bi) {
         return bj < bi;
     }
@@ -176,6 +181,7 @@ fn reveal_ranked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     reduce_sum(lid.x);
     let total = scratch[0];
     let k = u32(total - floor(total * (1.0 - step[0]) + 0.5));
+    let origin = block_origin[base / p.seq];
     for (var i = lid.x; i < p.seq; i += WG) {
         let r = base + i;
         if (revealed[r] != 0.0) {
@@ -185,7 +191,7 @@ fn reveal_ranked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         }
         var rank = 0u;
         for (var j = 0u; j < p.seq; j++) {
-            if (revealed[base + j] != 1.0 && outranks(base, j, i)) {
+            if (revealed[base + j] != 1.0 && outranks(base, origin, j, i)) {
                 rank += 1u;
             }
         }

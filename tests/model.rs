@@ -752,6 +752,58 @@ fn sampling_holds_known_positions_as_the_model_was_trained() {
     }
 }
 
+/// `--order blocks` counts its blocks of `REVEAL_BLOCK` positions from the
+/// first hidden position, as LLaDA counts them from the answer's start: at
+/// every step the frozen positions after a prompt are whole blocks and then
+/// part of the next, never a position of a later block before all of an
+/// earlier one. The prompt's length is not a multiple of the block, so
+/// blocks counted from the window's start would break this.
+#[test]
+fn blocks_count_from_the_prompts_end() {
+    use samnet_core::conditioning::Known;
+    use samnet_core::config::{REVEAL_BLOCK, RevealOrder};
+    use samnet_core::sample::{SampleOptions, Sampler, StepOutput};
+    use std::ops::ControlFlow;
+    for preset in ["tiny-hybrid", "tiny-masked"] {
+        let mut cfg = Config::preset(preset).unwrap();
+        let (len, prompt) = (3 * REVEAL_BLOCK as usize, 7);
+        cfg.model.max_seq_len = len;
+        let gpu = gpu();
+        let model = Model::new(gpu, &cfg, 3).unwrap();
+        let sampler = Sampler::new(gpu, &model, 1, len).unwrap();
+        let known = Known {
+            tokens: (0..len as u32).map(|i| i % 20).collect(),
+            mask: (0..len).map(|i| i < prompt).collect(),
+        };
+        let mut frozen = Vec::new();
+        let mut record = |s: StepOutput| {
+            frozen.push(s.frozen);
+            ControlFlow::Continue(())
+        };
+        let options = SampleOptions {
+            steps: 12,
+            order: RevealOrder::Blocks,
+            ..SampleOptions::from_config(&cfg.diffusion)
+        };
+        let schedule = NoiseSchedule::new(&cfg.diffusion);
+        pollster::block_on(sampler.run(gpu, &schedule, &options, Some(&known), Some(&mut record)))
+            .unwrap();
+        let block = |r: usize| (r - prompt) / REVEAL_BLOCK as usize;
+        for (step, mask) in frozen.iter().enumerate() {
+            let Some(last) = (prompt..len).rev().find(|&r| mask[r]) else {
+                continue;
+            };
+            for r in (prompt..len).filter(|&r| block(r) < block(last)) {
+                assert!(
+                    mask[r],
+                    "{preset} step {step}: position {last} frozen before {r} of an earlier block"
+                );
+            }
+        }
+        assert!(frozen[frozen.len() - 1].iter().all(|&f| f));
+    }
+}
+
 /// A denoising step with eta: x_next = a'·x0 + c·eps_hat + sigma·z, z the
 /// step's fresh draw (the f64 reference's normals for its key and stream);
 /// eta 0 is plain DDIM (z absent).

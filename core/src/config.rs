@@ -156,10 +156,11 @@ pub enum RevealOrder {
     /// still conditions every step.
     Left,
     /// The most confident first within blocks of `REVEAL_BLOCK` positions,
-    /// the blocks left to right (LLaDA's semi-autoregressive decoding): a
-    /// model trained to pad its answers with the separator reveals the
-    /// confident padding first under `Confident`, which cuts its answer
-    /// short; blocks make it write the answer before it ends it.
+    /// counted from each sequence's first hidden position (an answer's
+    /// start), the blocks left to right (LLaDA's semi-autoregressive
+    /// decoding): a model trained to pad its answers with the separator
+    /// reveals the confident padding first under `Confident`, which cuts its
+    /// answer short; blocks make it write the answer before it ends it.
     Blocks,
 }
 

@@ -214,7 +214,8 @@ fn reveal_rejects_mismatched_shapes() {
 }
 
 /// Most confident first, leftmost first, and most confident first within
-/// blocks of 8 rows (not dividing 37), on sequences of 37 rows (not a
+/// blocks of 8 rows (not dividing 37) counted from each sequence's own first
+/// hidden row, on sequences of 37 rows (not a
 /// multiple of the workgroup) and of 300 (more rows than threads), with
 /// ties: the GPU equals the reference exactly; each sequence reveals
 /// k = H − round(H·(1 − p)) of its H noisy rows, exactly those of highest
@@ -232,6 +233,16 @@ fn reveal_ranked_freezes_the_first_ranked_rows_of_each_sequence() {
         for r in (0..rows).step_by(5) {
             start.confidence[r] = 0.5;
         }
+        // Blocks count from each sequence's first hidden row: its rows
+        // before it are known (a prompt), frozen from the start.
+        let origins: Vec<u32> = (0..count as u32).map(|b| (b * 5) % 13).collect();
+        for (b, &origin) in origins.iter().enumerate() {
+            for r in b * seq..b * seq + origin as usize {
+                start.revealed[r] = 1.0;
+                start.frozen[r] = start.drawn[r] + 7000;
+            }
+        }
+        let block_origin = upload_u32("block_origin", &[count], &origins);
         let buffers = (
             upload("step", &[4], &[p as f64, 0.0, 0.0, 0.0]),
             upload_u32("drawn", &[rows], &start.drawn),
@@ -241,13 +252,18 @@ fn reveal_ranked_freezes_the_first_ranked_rows_of_each_sequence() {
         );
         let (step, drawn, confidence, frozen, revealed) = &buffers;
         let state = [drawn, confidence, frozen, revealed];
-        run(vec![reveal_ranked(gpu(), seq, rank, step, state).unwrap()]);
+        let blocks = (rank, &block_origin);
+        run(vec![
+            reveal_ranked(gpu(), seq, blocks, step, state).unwrap(),
+        ]);
+        let one_too_many = upload_u32("block_origin", &[count + 1], &vec![0; count + 1]);
+        assert!(reveal_ranked(gpu(), seq, (rank, &one_too_many), step, state).is_err());
         let mut want = start;
         let before = want.revealed.clone();
         let conf_before = want.confidence.clone();
         reference::reveal_ranked(
             seq,
-            rank,
+            (rank, &origins),
             p,
             &mut want.drawn,
             &mut want.confidence,
@@ -274,7 +290,7 @@ fn reveal_ranked_freezes_the_first_ranked_rows_of_each_sequence() {
             want.confidence,
             "confidence, seq {seq}, p {p}, {rank:?}"
         );
-        for b in 0..count {
+        for (b, &origin) in origins.iter().enumerate() {
             let seq_rows = b * seq..(b + 1) * seq;
             let noisy: Vec<usize> = seq_rows.clone().filter(|&r| before[r] == 0.0).collect();
             let chosen: Vec<usize> = noisy
@@ -282,10 +298,11 @@ fn reveal_ranked_freezes_the_first_ranked_rows_of_each_sequence() {
                 .copied()
                 .filter(|&r| want.revealed[r] == 1.0)
                 .collect();
-            let h = noisy.len() as f64;
-            let k = h - (h * (1.0 - p as f64)).round();
+            // In f32, as the shader counts: at H·(1 − p) = x.5 f64 may round the other way.
+            let h = noisy.len() as f32;
+            let k = h - (h * (1.0 - p) + 0.5).floor();
             assert_eq!(
-                chosen.len() as f64,
+                chosen.len() as f32,
                 k,
                 "seq {b}: {} of {h} revealed",
                 chosen.len()
@@ -294,7 +311,7 @@ fn reveal_ranked_freezes_the_first_ranked_rows_of_each_sequence() {
             // the same block and a higher confidence.
             let block = |r: usize| match rank.block() {
                 0 => 0,
-                n => (r - b * seq) / n as usize,
+                n => (r - b * seq).saturating_sub(origin as usize) / n as usize,
             };
             for &c in &chosen {
                 for &u in noisy.iter().filter(|r| !chosen.contains(r)) {

@@ -31,8 +31,9 @@ use serde::Deserialize;
 ///   (default: the checkpoint's);
 /// - `order`: masked and hybrid checkpoints, which positions each step freezes:
 ///   "random", "confident" (most confident first), "left" (left to right) or
-///   "blocks" (most confident first within blocks of 32 positions, the blocks
-///   left to right; default: the checkpoint's).
+///   "blocks" (most confident first within blocks of 32 positions counted
+///   from the first hidden one, the blocks left to right; default: the
+///   checkpoint's).
 ///
 /// `clamp`, `soft_x0` and `eta` apply to gaussian checkpoints, `order` to masked and hybrid ones.
 #[derive(Clone, Debug, Default, Deserialize)]

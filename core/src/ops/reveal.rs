@@ -86,8 +86,9 @@ pub fn reveal(
 pub enum Rank {
     /// The highest `confidence` (ties: the lower row).
     Confidence,
-    /// Blocks of this many rows in order, by `confidence` within a block
-    /// (semi-autoregressive); blocks of 1 are left to right.
+    /// Blocks of this many rows in order, counted from each sequence's
+    /// block origin, by `confidence` within a block (semi-autoregressive);
+    /// blocks of 1 are left to right.
     Blocks(u32),
 }
 
@@ -104,10 +105,12 @@ impl Rank {
 /// In each sequence of `seq` rows, of its H still-noisy rows the
 /// k = H − round(H·(1 − step\[0\])) that rank first freeze to their `drawn`
 /// tokens; rows frozen before show their token in `drawn`, with confidence 1.
+/// `block_origin` (u32, one per sequence) is the row its blocks are counted
+/// from ([`Rank::Blocks`]).
 pub fn reveal_ranked(
     gpu: &Gpu,
     seq: usize,
-    rank: Rank,
+    (rank, block_origin): (Rank, &Tensor),
     step: &Tensor,
     [drawn, confidence, frozen, revealed]: [&Tensor; 4],
 ) -> Result<Dispatch> {
@@ -118,6 +121,16 @@ pub fn reveal_ranked(
             format!("{rows} rows are not whole sequences of {seq}"),
         ));
     }
+    if block_origin.len() != rows / seq {
+        return Err(Error::shape(
+            "reveal_ranked",
+            format!(
+                "block origins {:?} must be one per sequence ({})",
+                block_origin.shape(),
+                rows / seq
+            ),
+        ));
+    }
     gpu.call(&SHADER, "reveal_ranked")
         .params(params![rows, 0u32, 0.0f32, 0u32, seq, rank.block()])
         .bind(4, step)
@@ -125,6 +138,7 @@ pub fn reveal_ranked(
         .bind(6, confidence)
         .bind(7, frozen)
         .bind(8, revealed)
+        .bind(9, block_origin)
         .dispatch(grid_1d(rows / seq))
 }
 

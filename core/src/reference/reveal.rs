@@ -55,25 +55,27 @@ pub fn reveal(
 
 /// `reveal_ranked` exactly as the shader: per sequence of `seq` rows, of
 /// its H noisy rows the k = H − floor(H·(1 − p) + 0.5) (in f32) that rank
-/// first are revealed: the earlier block (`Rank::Blocks`), then the highest
-/// confidence, then the lower row.
+/// first are revealed: the earlier block (`Rank::Blocks`, counted from the
+/// sequence's `block_origin`), then the highest confidence, then the lower
+/// row.
 pub fn reveal_ranked(
     seq: usize,
-    rank: Rank,
+    (rank, block_origin): (Rank, &[u32]),
     p: f32,
     drawn: &mut [u32],
     confidence: &mut [f64],
     frozen: &mut [u32],
     revealed: &mut [f64],
 ) {
-    for b in 0..drawn.len() / seq {
+    for (b, &first) in block_origin.iter().enumerate().take(drawn.len() / seq) {
         let rows = b * seq..(b + 1) * seq;
         let noisy: Vec<usize> = rows.clone().filter(|&r| revealed[r] == 0.0).collect();
         let total = noisy.len() as f32;
         let k = (total - (total * (1.0 - p) + 0.5).floor()) as usize;
+        let origin = b * seq + first as usize;
         let block = |r: usize| match rank.block() {
             0 => 0,
-            n => (r - b * seq) / n as usize,
+            n => r.saturating_sub(origin) / n as usize,
         };
         let mut order = noisy.clone();
         order.sort_by(|&i, &j| {

@@ -12,8 +12,8 @@
 //! position's input is the mask row m̂, and a step only draws and reveals.
 
 use super::{
-    OnStep, SampleOptions, Sampler, Settled, decode, expected_embedding, mask_values, report,
-    step_key,
+    OnStep, SampleOptions, Sampler, Settled, decode, expected_embedding, first_hidden_rows,
+    mask_values, report, step_key,
 };
 use crate::conditioning::Known;
 use crate::config::{DiffusionConfig, REVEAL_BLOCK, RevealOrder};
@@ -70,6 +70,9 @@ pub(super) struct Steps {
     noisy: Noisy,
     /// (4) the step's reveal probability (t − s)/t, then zeros.
     reveal_step: Tensor,
+    /// (count) u32 each sequence's first hidden row, where `--order blocks`
+    /// counts its blocks from.
+    block_origin: Tensor,
     /// (2) the key of the step's draws.
     decode_key: Tensor,
     shape: SeqShape,
@@ -114,6 +117,7 @@ impl Steps {
             clean: f("hybrid.clean", &[rows, d])?,
             noisy,
             reveal_step: f("hybrid.reveal_step", &[4])?,
+            block_origin: gpu.zeros("hybrid.block_origin", &[count], DType::U32)?,
             decode_key: gpu.zeros("hybrid.decode_key", &[2], DType::U32)?,
             shape: SeqShape {
                 batch: count,
@@ -195,7 +199,10 @@ impl Steps {
             p.push(axpby(gpu, 1.0, &latent.z_next, 0.0, &latent.z)?);
         }
         let state = [drawn, confidence, &self.frozen, &self.revealed];
-        let ranked = |rank| reveal_ranked(gpu, self.shape.seq, rank, &self.reveal_step, state);
+        let ranked = |rank| {
+            let blocks = (rank, &self.block_origin);
+            reveal_ranked(gpu, self.shape.seq, blocks, &self.reveal_step, state)
+        };
         p.push(match order {
             RevealOrder::Random => reveal(
                 gpu,
@@ -235,10 +242,12 @@ impl Steps {
             Some(k) => {
                 gpu.write_u32(&self.frozen, &k.tokens)?;
                 gpu.write_f32(&self.revealed, &mask_values(k))?;
+                gpu.write_u32(&self.block_origin, &first_hidden_rows(k, sampler.len))?;
             }
             None => {
                 gpu.write_u32(&self.frozen, &vec![0; rows])?;
                 gpu.write_f32(&self.revealed, &vec![0.0; rows])?;
+                gpu.write_u32(&self.block_origin, &vec![0; count])?;
             }
         }
         let decode = self.record_decode(gpu, graph, options.draw()?, options.order)?;

@@ -329,6 +329,16 @@ fn mask_values(known: &Known) -> Vec<f32> {
         .collect()
 }
 
+/// Each sequence's first hidden row (0 where every row is known), for
+/// sequences of `len` rows.
+fn first_hidden_rows(known: &Known, len: usize) -> Vec<u32> {
+    known
+        .mask
+        .chunks(len)
+        .map(|rows| rows.iter().position(|&k| !k).unwrap_or(0) as u32)
+        .collect()
+}
+
 /// Which positions a step report shows as settled.
 struct Settled<'a> {
     /// Shown with their known tokens at every step: the sampler's own
@@ -381,8 +391,21 @@ async fn report(
 
 #[cfg(test)]
 mod tests {
-    use super::{OptionError, SampleOverrides};
+    use super::{OptionError, SampleOverrides, first_hidden_rows};
+    use crate::conditioning::Known;
     use crate::config::{Config, DiffusionKind, RevealOrder};
+
+    #[test]
+    fn blocks_start_at_each_sequences_first_hidden_row() {
+        let rows = |mask: &[u8]| Known {
+            tokens: vec![0; mask.len()],
+            mask: mask.iter().map(|&m| m == 1).collect(),
+        };
+        // A prompt of 3 then a hole; nothing known; a hole between known
+        // text; everything known.
+        let known = rows(&[1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1]);
+        assert_eq!(first_hidden_rows(&known, 5), [3, 0, 2, 0]);
+    }
 
     fn error(overrides: SampleOverrides, kind: DiffusionKind) -> OptionError {
         let mut diffusion = Config::preset("tiny").unwrap().diffusion;

@@ -40,8 +40,8 @@ pub struct Denoising {
     eta: Option<f32>,
     /// Masked and hybrid checkpoints: which positions each step freezes,
     /// random, the most confident first, left to right, or blocks (the most
-    /// confident first within blocks of 32 positions, left to right)
-    /// (default: the config's).
+    /// confident first within blocks of 32 positions counted from the first
+    /// hidden one, left to right) (default: the config's).
     #[arg(long)]
     order: Option<RevealOrder>,
 }
