@@ -135,6 +135,43 @@ pub struct Windows {
 }
 
 impl Windows {
+    /// Instruction examples (prompt, response) laid out to score the
+    /// responses, one window of `seq_len` each: every response starts at the
+    /// same position, half way, so two sets of examples that differ only in
+    /// their prompts are scored at the same positions with the same
+    /// corruption. Before it, the prompt's end, known (and separators before
+    /// a short prompt, as the end of a previous document); then the response
+    /// and one separator, scored (the response cut to fit); then separators,
+    /// known.
+    pub fn of_examples(
+        tokenizer: &Tokenizer,
+        examples: &[(&str, &str)],
+        seq_len: usize,
+    ) -> Result<Windows> {
+        let separator = tokenizer.separator()?;
+        let start = seq_len / 2;
+        let mut out = Windows::default();
+        for (prompt, response) in examples {
+            let prompt = tokenizer.encode(prompt)?;
+            let mut scored = tokenizer.encode(response)?;
+            scored.extend(&separator);
+            scored.truncate(seq_len - start);
+            let before = &prompt[prompt.len().saturating_sub(start)..];
+            let padding = |n: usize| separator.iter().copied().cycle().take(n);
+            out.tokens.extend(padding(start - before.len()));
+            out.tokens.extend(before);
+            out.tokens.extend(&scored);
+            out.tokens.extend(padding(seq_len - start - scored.len()));
+            let scored = start..start + scored.len();
+            for i in 0..seq_len {
+                let is_scored = scored.contains(&i);
+                out.weight.push(f32::from(u8::from(is_scored)));
+                out.known.push(f32::from(u8::from(!is_scored)));
+            }
+        }
+        Ok(out)
+    }
+
     /// Turns each window, with probability `fraction`, into an infilling
     /// example: one span of 1 to `seq_len / 2` positions keeps its own loss
     /// weights and known flags, every position outside it becomes known
@@ -705,6 +742,29 @@ mod tests {
         assert!(!at_examples.is_empty());
         for text in at_examples {
             assert!(text.ends_with("\n\n\n\n"), "{text:?}");
+        }
+    }
+
+    /// Responses start half way whatever their prompt: a short prompt
+    /// after separators, a long one by its end; the response and one
+    /// separator scored, cut to fit; the rest known.
+    #[test]
+    fn examples_to_score_put_every_response_half_way() {
+        let tok = Tokenizer::char_level("Qab?xyz.\n").unwrap();
+        let examples = [("Qa?", "xy."), ("Qabababab?", "xyzxyzxyz.")];
+        let w = Windows::of_examples(&tok, &examples, 12).unwrap();
+        let rows: Vec<String> = w.tokens.chunks(12).map(|r| tok.decode(r).unwrap()).collect();
+        assert_eq!(rows, ["\n\n\nQa?xy.\n\n\n", "babab?xyzxyz"]);
+        let flags = |scored: std::ops::Range<usize>| -> (Vec<f32>, Vec<f32>) {
+            let weight: Vec<f32> = (0..12).map(|i| f32::from(u8::from(scored.contains(&i)))).collect();
+            let known = weight.iter().map(|w| 1.0 - w).collect();
+            (weight, known)
+        };
+        // "xy." and the separator ("\n\n" here); the whole second half.
+        for (row, scored) in [(0, 6..11), (1, 6..12)] {
+            let (weight, known) = flags(scored);
+            assert_eq!(w.weight[row * 12..(row + 1) * 12], weight, "row {row}");
+            assert_eq!(w.known[row * 12..(row + 1) * 12], known, "row {row}");
         }
     }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::Result;
 use crate::config::DiffusionKind;
-use crate::data::TextData;
+use crate::data::{TextData, Windows};
 use crate::gpu::Gpu;
 use crate::hybrid;
 use crate::metrics;
@@ -50,9 +50,21 @@ pub async fn validation_loss(
     data: &TextData,
     seq: usize,
 ) -> Result<Vec<ValLoss>> {
+    windows_loss(gpu, model, &data.val_window_set(VAL_WINDOWS, seq), seq).await
+}
+
+/// [`validation_loss`] of any windows of `seq` positions: their weighted
+/// positions scored, their known ones held as training holds them.
+pub async fn windows_loss(
+    gpu: &Gpu,
+    model: &Model,
+    windows: &Windows,
+    seq: usize,
+) -> Result<Vec<ValLoss>> {
     let cfg = &model.config;
+    let count = windows.tokens.len() / seq;
     let options = GraphOptions {
-        batch: VAL_WINDOWS,
+        batch: count,
         seq,
         train: false,
         generate_noise: true,
@@ -61,17 +73,16 @@ pub async fn validation_loss(
     };
     let graph = Graph::new(gpu, model, options, None)?;
     let schedule = NoiseSchedule::new(&cfg.diffusion);
-    let windows = data.val_window_set(VAL_WINDOWS, seq);
     graph.write_known(gpu, &windows.known)?;
     let t_max = schedule.timesteps();
     // Self-conditioned models are evaluated as they sample: with their estimate.
-    graph.write_self_condition_mask(gpu, &[true; VAL_WINDOWS])?;
+    graph.write_self_condition_mask(gpu, &vec![true; count])?;
     let mut stats = vec![0.0f32; slot::COUNT];
     stats[slot::LOSS_SCALE] = 1.0;
     let mut out = Vec::new();
     for t in EVAL_TIMESTEPS {
         let t = (t * t_max).div_ceil(1000).clamp(1, t_max);
-        let timesteps = [t as u32; VAL_WINDOWS];
+        let timesteps = vec![t as u32; count];
         match cfg.diffusion.kind {
             DiffusionKind::Gaussian => {
                 graph.write_batch(gpu, &schedule, &windows.tokens, &timesteps, &windows.weight)?

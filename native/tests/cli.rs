@@ -1290,6 +1290,17 @@ fn phases_chain_with_init_from() {
         .map(|r| r["response"].as_str().unwrap().split_whitespace().count())
         .sum();
     assert_eq!(report["response_words_mean"], words as f64 / 20.0);
+    // Whether it reads the prompt: the references scored under their own
+    // prompts and under another task's, at each validation timestep.
+    let nll = &report["reference_nll"];
+    let by_t = nll["by_t"].as_array().unwrap();
+    assert_eq!(by_t.len(), 5, "{nll}");
+    for key in ["own_prompt", "another_tasks_prompt"] {
+        let mean = nll[key].as_f64().unwrap();
+        assert!(mean.is_finite() && mean > 0.0, "{nll}");
+        let of_t: f64 = by_t.iter().map(|x| x[key].as_f64().unwrap()).sum::<f64>() / 5.0;
+        assert!((mean - of_t).abs() < 1e-9, "{nll}");
+    }
     fails_clearly(
         &[
             "eval-instruct",
