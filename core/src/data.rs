@@ -753,10 +753,16 @@ mod tests {
         let tok = Tokenizer::char_level("Qab?xyz.\n").unwrap();
         let examples = [("Qa?", "xy."), ("Qabababab?", "xyzxyzxyz.")];
         let w = Windows::of_examples(&tok, &examples, 12).unwrap();
-        let rows: Vec<String> = w.tokens.chunks(12).map(|r| tok.decode(r).unwrap()).collect();
+        let rows: Vec<String> = w
+            .tokens
+            .chunks(12)
+            .map(|r| tok.decode(r).unwrap())
+            .collect();
         assert_eq!(rows, ["\n\n\nQa?xy.\n\n\n", "babab?xyzxyz"]);
         let flags = |scored: std::ops::Range<usize>| -> (Vec<f32>, Vec<f32>) {
-            let weight: Vec<f32> = (0..12).map(|i| f32::from(u8::from(scored.contains(&i)))).collect();
+            let weight: Vec<f32> = (0..12)
+                .map(|i| f32::from(u8::from(scored.contains(&i))))
+                .collect();
             let known = weight.iter().map(|w| 1.0 - w).collect();
             (weight, known)
         };

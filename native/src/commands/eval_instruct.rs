@@ -142,7 +142,10 @@ fn nll_per_token(
     windows: &Windows,
     len: usize,
 ) -> anyhow::Result<Vec<(usize, f64)>> {
-    let (rows, scored) = (windows.tokens.len() / len, windows.weight.iter().sum::<f32>());
+    let (rows, scored) = (
+        windows.tokens.len() / len,
+        windows.weight.iter().sum::<f32>(),
+    );
     let mut batch = rows;
     'batches: loop {
         let mut sums: Vec<(usize, f64)> = Vec::new();
