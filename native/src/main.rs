@@ -4,6 +4,7 @@ mod commands;
 mod dataset;
 mod metrics_log;
 mod progress;
+mod prompt_use;
 mod python;
 mod report;
 mod run;

@@ -1268,6 +1268,9 @@ fn phases_chain_with_init_from() {
         "2",
         "--order",
         "blocks",
+        // Three batches, the last of six tasks.
+        "--batch",
+        "7",
     ]);
     assert!(ok, "{err}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -1290,17 +1293,7 @@ fn phases_chain_with_init_from() {
         .map(|r| r["response"].as_str().unwrap().split_whitespace().count())
         .sum();
     assert_eq!(report["response_words_mean"], words as f64 / 20.0);
-    // Whether it reads the prompt: the references scored under their own
-    // prompts and under another task's, at each validation timestep.
-    let nll = &report["reference_nll"];
-    let by_t = nll["by_t"].as_array().unwrap();
-    assert_eq!(by_t.len(), 5, "{nll}");
-    for key in ["own_prompt", "another_tasks_prompt"] {
-        let mean = nll[key].as_f64().unwrap();
-        assert!(mean.is_finite() && mean > 0.0, "{nll}");
-        let of_t: f64 = by_t.iter().map(|x| x[key].as_f64().unwrap()).sum::<f64>() / 5.0;
-        assert!((mean - of_t).abs() < 1e-9, "{nll}");
-    }
+    reads_its_prompt_is_scored(&report);
     fails_clearly(
         &[
             "eval-instruct",
@@ -1399,6 +1392,7 @@ fn eval_code_scores_the_held_out_humaneval_problems() {
     assert!((0.0..=1.0).contains(&exact));
     assert_eq!(report["passed"].is_u64(), python);
     assert_eq!(report["compiled"].is_u64(), python);
+    reads_its_prompt_is_scored(&report);
     let batch_at = args.iter().position(|a| *a == "--batch").unwrap();
     let no_batch: Vec<&str> = args[..batch_at]
         .iter()
@@ -1465,6 +1459,21 @@ fn eval_code_scores_the_held_out_humaneval_problems() {
         assert!(any >= report["voted_passed"].as_u64().unwrap(), "{report}");
         let share = report["candidate_pass_rate"].as_f64().unwrap();
         assert!(share <= any as f64 / results.len() as f64, "{report}");
+    }
+}
+
+/// Whether a model reads its prompt (`reference_nll`): the references scored
+/// under their own prompts and under another case's, at each of the five
+/// validation timesteps, the means their average.
+fn reads_its_prompt_is_scored(report: &serde_json::Value) {
+    let nll = &report["reference_nll"];
+    let by_t = nll["by_t"].as_array().unwrap();
+    assert_eq!(by_t.len(), 5, "{nll}");
+    for key in ["own_prompt", "another_tasks_prompt"] {
+        let mean = nll[key].as_f64().unwrap();
+        assert!(mean.is_finite() && mean > 0.0, "{nll}");
+        let of_t: f64 = by_t.iter().map(|x| x[key].as_f64().unwrap()).sum::<f64>() / 5.0;
+        assert!((mean - of_t).abs() < 1e-9, "{nll}");
     }
 }
 

@@ -6,6 +6,10 @@
 //! temperature, or `--temperature`), beside whether the prompt and body
 //! compile at all.
 //!
+//! Beside it, whether the model reads the docstring at all
+//! ([`crate::prompt_use`]): the canonical bodies scored given their own
+//! prompts and given the next held-out problem's.
+//!
 //! `--single-line` is the benchmark where two-sided context counts: every
 //! non-blank line of each held-out canonical body is hidden in turn and
 //! denoised from the code before and after it (the hole as long as the line,
@@ -34,6 +38,7 @@ use samnet_core::gpu::GpuOptions;
 use samnet_core::humaneval::{self, Problem};
 use serde_json::json;
 
+use crate::prompt_use::prompt_use;
 use crate::python::{Python, Run, compile_check};
 use crate::run::{EvalDenoising, EvalSampling, Loaded, fill_holes, load_checkpoint, with_decoding};
 
@@ -112,6 +117,17 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         rows.extend(std::iter::repeat_n(row, args.samples as usize));
     }
     let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, &sampling)?;
+    let prompts: Vec<String> = problems.iter().map(|p| p.prompt.clone()).collect();
+    let canonical: Vec<&str> = problems
+        .iter()
+        .map(|p| p.canonical_solution.as_str())
+        .collect();
+    let reference_nll = prompt_use(
+        &gpu,
+        &loaded,
+        (&prompts, &canonical),
+        (sampling.len, sampling.batch),
+    )?;
     let bodies: Vec<&str> = fills.iter().map(|f| humaneval::function_body(f)).collect();
     let checks = match &python {
         Some(python) => {
@@ -166,6 +182,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "selection": selection(args.samples, run_tests),
         "exact_match": tally.exact as f64 / n,
         "compiled": run_tests.then_some(tally.compiled),
+        "reference_nll": reference_nll,
         "sampling_s": sampling_s,
     });
     let report = with_decoding(report, &sampling.options, cfg.diffusion.kind);

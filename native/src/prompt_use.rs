@@ -1,0 +1,95 @@
+//! Whether a model reads its prompt: reference answers (responses, function
+//! bodies) scored by their negative log-likelihood bound in nats per token —
+//! the ELBO's CE term at each validation timestep — given their own prompts
+//! and given the next case's prompt, laid out at the same positions with
+//! the same corruption ([`Windows::of_examples`]), so that the prompt is the
+//! only difference. A model that answers what it is asked scores its own
+//! prompts lower; one that writes the same text whatever it is asked scores
+//! both alike.
+
+use samnet_core::data::Windows;
+use samnet_core::eval::windows_loss;
+use samnet_core::gpu::Gpu;
+use samnet_core::model::Model;
+use serde_json::json;
+
+use crate::run::Loaded;
+
+/// `{own_prompt, another_tasks_prompt, by_t: [{t, own_prompt,
+/// another_tasks_prompt}]}` for the references after their prompts (one
+/// each, in order), in windows of `len` positions, `batch` at once; null
+/// for fewer than two, which have no other prompt.
+pub fn prompt_use(
+    gpu: &Gpu,
+    loaded: &Loaded,
+    (prompts, references): (&[String], &[&str]),
+    (len, batch): (usize, Option<usize>),
+) -> anyhow::Result<serde_json::Value> {
+    if references.len() < 2 {
+        return Ok(serde_json::Value::Null);
+    }
+    let model = loaded.model(gpu)?;
+    let nll = |shift: usize| {
+        let examples: Vec<(&str, &str)> = (0..references.len())
+            .map(|i| (prompts[(i + shift) % prompts.len()].as_str(), references[i]))
+            .collect();
+        let windows = Windows::of_examples(&loaded.tokenizer, &examples, len)?;
+        nll_per_token(gpu, &model, &windows, (len, batch))
+    };
+    let (own, another) = (nll(0)?, nll(1)?);
+    let mean = |nll: &[(usize, f64)]| nll.iter().map(|x| x.1).sum::<f64>() / nll.len() as f64;
+    let by_t: Vec<_> = own
+        .iter()
+        .zip(&another)
+        .map(|(o, a)| json!({"t": o.0, "own_prompt": o.1, "another_tasks_prompt": a.1}))
+        .collect();
+    Ok(json!({
+        "own_prompt": mean(&own),
+        "another_tasks_prompt": mean(&another),
+        "by_t": by_t,
+    }))
+}
+
+/// The bound on each scored token's negative log-likelihood (nats), the
+/// ELBO's CE term at each validation timestep, over `windows` of `len`
+/// positions: `batch` windows at once (`--batch`), or as many as the
+/// adapter's buffer limits allow.
+fn nll_per_token(
+    gpu: &Gpu,
+    model: &Model,
+    windows: &Windows,
+    (len, batch): (usize, Option<usize>),
+) -> anyhow::Result<Vec<(usize, f64)>> {
+    let (rows, scored) = (
+        windows.tokens.len() / len,
+        windows.weight.iter().sum::<f32>(),
+    );
+    let mut batch = batch.unwrap_or(rows).min(rows);
+    'batches: loop {
+        let mut sums: Vec<(usize, f64)> = Vec::new();
+        for start in (0..rows).step_by(batch) {
+            let span = start * len..(start + batch).min(rows) * len;
+            let part = Windows {
+                tokens: windows.tokens[span.clone()].to_vec(),
+                weight: windows.weight[span.clone()].to_vec(),
+                known: windows.known[span.clone()].to_vec(),
+            };
+            // The CE term is a mean over every position of the part.
+            let losses = match pollster::block_on(windows_loss(gpu, model, &part, len)) {
+                Err(samnet_core::Error::BufferTooLarge { .. }) if batch > 1 => {
+                    batch = batch.div_ceil(2);
+                    continue 'batches;
+                }
+                losses => losses?,
+            };
+            sums.resize(losses.len(), (0, 0.0));
+            for (sum, loss) in sums.iter_mut().zip(&losses) {
+                *sum = (loss.t, sum.1 + loss.ce as f64 * span.len() as f64);
+            }
+        }
+        return Ok(sums
+            .into_iter()
+            .map(|(t, sum)| (t, sum / scored.max(1.0) as f64))
+            .collect());
+    }
+}
