@@ -67,7 +67,8 @@ pub fn reveal_ranked(
     frozen: &mut [u32],
     revealed: &mut [f64],
 ) {
-    for (b, &first) in block_origin.iter().enumerate().take(drawn.len() / seq) {
+    assert_eq!(block_origin.len(), drawn.len() / seq, "one origin per sequence");
+    for (b, &first) in block_origin.iter().enumerate() {
         let rows = b * seq..(b + 1) * seq;
         let noisy: Vec<usize> = rows.clone().filter(|&r| revealed[r] == 0.0).collect();
         let total = noisy.len() as f32;
