@@ -13,7 +13,7 @@ use samnet_core::gpu::Gpu;
 use samnet_core::model::Model;
 use serde_json::json;
 
-use crate::run::Loaded;
+use crate::run::{Loaded, halving_to_fit};
 
 /// `{own_prompt, another_tasks_prompt, by_t: [{t, own_prompt,
 /// another_tasks_prompt}]}` for the references after their prompts (one
@@ -64,8 +64,7 @@ fn nll_per_token(
         windows.tokens.len() / len,
         windows.weight.iter().sum::<f32>(),
     );
-    let mut batch = batch.unwrap_or(rows).min(rows);
-    'batches: loop {
+    let sums = halving_to_fit(batch.unwrap_or(rows).min(rows), |batch| {
         let mut sums: Vec<(usize, f64)> = Vec::new();
         for start in (0..rows).step_by(batch) {
             let span = start * len..(start + batch).min(rows) * len;
@@ -75,21 +74,16 @@ fn nll_per_token(
                 known: windows.known[span.clone()].to_vec(),
             };
             // The CE term is a mean over every position of the part.
-            let losses = match pollster::block_on(windows_loss(gpu, model, &part, len)) {
-                Err(samnet_core::Error::BufferTooLarge { .. }) if batch > 1 => {
-                    batch = batch.div_ceil(2);
-                    continue 'batches;
-                }
-                losses => losses?,
-            };
+            let losses = pollster::block_on(windows_loss(gpu, model, &part, len))?;
             sums.resize(losses.len(), (0, 0.0));
             for (sum, loss) in sums.iter_mut().zip(&losses) {
                 *sum = (loss.t, sum.1 + loss.ce as f64 * span.len() as f64);
             }
         }
-        return Ok(sums
-            .into_iter()
-            .map(|(t, sum)| (t, sum / scored.max(1.0) as f64))
-            .collect());
-    }
+        Ok(sums)
+    })?;
+    Ok(sums
+        .into_iter()
+        .map(|(t, sum)| (t, sum / scored.max(1.0) as f64))
+        .collect())
 }

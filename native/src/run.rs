@@ -260,11 +260,9 @@ pub fn fill_holes(
     let cfg = &loaded.snapshot.config;
     let gpu = Gpu::new_blocking(options)?;
     let model = loaded.model(&gpu)?;
-    let mut sampler = largest_sampler(
-        &gpu,
-        &model,
+    let mut sampler = halving_to_fit(
         sampling.batch.unwrap_or(rows.len()).min(rows.len()),
-        len,
+        |count| Sampler::new(&gpu, &model, count, len),
     )?;
     let schedule = NoiseSchedule::new(&cfg.diffusion);
     let (mut fills, mut seconds) = (Vec::with_capacity(rows.len()), 0.0);
@@ -293,13 +291,16 @@ pub fn fill_holes(
     Ok((gpu, fills, seconds))
 }
 
-/// A sampler for `count` sequences, or for half as many (and half again)
-/// where a buffer for `count` would pass the adapter's limits.
-fn largest_sampler(gpu: &Gpu, model: &Model, count: usize, len: usize) -> anyhow::Result<Sampler> {
-    match Sampler::new(gpu, model, count, len) {
+/// `attempt` with `count` sequences at once, or with half as many (and half
+/// again) where a buffer for `count` would pass the adapter's limits.
+pub fn halving_to_fit<T>(
+    count: usize,
+    mut attempt: impl FnMut(usize) -> samnet_core::Result<T>,
+) -> anyhow::Result<T> {
+    match attempt(count) {
         Err(samnet_core::Error::BufferTooLarge { .. }) if count > 1 => {
-            largest_sampler(gpu, model, count.div_ceil(2), len)
+            halving_to_fit(count.div_ceil(2), attempt)
         }
-        sampler => Ok(sampler?),
+        done => Ok(done?),
     }
 }

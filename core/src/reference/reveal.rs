@@ -67,7 +67,11 @@ pub fn reveal_ranked(
     frozen: &mut [u32],
     revealed: &mut [f64],
 ) {
-    assert_eq!(block_origin.len(), drawn.len() / seq, "one origin per sequence");
+    assert_eq!(
+        block_origin.len(),
+        drawn.len() / seq,
+        "one origin per sequence"
+    );
     for (b, &first) in block_origin.iter().enumerate() {
         let rows = b * seq..(b + 1) * seq;
         let noisy: Vec<usize> = rows.clone().filter(|&r| revealed[r] == 0.0).collect();
