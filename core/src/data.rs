@@ -136,29 +136,27 @@ pub struct Windows {
 
 impl Windows {
     /// Instruction examples (prompt, response) laid out to score the
-    /// responses, one window of `seq_len` each: every response starts at the
-    /// same position, half way, so two sets of examples that differ only in
-    /// their prompts are scored at the same positions with the same
-    /// corruption. Before it, the prompt's end, known (and separators before
-    /// a short prompt, as the end of a previous document); then the response
-    /// and one separator, scored (the response cut to fit); then separators,
-    /// known.
+    /// responses, one window of `seq_len` each, as training pads an example
+    /// and as `eval-instruct` samples one: the prompt at the window's start,
+    /// known (its end, at most half the window); then the response and one
+    /// separator, scored (the response cut to fit); then separators, known.
+    /// A run of separators before the prompt would read, to a model trained
+    /// on padded examples, as the end of an answer (`a_tiny_model_learns_to_read_its_prompt`).
     pub fn of_examples(
         tokenizer: &Tokenizer,
         examples: &[(&str, &str)],
         seq_len: usize,
     ) -> Result<Windows> {
         let separator = tokenizer.separator()?;
-        let start = seq_len / 2;
         let mut out = Windows::default();
         for (prompt, response) in examples {
             let prompt = tokenizer.encode(prompt)?;
+            let before = &prompt[prompt.len().saturating_sub(seq_len / 2)..];
+            let start = before.len();
             let mut scored = tokenizer.encode(response)?;
             scored.extend(&separator);
             scored.truncate(seq_len - start);
-            let before = &prompt[prompt.len().saturating_sub(start)..];
             let padding = |n: usize| separator.iter().copied().cycle().take(n);
-            out.tokens.extend(padding(start - before.len()));
             out.tokens.extend(before);
             out.tokens.extend(&scored);
             out.tokens.extend(padding(seq_len - start - scored.len()));
@@ -745,11 +743,10 @@ mod tests {
         }
     }
 
-    /// Responses start half way whatever their prompt: a short prompt
-    /// after separators, a long one by its end; the response and one
-    /// separator scored, cut to fit; the rest known.
+    /// Prompts open the window (a long one by its end, half the window);
+    /// the response and one separator scored, cut to fit; the rest known.
     #[test]
-    fn examples_to_score_put_every_response_half_way() {
+    fn examples_to_score_put_every_response_after_its_prompt() {
         let tok = Tokenizer::char_level("Qab?xyz.\n").unwrap();
         let examples = [("Qa?", "xy."), ("Qabababab?", "xyzxyzxyz.")];
         let w = Windows::of_examples(&tok, &examples, 12).unwrap();
@@ -758,7 +755,7 @@ mod tests {
             .chunks(12)
             .map(|r| tok.decode(r).unwrap())
             .collect();
-        assert_eq!(rows, ["\n\n\nQa?xy.\n\n\n", "babab?xyzxyz"]);
+        assert_eq!(rows, ["Qa?xy.\n\n\n\n\n\n", "babab?xyzxyz"]);
         let flags = |scored: std::ops::Range<usize>| -> (Vec<f32>, Vec<f32>) {
             let weight: Vec<f32> = (0..12)
                 .map(|i| f32::from(u8::from(scored.contains(&i))))
@@ -767,7 +764,7 @@ mod tests {
             (weight, known)
         };
         // "xy." and the separator ("\n\n" here); the whole second half.
-        for (row, scored) in [(0, 6..11), (1, 6..12)] {
+        for (row, scored) in [(0, 3..8), (1, 6..12)] {
             let (weight, known) = flags(scored);
             assert_eq!(w.weight[row * 12..(row + 1) * 12], weight, "row {row}");
             assert_eq!(w.known[row * 12..(row + 1) * 12], known, "row {row}");

@@ -1,11 +1,13 @@
 //! Whether a model reads its prompt: reference answers (responses, function
 //! bodies) scored by their negative log-likelihood bound in nats per token —
 //! the ELBO's CE term at each validation timestep — given their own prompts
-//! and given the next case's prompt, laid out at the same positions with
-//! the same corruption ([`Windows::of_examples`]), so that the prompt is the
-//! only difference. A model that answers what it is asked scores its own
-//! prompts lower; one that writes the same text whatever it is asked scores
-//! both alike.
+//! and given the next case's prompt, each after its prompt at the window's
+//! start as training pads an example ([`Windows::of_examples`]), with the
+//! same weights and corruption seed, so that the prompt is the only
+//! difference (a longer prompt moves the response, which RoPE sees only as
+//! relative positions). A model that answers what it is asked scores its
+//! own prompts lower; one that writes the same text whatever it is asked
+//! scores both alike.
 
 use samnet_core::data::Windows;
 use samnet_core::eval::windows_loss;
