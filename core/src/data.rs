@@ -135,36 +135,47 @@ pub struct Windows {
 }
 
 impl Windows {
-    /// Instruction examples (prompt, response) laid out to score the
-    /// responses, one window of `seq_len` each, as training pads an example
-    /// and as `eval-instruct` samples one: the prompt at the window's start,
-    /// known (its end, at most half the window); then the response and one
-    /// separator, scored (the response cut to fit); then separators, known.
-    /// A run of separators before the prompt would read, to a model trained
-    /// on padded examples, as the end of an answer (`a_tiny_model_learns_to_read_its_prompt`).
-    pub fn of_examples(
+    /// References (responses, function bodies) laid out to be scored twice,
+    /// after their own prompts and after the next case's, the prompt the
+    /// only difference: `[own, another's]`. One window of `seq_len` per
+    /// reference, as training pads an example and `eval-instruct` samples
+    /// one: the prompt at the window's start, known; then the reference and
+    /// one separator, scored (cut to fit); then separators, known. A
+    /// reference's two prompts are cut to the same length (their ends, the
+    /// shorter one's length, at most half the window), so it sits at the
+    /// same positions under the same corruption in both. Separators before a
+    /// prompt would read, to a model trained on padded examples, as the end
+    /// of an answer (`a_tiny_model_learns_to_read_its_prompt`).
+    pub fn prompt_pairs(
         tokenizer: &Tokenizer,
-        examples: &[(&str, &str)],
+        (prompts, references): (&[&str], &[&str]),
         seq_len: usize,
-    ) -> Result<Windows> {
+    ) -> Result<[Windows; 2]> {
         let separator = tokenizer.separator()?;
-        let mut out = Windows::default();
-        for (prompt, response) in examples {
-            let prompt = tokenizer.encode(prompt)?;
-            let before = &prompt[prompt.len().saturating_sub(seq_len / 2)..];
-            let start = before.len();
-            let mut scored = tokenizer.encode(response)?;
+        let prompts = prompts
+            .iter()
+            .map(|p| tokenizer.encode(p))
+            .collect::<Result<Vec<_>>>()?;
+        let next = |i: usize| &prompts[(i + 1) % prompts.len()];
+        let mut out = [Windows::default(), Windows::default()];
+        for (i, reference) in references.iter().enumerate() {
+            let start = (prompts[i].len().min(next(i).len())).min(seq_len / 2);
+            let mut scored = tokenizer.encode(reference)?;
             scored.extend(&separator);
             scored.truncate(seq_len - start);
-            let padding = |n: usize| separator.iter().copied().cycle().take(n);
-            out.tokens.extend(before);
-            out.tokens.extend(&scored);
-            out.tokens.extend(padding(seq_len - start - scored.len()));
-            let scored = start..start + scored.len();
-            for i in 0..seq_len {
-                let is_scored = scored.contains(&i);
-                out.weight.push(f32::from(u8::from(is_scored)));
-                out.known.push(f32::from(u8::from(!is_scored)));
+            let padding = separator.iter().copied().cycle();
+            for (windows, prompt) in out.iter_mut().zip([&prompts[i], next(i)]) {
+                windows.tokens.extend(&prompt[prompt.len() - start..]);
+                windows.tokens.extend(&scored);
+                windows
+                    .tokens
+                    .extend(padding.clone().take(seq_len - start - scored.len()));
+                let scored = start..start + scored.len();
+                for i in 0..seq_len {
+                    let is_scored = scored.contains(&i);
+                    windows.weight.push(f32::from(u8::from(is_scored)));
+                    windows.known.push(f32::from(u8::from(!is_scored)));
+                }
             }
         }
         Ok(out)
@@ -743,31 +754,35 @@ mod tests {
         }
     }
 
-    /// Prompts open the window (a long one by its end, half the window);
-    /// the response and one separator scored, cut to fit; the rest known.
+    /// Both prompts of a reference open its windows cut to one length (the
+    /// shorter's, at most half the window); the reference and one separator
+    /// scored, cut to fit; the rest known.
     #[test]
-    fn examples_to_score_put_every_response_after_its_prompt() {
+    fn references_are_scored_after_prompts_cut_to_one_length() {
         let tok = Tokenizer::char_level("Qab?xyz.\n").unwrap();
-        let examples = [("Qa?", "xy."), ("Qabababab?", "xyzxyzxyz.")];
-        let w = Windows::of_examples(&tok, &examples, 12).unwrap();
-        let rows: Vec<String> = w
-            .tokens
-            .chunks(12)
-            .map(|r| tok.decode(r).unwrap())
-            .collect();
-        assert_eq!(rows, ["Qa?xy.\n\n\n\n\n\n", "babab?xyzxyz"]);
-        let flags = |scored: std::ops::Range<usize>| -> (Vec<f32>, Vec<f32>) {
+        let prompts = ["Qa?", "Qabababab?", "Qbabababa?"];
+        let references = ["xy.", "xyz.", "zyx."];
+        let [own, another] = Windows::prompt_pairs(&tok, (&prompts, &references), 12).unwrap();
+        let rows = |w: &Windows| -> Vec<String> {
+            w.tokens
+                .chunks(12)
+                .map(|r| tok.decode(r).unwrap())
+                .collect()
+        };
+        let own_rows = ["Qa?xy.\n\n\n\n\n\n", "babab?xyz.\n\n", "ba?zyx.\n\n\n\n\n"];
+        assert_eq!(rows(&own), own_rows);
+        let other_rows = ["ab?xy.\n\n\n\n\n\n", "ababa?xyz.\n\n", "Qa?zyx.\n\n\n\n\n"];
+        assert_eq!(rows(&another), other_rows);
+        // Each reference and the separator ("\n\n" here).
+        for (row, scored) in [(0, 3..8), (1, 6..12), (2, 3..9)] {
             let weight: Vec<f32> = (0..12)
                 .map(|i| f32::from(u8::from(scored.contains(&i))))
                 .collect();
-            let known = weight.iter().map(|w| 1.0 - w).collect();
-            (weight, known)
-        };
-        // "xy." and the separator ("\n\n" here); the whole second half.
-        for (row, scored) in [(0, 3..8), (1, 6..12)] {
-            let (weight, known) = flags(scored);
-            assert_eq!(w.weight[row * 12..(row + 1) * 12], weight, "row {row}");
-            assert_eq!(w.known[row * 12..(row + 1) * 12], known, "row {row}");
+            let known: Vec<f32> = weight.iter().map(|w| 1.0 - w).collect();
+            for w in [&own, &another] {
+                assert_eq!(w.weight[row * 12..(row + 1) * 12], weight, "row {row}");
+                assert_eq!(w.known[row * 12..(row + 1) * 12], known, "row {row}");
+            }
         }
     }
 

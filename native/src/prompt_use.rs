@@ -1,13 +1,10 @@
 //! Whether a model reads its prompt: reference answers (responses, function
 //! bodies) scored by their negative log-likelihood bound in nats per token —
 //! the ELBO's CE term at each validation timestep — given their own prompts
-//! and given the next case's prompt, each after its prompt at the window's
-//! start as training pads an example ([`Windows::of_examples`]), with the
-//! same weights and corruption seed, so that the prompt is the only
-//! difference (a longer prompt moves the response, which RoPE sees only as
-//! relative positions). A model that answers what it is asked scores its
-//! own prompts lower; one that writes the same text whatever it is asked
-//! scores both alike.
+//! and given the next case's prompt, laid out by [`Windows::prompt_pairs`]
+//! so that the prompt is the only difference. A model that answers what it
+//! is asked scores its own prompts lower; one that writes the same text
+//! whatever it is asked scores both alike.
 
 use samnet_core::data::Windows;
 use samnet_core::eval::windows_loss;
@@ -31,14 +28,12 @@ pub fn prompt_use(
         return Ok(serde_json::Value::Null);
     }
     let model = loaded.model(gpu)?;
-    let nll = |shift: usize| {
-        let examples: Vec<(&str, &str)> = (0..references.len())
-            .map(|i| (prompts[(i + shift) % prompts.len()].as_str(), references[i]))
-            .collect();
-        let windows = Windows::of_examples(&loaded.tokenizer, &examples, len)?;
-        nll_per_token(gpu, &model, &windows, (len, batch))
-    };
-    let (own, another) = (nll(0)?, nll(1)?);
+    let prompts: Vec<&str> = prompts.iter().map(String::as_str).collect();
+    let [own, another] = Windows::prompt_pairs(&loaded.tokenizer, (&prompts, references), len)?;
+    let (own, another) = (
+        nll_per_token(gpu, &model, &own, (len, batch))?,
+        nll_per_token(gpu, &model, &another, (len, batch))?,
+    );
     let mean = |nll: &[(usize, f64)]| nll.iter().map(|x| x.1).sum::<f64>() / nll.len() as f64;
     let by_t: Vec<_> = own
         .iter()
