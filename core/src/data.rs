@@ -151,6 +151,7 @@ impl Windows {
         (prompts, references): (&[&str], &[&str]),
         seq_len: usize,
     ) -> Result<[Windows; 2]> {
+        assert_eq!(prompts.len(), references.len(), "one prompt per reference");
         let separator = tokenizer.separator()?;
         let prompts = prompts
             .iter()
@@ -171,8 +172,8 @@ impl Windows {
                     .tokens
                     .extend(padding.clone().take(seq_len - start - scored.len()));
                 let scored = start..start + scored.len();
-                for i in 0..seq_len {
-                    let is_scored = scored.contains(&i);
+                for position in 0..seq_len {
+                    let is_scored = scored.contains(&position);
                     windows.weight.push(f32::from(u8::from(is_scored)));
                     windows.known.push(f32::from(u8::from(!is_scored)));
                 }
