@@ -10,29 +10,27 @@ use samnet_core::data::Windows;
 use samnet_core::eval::windows_loss;
 use samnet_core::gpu::Gpu;
 use samnet_core::model::Model;
+use samnet_core::tokenizer::Tokenizer;
 use serde_json::json;
 
-use crate::run::{Loaded, halving_to_fit};
+use crate::run::halving_to_fit;
 
 /// `{own_prompt, another_tasks_prompt, by_t: [{t, own_prompt,
 /// another_tasks_prompt}]}` for the references after their prompts (one
 /// each, in order), in windows of `len` positions, `batch` at once; null
 /// for fewer than two, which have no other prompt.
 pub fn prompt_use(
-    gpu: &Gpu,
-    loaded: &Loaded,
-    (prompts, references): (&[String], &[&str]),
+    (gpu, model, tokenizer): (&Gpu, &Model, &Tokenizer),
+    (prompts, references): (&[&str], &[&str]),
     (len, batch): (usize, Option<usize>),
 ) -> anyhow::Result<serde_json::Value> {
     if references.len() < 2 {
         return Ok(serde_json::Value::Null);
     }
-    let model = loaded.model(gpu)?;
-    let prompts: Vec<&str> = prompts.iter().map(String::as_str).collect();
-    let [own, another] = Windows::prompt_pairs(&loaded.tokenizer, (&prompts, references), len)?;
+    let [own, another] = Windows::prompt_pairs(tokenizer, (prompts, references), len)?;
     let (own, another) = (
-        nll_per_token(gpu, &model, &own, (len, batch))?,
-        nll_per_token(gpu, &model, &another, (len, batch))?,
+        nll_per_token(gpu, model, &own, (len, batch))?,
+        nll_per_token(gpu, model, &another, (len, batch))?,
     );
     let mean = |nll: &[(usize, f64)]| nll.iter().map(|x| x.1).sum::<f64>() / nll.len() as f64;
     let by_t: Vec<_> = own

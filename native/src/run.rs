@@ -249,13 +249,13 @@ pub fn with_decoding(
 /// Fills every row's hole from the text around it (rows of `len` positions
 /// from [`Known::around_cursor`] or [`Known::after_prompt`]), `batch` rows
 /// at a time, or all of them where the adapter's buffer limits allow, else
-/// as many as they do: (the adapter, each hole's text, seconds).
+/// as many as they do.
 pub fn fill_holes(
     options: &GpuOptions,
     loaded: &Loaded,
     rows: &[(Known, CursorHole)],
     sampling: &EvalSampling,
-) -> anyhow::Result<(Gpu, Vec<String>, f64)> {
+) -> anyhow::Result<Filled> {
     let len = sampling.len;
     let cfg = &loaded.snapshot.config;
     let gpu = Gpu::new_blocking(options)?;
@@ -288,7 +288,22 @@ pub fn fill_holes(
             fills.push(hole.filled(&loaded.tokenizer, row)?);
         }
     }
-    Ok((gpu, fills, seconds))
+    Ok(Filled {
+        gpu,
+        model,
+        fills,
+        seconds,
+    })
+}
+
+/// What [`fill_holes`] leaves: the adapter and the model it sampled with
+/// (for the figures an evaluation takes beside its samples), each hole's
+/// text, and the seconds sampling took.
+pub struct Filled {
+    pub gpu: Gpu,
+    pub model: Model,
+    pub fills: Vec<String>,
+    pub seconds: f64,
 }
 
 /// `attempt` with `count` sequences at once, or with half as many (and half

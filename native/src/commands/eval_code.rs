@@ -40,7 +40,9 @@ use serde_json::json;
 
 use crate::prompt_use::prompt_use;
 use crate::python::{Python, Run, compile_check};
-use crate::run::{EvalDenoising, EvalSampling, Loaded, fill_holes, load_checkpoint, with_decoding};
+use crate::run::{
+    EvalDenoising, EvalSampling, Filled, Loaded, fill_holes, load_checkpoint, with_decoding,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -116,15 +118,19 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("{}: the prompt of {}", origin, p.task_id))?;
         rows.extend(std::iter::repeat_n(row, args.samples as usize));
     }
-    let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, &sampling)?;
-    let prompts: Vec<String> = problems.iter().map(|p| p.prompt.clone()).collect();
+    let Filled {
+        gpu,
+        model,
+        fills,
+        seconds: sampling_s,
+    } = fill_holes(options, &loaded, &rows, &sampling)?;
+    let prompts: Vec<&str> = problems.iter().map(|p| p.prompt.as_str()).collect();
     let canonical: Vec<&str> = problems
         .iter()
         .map(|p| p.canonical_solution.as_str())
         .collect();
     let reference_nll = prompt_use(
-        &gpu,
-        &loaded,
+        (&gpu, &model, &loaded.tokenizer),
         (&prompts, &canonical),
         (sampling.len, sampling.batch),
     )?;
@@ -230,7 +236,12 @@ fn single_line(
             cases.push((p, hole));
         }
     }
-    let (gpu, fills, sampling_s) = fill_holes(options, loaded, &rows, sampling)?;
+    let Filled {
+        gpu,
+        fills,
+        seconds: sampling_s,
+        ..
+    } = fill_holes(options, loaded, &rows, sampling)?;
     let lines: Vec<&str> = fills.iter().map(|f| humaneval::filled_line(f)).collect();
     let (checks, blanks) = match &python {
         Some(python) => {

@@ -14,7 +14,7 @@ use samnet_core::gpu::GpuOptions;
 use samnet_core::sentences::{self, Hole};
 use serde_json::json;
 
-use crate::run::{EvalDenoising, fill_holes, load_checkpoint, read_corpus, with_decoding};
+use crate::run::{EvalDenoising, Filled, fill_holes, load_checkpoint, read_corpus, with_decoding};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -73,7 +73,12 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         rows.push(row);
         holes.push(hole);
     }
-    let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, &sampling)?;
+    let Filled {
+        gpu,
+        fills,
+        seconds: sampling_s,
+        ..
+    } = fill_holes(options, &loaded, &rows, &sampling)?;
 
     let (mut right, mut total) = (0, 0);
     let mut results = Vec::new();

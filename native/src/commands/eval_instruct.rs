@@ -21,7 +21,7 @@ use samnet_core::metrics::rouge_l;
 use serde_json::json;
 
 use crate::prompt_use::prompt_use;
-use crate::run::{EvalDenoising, fill_holes, load_checkpoint, with_decoding};
+use crate::run::{EvalDenoising, Filled, fill_holes, load_checkpoint, with_decoding};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -59,11 +59,16 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("{}: the prompt", task.source))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (gpu, fills, sampling_s) = fill_holes(options, &loaded, &rows, &sampling)?;
+    let Filled {
+        gpu,
+        model,
+        fills,
+        seconds: sampling_s,
+    } = fill_holes(options, &loaded, &rows, &sampling)?;
+    let prompts: Vec<&str> = prompts.iter().map(String::as_str).collect();
     let references: Vec<&str> = tasks.iter().map(|t| t.output.as_str()).collect();
     let reference_nll = prompt_use(
-        &gpu,
-        &loaded,
+        (&gpu, &model, &loaded.tokenizer),
         (&prompts, &references),
         (len, sampling.batch),
     )?;
