@@ -761,14 +761,12 @@ fn a_tiny_model_learns_to_read_its_prompt() {
     let prompts: Vec<&str> = held_out.iter().map(|c| c.0.as_str()).collect();
     let references: Vec<&str> = held_out.iter().map(|c| c.1.as_str()).collect();
     let pairs = Windows::prompt_pairs(&tokenizer, (&prompts, &references), seq).unwrap();
-    // (own prompt, another's): the CE term is a mean over every position.
+    // Nats per response token over the five timesteps: (own prompt, another's).
     let nll = |model: &Model| {
         pairs.clone().map(|windows| {
-            let losses =
-                pollster::block_on(eval::windows_loss(gpu(), model, &windows, seq)).unwrap();
-            let per_scored =
-                windows.tokens.len() as f64 / windows.weight.iter().sum::<f32>() as f64;
-            losses.iter().map(|l| l.ce as f64).sum::<f64>() / losses.len() as f64 * per_scored
+            let nats = pollster::block_on(eval::scored_nats(gpu(), model, &windows, seq)).unwrap();
+            let scored = f64::from(windows.weight.iter().sum::<f32>());
+            nats.iter().map(|n| n.1).sum::<f64>() / nats.len() as f64 / scored
         })
     };
     for padded in [false, true] {

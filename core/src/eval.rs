@@ -113,6 +113,24 @@ pub async fn windows_loss(
     Ok(out)
 }
 
+/// The nats the CE term of [`windows_loss`] spends on `windows`' weighted
+/// positions at each validation timestep, `(t, nats)`: the term is a mean
+/// over every position of the windows, so its sum over several batches of
+/// windows, divided by their weighted positions, is nats per scored token.
+pub async fn scored_nats(
+    gpu: &Gpu,
+    model: &Model,
+    windows: &Windows,
+    seq: usize,
+) -> Result<Vec<(usize, f64)>> {
+    let positions = windows.tokens.len() as f64;
+    let losses = windows_loss(gpu, model, windows, seq).await?;
+    Ok(losses
+        .iter()
+        .map(|loss| (loss.t, f64::from(loss.ce) * positions))
+        .collect())
+}
+
 /// Samples seeds 0..8 (each on its own, otherwise with `options`) and scores
 /// them against the training text. `on_step` (if given) receives every
 /// step of every sample, seed by seed, as [`Sampler::run`]'s does (its Break

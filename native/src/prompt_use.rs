@@ -7,7 +7,7 @@
 //! whatever it is asked scores both alike.
 
 use samnet_core::data::Windows;
-use samnet_core::eval::windows_loss;
+use samnet_core::eval::scored_nats;
 use samnet_core::gpu::Gpu;
 use samnet_core::model::Model;
 use samnet_core::tokenizer::Tokenizer;
@@ -68,11 +68,10 @@ fn nll_per_token(
                 weight: windows.weight[span.clone()].to_vec(),
                 known: windows.known[span.clone()].to_vec(),
             };
-            // The CE term is a mean over every position of the part.
-            let losses = pollster::block_on(windows_loss(gpu, model, &part, len))?;
-            sums.resize(losses.len(), (0, 0.0));
-            for (sum, loss) in sums.iter_mut().zip(&losses) {
-                *sum = (loss.t, sum.1 + loss.ce as f64 * span.len() as f64);
+            let nats = pollster::block_on(scored_nats(gpu, model, &part, len))?;
+            sums.resize(nats.len(), (0, 0.0));
+            for (sum, (t, nats)) in sums.iter_mut().zip(nats) {
+                *sum = (t, sum.1 + nats);
             }
         }
         Ok(sums)
