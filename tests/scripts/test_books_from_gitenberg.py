@@ -1,6 +1,7 @@
-"""scripts/books-from-gitenberg on three tiny snapshots: a modern edition
-whose start marker wraps, an old one with the "small print" header, and one
-whose text is not the size its manifest row says."""
+"""scripts/books-from-gitenberg on three tiny snapshots and a missing one: a
+modern edition whose start marker wraps, an old one with the "small print"
+header, one whose text is not the size its manifest row says, and a row
+whose snapshot was never fetched."""
 
 import pathlib
 import subprocess
@@ -63,17 +64,20 @@ class BooksFromGitenberg(unittest.TestCase):
                 lines.append(
                     f"{pg_id}\tA Tale\thttps://github.com/GITenberg/{name}\t{commit}\t{expected}\tpd"
                 )
+            # A row whose snapshot was never fetched.
+            lines.append(f"4\tA Tale\thttps://github.com/GITenberg/Absent_4\t{commit}\t{size}\tpd")
             manifest.write_text("\n".join(lines) + "\n")
             out = tmp / "out"
             result = subprocess.run(
-                [SCRIPT, "--manifest", manifest, "--mirror", mirror, "--out", out, "--count", "3"],
+                [SCRIPT, "--manifest", manifest, "--mirror", mirror, "--out", out, "--count", "4"],
                 capture_output=True, text=True,
             )
             self.assertEqual(result.returncode, 1)
             self.assertEqual(sorted(p.name for p in out.iterdir()), ["pg1.txt", "pg2.txt"])
-            self.assertEqual((out / "pg1.txt").read_text(), STORY)
-            self.assertEqual((out / "pg2.txt").read_text(), STORY)
-            self.assertIn("2 of 3 books written", result.stdout)
+            self.assertEqual((out / "pg1.txt").read_text(encoding="utf-8"), STORY)
+            self.assertEqual((out / "pg2.txt").read_text(encoding="utf-8"), STORY)
+            self.assertIn("2 of 4 books written", result.stdout)
+            self.assertIn(f"missing: Absent_4 (no snapshot at {mirror / 'GITenberg+Absent_4' / 'repo'})", result.stderr)
             self.assertIn(f"missing: Wrong_3 (expected {10 * size} bytes; 3.txt: {size} bytes", result.stderr)
 
 
