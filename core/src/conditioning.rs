@@ -18,6 +18,39 @@ pub const DEFAULT_HOLE: usize = 16;
 /// most positions the holes of one template may add up to.
 pub const MAX_SAMPLE_LEN: usize = 4096;
 
+/// What follows a hole that nothing written follows (a completion, a
+/// response).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HoleEnd {
+    /// Nothing known: the model writes past the hole as it likes, and what it
+    /// fills may stop mid-thought where the hole does.
+    Open,
+    /// The tokenizer's separator, known right after the hole: the document
+    /// ends there, as a packed training document ends before the next one,
+    /// so the model writes a whole answer (or body) of at most the hole's
+    /// positions.
+    Document,
+}
+
+impl HoleEnd {
+    /// `Document` where the text is to end with the hole, else `Open`.
+    pub fn ending(ends: bool) -> Self {
+        if ends {
+            HoleEnd::Document
+        } else {
+            HoleEnd::Open
+        }
+    }
+
+    fn tokens(self, tokenizer: &Tokenizer) -> Result<Vec<u32>> {
+        match self {
+            HoleEnd::Open => Ok(Vec::new()),
+            HoleEnd::Document => tokenizer.separator(),
+        }
+    }
+}
+
 /// A template split into known text and holes, before tokenizing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Segment {
@@ -226,9 +259,8 @@ impl Known {
         hole: usize,
         len: usize,
     ) -> Result<(Known, CursorHole)> {
-        let prefix = cursor_whitespace(tokenizer, before);
-        let before = &before[..before.len() - prefix.len()];
-        Self::hole_between(tokenizer, (before, prefix, after), pinned, hole, len)
+        let after = tokenizer.encode(after)?;
+        Self::cursor_then(tokenizer, (before, &after), pinned, hole, len)
     }
 
     /// A benchmark's hole around known hidden text: [`Known::around_cursor`]
@@ -258,8 +290,36 @@ impl Known {
         prompt: &str,
         hole: usize,
         len: usize,
+        end: HoleEnd,
     ) -> Result<(Known, CursorHole)> {
-        Self::hole_between(tokenizer, (prompt, "", ""), None, hole, len)
+        let after = end.tokens(tokenizer)?;
+        Self::hole_between(tokenizer, (prompt, "", &after), None, hole, len)
+    }
+
+    /// Code completion at the end of what is written: [`Known::around_cursor`]
+    /// with nothing after the cursor but what `end` puts there.
+    pub fn completion(
+        tokenizer: &Tokenizer,
+        before: &str,
+        pinned: Option<&str>,
+        (hole, end): (usize, HoleEnd),
+        len: usize,
+    ) -> Result<(Known, CursorHole)> {
+        let after = end.tokens(tokenizer)?;
+        Self::cursor_then(tokenizer, (before, &after), pinned, hole, len)
+    }
+
+    /// The hole at the cursor that ends `before`, its whitespace taken in.
+    fn cursor_then(
+        tokenizer: &Tokenizer,
+        (before, after): (&str, &[u32]),
+        pinned: Option<&str>,
+        hole: usize,
+        len: usize,
+    ) -> Result<(Known, CursorHole)> {
+        let prefix = cursor_whitespace(tokenizer, before);
+        let before = &before[..before.len() - prefix.len()];
+        Self::hole_between(tokenizer, (before, prefix, after), pinned, hole, len)
     }
 
     /// `before`, the hole (`prefix` written into its first positions by the
@@ -267,7 +327,7 @@ impl Known {
     /// `before` is cut, `pinned` (a line of it) opens the window.
     fn hole_between(
         tokenizer: &Tokenizer,
-        (before_text, prefix, after): (&str, &str, &str),
+        (before_text, prefix, after): (&str, &str, &[u32]),
         pinned: Option<&str>,
         hole: usize,
         len: usize,
@@ -282,7 +342,7 @@ impl Known {
                 "the hole must be 1..{len} positions (fewer than the sequence), got {hole}{whitespace}"
             )));
         }
-        let (before, after) = (tokenizer.encode(before_text)?, tokenizer.encode(after)?);
+        let before = tokenizer.encode(before_text)?;
         let room = len - positions;
         let after_kept = after
             .len()
@@ -668,11 +728,35 @@ mod tests {
         let text = "### Instruction:\nAdd.\n\n### Response:\n5\n";
         let tok = Tokenizer::train_bpe(&[text.repeat(20)], 300).unwrap();
         let prompt = "### Instruction:\nAdd.\n\n### Response:\n";
-        let (k, hole) = Known::after_prompt(&tok, prompt, 3, 32).unwrap();
+        let (k, hole) = Known::after_prompt(&tok, prompt, 3, 32, HoleEnd::Open).unwrap();
         let tokens = tok.encode(prompt).unwrap();
         assert_eq!(&k.tokens[..hole.start], &tokens[..]);
         assert!(k.mask[..hole.start].iter().all(|&m| m));
         assert_eq!((hole.prefix.as_str(), hole.positions), ("", 3));
         assert!(k.mask[hole.start..].iter().all(|&m| !m));
+    }
+
+    /// A hole that ends the document holds the separator known right after
+    /// it, however much context there is to keep.
+    #[test]
+    fn an_ending_hole_is_followed_by_the_separator() {
+        let code = "def f(x):\n    return x\n\ndef g(y):\n    return y\n";
+        let tok = Tokenizer::train_bpe(&[code.repeat(20)], 300).unwrap();
+        let separator = tok.separator_token().unwrap();
+        let (k, hole) = Known::after_prompt(&tok, "def f(x):\n", 4, 32, HoleEnd::Document).unwrap();
+        let end = hole.start + hole.positions;
+        assert_eq!((k.tokens[end], k.mask[end]), (separator, true));
+        assert!(k.mask[hole.range()].iter().all(|&m| !m) && k.mask[end + 1..].iter().all(|&m| !m));
+        // A long prompt is cut from its start to leave the separator room.
+        let before = code.repeat(4);
+        let (k, hole) = Known::completion(&tok, &before, None, (6, HoleEnd::Document), 24).unwrap();
+        let end = hole.start + hole.positions;
+        assert!(end < 24, "{end}");
+        assert_eq!((k.tokens[end], k.mask[end]), (separator, true));
+        assert!(k.mask[..hole.start].iter().all(|&m| m));
+        // Open: nothing known after the hole.
+        let (k, hole) = Known::completion(&tok, &before, None, (6, HoleEnd::Open), 24).unwrap();
+        assert_eq!(hole.start + hole.positions, 24);
+        assert!(k.mask[hole.range()].iter().all(|&m| !m));
     }
 }

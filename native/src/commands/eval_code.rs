@@ -31,7 +31,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use samnet_core::conditioning::Known;
+use samnet_core::conditioning::{HoleEnd, Known};
 use samnet_core::corpus::read_data_file;
 use samnet_core::data::text_from_bytes;
 use samnet_core::gpu::GpuOptions;
@@ -55,9 +55,15 @@ pub struct Args {
     problems: PathBuf,
     #[command(flatten)]
     denoising: EvalDenoising,
-    /// Positions the body may take.
-    #[arg(long, default_value_t = 128)]
-    hole: usize,
+    /// Positions the body may take; several sizes (`--hole 16,32,64`) take
+    /// each problem's candidates in turn (`--samples` at least as many).
+    #[arg(long, value_delimiter = ',', default_value = "128")]
+    hole: Vec<usize>,
+    /// The body ends with the hole: the separator (the end of the file)
+    /// known right after it, so each candidate is a whole body of at most
+    /// its hole's positions, not the start of a longer one cut off.
+    #[arg(long, conflicts_with = "single_line")]
+    ends: bool,
     /// Also run each problem's tests on its completion. This executes
     /// generated code: as with HumanEval's own harness, do it in a sandbox.
     #[arg(long)]
@@ -105,18 +111,33 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         return single_line(&args, options, &loaded, &problems, &sampling, python);
     }
 
-    // One row per candidate: every problem's prompt end, then its hole.
+    let samples = args.samples as usize;
+    if args.hole.len() > samples {
+        anyhow::bail!(
+            "{} hole sizes need at least as many --samples, got {samples}",
+            args.hole.len()
+        );
+    }
+    let end = HoleEnd::ending(args.ends);
+    // One row per candidate: every problem's prompt, then its hole, the
+    // sizes in turn.
     let mut rows = Vec::new();
     for p in &problems {
-        let row = Known::around_cursor(
-            &loaded.tokenizer,
-            (&p.prompt, ""),
-            p.signature(),
-            args.hole,
-            sampling.len,
-        )
-        .with_context(|| format!("{}: the prompt of {}", origin, p.task_id))?;
-        rows.extend(std::iter::repeat_n(row, args.samples as usize));
+        let by_size = args
+            .hole
+            .iter()
+            .map(|&hole| {
+                Known::completion(
+                    &loaded.tokenizer,
+                    &p.prompt,
+                    p.signature(),
+                    (hole, end),
+                    sampling.len,
+                )
+            })
+            .collect::<samnet_core::Result<Vec<_>>>()
+            .with_context(|| format!("{}: the prompt of {}", origin, p.task_id))?;
+        rows.extend((0..samples).map(|j| by_size[j % by_size.len()].clone()));
     }
     let Filled {
         gpu,
@@ -139,7 +160,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         Some(python) => {
             let candidates: Vec<(&Problem, String)> = problems
                 .iter()
-                .flat_map(|p| std::iter::repeat_n(p, args.samples as usize))
+                .flat_map(|p| std::iter::repeat_n(p, samples))
                 .zip(&bodies)
                 .map(|(p, body)| (p, body.to_string()))
                 .collect();
@@ -151,7 +172,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let mut results = Vec::new();
     let mut tally = Tally::default();
     for (i, p) in problems.iter().enumerate() {
-        let span = i * args.samples as usize..(i + 1) * args.samples as usize;
+        let span = i * samples..(i + 1) * samples;
         let candidates = &bodies[span.clone()];
         let chosen = choose(
             candidates,
@@ -170,6 +191,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
             "test": checks.as_ref().map(|c| c.tests[k].outcome),
             "compiles": checks.as_ref().map(|c| c.compiles[k].passed()),
             "completion": body,
+            "hole": args.hole[chosen.index % args.hole.len()],
             "chosen": chosen.json(args.samples, candidates),
         }));
     }
@@ -183,6 +205,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "steps": sampling.options.steps,
         "len": sampling.len,
         "hole": args.hole,
+        "hole_end": end,
         "seed": sampling.options.seed,
         "samples": args.samples,
         "selection": selection(args.samples, run_tests),

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use samnet_core::conditioning::Known;
+use samnet_core::conditioning::{HoleEnd, Known};
 use samnet_core::corpus::{self, read_data_file};
 use samnet_core::data::text_from_bytes;
 use samnet_core::gpu::GpuOptions;
@@ -36,6 +36,12 @@ pub struct Args {
     /// Positions the response may take.
     #[arg(long, default_value_t = 128)]
     hole: usize,
+    /// The example ends with the hole: the separator known right after it,
+    /// so the response is written whole within `--hole` positions instead
+    /// of being cut where the hole stops (ROUGE-L F1 counts every word past
+    /// the reference's length against it).
+    #[arg(long)]
+    ends: bool,
 }
 
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
@@ -55,8 +61,14 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         .iter()
         .zip(&prompts)
         .map(|(task, prompt)| {
-            Known::after_prompt(&loaded.tokenizer, prompt, args.hole, len)
-                .with_context(|| format!("{}: the prompt", task.source))
+            Known::after_prompt(
+                &loaded.tokenizer,
+                prompt,
+                args.hole,
+                len,
+                HoleEnd::ending(args.ends),
+            )
+            .with_context(|| format!("{}: the prompt", task.source))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let Filled {
@@ -104,6 +116,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "steps": sampling.options.steps,
         "len": len,
         "hole": args.hole,
+        "hole_end": HoleEnd::ending(args.ends),
         "seed": sampling.options.seed,
         "rouge_l": model_sum / n,
         "copy_instruction_rouge_l": copy_sum / n,
