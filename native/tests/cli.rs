@@ -1293,7 +1293,29 @@ fn phases_chain_with_init_from() {
         .map(|r| r["response"].as_str().unwrap().split_whitespace().count())
         .sum();
     assert_eq!(report["response_words_mean"], words as f64 / 20.0);
+    assert_eq!(report["hole_end"], "open");
     reads_its_prompt_is_scored(&report);
+    // Answers that end with the hole: the separator known after it.
+    let (ok, stdout, err) = samnet(&[
+        "eval-instruct",
+        "--ckpt",
+        phase4.join("checkpoint").to_str().unwrap(),
+        "--tasks",
+        &shared_data("alpaca_seed_tasks.jsonl"),
+        "--len",
+        "32",
+        "--hole",
+        "12",
+        "--steps",
+        "2",
+        "--ends",
+    ]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (report["hole"].as_u64(), report["hole_end"].as_str()),
+        (Some(12), Some("document"))
+    );
     fails_clearly(
         &[
             "eval-instruct",
@@ -1401,6 +1423,29 @@ fn eval_code_scores_the_held_out_humaneval_problems() {
         .collect();
     let (ok, _, err) = samnet(&no_batch);
     assert!(!ok && err.contains("--batch must be at least 1"), "{err}");
+
+    // Bodies that end with their holes, two sizes taking the candidates in
+    // turn: the report names the sizes, each kept body the size it came from.
+    let ending = |holes: &str, samples: &str| {
+        let mut a: Vec<&str> = args[..5].to_vec();
+        a.extend(["--steps", "2", "--len", "32", "--limit", "2", "--ends"]);
+        a.extend(["--hole", holes, "--samples", samples, "--temperature", "1"]);
+        samnet(&a)
+    };
+    let (ok, stdout, err) = ending("4,6", "4");
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["hole"], serde_json::json!([4, 6]));
+    assert_eq!(report["hole_end"], "document");
+    for r in report["results"].as_array().unwrap() {
+        assert!([4, 6].contains(&r["hole"].as_u64().unwrap()), "{r}");
+        assert_eq!(r["chosen"]["candidates"].as_array().unwrap().len(), 4);
+    }
+    let (ok, _, err) = ending("4,6,8", "2");
+    assert!(
+        !ok && err.contains("3 hole sizes need at least as many --samples, got 2"),
+        "{err}"
+    );
 
     // Single-line infilling on the first two held-out problems: one case per
     // non-blank line of their canonical bodies, each beside the blank baseline.
