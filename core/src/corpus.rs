@@ -68,30 +68,52 @@ pub fn response_of(generated: &str) -> &str {
     generated[..end].trim()
 }
 
-/// The text between Project Gutenberg's `*** START OF ... ***` and
-/// `*** END OF ... ***` lines, where the book has them; `None` otherwise.
+/// A book without Project Gutenberg's header and licence: the text after the
+/// `*** START OF ... PROJECT GUTENBERG ... ***` marker (which may wrap onto
+/// the next two lines) or, in older editions, after the `*END*THE SMALL
+/// PRINT!` line, up to `*** END OF ... PROJECT GUTENBERG` or a closing
+/// `End of (the) Project Gutenberg ...` line; `None` where the book has
+/// neither start. `scripts/books-from-gitenberg` cuts the same way.
 pub fn strip_gutenberg(text: &str) -> Option<&str> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let upper = |line: &str| line.trim().to_ascii_uppercase();
     let is_marker = |line: &str, word: &str| {
-        let line = line.trim();
+        let line = upper(line);
         line.starts_with("***")
-            && line.ends_with("***")
             && line.trim_start_matches('*').trim_start().starts_with(word)
-            && line.to_ascii_uppercase().contains("PROJECT GUTENBERG")
+            && line.contains("PROJECT GUTENBERG")
     };
-    let mut offset = 0;
-    let mut start = None;
-    let mut end = None;
-    for line in text.split_inclusive('\n') {
-        if start.is_none() && is_marker(line, "START OF") {
-            start = Some(offset + line.len());
-        } else if start.is_some() && is_marker(line, "END OF") {
-            end = Some(offset);
-            break;
-        }
-        offset += line.len();
-    }
-    let start = start?;
-    Some(text[start..end.unwrap_or(text.len())].trim_matches(['\r', '\n', ' ']))
+    let after_marker = lines
+        .iter()
+        .position(|l| is_marker(l, "START OF"))
+        .map(|i| {
+            // A wrapped marker ends on the first line that closes it.
+            let last = (i..lines.len().min(i + 3))
+                .find(|&j| lines[j].trim_end().ends_with("***"))
+                .unwrap_or((i + 2).min(lines.len() - 1));
+            last + 1
+        });
+    let after_small_print = || {
+        lines.iter().position(|l| {
+            let l = upper(l);
+            l.strip_prefix("*END")
+                .is_some_and(|rest| !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+                && l.contains("SMALL PRINT")
+        })
+    };
+    let start = after_marker.or_else(|| after_small_print().map(|i| i + 1))?;
+    let is_end = |line: &str| {
+        let closing = upper(line);
+        is_marker(line, "END OF")
+            || ["END OF PROJECT GUTENBERG", "END OF THE PROJECT GUTENBERG"]
+                .iter()
+                .any(|p| closing.starts_with(p))
+    };
+    let end = (start..lines.len())
+        .find(|&i| is_end(lines[i]))
+        .unwrap_or(lines.len());
+    let offset = |i: usize| lines[..i].iter().map(|l| l.len()).sum::<usize>();
+    Some(text[offset(start)..offset(end)].trim_matches(['\r', '\n', ' ']))
 }
 
 /// A text file's document: its Gutenberg body where it has the markers
@@ -547,6 +569,19 @@ mod tests {
             strip_gutenberg("head\n*** START OF THIS PROJECT GUTENBERG EBOOK FOO ***\nbody\n"),
             Some("body")
         );
+        // A marker wrapped onto the next line; the closing line of older
+        // editions ends the book before the end marker.
+        let wrapped = "head\n*** START OF THIS PROJECT GUTENBERG EBOOK THE\nLONG TITLE ***\n\
+                       Body.\nEnd of the Project Gutenberg EBook of X\n*** END OF THIS PROJECT GUTENBERG EBOOK X ***\n";
+        assert_eq!(strip_gutenberg(wrapped), Some("Body."));
+        // The oldest editions: the licence ends with the small print's
+        // `*END*` line, the book with `End of Project Gutenberg's ...`.
+        let old = "The Project Gutenberg Etext of X\nlicence\n\
+                   *END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*\n\n\
+                   Body.\n\nEnd of Project Gutenberg's X\n";
+        assert_eq!(strip_gutenberg(old), Some("Body."));
+        // `*ENDING` is not the small print's end.
+        assert_eq!(strip_gutenberg("*ENDING SMALL PRINT\nbody\n"), None);
         let err = parse_file(
             "empty.txt",
             b"*** START OF THE PROJECT GUTENBERG EBOOK 1 ***\n*** END OF THE PROJECT GUTENBERG EBOOK 1 ***\n"
