@@ -1018,6 +1018,22 @@ fn completion_fills_only_the_hole_at_the_cursor() {
         ],
         &["speech.txt", "no line 9"],
     );
+    // At the end of the file the text may end with the hole; not before.
+    let (ok, stdout, err) = samnet(&[
+        "complete", "--ckpt", &ckpt, "--file", &file_arg, "--line", "2", "--col", "99", "--hole",
+        "6", "--len", "48", "--steps", "4", "--ends",
+    ]);
+    assert!(ok && !stdout.is_empty(), "{err}");
+    fails_clearly(
+        &[
+            "complete", "--ckpt", &ckpt, "--file", &file_arg, "--line", "2", "--col", "8", "--ends",
+        ],
+        &[
+            "speech.txt",
+            "--ends completes at the end of the file",
+            "line 2, column 8",
+        ],
+    );
     fails_clearly(
         &[
             "complete", "--ckpt", &ckpt, "--file", &file_arg, "--line", "1", "--hole", "64",

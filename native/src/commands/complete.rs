@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use samnet_core::conditioning::{Known, enclosing_definition};
+use samnet_core::conditioning::{HoleEnd, Known, enclosing_definition};
 use samnet_core::gpu::GpuOptions;
 
 use super::sample::{Generation, check_len_flag, generate};
@@ -26,6 +26,12 @@ pub struct Args {
     /// Positions in the window (context before and after the cursor + the hole).
     #[arg(long, default_value_t = 256)]
     len: usize,
+    /// The text ends with the hole: the separator (the end of the file)
+    /// known right after it, so what fills it is written whole (a function
+    /// body that ends) rather than cut where the hole stops. Only where
+    /// nothing but whitespace follows the cursor.
+    #[arg(long)]
+    ends: bool,
 }
 
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
@@ -51,13 +57,27 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         );
     }
     let (before, after) = source.split_at(cursor);
-    let (known, hole) = Known::around_cursor(
-        &loaded.tokenizer,
-        (before, after),
-        enclosing_definition(before, after),
-        args.hole,
-        args.len,
-    )?;
+    let pinned = enclosing_definition(before, after);
+    let (known, hole) = if args.ends {
+        if !after.trim().is_empty() {
+            anyhow::bail!(
+                "{}: --ends completes at the end of the file, and text follows line {}, column {}",
+                args.file.display(),
+                args.line,
+                args.col
+            );
+        }
+        let end = (args.hole, HoleEnd::Document);
+        Known::completion(&loaded.tokenizer, before, pinned, end, args.len)?
+    } else {
+        Known::around_cursor(
+            &loaded.tokenizer,
+            (before, after),
+            pinned,
+            args.hole,
+            args.len,
+        )?
+    };
     let tokens = generate(options, &loaded, &args.generation, &known)?;
     println!("{}", hole.filled(&loaded.tokenizer, &tokens)?);
     Ok(())
