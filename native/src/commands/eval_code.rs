@@ -27,6 +27,10 @@
 //! candidate alone (`voted_pass_rate`, no code run to choose), the expected
 //! pass rate of one draw (`candidate_pass_rate`) and the holes where any
 //! candidate passes (`any_passed`).
+//!
+//! `--ends` makes each body end with its hole (the separator known after
+//! it: [`HoleEnd::Document`]), and `--hole` may list several sizes that the
+//! candidates take in turn: bodies of every length, each written whole.
 
 use std::path::PathBuf;
 
