@@ -1270,24 +1270,27 @@ fn phases_chain_with_init_from() {
 
     // Phase 4's figure: the 20 held-out seed tasks, each response scored by
     // ROUGE-L beside copying the instruction.
-    let (ok, stdout, err) = samnet(&[
-        "eval-instruct",
-        "--ckpt",
-        phase4.join("checkpoint").to_str().unwrap(),
-        "--tasks",
-        &shared_data("alpaca_seed_tasks.jsonl"),
-        "--len",
-        "32",
-        "--hole",
-        "12",
-        "--steps",
-        "2",
-        "--order",
-        "blocks",
-        // Three batches, the last of six tasks.
-        "--batch",
-        "7",
-    ]);
+    let phase4_ckpt = phase4.join("checkpoint");
+    let tasks = shared_data("alpaca_seed_tasks.jsonl");
+    let eval_instruct = |extra: &[&str]| {
+        let mut args = vec![
+            "eval-instruct",
+            "--ckpt",
+            phase4_ckpt.to_str().unwrap(),
+            "--tasks",
+            &tasks,
+            "--len",
+            "32",
+            "--hole",
+            "12",
+            "--steps",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        samnet(&args)
+    };
+    // Three batches, the last of six tasks.
+    let (ok, stdout, err) = eval_instruct(&["--order", "blocks", "--batch", "7"]);
     assert!(ok, "{err}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["tasks"], 20);
@@ -1312,20 +1315,7 @@ fn phases_chain_with_init_from() {
     assert_eq!(report["hole_end"], "open");
     reads_its_prompt_is_scored(&report);
     // Answers that end with the hole: the separator known after it.
-    let (ok, stdout, err) = samnet(&[
-        "eval-instruct",
-        "--ckpt",
-        phase4.join("checkpoint").to_str().unwrap(),
-        "--tasks",
-        &shared_data("alpaca_seed_tasks.jsonl"),
-        "--len",
-        "32",
-        "--hole",
-        "12",
-        "--steps",
-        "2",
-        "--ends",
-    ]);
+    let (ok, stdout, err) = eval_instruct(&["--ends"]);
     assert!(ok, "{err}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
