@@ -15,7 +15,10 @@
 // (hybrid: "random", "confident", "left" or "blocks" reveals), prompt (text held at the start),
 // infill (a template with [___], [___:N] or ▢ holes), before / after / hole
 // (code completion at a cursor: the text on each side, the hole's size in
-// positions, 32 by default; the result's `filled` is the hole), autoplay ("false" to
+// positions, 32 by default; the result's `filled` is the hole), ends (code
+// completion: the text ends with the hole, filled with a body that ends, as
+// `samnet complete --ends`; an error where text follows the cursor; on when
+// present and not "false"), autoplay ("false" to
 // wait for run(); otherwise it starts once scrolled into view), loop (sample
 // again, with the next seed, a few seconds after each run while in view).
 // Each position shows its current token, shaded by the model's doubt; held
@@ -227,9 +230,11 @@ export class SamNetDenoise extends HTMLElement {
     const int = (name) => (this.hasAttribute(name) ? Number.parseInt(this.getAttribute(name), 10) : undefined);
     const text = (name) => this.getAttribute(name) || undefined;
     const float = (name) => (this.hasAttribute(name) ? Number.parseFloat(this.getAttribute(name)) : undefined);
+    // A boolean attribute: present and not "false".
+    const flag = (name) => this.hasAttribute(name) && this.getAttribute(name) !== "false";
     const infill = text("infill");
     const cursor = this.hasAttribute("before") || this.hasAttribute("after")
-      ? { before: this.getAttribute("before") ?? "", after: this.getAttribute("after") ?? "", hole: int("hole") ?? 32 }
+      ? { before: this.getAttribute("before") ?? "", after: this.getAttribute("after") ?? "", hole: int("hole") ?? 32, ends: flag("ends") }
       : undefined;
     const options = {
       steps: int("steps") ?? suggested.steps,

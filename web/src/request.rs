@@ -1,7 +1,7 @@
 //! The options of `SamNet.sample`, checked and turned into known positions.
 
 use samnet_core::conditioning::{
-    CursorHole, DEFAULT_HOLE, Known, MAX_SAMPLE_LEN, enclosing_definition, parse_template,
+    CursorHole, DEFAULT_HOLE, HoleEnd, Known, MAX_SAMPLE_LEN, enclosing_definition, parse_template,
 };
 use samnet_core::config::{Config, RevealOrder};
 use samnet_core::sample::{SampleOptions, SampleOverrides};
@@ -16,10 +16,14 @@ use serde::Deserialize;
 /// - `prompt`: text held known from position 0;
 /// - `mask`: with `prompt`, which of the prompt's positions are held (1/true);
 /// - `infill`: a template with holes, `[___]`, `[___:N]` or `▢` per position;
-/// - `cursor`: `{before, after, hole}`, code completion as `samnet complete`
+/// - `cursor`: `{before, after, hole, ends}`, code completion as `samnet complete`
 ///   does it: a hole of `hole` positions between the text before and after
 ///   the cursor, as much of each kept as fits in `length` (default: the
-///   model's max_seq_len); the result's `filled` is the hole's text;
+///   model's max_seq_len); the result's `filled` is the hole's text; with
+///   `ends` (as `complete --ends`), the text ends with the hole: the
+///   tokenizer's separator is known right after it, so the hole is filled
+///   with a body that ends rather than one cut where the hole stops (only
+///   where nothing but whitespace follows the cursor);
 /// - `clamp`: snap each estimate to the nearest embedding (default: the checkpoint's);
 /// - `soft_x0`: move each step with the expected embedding under the logits
 ///   instead (default: the checkpoint's);
@@ -54,7 +58,8 @@ pub struct SampleRequest {
     pub order: Option<RevealOrder>,
 }
 
-/// Where `cursor` puts the hole: the text on either side and its size.
+/// Where `cursor` puts the hole: the text on either side and its size;
+/// `ends`: the text ends with the hole (the separator known after it).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cursor {
@@ -62,6 +67,8 @@ pub struct Cursor {
     #[serde(default)]
     pub after: String,
     pub hole: usize,
+    #[serde(default)]
+    pub ends: bool,
 }
 
 /// One entry of `mask`: `true`/`false` or `1`/`0`.
@@ -117,13 +124,25 @@ impl SampleRequest {
                     return invalid("mask goes with prompt; cursor marks its own hole".into());
                 }
                 let len = self.length.unwrap_or(config.model.max_seq_len);
-                let (known, at) = Known::around_cursor(
-                    tokenizer,
-                    (&cursor.before, &cursor.after),
-                    enclosing_definition(&cursor.before, &cursor.after),
-                    cursor.hole,
-                    len,
-                )?;
+                let pinned = enclosing_definition(&cursor.before, &cursor.after);
+                let (known, at) = if cursor.ends {
+                    if !cursor.after.trim().is_empty() {
+                        return invalid(
+                            "ends completes at the end of the text, and text follows the cursor"
+                                .into(),
+                        );
+                    }
+                    let end = (cursor.hole, HoleEnd::Document);
+                    Known::completion(tokenizer, &cursor.before, pinned, end, len)?
+                } else {
+                    Known::around_cursor(
+                        tokenizer,
+                        (&cursor.before, &cursor.after),
+                        pinned,
+                        cursor.hole,
+                        len,
+                    )?
+                };
                 hole = Some(at);
                 known
             }
@@ -213,6 +232,7 @@ mod tests {
                 before: "abc".into(),
                 after: "de".into(),
                 hole: 2,
+                ends: false,
             }),
             length: Some(8),
             ..Default::default()
@@ -243,6 +263,7 @@ mod tests {
                 before,
                 after: "\n".into(),
                 hole: 4,
+                ends: false,
             }),
             length: Some(40),
             ..Default::default()
@@ -251,6 +272,54 @@ mod tests {
         let start = plan.hole.unwrap().start;
         let window = tok.decode(&plan.known.tokens[..start]).unwrap();
         assert!(window.starts_with("def f(ab):\n    a = b"), "{window:?}");
+    }
+
+    /// As `samnet complete --ends`: the text ends with the hole, the
+    /// tokenizer's separator known right after it; text after the cursor
+    /// is refused, whitespace is not.
+    #[test]
+    fn an_ending_cursor_holds_the_separator_after_its_hole() {
+        let config = Config::preset("tiny").unwrap();
+        let code = "def f(x):\n    return x\n\ndef g(y):\n    return y\n";
+        let tok = Tokenizer::train_bpe(&[code.repeat(20)], 300).unwrap();
+        let separator = tok.separator_token().unwrap();
+        let before = "def f(x):\n    ";
+        let request = |after: &str, ends| SampleRequest {
+            cursor: Some(Cursor {
+                before: before.into(),
+                after: after.into(),
+                hole: 6,
+                ends,
+            }),
+            length: Some(24),
+            ..Default::default()
+        };
+        let plan = request(" \n\n", true).plan(&config, &tok).unwrap();
+        let hole = plan.hole.unwrap();
+        // The cursor line's whitespace joins the hole, with positions of its own.
+        let start = tok.encode(before.trim_end()).unwrap().len();
+        let whitespace = tok.encode("\n    ").unwrap().len();
+        assert_eq!(hole.range(), start..start + whitespace + 6);
+        let end = hole.range().end;
+        assert_eq!(
+            (plan.known.tokens[end], plan.known.mask[end]),
+            (separator, true)
+        );
+        assert!(plan.known.mask[..start].iter().all(|&m| m));
+        assert!(plan.known.mask[hole.range()].iter().all(|&m| !m));
+        assert!(plan.known.mask[end + 1..].iter().all(|&m| !m));
+        // Without ends, nothing is known after the hole.
+        let plan = request("", false).plan(&config, &tok).unwrap();
+        assert!(
+            plan.known.mask[plan.hole.unwrap().range().end..]
+                .iter()
+                .all(|&m| !m)
+        );
+        let message = request("\n    return x\n", true)
+            .plan(&config, &tok)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("text follows the cursor"), "{message}");
     }
 
     #[test]
@@ -284,6 +353,7 @@ mod tests {
                 before: "ab".into(),
                 after: String::new(),
                 hole,
+                ends: false,
             })
         };
         assert!(

@@ -18,6 +18,9 @@
 //     equals `samnet infill`; eta 1 equals `samnet sample --eta 1`;
 //   - a hybrid checkpoint samples through the JS API as `samnet sample` does
 //     natively, its frozen mask only grows, and it refuses eta;
+//   - the code view fills a hole as `samnet complete` does, with `ends` as
+//     `samnet complete --ends`, and refuses `ends` where code follows the
+//     cursor;
 //   - <samnet-denoise> from another origin (README-style: one script tag)
 //     renders, takes custom properties and ::part styles, and starts a
 //     second element only once scrolled into view;
@@ -423,6 +426,37 @@ const finished = (selector) => {
   const status = document.querySelector(selector)?.shadowRoot?.querySelector(".status");
   return status && (status.classList.contains("error") || /tokens\/s/.test(status.textContent));
 };
+
+// `ends` (as `complete --ends`): at the end of the text the separator is
+// known right after the hole; where code follows the cursor, an error.
+await check("code-view-ends", async (page, logs) => {
+  const c = CODE;
+  const source = join(out, "square-ends.py");
+  writeFileSync(source, `${c.before}\n`);
+  const expected = native(["complete", "--ckpt", CODE_CKPT, "--file", source, "--line", "2", "--col", "5", "--hole", `${c.hole}`, "--len", `${c.len}`, "--steps", `${c.steps}`, "--seed", `${c.seed}`, "--order", "random", "--ends"]);
+  const query = (text) => new URLSearchParams({ model: CODE_CKPT, mode: "cursor", text, cursor: `${c.before.length}`, hole: `${c.hole}`, ends: "1", len: `${c.len}`, steps: `${c.steps}`, seed: `${c.seed}`, order: "random", run: "0" });
+  await page.goto(`${base}/index.html?${query(`${c.before}\n`)}`);
+  await page.locator("samnet-denoise").waitFor();
+  assert.ok(await page.locator("#ends").isChecked(), "ends=1 ticks ends");
+  assert.ok(!(await page.locator("#ends").isDisabled()), "ends is offered in the code view");
+  const run = await runPage(page);
+  assert.equal(run.result.filled, expected, "the page's hole equals `samnet complete --ends` natively");
+  // Known: the code before the cursor, then (after the hole) the separator alone.
+  const known = run.steps[0].known.map(Number).join("");
+  assert.match(known, /^1+0+10*$/, "one known position right after the hole");
+  assert.equal(run.steps[0].pieces[known.lastIndexOf("1")], "<|endoftext|>", "the separator follows the hole");
+  assert.match(await page.locator("#share").getAttribute("href"), /ends=1/);
+  await page.selectOption("#mode", "prompt");
+  assert.ok(await page.locator("#ends").isDisabled(), "ends is the code view's alone");
+  assertNoConsoleErrors(logs);
+  // Code after the cursor: the element says why it does not run.
+  await page.goto(`${base}/index.html?${query(c.before + c.after)}`);
+  await page.locator("samnet-denoise").waitFor();
+  await assert.rejects(runPage(page), /ends completes at the end of the text, and text follows the cursor/);
+  const state = await page.evaluate(elementState, "#demo");
+  assert.ok(state.error, "the status shows the error");
+  assert.match(state.status, /text follows the cursor/);
+});
 
 await check("embed", async (page, logs) => {
   // README-style: a page on another origin with one script tag, loading the
