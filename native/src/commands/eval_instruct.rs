@@ -52,6 +52,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let tasks = corpus::held_out_tasks(&text, &origin)?;
     let sampling = args.denoising.resolve(cfg)?;
     let len = sampling.len;
+    let end = HoleEnd::ending(args.ends);
 
     let prompts: Vec<String> = tasks
         .iter()
@@ -61,14 +62,8 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         .iter()
         .zip(&prompts)
         .map(|(task, prompt)| {
-            Known::after_prompt(
-                &loaded.tokenizer,
-                prompt,
-                args.hole,
-                len,
-                HoleEnd::ending(args.ends),
-            )
-            .with_context(|| format!("{}: the prompt", task.source))
+            Known::after_prompt(&loaded.tokenizer, prompt, args.hole, len, end)
+                .with_context(|| format!("{}: the prompt", task.source))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let Filled {
@@ -116,7 +111,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "steps": sampling.options.steps,
         "len": len,
         "hole": args.hole,
-        "hole_end": HoleEnd::ending(args.ends),
+        "hole_end": end,
         "seed": sampling.options.seed,
         "rouge_l": model_sum / n,
         "copy_instruction_rouge_l": copy_sum / n,
