@@ -1264,6 +1264,14 @@ fn phases_chain_with_init_from() {
             && err.contains(r#"known_positions "noised" → "clean""#),
         "{err}"
     );
+    let windows = err
+        .lines()
+        .find(|l| l.starts_with("warning: the windows are drawn unlike"))
+        .unwrap_or_else(|| panic!("no warning that the windows differ: {err}"));
+    assert!(
+        windows.contains(": pad_examples false → true (") && !windows.contains("lr "),
+        "only the settings that shape a window are named: {windows}"
+    );
     let c4 = config(&phase4);
     assert_eq!(c4["diffusion"]["known_positions"], "clean");
     assert_eq!(c4["model"]["vocab_size"], 300);

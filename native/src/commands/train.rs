@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use samnet_core::checkpoint::{self, StoreAs};
 use samnet_core::config::TokenizerSource;
-use samnet_core::config::{Config, DiffusionKind, Precision};
+use samnet_core::config::{Config, DiffusionKind, Precision, TrainConfig};
 use samnet_core::corpus::Document;
 use samnet_core::data::{Split, TextData};
 use samnet_core::eval;
@@ -205,6 +205,43 @@ fn changed_fields<T: serde::Serialize>(old: &T, new: &T) -> anyhow::Result<Vec<S
         .collect())
 }
 
+/// The training settings that decide what a window holds and which of its
+/// positions are hidden, where they differ between `old` and `new`. A run
+/// that continues a checkpoint changes its steps and learning rate by
+/// design; a change of these makes the continued model learn another task,
+/// unseen unless said (docs/pipeline.md, "Renamed locals": a code model
+/// continued on the preset's spans, not its own).
+fn window_settings_changed(old: &TrainConfig, new: &TrainConfig) -> anyhow::Result<Vec<String>> {
+    use serde_json::to_value;
+    let settings = [
+        (
+            "infill_fraction",
+            to_value(old.infill_fraction)?,
+            to_value(new.infill_fraction)?,
+        ),
+        (
+            "infill_spans",
+            to_value(old.infill_spans)?,
+            to_value(new.infill_spans)?,
+        ),
+        (
+            "example_share",
+            to_value(old.example_share)?,
+            to_value(new.example_share)?,
+        ),
+        (
+            "pad_examples",
+            to_value(old.pad_examples)?,
+            to_value(new.pad_examples)?,
+        ),
+    ];
+    Ok(settings
+        .into_iter()
+        .filter(|(_, old, new)| old != new)
+        .map(|(name, old, new)| format!("{name} {old} → {new}"))
+        .collect())
+}
+
 fn fresh(gpu: &Gpu, args: &Args) -> anyhow::Result<Setup> {
     let mut config = match &args.config {
         Some(path) => {
@@ -233,6 +270,16 @@ fn fresh(gpu: &Gpu, args: &Args) -> anyhow::Result<Setup> {
         );
     }
     apply_overrides(&mut config, args);
+    if let Some(loaded) = &init {
+        let windows = window_settings_changed(&loaded.snapshot.config.train, &config.train)?;
+        if !windows.is_empty() {
+            eprintln!(
+                "warning: the windows are drawn unlike {}'s training: {} (its config.json as --config keeps them)",
+                loaded.dir.display(),
+                windows.join(", ")
+            );
+        }
+    }
     let plan = tokenizer_plan(args, &config, init.as_ref())?;
     let corpus = read_corpus(&args.data)?;
     let tokenizer = build_tokenizer(plan, &corpus.documents)?;
