@@ -6,6 +6,7 @@ a book it cannot read is named in the error."""
 import collections
 import gzip
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -99,6 +100,30 @@ class InstructionsThatCopy(unittest.TestCase):
         self.assertEqual(len(kinds), 7, kinds)
         # A title's full stop does not end a sentence.
         self.assertIn(TRAINED[1], {e["output"] for e in made})
+
+    def test_the_same_seed_writes_the_same_file(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = pathlib.Path(tmp)
+            # Words that start alike ("stone", "stones", "stonework") tie
+            # where a sentence is searched for them.
+            ties = [
+                "Stones and stonework lined the stone bridge near the stonemason's yard.",
+                "Painters painted paintings while the painter's brother painted fences.",
+            ]
+            (tmp / "a.txt").write_text(book(ties * 20, HELD_OUT))
+            written = []
+            # Set order follows PYTHONHASHSEED: of eight, some differ.
+            for hash_seed in map(str, range(1, 9)):
+                out = tmp / f"copy-{hash_seed}.json"
+                result = subprocess.run(
+                    [str(SCRIPT), "--out", str(out), "--count", "200", str(tmp / "a.txt")],
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, "PYTHONHASHSEED": hash_seed},
+                )
+                self.assertEqual(result.returncode, 0, result.stderr)
+                written.append(out.read_bytes())
+        self.assertEqual(len(set(written)), 1)
 
     def test_a_probe_from_the_validated_part_as_seed_tasks(self):
         with tempfile.TemporaryDirectory() as tmp:
