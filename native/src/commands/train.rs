@@ -212,33 +212,29 @@ fn changed_fields<T: serde::Serialize>(old: &T, new: &T) -> anyhow::Result<Vec<S
 /// unseen unless said (docs/pipeline.md, "Renamed locals": a code model
 /// continued on the preset's spans, not its own).
 fn window_settings_changed(old: &TrainConfig, new: &TrainConfig) -> anyhow::Result<Vec<String>> {
-    use serde_json::to_value;
-    let settings = [
-        (
-            "infill_fraction",
-            to_value(old.infill_fraction)?,
-            to_value(new.infill_fraction)?,
-        ),
-        (
-            "infill_spans",
-            to_value(old.infill_spans)?,
-            to_value(new.infill_spans)?,
-        ),
-        (
-            "example_share",
-            to_value(old.example_share)?,
-            to_value(new.example_share)?,
-        ),
-        (
-            "pad_examples",
-            to_value(old.pad_examples)?,
-            to_value(new.pad_examples)?,
-        ),
+    const NAMES: [&str; 4] = [
+        "infill_fraction",
+        "infill_spans",
+        "example_share",
+        "pad_examples",
     ];
-    Ok(settings
-        .into_iter()
-        .filter(|(_, old, new)| old != new)
-        .map(|(name, old, new)| format!("{name} {old} → {new}"))
+    // As values, in NAMES' order: serialising the whole section would drop
+    // the settings that hold their defaults.
+    let values = |t: &TrainConfig| -> serde_json::Result<[serde_json::Value; 4]> {
+        use serde_json::to_value;
+        Ok([
+            to_value(t.infill_fraction)?,
+            to_value(t.infill_spans)?,
+            to_value(t.example_share)?,
+            to_value(t.pad_examples)?,
+        ])
+    };
+    let (old, new) = (values(old)?, values(new)?);
+    Ok(NAMES
+        .iter()
+        .zip(old.iter().zip(&new))
+        .filter(|(_, (old, new))| old != new)
+        .map(|(name, (old, new))| format!("{name} {old} → {new}"))
         .collect())
 }
 
@@ -263,14 +259,7 @@ fn fresh(gpu: &Gpu, args: &Args) -> anyhow::Result<Setup> {
                 changed.join(", ")
             );
         }
-        eprintln!(
-            "starting from {} (step {}): its weights and architecture",
-            loaded.dir.display(),
-            loaded.snapshot.state.step
-        );
-    }
-    apply_overrides(&mut config, args);
-    if let Some(loaded) = &init {
+        // apply_overrides leaves these settings as they are.
         let windows = window_settings_changed(&loaded.snapshot.config.train, &config.train)?;
         if !windows.is_empty() {
             eprintln!(
@@ -279,7 +268,13 @@ fn fresh(gpu: &Gpu, args: &Args) -> anyhow::Result<Setup> {
                 windows.join(", ")
             );
         }
+        eprintln!(
+            "starting from {} (step {}): its weights and architecture",
+            loaded.dir.display(),
+            loaded.snapshot.state.step
+        );
     }
+    apply_overrides(&mut config, args);
     let plan = tokenizer_plan(args, &config, init.as_ref())?;
     let corpus = read_corpus(&args.data)?;
     let tokenizer = build_tokenizer(plan, &corpus.documents)?;
