@@ -125,6 +125,23 @@ class InstructionsThatCopy(unittest.TestCase):
                 written.append(out.read_bytes())
         self.assertEqual(len(set(written)), 1)
 
+    def test_a_sentence_of_one_word_repeated_is_not_unscrambled(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = pathlib.Path(tmp)
+            (tmp / "a.txt").write_text(book(["Oh Oh Oh Oh Oh Oh."] * 40, HELD_OUT))
+            out = tmp / "copy.json"
+            # It has no other order: shuffling until one comes never ends.
+            result = subprocess.run(
+                [str(SCRIPT), "--out", str(out), "--count", "50", str(tmp / "a.txt")],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            self.assertEqual(result.returncode, 0, result.stderr)
+            made = json.loads(out.read_text())
+        self.assertEqual(len(made), 50)
+        self.assertFalse(any(e["instruction"].startswith("Put the words") for e in made))
+
     def test_a_probe_from_the_validated_part_as_seed_tasks(self):
         with tempfile.TemporaryDirectory() as tmp:
             tmp = pathlib.Path(tmp)
