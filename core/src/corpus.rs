@@ -205,9 +205,11 @@ pub fn parse_alpaca(json: &str, origin: &str) -> Result<Vec<Document>> {
         .collect()
 }
 
-/// A seed task kept out of training for phase 4's evaluation (its first instance).
+/// A seed task's first instance as phase 4's evaluation prompts and scores
+/// it: a held-out task, or a trained one for the same figure on what
+/// training read.
 #[derive(Clone, Debug, PartialEq)]
-pub struct HeldOutTask {
+pub struct EvalTask {
     pub source: String,
     pub instruction: String,
     pub input: String,
@@ -219,28 +221,53 @@ pub fn is_held_out_seed_task(ordinal: usize) -> bool {
     ordinal.is_multiple_of(9)
 }
 
+/// The seed task after each held-out one (the 2nd, 11th, …), trained on:
+/// as many tasks as are held out, spread over the file the same way.
+fn is_trained_probe_seed_task(ordinal: usize) -> bool {
+    ordinal % 9 == 1
+}
+
 /// JSON Lines: one Alpaca seed task (with `instances`, one example each),
 /// one Alpaca record or one code example (`prompt`, `completion`) a line;
 /// blank lines are allowed. Errors name the line.
 /// Held-out seed tasks ([`is_held_out_seed_task`]) give no examples.
 pub fn parse_jsonl(text: &str, origin: &str) -> Result<Vec<Document>> {
-    read_jsonl(text, origin).map(|(docs, _)| docs)
+    read_jsonl(text, origin).map(|seed| seed.docs)
 }
 
 /// The held-out seed tasks of a JSON Lines file (see [`parse_jsonl`]).
-pub fn held_out_tasks(text: &str, origin: &str) -> Result<Vec<HeldOutTask>> {
-    let (_, held) = read_jsonl(text, origin)?;
-    if held.is_empty() {
+pub fn held_out_tasks(text: &str, origin: &str) -> Result<Vec<EvalTask>> {
+    seed_tasks_of(read_jsonl(text, origin)?.held_out, origin)
+}
+
+/// As many trained seed tasks as are held out
+/// ([`is_trained_probe_seed_task`]): phase 4's figure on answers the model
+/// was trained on, which tells a model that cannot fit them from one that
+/// fits them and does not generalise.
+pub fn trained_tasks(text: &str, origin: &str) -> Result<Vec<EvalTask>> {
+    seed_tasks_of(read_jsonl(text, origin)?.trained, origin)
+}
+
+fn seed_tasks_of(tasks: Vec<EvalTask>, origin: &str) -> Result<Vec<EvalTask>> {
+    if tasks.is_empty() {
         return Err(Error::file(
             origin,
             "holds no seed tasks (records with 'instances')",
         ));
     }
-    Ok(held)
+    Ok(tasks)
 }
 
-fn read_jsonl(text: &str, origin: &str) -> Result<(Vec<Document>, Vec<HeldOutTask>)> {
-    let (mut docs, mut held, mut seed_tasks) = (Vec::new(), Vec::new(), 0);
+/// A JSON Lines file read: its training examples, and the seed tasks that
+/// evaluation prompts (held out, or trained on too).
+struct SeedFile {
+    docs: Vec<Document>,
+    held_out: Vec<EvalTask>,
+    trained: Vec<EvalTask>,
+}
+
+fn read_jsonl(text: &str, origin: &str) -> Result<SeedFile> {
+    let (mut docs, mut held, mut trained, mut seed_tasks) = (Vec::new(), Vec::new(), Vec::new(), 0);
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         if line.trim().is_empty() {
@@ -258,15 +285,19 @@ fn read_jsonl(text: &str, origin: &str) -> Result<(Vec<Document>, Vec<HeldOutTas
                 ));
             }
             seed_tasks += 1;
+            let first = &task.instances[0];
+            let first = EvalTask {
+                source: format!("{origin} line {n}"),
+                instruction: task.instruction.clone(),
+                input: first.input.clone(),
+                output: first.output.clone(),
+            };
             if is_held_out_seed_task(seed_tasks - 1) {
-                let first = &task.instances[0];
-                held.push(HeldOutTask {
-                    source: format!("{origin} line {n}"),
-                    instruction: task.instruction.clone(),
-                    input: first.input.clone(),
-                    output: first.output.clone(),
-                });
+                held.push(first);
                 continue;
+            }
+            if is_trained_probe_seed_task(seed_tasks - 1) {
+                trained.push(first);
             }
             for (k, inst) in task.instances.iter().enumerate() {
                 docs.push(example(
@@ -304,7 +335,11 @@ fn read_jsonl(text: &str, origin: &str) -> Result<(Vec<Document>, Vec<HeldOutTas
     if docs.is_empty() && held.is_empty() {
         return Err(Error::file(origin, "holds no records"));
     }
-    Ok((docs, held))
+    Ok(SeedFile {
+        docs,
+        held_out: held,
+        trained,
+    })
 }
 
 /// What one file contributed.
@@ -358,12 +393,12 @@ pub fn parse_file(name: &str, bytes: Vec<u8>) -> Result<(Vec<Document>, FileKind
         };
         Ok((docs, kind))
     } else if lower.ends_with(".jsonl") {
-        let (docs, held) = read_jsonl(&text, name)?;
+        let seed = read_jsonl(&text, name)?;
         let kind = FileKind::Instructions {
-            examples: docs.len(),
-            held_out: held.len(),
+            examples: seed.docs.len(),
+            held_out: seed.held_out.len(),
         };
-        Ok((docs, kind))
+        Ok((seed.docs, kind))
     } else {
         let (doc, stripped) = text_document(text, name);
         if matches!(&doc.body, Body::Text(t) if t.is_empty()) {
@@ -668,11 +703,21 @@ mod tests {
         let held = held_out_tasks(jsonl, "s.jsonl").unwrap();
         assert_eq!(
             held,
-            [HeldOutTask {
+            [EvalTask {
                 source: "s.jsonl line 1".into(),
                 instruction: "Held out.".into(),
                 input: "x".into(),
                 output: "y".into()
+            }]
+        );
+        let trained = trained_tasks(jsonl, "s.jsonl").unwrap();
+        assert_eq!(
+            trained,
+            [EvalTask {
+                source: "s.jsonl line 2".into(),
+                instruction: "Rhyme.".into(),
+                input: "cat".into(),
+                output: "hat".into()
             }]
         );
     }
@@ -680,7 +725,7 @@ mod tests {
     /// Phase 4's held-out instructions: 20 of the 175 seed tasks, none of
     /// whose instructions is in any training example.
     #[test]
-    fn twenty_seed_tasks_are_held_out_and_never_trained_on() {
+    fn twenty_seed_tasks_are_held_out_and_never_trained_on_twenty_others_trained_on() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../shared/data/alpaca_seed_tasks.jsonl");
         let text = std::fs::read_to_string(path).unwrap();
@@ -695,6 +740,19 @@ mod tests {
                     Body::Text(t) => !t.contains(&needle),
                 }),
                 "{} is trained on",
+                task.source
+            );
+        }
+        let trained = trained_tasks(&text, "seed").unwrap();
+        assert_eq!(trained.len(), 20);
+        for task in &trained {
+            let example = Body::Example {
+                prompt: prompt(&task.instruction, &task.input),
+                response: task.output.clone(),
+            };
+            assert!(
+                docs.iter().any(|d| d.body == example),
+                "{} is not trained on",
                 task.source
             );
         }

@@ -1322,14 +1322,22 @@ fn phases_chain_with_init_from() {
     assert_eq!(report["response_words_mean"], words as f64 / 20.0);
     assert_eq!(report["hole_end"], "open");
     reads_its_prompt_is_scored(&report);
-    // Answers that end with the hole: the separator known after it.
-    let (ok, stdout, err) = eval_instruct(&["--ends"]);
+    assert!(report["held_out"].is_string() && report["trained"].is_null());
+    let held_out_first = report["results"][0]["task"].clone();
+    // Answers that end with the hole (the separator known after it), here
+    // on 20 seed tasks that training read instead of the held-out ones.
+    let (ok, stdout, err) = eval_instruct(&["--ends", "--split", "trained"]);
     assert!(ok, "{err}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
         (report["hole"].as_u64(), report["hole_end"].as_str()),
         (Some(12), Some("document"))
     );
+    assert_eq!(report["tasks"], 20);
+    assert!(report["trained"].is_string() && report["held_out"].is_null());
+    let trained_first = report["results"][0]["task"].as_str().unwrap();
+    assert!(trained_first.ends_with(" line 2"), "{trained_first}");
+    assert_ne!(report["results"][0]["task"], held_out_first);
     fails_clearly(
         &[
             "eval-instruct",

@@ -6,6 +6,10 @@
 //! baseline of copying the instruction (and input). Run it on the phase-3
 //! checkpoint for the other baseline.
 //!
+//! `--split trained` scores 20 seed tasks that training read instead (the
+//! task after each held-out one): a model that cannot answer those either
+//! has not fitted its training answers, one that can has not generalised.
+//!
 //! Beside it, whether the model reads its prompt at all
 //! ([`crate::prompt_use`]): the reference responses scored given their own
 //! prompts and given the next held-out task's.
@@ -31,6 +35,9 @@ pub struct Args {
     /// Alpaca seed tasks (JSON Lines); the held-out ninth is evaluated.
     #[arg(long)]
     tasks: PathBuf,
+    /// Which seed tasks: the held-out ones, or as many that training read.
+    #[arg(long, value_enum, default_value_t = Split::HeldOut)]
+    split: Split,
     #[command(flatten)]
     denoising: EvalDenoising,
     /// Positions the response may take.
@@ -44,12 +51,37 @@ pub struct Args {
     ends: bool,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Split {
+    HeldOut,
+    Trained,
+}
+
+impl Split {
+    /// The report's key and text for the tasks scored.
+    fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Split::HeldOut => (
+                "held_out",
+                "every ninth seed task of the file (never trained on)",
+            ),
+            Split::Trained => (
+                "trained",
+                "the seed task after each held-out one (trained on)",
+            ),
+        }
+    }
+}
+
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let loaded = load_checkpoint(&args.ckpt)?;
     let cfg = &loaded.snapshot.config;
     let origin = args.tasks.display().to_string();
     let text = text_from_bytes(read_data_file(&args.tasks)?, &origin)?;
-    let tasks = corpus::held_out_tasks(&text, &origin)?;
+    let tasks = match args.split {
+        Split::HeldOut => corpus::held_out_tasks(&text, &origin)?,
+        Split::Trained => corpus::trained_tasks(&text, &origin)?,
+    };
     let sampling = args.denoising.resolve(cfg)?;
     let len = sampling.len;
     let end = HoleEnd::ending(args.ends);
@@ -103,11 +135,10 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         }));
     }
     let n = tasks.len() as f64;
-    let report = json!({
+    let mut report = json!({
         "checkpoint": loaded.dir.display().to_string(),
         "adapter": gpu.info.name,
         "tasks": tasks.len(),
-        "held_out": "every ninth seed task of the file (never trained on)",
         "steps": sampling.options.steps,
         "len": len,
         "hole": args.hole,
@@ -122,6 +153,8 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "sampling_s": sampling_s,
         "results": results,
     });
+    let (key, tasks_scored) = args.split.describe();
+    report[key] = tasks_scored.into();
     let report = with_decoding(report, &sampling.options, cfg.diffusion.kind);
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
