@@ -33,6 +33,13 @@ impl Problem {
         self.number().is_some_and(|n| n % 5 == 0)
     }
 
+    /// The problem after each held-out one (task numbers 1, 6, …: 33 of
+    /// 164), trained on: the held-out figure's count and spread on problems
+    /// the model has read.
+    pub fn is_trained_probe(&self) -> bool {
+        self.number().is_some_and(|n| n % 5 == 1)
+    }
+
     /// The prompt's line that defines the entry point (`def name(…):`): what
     /// a window too short for the whole prompt keeps, for the names in it.
     pub fn signature(&self) -> Option<&str> {
@@ -200,6 +207,8 @@ mod tests {
     fn every_fifth_problem_is_held_out() {
         assert!(problem(0).is_held_out() && problem(35).is_held_out());
         assert!(!problem(1).is_held_out() && !problem(164).is_held_out());
+        assert!(problem(1).is_trained_probe() && problem(161).is_trained_probe());
+        assert!(!problem(0).is_trained_probe() && !problem(2).is_trained_probe());
         assert_eq!(problem(17).number(), Some(17));
     }
 

@@ -176,6 +176,25 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// How the evaluation commands denoise their batch: `sample`'s flags, a
 /// seed and the window's length.
+/// Which items an evaluation scores: the held-out ones (the figure), or as
+/// many that training read, which tells a model that has not fitted what it
+/// trained on from one that does not generalise it.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Split {
+    HeldOut,
+    Trained,
+}
+
+impl Split {
+    /// The report's key for the items scored ("held_out" or "trained").
+    pub fn key(self) -> &'static str {
+        match self {
+            Split::HeldOut => "held_out",
+            Split::Trained => "trained",
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct EvalDenoising {
     #[command(flatten)]

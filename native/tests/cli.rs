@@ -1420,6 +1420,7 @@ fn eval_code_scores_the_held_out_humaneval_problems() {
     assert!(ok, "{err}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["problems"], 33);
+    assert!(report["held_out"].is_string());
     let results = report["results"].as_array().unwrap();
     assert_eq!(results.len(), 33);
     for r in results {
@@ -1468,6 +1469,23 @@ fn eval_code_scores_the_held_out_humaneval_problems() {
         !ok && err.contains("3 hole sizes need at least as many --samples, got 2"),
         "{err}"
     );
+
+    // The same figure on problems that training read: the one after each
+    // held-out problem.
+    let mut trained: Vec<&str> = args[..5].to_vec();
+    trained.extend(["--steps", "2", "--len", "32", "--limit", "2"]);
+    trained.extend(["--hole", "8", "--split", "trained"]);
+    let (ok, stdout, err) = samnet(&trained);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(report["trained"].is_string() && report["held_out"].is_null());
+    let ids: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["HumanEval/1", "HumanEval/6"]);
 
     // Single-line infilling on the first two held-out problems: one case per
     // non-blank line of their canonical bodies, each beside the blank baseline.

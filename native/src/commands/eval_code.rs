@@ -28,6 +28,10 @@
 //! pass rate of one draw (`candidate_pass_rate`) and the holes where any
 //! candidate passes (`any_passed`).
 //!
+//! `--split trained` scores as many problems that training read (task
+//! numbers 1, 6, …) instead of the held-out fifth: a model that fails those
+//! too has not fitted what it trained on.
+//!
 //! `--ends` makes each body end with its hole (the separator known after
 //! it: [`HoleEnd::Document`]), and `--hole` may list several sizes that the
 //! candidates take in turn: bodies of every length, each written whole.
@@ -45,7 +49,7 @@ use serde_json::json;
 use crate::prompt_use::prompt_use;
 use crate::python::{Python, Run, compile_check};
 use crate::run::{
-    EvalDenoising, EvalSampling, Filled, Loaded, fill_holes, load_checkpoint, with_decoding,
+    EvalDenoising, EvalSampling, Filled, Loaded, Split, fill_holes, load_checkpoint, with_decoding,
 };
 
 #[derive(clap::Args)]
@@ -85,6 +89,11 @@ pub struct Args {
     /// Only the first N held-out problems.
     #[arg(long)]
     limit: Option<usize>,
+    /// Which problems: the held-out fifth, or as many that training read
+    /// (task numbers 1, 6, …), to tell a model that has not fitted what it
+    /// trained on from one that does not generalise it.
+    #[arg(long, value_enum, default_value_t = Split::HeldOut)]
+    split: Split,
     /// Candidates drawn for every hole, one kept (see above); use a
     /// temperature above 0: at 0 they differ only through their starting
     /// noise, and mostly agree.
@@ -97,13 +106,17 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     let cfg = &loaded.snapshot.config;
     let origin = args.problems.display().to_string();
     let text = text_from_bytes(read_data_file(&args.problems)?, &origin)?;
+    let chosen = match args.split {
+        Split::HeldOut => Problem::is_held_out,
+        Split::Trained => Problem::is_trained_probe,
+    };
     let problems: Vec<Problem> = humaneval::parse(&text, &origin)?
         .into_iter()
-        .filter(Problem::is_held_out)
+        .filter(chosen)
         .take(args.limit.unwrap_or(usize::MAX))
         .collect();
     if problems.is_empty() {
-        anyhow::bail!("{origin}: no held-out problems (task numbers divisible by 5)");
+        anyhow::bail!("{origin}: no problems of {}", problems_of(args.split));
     }
     let sampling = args.denoising.resolve(cfg)?;
     let python = if args.run_tests {
@@ -205,7 +218,6 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "checkpoint": loaded.dir.display().to_string(),
         "adapter": gpu.info.name,
         "problems": problems.len(),
-        "held_out": "HumanEval task numbers divisible by 5",
         "steps": sampling.options.steps,
         "len": sampling.len,
         "hole": args.hole,
@@ -219,16 +231,32 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "sampling_s": sampling_s,
     });
     let report = with_decoding(report, &sampling.options, cfg.diffusion.kind);
-    print_report(report, tally.json(problems.len(), run_tests), results)
+    print_report(
+        report,
+        args.split,
+        tally.json(problems.len(), run_tests),
+        results,
+    )
 }
 
-/// The report with the shared figures and the results, last, as JSON.
+/// The problems a split scores.
+fn problems_of(split: Split) -> &'static str {
+    match split {
+        Split::HeldOut => "HumanEval task numbers divisible by 5",
+        Split::Trained => "HumanEval task numbers 1, 6, 11, … (trained on)",
+    }
+}
+
+/// The report with the problems scored, the shared figures and the results,
+/// last, as JSON.
 fn print_report(
     mut report: serde_json::Value,
+    split: Split,
     figures: serde_json::Value,
     results: Vec<serde_json::Value>,
 ) -> anyhow::Result<()> {
     let object = report.as_object_mut().expect("a report is an object");
+    object.insert(split.key().into(), problems_of(split).into());
     if let serde_json::Value::Object(figures) = figures {
         object.extend(figures);
     }
@@ -318,7 +346,7 @@ fn single_line(
     let report = json!({
         "checkpoint": loaded.dir.display().to_string(),
         "adapter": gpu.info.name,
-        "benchmark": "single-line infilling: each non-blank line of each held-out canonical body hidden, filled from the code before and after it (hole = the line's length in tokens where it stands), the fill's first non-blank line in its place",
+        "benchmark": "single-line infilling: each non-blank line of each canonical body scored hidden, filled from the code before and after it (hole = the line's length in tokens where it stands), the fill's first non-blank line in its place",
         "problems": problems.len(),
         "lines": cases.len(),
         "steps": sampling.options.steps,
@@ -336,7 +364,12 @@ fn single_line(
         &sampling.options,
         loaded.snapshot.config.diffusion.kind,
     );
-    print_report(report, tally.json(cases.len(), run_tests), results)
+    print_report(
+        report,
+        args.split,
+        tally.json(cases.len(), run_tests),
+        results,
+    )
 }
 
 fn selection(samples: u32, run_tests: bool) -> &'static str {

@@ -25,7 +25,7 @@ use samnet_core::metrics::rouge_l;
 use serde_json::json;
 
 use crate::prompt_use::prompt_use;
-use crate::run::{EvalDenoising, Filled, fill_holes, load_checkpoint, with_decoding};
+use crate::run::{EvalDenoising, Filled, Split, fill_holes, load_checkpoint, with_decoding};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,28 +49,6 @@ pub struct Args {
     /// the reference's length against it).
     #[arg(long)]
     ends: bool,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Split {
-    HeldOut,
-    Trained,
-}
-
-impl Split {
-    /// The report's key and text for the tasks scored.
-    fn describe(self) -> (&'static str, &'static str) {
-        match self {
-            Split::HeldOut => (
-                "held_out",
-                "every ninth seed task of the file (never trained on)",
-            ),
-            Split::Trained => (
-                "trained",
-                "the seed task after each held-out one (trained on)",
-            ),
-        }
-    }
 }
 
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
@@ -153,8 +131,11 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "sampling_s": sampling_s,
         "results": results,
     });
-    let (key, tasks_scored) = args.split.describe();
-    report[key] = tasks_scored.into();
+    report[args.split.key()] = match args.split {
+        Split::HeldOut => "every ninth seed task of the file (never trained on)",
+        Split::Trained => "the seed task after each held-out one (trained on)",
+    }
+    .into();
     let report = with_decoding(report, &sampling.options, cfg.diffusion.kind);
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
