@@ -82,11 +82,11 @@ pub struct Args {
     /// Seconds each test program may run.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
-    /// Single-line infilling: hide each line of each held-out canonical body
+    /// Single-line infilling: hide each line of each canonical body scored
     /// in turn and fill it from both sides.
     #[arg(long)]
     single_line: bool,
-    /// Only the first N held-out problems.
+    /// Only the first N problems of the split.
     #[arg(long)]
     limit: Option<usize>,
     /// Which problems: the held-out fifth, or as many that training read
@@ -265,7 +265,7 @@ fn print_report(
     Ok(())
 }
 
-/// `--single-line`: every line of every held-out body filled from both sides.
+/// `--single-line`: every line of every body scored filled from both sides.
 fn single_line(
     args: &Args,
     options: &GpuOptions,
