@@ -285,19 +285,19 @@ fn read_jsonl(text: &str, origin: &str) -> Result<SeedFile> {
                 ));
             }
             seed_tasks += 1;
-            let first = &task.instances[0];
-            let first = EvalTask {
+            // Built only for the two tasks in nine that evaluation prompts.
+            let first_instance = || EvalTask {
                 source: format!("{origin} line {n}"),
                 instruction: task.instruction.clone(),
-                input: first.input.clone(),
-                output: first.output.clone(),
+                input: task.instances[0].input.clone(),
+                output: task.instances[0].output.clone(),
             };
             if is_held_out_seed_task(seed_tasks - 1) {
-                held.push(first);
+                held.push(first_instance());
                 continue;
             }
             if is_trained_probe_seed_task(seed_tasks - 1) {
-                trained.push(first);
+                trained.push(first_instance());
             }
             for (k, inst) in task.instances.iter().enumerate() {
                 docs.push(example(
