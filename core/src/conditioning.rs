@@ -282,18 +282,20 @@ impl Known {
         Self::around_cursor(tokenizer, (before, after), pinned, hole.max(1), len)
     }
 
-    /// An instruction's response: the prompt known exactly as training
-    /// tokenized it (on its own, its closing newline included), then a hole
-    /// of `hole` positions; the rest of `len` is left to the model.
+    /// An example's response (an instruction's answer, a HumanEval body):
+    /// the prompt known exactly as training tokenized it (on its own, its
+    /// closing newline included), then a hole of `hole` positions; the rest
+    /// of `len` is left to the model. Where the prompt is cut, `pinned` (a
+    /// line of it) opens the window.
     pub fn after_prompt(
         tokenizer: &Tokenizer,
-        prompt: &str,
+        (prompt, pinned): (&str, Option<&str>),
         hole: usize,
         len: usize,
         end: HoleEnd,
     ) -> Result<(Known, CursorHole)> {
         let after = end.tokens(tokenizer)?;
-        Self::hole_between(tokenizer, (prompt, "", &after), None, hole, len)
+        Self::hole_between(tokenizer, (prompt, "", &after), pinned, hole, len)
     }
 
     /// Code completion at the end of what is written: [`Known::around_cursor`]
@@ -728,12 +730,35 @@ mod tests {
         let text = "### Instruction:\nAdd.\n\n### Response:\n5\n";
         let tok = Tokenizer::train_bpe(&[text.repeat(20)], 300).unwrap();
         let prompt = "### Instruction:\nAdd.\n\n### Response:\n";
-        let (k, hole) = Known::after_prompt(&tok, prompt, 3, 32, HoleEnd::Open).unwrap();
+        let (k, hole) = Known::after_prompt(&tok, (prompt, None), 3, 32, HoleEnd::Open).unwrap();
         let tokens = tok.encode(prompt).unwrap();
         assert_eq!(&k.tokens[..hole.start], &tokens[..]);
         assert!(k.mask[..hole.start].iter().all(|&m| m));
         assert_eq!((hole.prefix.as_str(), hole.positions), ("", 3));
         assert!(k.mask[hole.start..].iter().all(|&m| !m));
+    }
+
+    /// A code prompt laid out as training reads an example keeps every one
+    /// of its tokens, its closing newline included, where the cursor layout
+    /// leaves that newline to the model; cut to fit, it opens with its
+    /// pinned signature.
+    #[test]
+    fn a_code_prompt_after_which_a_body_starts_as_in_training() {
+        let prompt = "def f(alpha, beta):\n    \"\"\"Add them.\"\"\"\n";
+        let body = "    return alpha + beta\n";
+        let tok = Tokenizer::train_bpe(&[format!("{prompt}{body}").repeat(20)], 300).unwrap();
+        let end = HoleEnd::Document;
+        let (k, hole) = Known::after_prompt(&tok, (prompt, None), 8, 32, end).unwrap();
+        assert_eq!(&k.tokens[..hole.start], &tok.encode(prompt).unwrap()[..]);
+        assert_eq!(hole.prefix, "");
+        let (_, cursor) = Known::completion(&tok, prompt, None, (8, end), 32).unwrap();
+        assert_eq!(cursor.prefix, "\n");
+        let signature = "def f(alpha, beta):";
+        let long = format!("{signature}\n{}", "    # a comment line\n".repeat(12));
+        let (k, hole) = Known::after_prompt(&tok, (&long, Some(signature)), 8, 32, end).unwrap();
+        let pinned = tok.encode(signature).unwrap();
+        assert_eq!(&k.tokens[..pinned.len()], &pinned[..]);
+        assert!(hole.start < 32 - 8, "{hole:?}");
     }
 
     /// A hole that ends the document holds the separator known right after
@@ -743,7 +768,8 @@ mod tests {
         let code = "def f(x):\n    return x\n\ndef g(y):\n    return y\n";
         let tok = Tokenizer::train_bpe(&[code.repeat(20)], 300).unwrap();
         let separator = tok.separator_token().unwrap();
-        let (k, hole) = Known::after_prompt(&tok, "def f(x):\n", 4, 32, HoleEnd::Document).unwrap();
+        let (k, hole) =
+            Known::after_prompt(&tok, ("def f(x):\n", None), 4, 32, HoleEnd::Document).unwrap();
         let end = hole.start + hole.positions;
         assert_eq!((k.tokens[end], k.mask[end]), (separator, true));
         assert!(k.mask[hole.range()].iter().all(|&m| !m) && k.mask[end + 1..].iter().all(|&m| !m));

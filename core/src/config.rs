@@ -104,7 +104,9 @@ pub struct DiffusionConfig {
     #[serde(default)]
     pub self_condition: bool,
     /// What a training sequence's known positions (an instruction's prompt)
-    /// look like to the denoiser; they are never in the loss.
+    /// look like to the denoiser; they are never in the loss. The gaussian
+    /// kind's choice: hybrid and masked hold them clean
+    /// ([`DiffusionConfig::holds_known_clean`]).
     #[serde(default)]
     pub known_positions: KnownPositions,
     /// The objective over the shared network (a config without the field is
@@ -218,6 +220,15 @@ pub enum DiffusionKind {
     /// 1/t; sampling reveals each masked position with probability (t − s)/t
     /// per step, its token drawn from the tempered softmax.
     Masked,
+}
+
+impl DiffusionConfig {
+    /// Whether known positions enter the denoiser as their clean embedding
+    /// (else noised like the rest): always for the discrete kinds, which
+    /// corrupt only what is not known.
+    pub fn holds_known_clean(&self) -> bool {
+        self.kind != DiffusionKind::Gaussian || self.known_positions == KnownPositions::Clean
+    }
 }
 
 impl DiffusionKind {

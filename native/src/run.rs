@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use samnet_core::checkpoint;
 use samnet_core::conditioning::{CursorHole, Known};
-use samnet_core::config::{Config, DiffusionKind, KnownPositions};
+use samnet_core::config::{Config, DiffusionKind};
 use samnet_core::corpus::{Body, Corpus, Document};
 use samnet_core::data::{TextData, read_text};
 use samnet_core::gpu::{Gpu, GpuOptions};
@@ -113,9 +113,10 @@ pub fn pack(corpus: &Corpus, tokenizer: &Tokenizer, config: &Config) -> anyhow::
         let share = config.train.example_share;
         eprintln!(
             "instruction examples: prompts are known ({}) and outside the loss{}{}",
-            match config.diffusion.known_positions {
-                KnownPositions::Clean => "held clean",
-                KnownPositions::Noised => "noised like the rest",
+            if config.diffusion.holds_known_clean() {
+                "held clean"
+            } else {
+                "noised like the rest"
             },
             if share > 0.0 {
                 format!("; {:.0} % of the windows start at one", 100.0 * share)

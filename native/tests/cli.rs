@@ -1486,6 +1486,12 @@ fn eval_code_scores_the_held_out_humaneval_problems() {
         .map(|r| r["task_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["HumanEval/1", "HumanEval/6"]);
+    assert_eq!(report["prompt_as"], "example");
+    trained.extend(["--prompt-as", "cursor"]);
+    let (ok, stdout, err) = samnet(&trained);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["prompt_as"], "cursor");
 
     // Single-line infilling on the first two held-out problems: one case per
     // non-blank line of their canonical bodies, each beside the blank baseline.

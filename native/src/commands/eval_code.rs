@@ -32,6 +32,13 @@
 //! numbers 1, 6, …) instead of the held-out fifth: a model that fails those
 //! too has not fitted what it trained on.
 //!
+//! `--prompt-as example` (the default) lays a completion out as training
+//! reads a HumanEval problem: the prompt tokenized on its own, its closing
+//! newline known, the body's hole after it. `--prompt-as cursor` is the
+//! layout of `samnet complete`, the prompt's closing whitespace left to the
+//! model, one position earlier than any training example starts a body
+//! (the figures in docs/pipeline.md before 2026-12-06 were measured so).
+//!
 //! `--ends` makes each body end with its hole (the separator known after
 //! it: [`HoleEnd::Document`]), and `--hole` may list several sizes that the
 //! candidates take in turn: bodies of every length, each written whole.
@@ -94,6 +101,11 @@ pub struct Args {
     /// trained on from one that does not generalise it.
     #[arg(long, value_enum, default_value_t = Split::HeldOut)]
     split: Split,
+    /// How the prompt meets the body: as training reads a HumanEval
+    /// problem (`example`), or as `samnet complete` meets a cursor after it
+    /// (`cursor`).
+    #[arg(long, value_enum, default_value_t = PromptAs::Example)]
+    prompt_as: PromptAs,
     /// Candidates drawn for every hole, one kept (see above); use a
     /// temperature above 0: at 0 they differ only through their starting
     /// noise, and mostly agree.
@@ -144,13 +156,16 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
             .hole
             .iter()
             .map(|&hole| {
-                Known::completion(
-                    &loaded.tokenizer,
-                    &p.prompt,
-                    p.signature(),
-                    (hole, end),
-                    sampling.len,
-                )
+                let tokenizer = &loaded.tokenizer;
+                let prompt = (p.prompt.as_str(), p.signature());
+                match args.prompt_as {
+                    PromptAs::Example => {
+                        Known::after_prompt(tokenizer, prompt, hole, sampling.len, end)
+                    }
+                    PromptAs::Cursor => {
+                        Known::completion(tokenizer, prompt.0, prompt.1, (hole, end), sampling.len)
+                    }
+                }
             })
             .collect::<samnet_core::Result<Vec<_>>>()
             .with_context(|| format!("{}: the prompt of {}", origin, p.task_id))?;
@@ -222,6 +237,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "len": sampling.len,
         "hole": args.hole,
         "hole_end": end,
+        "prompt_as": args.prompt_as,
         "seed": sampling.options.seed,
         "samples": args.samples,
         "selection": selection(args.samples, run_tests),
@@ -237,6 +253,22 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         tally.json(problems.len(), run_tests),
         results,
     )
+}
+
+/// Where a completion's hole starts. Training reads a HumanEval problem as
+/// an example, its prompt and body tokenized apart: the prompt's closing
+/// newline is a token of its own, known, and the body's first token is its
+/// indentation. A text file tokenizes the same place as one token, the
+/// newline and the indentation together, which a cursor after the prompt
+/// leaves for the model to write ([`Known::completion`]): one position
+/// earlier than any training example put the body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum PromptAs {
+    /// The prompt tokenized on its own and known whole, as training reads it.
+    Example,
+    /// The prompt's closing whitespace left to the model, as at a cursor.
+    Cursor,
 }
 
 /// The problems a split scores.

@@ -72,7 +72,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         .iter()
         .zip(&prompts)
         .map(|(task, prompt)| {
-            Known::after_prompt(&loaded.tokenizer, prompt, args.hole, len, end)
+            Known::after_prompt(&loaded.tokenizer, (prompt, None), args.hole, len, end)
                 .with_context(|| format!("{}: the prompt", task.source))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

@@ -3,7 +3,7 @@
 //! projection (with its self-conditioning half).
 
 use crate::Result;
-use crate::config::{DiffusionKind, KnownPositions};
+use crate::config::DiffusionKind;
 use crate::gpu::{Program, Tensor};
 use crate::model::params::MASK_EMBEDDING;
 use crate::ops::activation::{silu_backward, silu_forward};
@@ -160,7 +160,7 @@ impl Noising {
             x_t: r.zeros("x_t", &[r.rows, r.e])?,
             shape: r.embed_shape(),
             kind: diffusion.kind,
-            hold_known: !gaussian || diffusion.known_positions == KnownPositions::Clean,
+            hold_known: diffusion.holds_known_clean(),
             scale: if gaussian {
                 diffusion.signal_scale
             } else {
