@@ -748,6 +748,7 @@ fn a_tiny_model_learns_to_read_its_prompt() {
             Document {
                 source: format!("copy {i}"),
                 body: Body::Example { prompt, response },
+                always_trains: false,
             }
         })
         .collect();

@@ -37,6 +37,10 @@ use crate::{Error, Result};
 pub struct Document {
     pub source: String,
     pub body: Body,
+    /// An example that `--split trained` scores (a trained-probe seed task
+    /// or HumanEval problem): never drawn into the validation split, so the
+    /// figure is on what training read.
+    pub always_trains: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -130,6 +134,7 @@ pub fn text_document(text: String, source: &str) -> (Document, bool) {
     let doc = Document {
         source: source.to_string(),
         body: Body::Text(text),
+        always_trains: false,
     };
     (doc, stripped)
 }
@@ -169,6 +174,7 @@ fn example(source: String, instruction: &str, input: &str, output: &str) -> Docu
             prompt: prompt(instruction, input),
             response: output.to_string(),
         },
+        always_trains: false,
     }
 }
 
@@ -296,16 +302,20 @@ fn read_jsonl(text: &str, origin: &str) -> Result<SeedFile> {
                 held.push(first_instance());
                 continue;
             }
-            if is_trained_probe_seed_task(seed_tasks - 1) {
+            let probe = is_trained_probe_seed_task(seed_tasks - 1);
+            if probe {
                 trained.push(first_instance());
             }
             for (k, inst) in task.instances.iter().enumerate() {
-                docs.push(example(
-                    format!("{origin} line {n} instance {}", k + 1),
-                    &task.instruction,
-                    &inst.input,
-                    &inst.output,
-                ));
+                docs.push(Document {
+                    always_trains: probe,
+                    ..example(
+                        format!("{origin} line {n} instance {}", k + 1),
+                        &task.instruction,
+                        &inst.input,
+                        &inst.output,
+                    )
+                });
             }
         } else if value.get("completion").is_some() {
             let r: CodeExample = serde_json::from_value(value)
@@ -316,6 +326,7 @@ fn read_jsonl(text: &str, origin: &str) -> Result<SeedFile> {
                     prompt: r.prompt,
                     response: r.completion,
                 },
+                always_trains: false,
             });
         } else {
             let r: AlpacaRecord = serde_json::from_value(value).map_err(|e| {
@@ -378,6 +389,7 @@ pub fn parse_file(name: &str, bytes: Vec<u8>) -> Result<(Vec<Document>, FileKind
                     prompt: p.prompt.clone(),
                     response: p.canonical_solution.clone(),
                 },
+                always_trains: p.is_trained_probe(),
             })
             .collect();
         let kind = FileKind::Problems {
@@ -750,12 +762,15 @@ mod tests {
                 prompt: prompt(&task.instruction, &task.input),
                 response: task.output.clone(),
             };
+            // Marked to always train: never drawn into the validation split.
             assert!(
-                docs.iter().any(|d| d.body == example),
+                docs.iter().any(|d| d.body == example && d.always_trains),
                 "{} is not trained on",
                 task.source
             );
         }
+        let probes = docs.iter().filter(|d| d.always_trains).count();
+        assert!(probes >= 20 && probes < docs.len() / 4, "{probes}");
     }
 
     #[test]
@@ -856,6 +871,15 @@ mod tests {
                 Body::Text(_) => panic!("{}: not an example", d.source),
             })
             .collect();
+        // The 33 that `--split trained` scores (task numbers 1, 6, …) always train.
+        let probes: Vec<&str> = corpus
+            .documents
+            .iter()
+            .filter(|d| d.always_trains)
+            .map(|d| d.source.rsplit(' ').next().unwrap())
+            .collect();
+        assert_eq!(probes.len(), 33);
+        assert_eq!(probes[..2], ["HumanEval/1", "HumanEval/6"]);
         let (prompt, body) = examples[1];
         assert!(prompt.starts_with("\n\ndef truncate_number(number: float)"));
         assert!(prompt.trim_end().ends_with("\"\"\""), "{prompt}");

@@ -258,7 +258,9 @@ fn lines_span(breaks: &[usize], longest: usize, u: (f64, f64)) -> (usize, usize)
 
 /// A tokenized corpus split for training and validation: each text
 /// document's first 90 % trains and its last 10 % validates; every tenth
-/// instruction example (after shuffling) validates, the others train.
+/// instruction example (after shuffling) validates, the others train,
+/// except that one which always trains ([`Document::always_trains`]) takes
+/// no turn.
 #[derive(Debug)]
 pub struct TextData {
     train_stream: Stream,
@@ -277,6 +279,7 @@ impl TextData {
         let doc = Document {
             source: origin.to_string(),
             body: Body::Text(text.to_string()),
+            always_trains: false,
         };
         Self::from_documents(&[doc], tokenizer, seq_len, 0, origin)
     }
@@ -324,13 +327,11 @@ impl TextData {
                     let mut tokens = encode(prompt)?;
                     let prompt_len = tokens.len();
                     tokens.extend(encode(response)?);
-                    let split = if examples % 10 == 9 {
-                        &mut val
-                    } else {
-                        &mut train
-                    };
+                    let validates = !doc.always_trains && examples % 10 == 9;
+                    let split = if validates { &mut val } else { &mut train };
                     split.push(&tokens, Some(prompt_len), &separator);
-                    examples += 1;
+                    // A probe takes no turn: the tenth example after it validates.
+                    examples += usize::from(!doc.always_trains);
                 }
             }
         }
@@ -631,6 +632,7 @@ mod tests {
         Document {
             source: name.into(),
             body: Body::Text(text.into()),
+            always_trains: false,
         }
     }
 
@@ -641,6 +643,7 @@ mod tests {
                 prompt: format!("Q{}?", i % 10),
                 response: format!("a{}.", i % 10),
             },
+            always_trains: false,
         }
     }
 
@@ -710,6 +713,35 @@ mod tests {
         let v = data.val_window_set(3, 12);
         assert_eq!(v.tokens[0], q);
         assert_eq!(v.known.len(), 36);
+    }
+
+    /// One example in ten validates, but never one that always trains (a
+    /// `--split trained` probe): that one takes no turn.
+    #[test]
+    fn examples_that_always_train_never_validate() {
+        let tok = Tokenizer::char_level("Q?ap.0123456789\n").unwrap();
+        let docs: Vec<Document> = (0..200)
+            .map(|i| match i % 3 {
+                0 => Document {
+                    body: Body::Example {
+                        prompt: format!("Q{}?", i % 10),
+                        response: "p.".into(),
+                    },
+                    always_trains: true,
+                    ..example_doc(i)
+                },
+                _ => example_doc(i),
+            })
+            .collect();
+        let data = TextData::from_documents(&docs, &tok, 12, 5, "ex").unwrap();
+        let (train, val) = (
+            tok.decode(data.tokens(Split::Train)).unwrap(),
+            tok.decode(data.tokens(Split::Val)).unwrap(),
+        );
+        assert_eq!(train.matches("p.").count(), 67, "{train}");
+        assert!(!val.contains('p'), "{val}");
+        // One in ten of the 133 others.
+        assert_eq!(val.matches('Q').count(), 13, "{val}");
     }
 
     /// A window that starts at an example ("Qn?" known, "an." and the
