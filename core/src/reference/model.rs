@@ -9,7 +9,7 @@ use super::{
     activation, adaln, attention_linear, attention_softmax, attention_topk, diffusion, embedding,
     linear, loss, matmul, norm, random, rope, timestep,
 };
-use crate::config::{Config, DiffusionKind, HeadKind, KnownPositions, NormKind};
+use crate::config::{Config, DiffusionKind, HeadKind, NormKind};
 use crate::hybrid;
 use crate::model::params::MASK_EMBEDDING;
 use crate::schedule::NoiseSchedule;
@@ -75,7 +75,7 @@ pub fn loss(cfg: &Config, p: &HashMap<String, Vec<f64>>, batch: &Batch) -> (f64,
     let e_hat = norm::rmsnorm(&p["embedding.weight"], e, eps_n).0;
     let z0 = embedding::forward(batch.tokens, &e_hat, e, signal);
     let schedule = NoiseSchedule::new(&cfg.diffusion);
-    let hold_known = is_hybrid || cfg.diffusion.known_positions == KnownPositions::Clean;
+    let hold_known = cfg.diffusion.holds_known_clean();
     let noised = |i: usize| {
         if hold_known && batch.known[i / e] != 0.0 {
             return z0[i];
