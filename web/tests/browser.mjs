@@ -50,12 +50,14 @@ for (const [what, path] of [["Chromium", chromiumPath], ["samnet", samnetBin], [
   }
 }
 
-// No gaussian model ships (assets/ holds the hybrid, phase-4 and code
+// No gaussian model ships (assets/ holds the hybrid, phase-4 and two code
 // models): the gaussian checks run a tiny one trained here for two steps.
 const CKPT = "target/browser/gaussian/checkpoint";
 const HYBRID_CKPT = "assets/phase1-hybrid";
 const INSTRUCT_CKPT = "assets/phase4";
 const CODE_CKPT = "assets/code";
+// The code model for bodies that end (`ends`, as `complete --ends`).
+const COMPLETE_CKPT = "assets/code-complete";
 // Random reveals: every draw comes from the counter hash, as natively (the
 // confident order ranks float confidences, which may tie differently).
 const HYBRID = { length: 32, steps: 8, seed: 4, order: "random" };
@@ -433,8 +435,8 @@ await check("code-view-ends", async (page, logs) => {
   const c = CODE;
   const source = join(out, "square-ends.py");
   writeFileSync(source, `${c.before}\n`);
-  const expected = native(["complete", "--ckpt", CODE_CKPT, "--file", source, "--line", "2", "--col", "5", "--hole", `${c.hole}`, "--len", `${c.len}`, "--steps", `${c.steps}`, "--seed", `${c.seed}`, "--order", "random", "--ends"]);
-  const query = (text) => new URLSearchParams({ model: CODE_CKPT, mode: "cursor", text, cursor: `${c.before.length}`, hole: `${c.hole}`, ends: "1", len: `${c.len}`, steps: `${c.steps}`, seed: `${c.seed}`, order: "random", run: "0" });
+  const expected = native(["complete", "--ckpt", COMPLETE_CKPT, "--file", source, "--line", "2", "--col", "5", "--hole", `${c.hole}`, "--len", `${c.len}`, "--steps", `${c.steps}`, "--seed", `${c.seed}`, "--order", "random", "--ends"]);
+  const query = (text) => new URLSearchParams({ model: COMPLETE_CKPT, mode: "cursor", text, cursor: `${c.before.length}`, hole: `${c.hole}`, ends: "1", len: `${c.len}`, steps: `${c.steps}`, seed: `${c.seed}`, order: "random", run: "0" });
   await page.goto(`${base}/index.html?${query(`${c.before}\n`)}`);
   await page.locator("samnet-denoise").waitFor();
   assert.ok(await page.locator("#ends").isChecked(), "ends=1 ticks ends");
