@@ -125,6 +125,14 @@ impl Stream {
     }
 }
 
+/// One side of [`Windows::prompt_pairs`]: the windows, and per row the
+/// position its scored reference starts at.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScoredAfterPrompts {
+    pub windows: Windows,
+    pub starts: Vec<usize>,
+}
+
 /// Windows of a batch, (batch, seq_len) row-major: tokens, the loss weight
 /// of each position (0 in a prompt) and whether it is known (1 in a prompt).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -139,39 +147,47 @@ impl Windows {
     /// after their own prompts and after the next case's, the prompt the
     /// only difference: `[own, another's]`. One window of `seq_len` per
     /// reference, as training pads an example and `eval-instruct` samples
-    /// one: the prompt at the window's start, known; then the reference and
-    /// one separator, scored (cut to fit); then separators, known. A
-    /// reference's two prompts are cut to the same length (their ends, the
-    /// shorter one's length, at most half the window), so it sits at the
-    /// same positions under the same corruption in both. Separators before a
-    /// prompt would read, to a model trained on padded examples, as the end
-    /// of an answer (`a_tiny_model_learns_to_read_its_prompt`).
+    /// one: the whole prompt at the window's start (its end, if it is
+    /// longer than half the window), known; then the reference and one
+    /// separator, scored; then separators, known. Both windows score the
+    /// same tokens (the reference cut to fit after the longer prompt), and
+    /// each row's `start` is where they begin: as the origin of its
+    /// corruption draws ([`crate::eval::windows_loss`]) it corrupts the
+    /// reference alike after either prompt. Cutting both prompts to one
+    /// length would line them up instead, but a prompt that starts
+    /// mid-sentence is a layout training never shows: it cost a model that
+    /// had memorised its answers 0.4–0.6 nats per token (docs/pipeline.md).
+    /// Separators before a prompt would read, to a model trained on padded
+    /// examples, as the end of an answer (`a_tiny_model_learns_to_read_its_prompt`).
     pub fn prompt_pairs(
         tokenizer: &Tokenizer,
         (prompts, references): (&[&str], &[&str]),
         seq_len: usize,
-    ) -> Result<[Windows; 2]> {
+    ) -> Result<[ScoredAfterPrompts; 2]> {
         assert_eq!(prompts.len(), references.len(), "one prompt per reference");
         let separator = tokenizer.separator()?;
         let prompts = prompts
             .iter()
-            .map(|p| tokenizer.encode(p))
+            .map(|p| {
+                let tokens = tokenizer.encode(p)?;
+                Ok(tokens[tokens.len().saturating_sub(seq_len / 2)..].to_vec())
+            })
             .collect::<Result<Vec<_>>>()?;
         let next = |i: usize| &prompts[(i + 1) % prompts.len()];
-        let mut out = [Windows::default(), Windows::default()];
+        let mut out = [ScoredAfterPrompts::default(), ScoredAfterPrompts::default()];
         for (i, reference) in references.iter().enumerate() {
-            let start = (prompts[i].len().min(next(i).len())).min(seq_len / 2);
             let mut scored = tokenizer.encode(reference)?;
             scored.extend(&separator);
-            scored.truncate(seq_len - start);
+            scored.truncate(seq_len - prompts[i].len().max(next(i).len()));
             let padding = separator.iter().copied().cycle();
-            for (windows, prompt) in out.iter_mut().zip([&prompts[i], next(i)]) {
-                windows.tokens.extend(&prompt[prompt.len() - start..]);
+            for (side, prompt) in out.iter_mut().zip([&prompts[i], next(i)]) {
+                side.starts.push(prompt.len());
+                let windows = &mut side.windows;
+                windows.tokens.extend(prompt);
                 windows.tokens.extend(&scored);
-                windows
-                    .tokens
-                    .extend(padding.clone().take(seq_len - start - scored.len()));
-                let scored = start..start + scored.len();
+                let rest = seq_len - prompt.len() - scored.len();
+                windows.tokens.extend(padding.clone().take(rest));
+                let scored = prompt.len()..prompt.len() + scored.len();
                 for position in 0..seq_len {
                     let is_scored = scored.contains(&position);
                     windows.weight.push(f32::from(u8::from(is_scored)));
@@ -787,34 +803,52 @@ mod tests {
         }
     }
 
-    /// Both prompts of a reference open its windows cut to one length (the
-    /// shorter's, at most half the window); the reference and one separator
-    /// scored, cut to fit; the rest known.
+    /// Each prompt opens its window whole (its end where it is longer than
+    /// half the window); the reference and one separator follow it, scored,
+    /// cut to fit after the longer of its two prompts; the rest is known.
     #[test]
-    fn references_are_scored_after_prompts_cut_to_one_length() {
+    fn references_are_scored_after_whole_prompts() {
         let tok = Tokenizer::char_level("Qab?xyz.\n").unwrap();
-        let prompts = ["Qa?", "Qabababab?", "Qbabababa?"];
-        let references = ["xy.", "xyz.", "zyx."];
+        let prompts = ["Qa?", "Qabababab?", "Qb?"];
+        let references = ["xy.", "xyzxyz.", "zyx."];
         let [own, another] = Windows::prompt_pairs(&tok, (&prompts, &references), 12).unwrap();
+        assert_eq!((own.starts, another.starts), (vec![3, 6, 3], vec![6, 3, 3]));
+        let (own, another) = (own.windows, another.windows);
         let rows = |w: &Windows| -> Vec<String> {
             w.tokens
                 .chunks(12)
                 .map(|r| tok.decode(r).unwrap())
                 .collect()
         };
-        let own_rows = ["Qa?xy.\n\n\n\n\n\n", "babab?xyz.\n\n", "ba?zyx.\n\n\n\n\n"];
+        // "Qabababab?" is cut to its last six tokens (half the window).
+        let own_rows = ["Qa?xy.\n\n\n\n\n\n", "babab?xyzxyz", "Qb?zyx.\n\n\n\n\n"];
         assert_eq!(rows(&own), own_rows);
-        let other_rows = ["ab?xy.\n\n\n\n\n\n", "ababa?xyz.\n\n", "Qa?zyx.\n\n\n\n\n"];
+        // The second reference and its separator (9 tokens) are cut to the 6
+        // that fit after its longer prompt, in both windows.
+        let other_rows = ["babab?xy.\n\n\n", "Qb?xyzxyz\n\n\n", "Qa?zyx.\n\n\n\n\n"];
         assert_eq!(rows(&another), other_rows);
-        // Each reference and the separator ("\n\n" here).
-        for (row, scored) in [(0, 3..8), (1, 6..12), (2, 3..9)] {
-            let weight: Vec<f32> = (0..12)
-                .map(|i| f32::from(u8::from(scored.contains(&i))))
-                .collect();
-            let known: Vec<f32> = weight.iter().map(|w| 1.0 - w).collect();
-            for w in [&own, &another] {
-                assert_eq!(w.weight[row * 12..(row + 1) * 12], weight, "row {row}");
-                assert_eq!(w.known[row * 12..(row + 1) * 12], known, "row {row}");
+        let scored = |w: &Windows, row: usize| -> Vec<usize> {
+            (0..12).filter(|&i| w.weight[row * 12 + i] == 1.0).collect()
+        };
+        for (row, own_span, other_span) in [(0, 3..8, 6..11), (1, 6..12, 3..9), (2, 3..9, 3..9)] {
+            assert_eq!(scored(&own, row), own_span.collect::<Vec<_>>(), "row {row}");
+            assert_eq!(
+                scored(&another, row),
+                other_span.collect::<Vec<_>>(),
+                "row {row}"
+            );
+        }
+        for w in [&own, &another] {
+            let known: Vec<f32> = w.weight.iter().map(|x| 1.0 - x).collect();
+            assert_eq!(w.known, known, "the rest known");
+            for row in 0..3 {
+                let tokens = |w: &Windows| -> Vec<u32> {
+                    scored(w, row)
+                        .iter()
+                        .map(|&i| w.tokens[row * 12 + i])
+                        .collect()
+                };
+                assert_eq!(tokens(w), tokens(&own), "row {row}: the same tokens scored");
             }
         }
     }

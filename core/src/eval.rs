@@ -50,16 +50,26 @@ pub async fn validation_loss(
     data: &TextData,
     seq: usize,
 ) -> Result<Vec<ValLoss>> {
-    windows_loss(gpu, model, &data.val_window_set(VAL_WINDOWS, seq), seq).await
+    windows_loss(
+        gpu,
+        model,
+        &data.val_window_set(VAL_WINDOWS, seq),
+        (seq, &[]),
+    )
+    .await
 }
 
 /// [`validation_loss`] of any windows of `seq` positions: their weighted
-/// positions scored, their known ones held as training holds them.
+/// positions scored, their known ones held as training holds them. The
+/// hybrid and masked kinds draw which positions are corrupted from each
+/// row's `origins` entry on ([`hybrid::corrupt`]; empty: from 0), so two
+/// window sets holding one text at different positions can corrupt it
+/// alike (the noise itself is drawn per position on the GPU).
 pub async fn windows_loss(
     gpu: &Gpu,
     model: &Model,
     windows: &Windows,
-    seq: usize,
+    (seq, origins): (usize, &[usize]),
 ) -> Result<Vec<ValLoss>> {
     let cfg = &model.config;
     let count = windows.tokens.len() / seq;
@@ -93,8 +103,8 @@ pub async fn windows_loss(
                     &cfg.diffusion,
                     cfg.embed_dim(),
                     &timesteps,
-                    &windows.weight,
-                    &windows.known,
+                    (&windows.weight, &windows.known),
+                    origins,
                     &mut rng,
                 );
                 graph.write_corruption(gpu, &windows.tokens, &c)?
@@ -121,10 +131,10 @@ pub async fn scored_nats(
     gpu: &Gpu,
     model: &Model,
     windows: &Windows,
-    seq: usize,
+    (seq, origins): (usize, &[usize]),
 ) -> Result<Vec<(usize, f64)>> {
     let positions = windows.tokens.len() as f64;
-    let losses = windows_loss(gpu, model, windows, seq).await?;
+    let losses = windows_loss(gpu, model, windows, (seq, origins)).await?;
     Ok(losses
         .iter()
         .map(|loss| (loss.t, f64::from(loss.ce) * positions))

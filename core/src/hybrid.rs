@@ -125,13 +125,16 @@ pub fn training_timesteps(timesteps: usize, batch: usize, rng: &mut Rng) -> Vec<
 }
 
 /// Corrupts each position of sequence b with probability t_b = k_b/T, except
-/// the `known` ones (held clean and out of the loss).
+/// the `known` ones (held clean and out of the loss). A row's draws are taken
+/// in position order from `origins[b]` (0 where `origins` is shorter),
+/// wrapping round: text that starts at its row's origin meets the same draws
+/// in any row, wherever the origin is.
 pub fn corrupt(
     diffusion: &DiffusionConfig,
     width: usize,
     timesteps: &[u32],
-    weight: &[f32],
-    known: &[f32],
+    (weight, known): (&[f32], &[f32]),
+    origins: &[usize],
     rng: &mut Rng,
 ) -> Corruption {
     let seq = weight.len() / timesteps.len().max(1);
@@ -145,7 +148,9 @@ pub fn corrupt(
     for (b, &k) in timesteps.iter().enumerate() {
         let t = k as f64 / t_max;
         out.coef.extend(sequence_coef(diffusion, width, k));
-        for r in b * seq..(b + 1) * seq {
+        let origin = origins.get(b).copied().unwrap_or(0);
+        for draw in 0..seq {
+            let r = b * seq + (origin + draw) % seq;
             // Drawn for every position, so a row's draw does not depend on
             // which positions are known.
             let hit = rng.uniform() < t;
@@ -223,7 +228,7 @@ mod tests {
         let mut known = vec![0.0f32; batch * seq];
         known[..10].fill(1.0);
         let weight = vec![1.0f32; batch * seq];
-        let out = corrupt(&c, 64, &timesteps, &weight, &known, &mut Rng::new(7));
+        let out = corrupt(&c, 64, &timesteps, (&weight, &known), &[], &mut Rng::new(7));
         for (b, &k) in timesteps.iter().enumerate() {
             let t = k as f64 / c.timesteps as f64;
             let rows = b * seq..(b + 1) * seq;
@@ -245,6 +250,39 @@ mod tests {
             assert!((a * a + s * s - 1.0).abs() < 1e-6);
         }
         assert!(out.clean[..10].iter().all(|&x| x == 1.0));
+    }
+
+    /// The same draws (one seed) for two batches whose second row holds one
+    /// text, the second batch three positions to the right with its origin
+    /// there: the text meets the same draws in both. The first row, at
+    /// origin 0 in both, draws as with no origins given.
+    #[test]
+    fn text_at_a_rows_origin_meets_the_same_draws() {
+        let c = Config::preset("tiny").unwrap().diffusion;
+        let (seq, shift) = (40, 3);
+        let timesteps = [c.timesteps as u32 / 2; 2];
+        let (weight, known) = (vec![1.0f32; 2 * seq], vec![0.0f32; 2 * seq]);
+        let draw = |origins: &[usize]| {
+            corrupt(
+                &c,
+                64,
+                &timesteps,
+                (&weight, &known),
+                origins,
+                &mut Rng::new(11),
+            )
+        };
+        let (at_0, moved, plain) = (draw(&[0, 0]), draw(&[0, shift]), draw(&[]));
+        for p in 0..seq - shift {
+            assert_eq!(
+                at_0.clean[seq + p],
+                moved.clean[seq + p + shift],
+                "position {p}"
+            );
+        }
+        assert_eq!(at_0, plain);
+        assert_eq!(moved.clean[..seq], plain.clean[..seq], "row 0 is not moved");
+        assert_ne!(moved.clean[seq..], plain.clean[seq..], "row 1 is");
     }
 
     #[test]

@@ -154,7 +154,7 @@ impl Trainer {
         let batch = self.config.train.batch_size;
         let timesteps = hybrid::training_timesteps(diffusion.timesteps, batch, &mut rng);
         let width = self.config.embed_dim();
-        hybrid::corrupt(diffusion, width, &timesteps, weight, known, &mut rng)
+        hybrid::corrupt(diffusion, width, &timesteps, (weight, known), &[], &mut rng)
     }
 
     /// Records and submits one training step (no readback).

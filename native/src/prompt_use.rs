@@ -6,7 +6,7 @@
 //! is asked scores its own prompts lower; one that writes the same text
 //! whatever it is asked scores both alike.
 
-use samnet_core::data::Windows;
+use samnet_core::data::{ScoredAfterPrompts, Windows};
 use samnet_core::eval::scored_nats;
 use samnet_core::gpu::Gpu;
 use samnet_core::model::Model;
@@ -46,13 +46,14 @@ pub fn prompt_use(
 }
 
 /// The bound on each scored token's negative log-likelihood (nats), the
-/// ELBO's CE term at each validation timestep, over `windows` of `len`
-/// positions: `batch` windows at once (`--batch`), or as many as the
-/// adapter's buffer limits allow.
+/// ELBO's CE term at each validation timestep, over the windows of `len`
+/// positions, each row's corruption drawn from its reference's start on:
+/// `batch` windows at once (`--batch`), or as many as the adapter's buffer
+/// limits allow.
 fn nll_per_token(
     gpu: &Gpu,
     model: &Model,
-    windows: &Windows,
+    ScoredAfterPrompts { windows, starts }: &ScoredAfterPrompts,
     (len, batch): (usize, Option<usize>),
 ) -> anyhow::Result<Vec<(usize, f64)>> {
     let (rows, scored) = (
@@ -62,13 +63,15 @@ fn nll_per_token(
     let sums = halving_to_fit(batch.unwrap_or(rows).min(rows), |batch| {
         let mut sums: Vec<(usize, f64)> = Vec::new();
         for start in (0..rows).step_by(batch) {
-            let span = start * len..(start + batch).min(rows) * len;
+            let end = (start + batch).min(rows);
+            let span = start * len..end * len;
             let part = Windows {
                 tokens: windows.tokens[span.clone()].to_vec(),
                 weight: windows.weight[span.clone()].to_vec(),
                 known: windows.known[span.clone()].to_vec(),
             };
-            let nats = pollster::block_on(scored_nats(gpu, model, &part, len))?;
+            let origins = &starts[start..end];
+            let nats = pollster::block_on(scored_nats(gpu, model, &part, (len, origins)))?;
             sums.resize(nats.len(), (0, 0.0));
             for (sum, (t, nats)) in sums.iter_mut().zip(nats) {
                 *sum = (t, sum.1 + nats);
