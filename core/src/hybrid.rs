@@ -128,7 +128,8 @@ pub fn training_timesteps(timesteps: usize, batch: usize, rng: &mut Rng) -> Vec<
 /// the `known` ones (held clean and out of the loss). A row's draws are taken
 /// in position order from `origins[b]` (0 where `origins` is shorter),
 /// wrapping round: text that starts at its row's origin meets the same draws
-/// in any row, wherever the origin is.
+/// wherever the origin is, in that row of any batch drawn from the same seed
+/// and timesteps.
 pub fn corrupt(
     diffusion: &DiffusionConfig,
     width: usize,
