@@ -764,10 +764,11 @@ fn a_tiny_model_learns_to_read_its_prompt() {
     let pairs = Windows::prompt_pairs(&tokenizer, (&prompts, &references), seq).unwrap();
     // Nats per response token over the five timesteps: (own prompt, another's).
     let nll = |model: &Model| {
-        pairs.clone().map(|side| {
-            let (windows, origins) = (&side.windows, side.starts.as_slice());
-            let nats = pollster::block_on(eval::scored_nats(gpu(), model, windows, (seq, origins)))
-                .unwrap();
+        pairs.clone().map(|windows| {
+            let origins = windows.scored_starts(seq);
+            let nats =
+                pollster::block_on(eval::scored_nats(gpu(), model, &windows, (seq, &origins)))
+                    .unwrap();
             let scored = f64::from(windows.weight.iter().sum::<f32>());
             nats.iter().map(|n| n.1).sum::<f64>() / nats.len() as f64 / scored
         })

@@ -125,14 +125,6 @@ impl Stream {
     }
 }
 
-/// One side of [`Windows::prompt_pairs`]: the windows, and per row the
-/// position its scored reference starts at.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ScoredAfterPrompts {
-    pub windows: Windows,
-    pub starts: Vec<usize>,
-}
-
 /// Windows of a batch, (batch, seq_len) row-major: tokens, the loss weight
 /// of each position (0 in a prompt) and whether it is known (1 in a prompt).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -151,8 +143,8 @@ impl Windows {
     /// longer than half the window), known; then the reference and one
     /// separator, scored; then separators, known. Both windows score the
     /// same tokens (the reference cut to fit after the longer prompt), and
-    /// each row's `start` is where they begin: as the origin of its
-    /// corruption draws ([`crate::eval::windows_loss`]) it corrupts the
+    /// where they begin ([`Windows::scored_starts`]), as the origin of each
+    /// row's corruption draws ([`crate::eval::windows_loss`]), corrupts the
     /// reference alike after either prompt. Cutting both prompts to one
     /// length would line them up instead, but a prompt that starts
     /// mid-sentence is a layout training never shows: it cost a model that
@@ -163,7 +155,7 @@ impl Windows {
         tokenizer: &Tokenizer,
         (prompts, references): (&[&str], &[&str]),
         seq_len: usize,
-    ) -> Result<[ScoredAfterPrompts; 2]> {
+    ) -> Result<[Windows; 2]> {
         assert_eq!(prompts.len(), references.len(), "one prompt per reference");
         let separator = tokenizer.separator()?;
         let prompts = prompts
@@ -174,15 +166,13 @@ impl Windows {
             })
             .collect::<Result<Vec<_>>>()?;
         let next = |i: usize| &prompts[(i + 1) % prompts.len()];
-        let mut out = [ScoredAfterPrompts::default(), ScoredAfterPrompts::default()];
+        let mut out = [Windows::default(), Windows::default()];
         for (i, reference) in references.iter().enumerate() {
             let mut scored = tokenizer.encode(reference)?;
             scored.extend(&separator);
             scored.truncate(seq_len - prompts[i].len().max(next(i).len()));
             let padding = separator.iter().copied().cycle();
-            for (side, prompt) in out.iter_mut().zip([&prompts[i], next(i)]) {
-                side.starts.push(prompt.len());
-                let windows = &mut side.windows;
+            for (windows, prompt) in out.iter_mut().zip([&prompts[i], next(i)]) {
                 windows.tokens.extend(prompt);
                 windows.tokens.extend(&scored);
                 let rest = seq_len - prompt.len() - scored.len();
@@ -196,6 +186,14 @@ impl Windows {
             }
         }
         Ok(out)
+    }
+
+    /// Per window of `seq_len`, its first scored position (0 if none).
+    pub fn scored_starts(&self, seq_len: usize) -> Vec<usize> {
+        self.weight
+            .chunks_exact(seq_len)
+            .map(|row| row.iter().position(|&w| w != 0.0).unwrap_or(0))
+            .collect()
     }
 
     /// Turns each window, with probability `fraction`, into an infilling
@@ -812,8 +810,8 @@ mod tests {
         let prompts = ["Qa?", "Qabababab?", "Qb?"];
         let references = ["xy.", "xyzxyz.", "zyx."];
         let [own, another] = Windows::prompt_pairs(&tok, (&prompts, &references), 12).unwrap();
-        assert_eq!((own.starts, another.starts), (vec![3, 6, 3], vec![6, 3, 3]));
-        let (own, another) = (own.windows, another.windows);
+        let starts = (own.scored_starts(12), another.scored_starts(12));
+        assert_eq!(starts, (vec![3, 6, 3], vec![6, 3, 3]));
         let rows = |w: &Windows| -> Vec<String> {
             w.tokens
                 .chunks(12)

@@ -6,7 +6,7 @@
 //! is asked scores its own prompts lower; one that writes the same text
 //! whatever it is asked scores both alike.
 
-use samnet_core::data::{ScoredAfterPrompts, Windows};
+use samnet_core::data::Windows;
 use samnet_core::eval::scored_nats;
 use samnet_core::gpu::Gpu;
 use samnet_core::model::Model;
@@ -53,9 +53,10 @@ pub fn prompt_use(
 fn nll_per_token(
     gpu: &Gpu,
     model: &Model,
-    ScoredAfterPrompts { windows, starts }: &ScoredAfterPrompts,
+    windows: &Windows,
     (len, batch): (usize, Option<usize>),
 ) -> anyhow::Result<Vec<(usize, f64)>> {
+    let starts = windows.scored_starts(len);
     let (rows, scored) = (
         windows.tokens.len() / len,
         windows.weight.iter().sum::<f32>(),
