@@ -804,6 +804,72 @@ fn blocks_count_from_the_prompts_end() {
     }
 }
 
+/// Guidance w: the first step decodes (1 + w)·cond − w·uncond, cond the
+/// logits of an unguided run given the prompt and uncond those of one given
+/// nothing (at the first step every hidden position, the prompt's too, is
+/// the starting noise or the mask); and the guided run still holds its
+/// prompt and fills every position.
+#[test]
+fn guidance_decodes_the_prompts_logits_pushed_away_from_the_promptless_ones() {
+    use samnet_core::conditioning::Known;
+    use samnet_core::sample::{SampleOptions, Sampler, StepOutput};
+    use std::ops::ControlFlow;
+    for preset in ["tiny-hybrid", "tiny-masked"] {
+        let cfg = Config::preset(preset).unwrap();
+        let gpu = gpu();
+        let model = Model::new(gpu, &cfg, 5).unwrap();
+        let (len, prompt, w) = (13, 5, 1.5);
+        let sampler = Sampler::new(gpu, &model, 2, len).unwrap();
+        let known = Known {
+            tokens: (0..2 * len as u32).map(|i| i * 7 % 50).collect(),
+            mask: (0..2 * len).map(|i| i % len < prompt).collect(),
+        };
+        let schedule = NoiseSchedule::new(&cfg.diffusion);
+        let first_logits = |known: Option<&Known>, guidance: f32| {
+            let mut logits = Vec::new();
+            let mut last = None;
+            let mut record = |s: StepOutput| {
+                if s.step == 0 {
+                    logits = read(&sampler.graph().logits);
+                }
+                last = Some(s);
+                ControlFlow::Continue(())
+            };
+            let options = SampleOptions {
+                steps: 4,
+                seed: 7,
+                guidance,
+                ..SampleOptions::from_config(&cfg.diffusion)
+            };
+            pollster::block_on(sampler.run(gpu, &schedule, &options, known, Some(&mut record)))
+                .unwrap();
+            (logits, last.unwrap())
+        };
+        let (cond, _) = first_logits(Some(&known), 0.0);
+        let (uncond, _) = first_logits(None, 0.0);
+        let (guided, last) = first_logits(Some(&known), w);
+        let want: Vec<f64> = cond
+            .iter()
+            .zip(&uncond)
+            .map(|(c, u)| (1.0 + w as f64) * c - w as f64 * u)
+            .collect();
+        assert!(
+            cond.iter().zip(&uncond).any(|(c, u)| (c - u).abs() > 1e-3),
+            "{preset}: the prompt changes the logits"
+        );
+        check(&format!("{preset}: guided logits"), &guided, &want, 1e-4);
+        for (r, &m) in known.mask.iter().enumerate() {
+            if m {
+                assert_eq!(last.tokens[r], known.tokens[r], "{preset}: row {r}");
+            }
+        }
+        assert!(
+            last.frozen.iter().all(|&f| f),
+            "{preset}: every position filled"
+        );
+    }
+}
+
 /// A denoising step with eta: x_next = a'·x0 + c·eps_hat + sigma·z, z the
 /// step's fresh draw (the f64 reference's normals for its key and stream);
 /// eta 0 is plain DDIM (z absent).
@@ -834,6 +900,7 @@ fn stochastic_steps_add_the_schedules_sigma_of_fresh_noise() {
             top_p: 1.0,
             eta,
             order: Default::default(),
+            guidance: 0.0,
         };
         pollster::block_on(sampler.run(gpu, &schedule, &options, None, Some(&mut record))).unwrap();
         for i in 1..4 {

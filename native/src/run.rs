@@ -243,7 +243,7 @@ impl EvalDenoising {
 }
 
 /// `report` (a JSON object) with the decoding it was measured with: the
-/// temperature and nucleus mass, and the reveal order (masked, hybrid) or
+/// temperature and nucleus mass, and the reveal order and guidance (masked, hybrid) or
 /// the clamp, soft-x0 and eta (gaussian), so that two reports of one
 /// checkpoint say how they differ.
 pub fn with_decoding(
@@ -258,6 +258,7 @@ pub fn with_decoding(
     object.insert("top_p".into(), decimal(options.top_p).into());
     if kind.is_discrete() {
         object.insert("order".into(), options.order.name().into());
+        object.insert("guidance".into(), decimal(options.guidance).into());
     } else {
         object.insert("clamp".into(), options.clamp.into());
         object.insert("soft_x0".into(), options.soft_x0.into());

@@ -37,9 +37,14 @@ use serde::Deserialize;
 ///   "random", "confident" (most confident first), "left" (left to right) or
 ///   "blocks" (most confident first within blocks of 32 positions counted
 ///   from the first hidden one, the blocks left to right; default: the
-///   checkpoint's).
+///   checkpoint's);
+/// - `guidance`: masked and hybrid checkpoints, classifier-free guidance w ≥ 0:
+///   each step also runs the model with the known text hidden and decodes
+///   (1 + w)·logits − w·those logits, so the text leans on what is known
+///   (default 0: one pass per step).
 ///
-/// `clamp`, `soft_x0` and `eta` apply to gaussian checkpoints, `order` to masked and hybrid ones.
+/// `clamp`, `soft_x0` and `eta` apply to gaussian checkpoints, `order` and
+/// `guidance` to masked and hybrid ones.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SampleRequest {
@@ -56,6 +61,7 @@ pub struct SampleRequest {
     pub top_p: Option<f32>,
     pub eta: Option<f32>,
     pub order: Option<RevealOrder>,
+    pub guidance: Option<f32>,
 }
 
 /// Where `cursor` puts the hole: the text on either side and its size;
@@ -114,6 +120,7 @@ impl SampleRequest {
             top_p: self.top_p,
             eta: self.eta,
             order: self.order,
+            guidance: self.guidance,
         }
         .resolve(&config.diffusion)
         .map_err(|e| Error::Invalid(format!("{} {}", e.option, e.reason)))?;

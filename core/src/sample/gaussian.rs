@@ -309,6 +309,11 @@ impl Steps {
                 options.eta
             )));
         }
+        if options.guidance != 0.0 {
+            return Err(Error::Invalid(
+                "guidance applies to masked and hybrid checkpoints; this one is gaussian".into(),
+            ));
+        }
         let stochastic = options.eta > 0.0;
         let estimate = Estimate::of(options);
         let recorded;

@@ -8,8 +8,13 @@
 //!           "confident") that share of them, the most confident first
 //!           (order "left": the leftmost first)
 //! Known positions are frozen from the start.
+//! Guidance w (above 0) runs each step's model twice: once as above, once
+//! with every known position hidden (hybrid: the starting noise scaled to
+//! the step's level; masked: m̂), and decodes (1 + w)·cond − w·uncond.
 //! Masked (MDLM) sampling is the same without the latent: every unfrozen
 //! position's input is the mask row m̂, and a step only draws and reveals.
+
+use std::cell::OnceCell;
 
 use super::{
     OnStep, SampleOptions, Sampler, Settled, decode, expected_embedding, first_hidden_rows,
@@ -22,7 +27,7 @@ use crate::hybrid;
 use crate::model::Model;
 use crate::model::graph::Graph;
 use crate::ops::diffusion::{self, SeqShape};
-use crate::ops::elementwise::axpby;
+use crate::ops::elementwise::{axpby, mul};
 use crate::ops::embedding;
 use crate::ops::random::randn;
 use crate::ops::reveal::{Rank, reveal, reveal_ranked};
@@ -46,6 +51,34 @@ struct Latent {
     x0_soft: Tensor,
     /// (count, 4) per sequence (1 − r, r, ·, ·) with r = sigma_s / sigma_t.
     coef_update: Tensor,
+}
+
+/// The unconditional pass of guidance, allocated by the first guided run.
+struct Guide {
+    /// (rows) 1 where a position is not known.
+    open: Tensor,
+    /// (rows, V) the unconditional logits.
+    logits: Tensor,
+    /// hybrid: the known positions' input.
+    noise: Option<GuideNoise>,
+    /// Sets the unconditional input x_t (after `Steps::input`).
+    input: Program,
+    /// Keeps the unconditional logits.
+    keep: Program,
+}
+
+/// hybrid: known positions hidden as the starting noise scaled to the
+/// step's level, independent of the text (the latent z there drifts towards
+/// the known tokens' embeddings).
+struct GuideNoise {
+    /// (rows, d) z as drawn at the start, at sigma(1).
+    start: Tensor,
+    /// (rows, d) z where open, start·sigma_t/sigma(1) where known.
+    latent: Tensor,
+    /// (count, 4) (0, sigma_t/sigma(1), ·, ·).
+    coef: Tensor,
+    /// Copies the starting z.
+    keep_start: Program,
 }
 
 enum Noisy {
@@ -81,6 +114,7 @@ pub(super) struct Steps {
     init: Program,
     /// The denoiser's input from z and the frozen tokens.
     input: Program,
+    guide: OnceCell<Guide>,
 }
 
 impl Steps {
@@ -128,6 +162,7 @@ impl Steps {
             diffusion: cfg.diffusion.clone(),
             init,
             input: Program::new(),
+            guide: OnceCell::new(),
         };
         steps.input = steps.record_input(gpu, graph)?;
         Ok(steps)
@@ -162,16 +197,83 @@ impl Steps {
         Ok(p)
     }
 
+    fn record_guide(&self, gpu: &Gpu, graph: &Graph) -> Result<Guide> {
+        let rows = self.shape.batch * self.shape.seq;
+        let f = |name: &str, shape: &[usize]| gpu.zeros(name, shape, DType::F32);
+        let open = f("guide.open", &[rows])?;
+        // (rows) 1 where a position is frozen and not known.
+        let frozen_open = f("guide.frozen_open", &[rows])?;
+        let logits = f("guide.logits", graph.logits.shape())?;
+        let mut input = Program::new();
+        input.push(mul(gpu, 1.0, &self.revealed, &open, &frozen_open)?);
+        let noise = match &self.noisy {
+            Noisy::Latent(latent) => {
+                let noise = GuideNoise {
+                    start: f("guide.start", latent.z.shape())?,
+                    latent: f("guide.latent", latent.z.shape())?,
+                    coef: f("guide.coef", &[self.shape.batch, 4])?,
+                    keep_start: Program::new(),
+                };
+                let (z, start, hidden) = (&latent.z, &noise.start, &noise.latent);
+                let (shape, coef) = (self.shape, &noise.coef);
+                input.push(diffusion::q_sample_held_forward(
+                    gpu, shape, coef, z, start, &open, hidden,
+                )?);
+                // x = clean where frozen and open, hidden/sqrt(1 + sigma_t²) elsewhere.
+                input.push(diffusion::q_sample_held_forward(
+                    gpu,
+                    shape,
+                    &graph.inputs.coef,
+                    &self.clean,
+                    hidden,
+                    &frozen_open,
+                    &graph.x_t,
+                )?);
+                let mut keep_start = Program::new();
+                keep_start.push(axpby(gpu, 1.0, z, 0.0, start)?);
+                Some(GuideNoise {
+                    keep_start,
+                    ..noise
+                })
+            }
+            Noisy::Mask(mask) => {
+                let (clean, shape) = (&self.clean, self.shape);
+                input.push(diffusion::mask_forward(
+                    gpu,
+                    shape,
+                    mask,
+                    clean,
+                    &frozen_open,
+                    &graph.x_t,
+                )?);
+                None
+            }
+        };
+        let mut keep = Program::new();
+        keep.push(axpby(gpu, 1.0, &graph.logits, 0.0, &logits)?);
+        Ok(Guide {
+            open,
+            logits,
+            noise,
+            input,
+            keep,
+        })
+    }
+
     /// What follows the denoiser, decoding by `draw` (kernel parameters, so
-    /// recorded per run).
+    /// recorded per run) the logits guided by `guide`'s at weight `guidance`.
     fn record_decode(
         &self,
         gpu: &Gpu,
         graph: &Graph,
         draw: Draw,
         order: RevealOrder,
+        guide: Option<(&Guide, f32)>,
     ) -> Result<Program> {
         let mut p = Program::new();
+        if let Some((guide, w)) = guide {
+            p.push(axpby(gpu, -w, &guide.logits, 1.0 + w, &graph.logits)?);
+        }
         let (drawn, confidence) = (&self.drawn, &self.confidence);
         p.push(decode(
             gpu,
@@ -250,8 +352,37 @@ impl Steps {
                 gpu.write_u32(&self.block_origin, &vec![0; count])?;
             }
         }
-        let decode = self.record_decode(gpu, graph, options.draw()?, options.order)?;
-        let step = [&self.input, &graph.core, &decode];
+        let guide = if options.guidance > 0.0 {
+            let guide = match self.guide.get() {
+                Some(guide) => guide,
+                None => {
+                    let guide = self.record_guide(gpu, graph)?;
+                    self.guide.get_or_init(|| guide)
+                }
+            };
+            let open: Vec<f32> = match known {
+                Some(k) => mask_values(k).iter().map(|m| 1.0 - m).collect(),
+                None => vec![1.0; rows],
+            };
+            gpu.write_f32(&guide.open, &open)?;
+            Some((guide, options.guidance))
+        } else {
+            None
+        };
+        let decode = self.record_decode(gpu, graph, options.draw()?, options.order, guide)?;
+        let step: Vec<&Program> = match guide {
+            Some((g, _)) => vec![
+                &self.input,
+                &g.input,
+                &graph.core,
+                &g.keep,
+                &self.input,
+                &graph.core,
+                &decode,
+            ],
+            None => vec![&self.input, &graph.core, &decode],
+        };
+        let sigma_start = hybrid::sigma(diffusion, 1.0, self.width);
         let t_max = diffusion.timesteps;
         let grid = hybrid::sampling_timesteps(t_max, options.steps);
         let mut last = Vec::new();
@@ -274,11 +405,18 @@ impl Steps {
                     &latent.coef_update,
                     &[(1.0 - r) as f32, r as f32, 0.0, 0.0].repeat(count),
                 )?;
+                if let Some(noise) = guide.and_then(|(g, _)| g.noise.as_ref()) {
+                    let level = (sigma_t / sigma_start) as f32;
+                    gpu.write_f32(&noise.coef, &[0.0, level, 0.0, 0.0].repeat(count))?;
+                }
             }
             gpu.write_f32(&self.reveal_step, &[((t - s) / t) as f32, 0.0, 0.0, 0.0])?;
             gpu.write_u32(&self.decode_key, &step_key(options.seed, i))?;
             if i == 0 {
-                gpu.submit(&[&self.init]);
+                match guide.and_then(|(g, _)| g.noise.as_ref()) {
+                    Some(noise) => gpu.submit(&[&self.init, &noise.keep_start]),
+                    None => gpu.submit(&[&self.init]),
+                };
             }
             gpu.submit(&step);
             let outputs = (&self.drawn, &self.confidence);

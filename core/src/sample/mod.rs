@@ -51,6 +51,12 @@ pub struct SampleOptions {
     pub eta: f32,
     /// masked and hybrid: which positions each step freezes.
     pub order: RevealOrder,
+    /// masked and hybrid: classifier-free guidance w. Above 0, each step
+    /// also runs the model with every known position hidden (noise at the
+    /// step's level, or the mask) and decodes (1 + w)·logits − w·those
+    /// logits, pushing the text towards what the known text makes likelier
+    /// (LLaDA's unsupervised guidance); 0 runs one pass.
+    pub guidance: f32,
 }
 
 impl SampleOptions {
@@ -65,6 +71,7 @@ impl SampleOptions {
             top_p: 1.0,
             eta: diffusion.eta,
             order: diffusion.reveal_order,
+            guidance: 0.0,
         }
     }
 
@@ -94,6 +101,7 @@ pub struct SampleOverrides {
     pub top_p: Option<f32>,
     pub eta: Option<f32>,
     pub order: Option<RevealOrder>,
+    pub guidance: Option<f32>,
 }
 
 /// A sampler option that cannot be used: its name (as the field of
@@ -108,8 +116,9 @@ pub struct OptionError {
 impl SampleOverrides {
     /// The checkpoint's options with these applied, checked: steps within the
     /// schedule, a temperature and nucleus mass that can decode, eta in
-    /// [0, 1], and no option that the checkpoint's kind does not take ("eta"
-    /// and "clamp" are gaussian's, "order" masked and hybrid's).
+    /// [0, 1], a guidance of at least 0, and no option that the checkpoint's
+    /// kind does not take ("eta" and "clamp" are gaussian's, "order" and
+    /// "guidance" masked and hybrid's).
     pub fn resolve(
         &self,
         diffusion: &DiffusionConfig,
@@ -138,6 +147,7 @@ impl SampleOverrides {
             top_p: self.top_p.unwrap_or(defaults.top_p),
             eta: self.eta.unwrap_or(defaults.eta),
             order: self.order.unwrap_or(defaults.order),
+            guidance: self.guidance.unwrap_or(defaults.guidance),
         };
         let steps = options.steps;
         if steps == 0 || steps > diffusion.timesteps {
@@ -154,12 +164,17 @@ impl SampleOverrides {
         if !(0.0..=1.0).contains(&options.eta) {
             return bad("eta", format!("must be in [0, 1], got {}", options.eta));
         }
+        if !(options.guidance >= 0.0 && options.guidance.is_finite()) {
+            let reason = format!("must be a number ≥ 0, got {}", options.guidance);
+            return bad("guidance", reason);
+        }
         let gaussian = diffusion.kind == DiffusionKind::Gaussian;
         let misplaced = [
             ("eta", self.eta.is_some() && !gaussian),
             ("clamp", self.clamp.is_some() && !gaussian),
             ("soft_x0", self.soft_x0.is_some() && !gaussian),
             ("order", self.order.is_some() && gaussian),
+            ("guidance", self.guidance.is_some() && gaussian),
         ];
         if let Some((option, _)) = misplaced.into_iter().find(|(_, given)| *given) {
             let reason = format!(
@@ -541,6 +556,24 @@ mod tests {
                 gaussian,
                 "soft_x0",
                 "turn one off",
+            ),
+            (
+                SampleOverrides {
+                    guidance: Some(-0.5),
+                    ..Default::default()
+                },
+                DiffusionKind::Hybrid,
+                "guidance",
+                "≥ 0, got -0.5",
+            ),
+            (
+                SampleOverrides {
+                    guidance: Some(1.0),
+                    ..Default::default()
+                },
+                gaussian,
+                "guidance",
+                "\"gaussian\"",
             ),
         ];
         for (overrides, kind, option, reason) in cases {

@@ -44,6 +44,13 @@ pub struct Denoising {
     /// hidden one, left to right) (default: the config's).
     #[arg(long)]
     order: Option<RevealOrder>,
+    /// Masked and hybrid checkpoints: classifier-free guidance w ≥ 0. Each
+    /// step also runs the model with the known text (prompt, the text
+    /// around a hole) hidden and decodes (1 + w)·logits − w·those logits,
+    /// so the text leans on what is known; twice the work per step
+    /// (default 0: one pass).
+    #[arg(long)]
+    guidance: Option<f32>,
 }
 
 impl Denoising {
@@ -59,6 +66,7 @@ impl Denoising {
             top_p: Some(self.top_p),
             eta: self.eta,
             order: self.order,
+            guidance: self.guidance,
         }
         .resolve(&cfg.diffusion)
         .map_err(flag_error)
