@@ -12,7 +12,9 @@
 // software one), temperature (0: most likely token; above 0: drawn), top-p
 // (draws only from the likeliest tokens holding that much probability), eta
 // (gaussian: 0 deterministic steps, up to 1 fresh noise in each), order
-// (hybrid: "random", "confident", "left" or "blocks" reveals), prompt (text held at the start),
+// (hybrid: "random", "confident", "left" or "blocks" reveals), guidance (hybrid:
+// w ≥ 0, each step also run with the known text hidden and pushed away from
+// that; twice the work), prompt (text held at the start),
 // infill (a template with [___], [___:N] or ▢ holes), before / after / hole
 // (code completion at a cursor: the text on each side, the hole's size in
 // positions, 32 by default; the result's `filled` is the hole), ends (code
@@ -243,7 +245,7 @@ export class SamNetDenoise extends HTMLElement {
       // Each loop samples with the next seed.
       seed: (int("seed") ?? 0) + this.loops,
       temperature: float("temperature"), top_p: float("top-p"), eta: float("eta"), order: text("order"),
-      prompt: text("prompt"), infill, cursor,
+      guidance: float("guidance"), prompt: text("prompt"), infill, cursor,
     };
     return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
   }

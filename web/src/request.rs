@@ -417,6 +417,13 @@ mod tests {
         );
         assert!(
             err(SampleRequest {
+                guidance: Some(-1.0),
+                ..Default::default()
+            })
+            .contains("guidance must be a number ≥ 0, got -1")
+        );
+        assert!(
+            err(SampleRequest {
                 prompt: Some("xyz".into()),
                 ..Default::default()
             })
