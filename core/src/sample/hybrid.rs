@@ -69,12 +69,9 @@ struct Guide {
 
 /// hybrid: known positions hidden as the starting noise scaled to the
 /// step's level, independent of the text (the latent z there drifts towards
-/// the known tokens' embeddings).
+/// the known tokens' embeddings). The starting noise and the hidden latent
+/// live in the programs' bindings.
 struct GuideNoise {
-    /// (rows, d) z as drawn at the start, at sigma(1).
-    start: Tensor,
-    /// (rows, d) z where open, start·sigma_t/sigma(1) where known.
-    latent: Tensor,
     /// (count, 4) (0, sigma_t/sigma(1), ·, ·).
     coef: Tensor,
     /// Copies the starting z.
@@ -208,16 +205,14 @@ impl Steps {
         input.push(mul(gpu, 1.0, &self.revealed, &open, &frozen_open)?);
         let noise = match &self.noisy {
             Noisy::Latent(latent) => {
-                let noise = GuideNoise {
-                    start: f("guide.start", latent.z.shape())?,
-                    latent: f("guide.latent", latent.z.shape())?,
-                    coef: f("guide.coef", &[self.shape.batch, 4])?,
-                    keep_start: Program::new(),
-                };
-                let (z, start, hidden) = (&latent.z, &noise.start, &noise.latent);
-                let (shape, coef) = (self.shape, &noise.coef);
+                let z = &latent.z;
+                // (rows, d) z as drawn at the start, at sigma(1); z where open,
+                // start·sigma_t/sigma(1) where known.
+                let (start, hidden) = (f("guide.start", z.shape())?, f("guide.latent", z.shape())?);
+                let coef = f("guide.coef", &[self.shape.batch, 4])?;
+                let shape = self.shape;
                 input.push(diffusion::q_sample_held_forward(
-                    gpu, shape, coef, z, start, &open, hidden,
+                    gpu, shape, &coef, z, &start, &open, &hidden,
                 )?);
                 // x = clean where frozen and open, hidden/sqrt(1 + sigma_t²) elsewhere.
                 input.push(diffusion::q_sample_held_forward(
@@ -225,16 +220,13 @@ impl Steps {
                     shape,
                     &graph.inputs.coef,
                     &self.clean,
-                    hidden,
+                    &hidden,
                     &frozen_open,
                     &graph.x_t,
                 )?);
                 let mut keep_start = Program::new();
-                keep_start.push(axpby(gpu, 1.0, z, 0.0, start)?);
-                Some(GuideNoise {
-                    keep_start,
-                    ..noise
-                })
+                keep_start.push(axpby(gpu, 1.0, z, 0.0, &start)?);
+                Some(GuideNoise { coef, keep_start })
             }
             Noisy::Mask(mask) => {
                 let (clean, shape) = (&self.clean, self.shape);
