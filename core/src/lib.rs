@@ -1,6 +1,7 @@
 //! SamNet core: the WebGPU runtime, the WGSL kernels' Rust side, their f64
 //! CPU references, and (on top of them) the model, diffusion and training.
 
+pub mod average;
 pub mod checkpoint;
 pub mod conditioning;
 pub mod config;

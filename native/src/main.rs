@@ -51,6 +51,8 @@ enum Command {
     Bench(commands::bench::Bench),
     /// Write a checkpoint's weights (optionally f16), config and tokenizer for shipping.
     Export(commands::export::Args),
+    /// Average the weights of checkpoints of one architecture (a model soup; WiSE-FT between a model and its fine-tuned child).
+    Average(commands::average::Args),
     /// Render a training run's metrics.jsonl as one HTML page of charts and samples.
     Report(commands::report::Args),
     /// Check the GPU: adapter, features, limits, and a kernel self-test.
@@ -89,6 +91,7 @@ fn main() {
                 Command::EvalInfill(args) => commands::eval_infill::run(&options, args),
                 Command::Bench(bench) => commands::bench::run(&options, bench),
                 Command::Export(args) => commands::export::run(args),
+                Command::Average(args) => commands::average::run(args),
                 Command::Report(args) => commands::report::run(args),
                 Command::Doctor(args) => commands::doctor::run(&options, args),
                 Command::Tokenizer(command) => commands::tokenizer::run(command),

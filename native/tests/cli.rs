@@ -702,6 +702,106 @@ fn an_int8_export_loads_and_samples() {
     );
 }
 
+/// `average` writes each parameter's weighted mean (weights scaled to sum to
+/// 1), a model `sample` loads; checkpoints that are not one model, and
+/// weights that do not fit, are refused by name.
+#[test]
+fn average_writes_the_weighted_mean_of_one_models_checkpoints() {
+    let ckpt = checkpoint().to_str().unwrap().to_string();
+    let tripled = with_model("average-tripled", |tensors| {
+        for t in tensors.iter_mut() {
+            t.data.iter_mut().for_each(|x| *x *= 3.0);
+        }
+    });
+    let tripled = tripled.to_str().unwrap().to_string();
+    let out = scratch("average").join("model");
+    let model = out.to_str().unwrap().to_string();
+    let (ok, _, err) = samnet(&[
+        "average",
+        "--ckpt",
+        &ckpt,
+        "--ckpt",
+        &tripled,
+        "--weights",
+        "3,1",
+        "--out",
+        &model,
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("× 0.750") && err.contains("× 0.250"), "{err}");
+    let read = |dir: &Path| {
+        let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+        checkpoint::decode(&bytes, "x").unwrap().0
+    };
+    let (mean, first) = (read(&out), read(checkpoint()));
+    assert_eq!(mean.len(), first.len());
+    for t in &first {
+        let m = mean
+            .iter()
+            .find(|m| m.name == t.name)
+            .expect("every tensor");
+        assert_eq!(m.shape, t.shape);
+        for (a, b) in m.data.iter().zip(&t.data) {
+            // 0.75·x + 0.25·3x
+            assert!(
+                (a - 1.5 * b).abs() <= 1e-6 * (1.0 + b.abs()),
+                "{}: {a} vs {b}",
+                t.name
+            );
+        }
+    }
+    let (ok, text, err) = samnet(&["sample", "--ckpt", &model, "--len", "10", "--steps", "2"]);
+    assert!(
+        ok && text.trim_end_matches('\n').chars().count() == 10,
+        "{err}{text:?}"
+    );
+
+    let heads = copy_checkpoint("average-heads");
+    let config = std::fs::read_to_string(heads.join("config.json"))
+        .unwrap()
+        .replace("\"n_heads\": 4", "\"n_heads\": 8")
+        .replace("\"count\": 2", "\"count\": 4");
+    std::fs::write(heads.join("config.json"), config).unwrap();
+    let heads = heads.to_str().unwrap();
+    let mut c = Category::new("average: checkpoints and weights");
+    c.fails(
+        &["average", "--ckpt", &ckpt, "--ckpt", heads, "--out", &model],
+        &["config.json", "model.", "one architecture"],
+    );
+    c.fails(
+        &["average", "--ckpt", &ckpt, "--out", &model],
+        &["at least two checkpoints"],
+    );
+    c.fails(
+        &[
+            "average",
+            "--ckpt",
+            &ckpt,
+            "--ckpt",
+            &tripled,
+            "--weights",
+            "1",
+            "--out",
+            &model,
+        ],
+        &["--weights", "1 weights for 2 checkpoints"],
+    );
+    c.fails(
+        &[
+            "average",
+            "--ckpt",
+            &ckpt,
+            "--ckpt",
+            &tripled,
+            "--weights",
+            "1,-1",
+            "--out",
+            &model,
+        ],
+        &["average-tripled", "≥ 0", "-1"],
+    );
+}
+
 /// `model.safetensors` of a copy of the fixture checkpoint, rewritten by `edit`.
 fn with_model(name: &str, edit: impl FnOnce(&mut Vec<NamedTensor>)) -> PathBuf {
     let dir = copy_checkpoint(name);

@@ -1,3 +1,4 @@
+pub mod average;
 pub mod bench;
 pub mod bench_matmul;
 pub mod complete;
