@@ -269,17 +269,22 @@ impl Known {
     /// tokenized together (a byte-level BPE joins a newline and the next
     /// line's indentation into one token), less the whitespace's own tokens.
     /// Counting `hidden` alone would give the hole a position that no
-    /// training text fills.
+    /// training text fills. With [`HoleEnd::Document`] the text is known to
+    /// end where `after` does (the separator after it, where it fits), as a
+    /// padded training example ends.
     pub fn around_hidden(
         tokenizer: &Tokenizer,
         (before, hidden, after): (&str, &str, &str),
+        end: HoleEnd,
         pinned: Option<&str>,
         len: usize,
     ) -> Result<(Known, CursorHole)> {
         let whitespace = cursor_whitespace(tokenizer, before);
         let together = tokenizer.encode(&format!("{whitespace}{hidden}"))?.len();
         let hole = together.saturating_sub(tokenizer.encode(whitespace)?.len());
-        Self::around_cursor(tokenizer, (before, after), pinned, hole.max(1), len)
+        let mut after = tokenizer.encode(after)?;
+        after.extend(end.tokens(tokenizer)?);
+        Self::cursor_then(tokenizer, (before, &after), pinned, hole.max(1), len)
     }
 
     /// An example's response (an instruction's answer, a HumanEval body):
@@ -650,7 +655,8 @@ mod tests {
             "        return []",
             "\n    return x\n",
         );
-        let (k, hole) = Known::around_hidden(&tok, (before, hidden, after), None, 32).unwrap();
+        let (k, hole) =
+            Known::around_hidden(&tok, (before, hidden, after), HoleEnd::Open, None, 32).unwrap();
         let in_place = tok.encode(&format!("\n{hidden}")).unwrap();
         assert!(in_place.len() < 1 + tok.encode(hidden).unwrap().len());
         assert_eq!(hole.positions, in_place.len());
@@ -660,9 +666,33 @@ mod tests {
         let whole = tok.encode(&format!("{before}{hidden}{after}")).unwrap();
         assert_eq!(&sampled[..whole.len()], &whole[..]);
         assert_eq!(hole.filled(&tok, &sampled).unwrap(), hidden);
+        assert!(
+            !k.mask[whole.len()..].iter().any(|&m| m),
+            "free after the text"
+        );
+        // A text that ends: the separator known right after it, where it fits.
+        let ending = (before, hidden, after);
+        let (e, _) = Known::around_hidden(&tok, ending, HoleEnd::Document, None, 32).unwrap();
+        let separator = tok.separator_token().unwrap();
+        assert_eq!(&e.tokens[..whole.len()], &k.tokens[..whole.len()]);
+        assert_eq!(
+            (e.tokens[whole.len()], e.mask[whole.len()]),
+            (separator, true)
+        );
+        assert!(!e.mask[whole.len() + 1..].iter().any(|&m| m));
+        // Where the text after the hole is cut, so is its end.
+        let cut = whole.len() - 1;
+        let (c, _) = Known::around_hidden(&tok, ending, HoleEnd::Document, None, cut).unwrap();
+        assert_eq!(c.tokens.len(), cut);
+        assert!(
+            c.mask[cut - 1],
+            "the window ends in the text after the hole"
+        );
+        assert!((0..cut).all(|i| !c.mask[i] || c.tokens[i] != separator));
         // Characters: the hidden text's own length.
         let chars = Tokenizer::char_level(code).unwrap();
-        let (_, hole) = Known::around_hidden(&chars, (before, hidden, after), None, 40).unwrap();
+        let (_, hole) =
+            Known::around_hidden(&chars, (before, hidden, after), HoleEnd::Open, None, 40).unwrap();
         assert_eq!((hole.prefix.as_str(), hole.positions), ("", hidden.len()));
     }
 
@@ -677,7 +707,8 @@ mod tests {
             Tokenizer::train_bpe(&[format!("{before}{hidden}{after}").repeat(20)], 300).unwrap();
         let signature = "def f(alpha, beta):";
         let around = (before.as_str(), hidden, after);
-        let (k, hole) = Known::around_hidden(&tok, around, Some(signature), 40).unwrap();
+        let (k, hole) =
+            Known::around_hidden(&tok, around, HoleEnd::Open, Some(signature), 40).unwrap();
         let pinned = tok.encode(signature).unwrap();
         assert_eq!(&k.tokens[..pinned.len()], &pinned[..]);
         assert!(k.mask[..hole.start].iter().all(|&m| m));
@@ -690,11 +721,11 @@ mod tests {
         assert!(before.contains(&kept[1..]), "{kept:?}");
         // Unpinned, the window opens inside the lines; with room for it all,
         // the pin changes nothing.
-        let (plain, _) = Known::around_hidden(&tok, around, None, 40).unwrap();
+        let (plain, _) = Known::around_hidden(&tok, around, HoleEnd::Open, None, 40).unwrap();
         assert_ne!(&plain.tokens[..pinned.len()], &pinned[..]);
         assert_eq!(
-            Known::around_hidden(&tok, around, Some(signature), 200).unwrap(),
-            Known::around_hidden(&tok, around, None, 200).unwrap()
+            Known::around_hidden(&tok, around, HoleEnd::Open, Some(signature), 200).unwrap(),
+            Known::around_hidden(&tok, around, HoleEnd::Open, None, 200).unwrap()
         );
     }
 

@@ -1651,6 +1651,23 @@ fn eval_code_scores_the_held_out_humaneval_problems() {
         let share = report["candidate_pass_rate"].as_f64().unwrap();
         assert!(share <= any as f64 / results.len() as f64, "{report}");
     }
+    assert_eq!(report["hole_end"], "open");
+
+    // The file known to end after the body: the same lines, each filled.
+    args.retain(|a| *a != "--run-tests");
+    let limit = args.iter().position(|a| *a == "--limit").unwrap();
+    args[limit + 1] = "1";
+    args.push("--ends");
+    let (ok, stdout, err) = samnet(&args);
+    assert!(ok, "{err}");
+    let ending: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(ending["hole_end"], "document");
+    let lines = |r: &serde_json::Value| r["results"].as_array().unwrap().len();
+    let first_problems_lines = results
+        .iter()
+        .filter(|r| r["task_id"] == "HumanEval/0")
+        .count();
+    assert_eq!(lines(&ending), first_problems_lines, "{ending}");
 }
 
 /// Whether a model reads its prompt (`reference_nll`): the references scored

@@ -42,6 +42,7 @@
 //! `--ends` makes each body end with its hole (the separator known after
 //! it: [`HoleEnd::Document`]), and `--hole` may list several sizes that the
 //! candidates take in turn: bodies of every length, each written whole.
+//! With `--single-line` it makes the file end after the body's last line.
 
 use std::path::PathBuf;
 
@@ -76,8 +77,10 @@ pub struct Args {
     hole: Vec<usize>,
     /// The body ends with the hole: the separator (the end of the file)
     /// known right after it, so each candidate is a whole body of at most
-    /// its hole's positions, not the start of a longer one cut off.
-    #[arg(long, conflicts_with = "single_line")]
+    /// its hole's positions, not the start of a longer one cut off. With
+    /// --single-line, the separator is known after the body's last line,
+    /// as a padded training example ends.
+    #[arg(long)]
     ends: bool,
     /// Also run each problem's tests on its completion. This executes
     /// generated code: as with HumanEval's own harness, do it in a sandbox.
@@ -317,8 +320,10 @@ fn single_line(
                 hole.hidden.as_str(),
                 hole.after.as_str(),
             );
-            let row = Known::around_hidden(&loaded.tokenizer, around, p.signature(), sampling.len)
-                .with_context(|| format!("{origin}: {} line {}", p.task_id, hole.line + 1))?;
+            let end = HoleEnd::ending(args.ends);
+            let row =
+                Known::around_hidden(&loaded.tokenizer, around, end, p.signature(), sampling.len)
+                    .with_context(|| format!("{origin}: {} line {}", p.task_id, hole.line + 1))?;
             rows.extend(std::iter::repeat_n(row, samples));
             cases.push((p, hole));
         }
@@ -381,6 +386,7 @@ fn single_line(
         "benchmark": "single-line infilling: each non-blank line of each canonical body scored hidden, filled from the code before and after it (hole = the line's length in tokens where it stands), the fill's first non-blank line in its place",
         "problems": problems.len(),
         "lines": cases.len(),
+        "hole_end": HoleEnd::ending(args.ends),
         "steps": sampling.options.steps,
         "len": sampling.len,
         "seed": sampling.options.seed,

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use samnet_core::conditioning::Known;
+use samnet_core::conditioning::{HoleEnd, Known};
 use samnet_core::corpus::Body;
 use samnet_core::gpu::GpuOptions;
 use samnet_core::sentences::{self, Hole};
@@ -68,7 +68,7 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
             hole.hidden.as_str(),
             hole.after.as_str(),
         );
-        let row = Known::around_hidden(tokenizer, around, None, len)
+        let row = Known::around_hidden(tokenizer, around, HoleEnd::Open, None, len)
             .with_context(|| format!("the sentence {sentence:?}"))?;
         rows.push(row);
         holes.push(hole);
