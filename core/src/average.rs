@@ -11,6 +11,7 @@ use crate::train::Snapshot;
 use crate::{Error, Result};
 
 /// One checkpoint of an average, as loaded, and its share.
+#[derive(Clone, Copy)]
 pub struct Ingredient<'a> {
     /// Where it was read from, for errors.
     pub origin: &'a str,
@@ -35,10 +36,12 @@ pub fn average(ingredients: &[Ingredient]) -> Result<Snapshot> {
         )));
     }
     let total = checked_total(ingredients)?;
+    for other in rest {
+        same_model(first, other)?;
+    }
     let specs = param_specs(&first.snapshot.config);
     let mut sums: Vec<Vec<f64>> = specs.iter().map(|s| vec![0.0; s.len()]).collect();
     for ingredient in ingredients {
-        same_model(first, ingredient)?;
         let values = match_tensors(
             &specs,
             ingredient.snapshot.model.clone(),
@@ -217,11 +220,7 @@ mod tests {
         let t = tokenizer(&config);
         let fails = |others: &[Ingredient], needles: &[&str]| {
             let mut all = vec![of("a", &a, &t, 1.0)];
-            all.extend(
-                others
-                    .iter()
-                    .map(|i| of(i.origin, i.snapshot, i.tokenizer, i.weight)),
-            );
+            all.extend_from_slice(others);
             let e = average(&all).err().expect("an error").to_string();
             for n in needles {
                 assert!(e.contains(n), "{e:?} lacks {n:?}");

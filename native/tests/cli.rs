@@ -772,34 +772,25 @@ fn average_writes_the_weighted_mean_of_one_models_checkpoints() {
         &["average", "--ckpt", &ckpt, "--out", &model],
         &["at least two checkpoints"],
     );
-    c.fails(
-        &[
+    let (first, second) = (ckpt.as_str(), tripled.as_str());
+    let weighted = |weights| {
+        [
             "average",
             "--ckpt",
-            &ckpt,
+            first,
             "--ckpt",
-            &tripled,
+            second,
             "--weights",
-            "1",
+            weights,
             "--out",
             &model,
-        ],
+        ]
+    };
+    c.fails(
+        &weighted("1"),
         &["--weights", "1 weights for 2 checkpoints"],
     );
-    c.fails(
-        &[
-            "average",
-            "--ckpt",
-            &ckpt,
-            "--ckpt",
-            &tripled,
-            "--weights",
-            "1,-1",
-            "--out",
-            &model,
-        ],
-        &["average-tripled", "≥ 0", "-1"],
-    );
+    c.fails(&weighted("1,-1"), &["average-tripled", "≥ 0", "-1"]);
 }
 
 /// `model.safetensors` of a copy of the fixture checkpoint, rewritten by `edit`.
