@@ -2,6 +2,7 @@
 //! limit, as many at once as the machine has cores. This executes model
 //! output; as with HumanEval's own harness, do it in a sandbox.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -47,8 +48,26 @@ impl Python {
         })
     }
 
-    /// Every program run, the results in their order.
+    /// Every program's run, the results in their order. A program repeated
+    /// runs once: sampled candidates repeat often (most holes' candidates
+    /// agree), and the programs are deterministic.
     pub fn run_all(&self, programs: &[String]) -> anyhow::Result<Vec<Run>> {
+        let mut first_of: HashMap<&str, usize> = HashMap::new();
+        let mut distinct: Vec<&str> = Vec::new();
+        let slots: Vec<usize> = programs
+            .iter()
+            .map(|p| {
+                *first_of.entry(p).or_insert_with(|| {
+                    distinct.push(p);
+                    distinct.len() - 1
+                })
+            })
+            .collect();
+        let runs = self.run_distinct(&distinct)?;
+        Ok(slots.into_iter().map(|k| runs[k].clone()).collect())
+    }
+
+    fn run_distinct(&self, programs: &[&str]) -> anyhow::Result<Vec<Run>> {
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(programs.len())
@@ -158,5 +177,34 @@ mod tests {
         let outcomes: Vec<&str> = runs[9..].iter().map(|r| r.outcome).collect();
         assert_eq!(outcomes, ["failed", "timeout", "passed", "failed"]);
         assert!(Python::new("/nonexistent/python", 1).is_err());
+    }
+
+    #[test]
+    fn a_repeated_program_runs_once_and_answers_every_place_it_stands() {
+        let Ok(python) = Python::new("python3", 5) else {
+            println!("python3 not found: the runner is not exercised");
+            return;
+        };
+        let log = scratch(&format!("samnet-python-runs-{}.log", std::process::id()));
+        std::fs::remove_file(&log).ok();
+        let logged = |i: usize| {
+            format!(
+                "open({}, 'a').write('{i}\\n')\nprint({i})\n",
+                serde_json::Value::from(log.display().to_string())
+            )
+        };
+        let order = [0, 1, 0, 2, 1, 0];
+        let programs: Vec<String> = order.iter().map(|&i| logged(i)).collect();
+        let runs = python.run_all(&programs).unwrap();
+        let printed: Vec<&str> = runs.iter().map(|r| r.stdout.trim()).collect();
+        assert_eq!(printed, ["0", "1", "0", "2", "1", "0"]);
+        let mut ran: Vec<String> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        ran.sort();
+        assert_eq!(ran, ["0", "1", "2"]);
+        std::fs::remove_file(&log).ok();
     }
 }
