@@ -125,9 +125,36 @@ pub fn rouge_l(candidate: &str, reference: &str) -> f64 {
     2.0 * precision * recall / (precision + recall)
 }
 
+/// Minimum-Bayes-risk selection: the index of the candidate with the highest
+/// summed ROUGE-L F1 against the others, the answer most like the rest, found
+/// without a reference; the first on a tie.
+pub fn most_agreed(candidates: &[&str]) -> usize {
+    let agreement = |i: usize| -> f64 {
+        candidates
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .map(|(_, other)| rouge_l(candidates[i], other))
+            .sum()
+    };
+    let scores: Vec<f64> = (0..candidates.len()).map(agreement).collect();
+    (0..scores.len()).fold(0, |best, i| if scores[i] > scores[best] { i } else { best })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_most_agreed_candidate_is_the_one_most_like_the_others() {
+        let candidates = ["a b c", "z y w v", "a b c d", "a b x", "q"];
+        assert_eq!(most_agreed(&candidates), 0);
+        // Order does not decide it, only a tie does.
+        let reversed: Vec<&str> = candidates.iter().rev().copied().collect();
+        assert_eq!(reversed[most_agreed(&reversed)], "a b c");
+        assert_eq!(most_agreed(&["one", "two", "three"]), 0);
+        assert_eq!(most_agreed(&["alone"]), 0);
+    }
 
     #[test]
     fn valid_word_rate_on_fixed_strings() {

@@ -1417,7 +1417,8 @@ fn phases_chain_with_init_from() {
     let held_out_first = report["results"][0]["task"].clone();
     // Answers that end with the hole (the separator known after it), here
     // on 20 seed tasks that training read instead of the held-out ones.
-    let (ok, stdout, err) = eval_instruct(&["--ends", "--split", "trained"]);
+    // Three responses a task, the one most like the others kept.
+    let (ok, stdout, err) = eval_instruct(&["--ends", "--split", "trained", "--samples", "3"]);
     assert!(ok, "{err}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
@@ -1425,6 +1426,33 @@ fn phases_chain_with_init_from() {
         (Some(12), Some("document"))
     );
     assert_eq!(report["tasks"], 20);
+    assert_eq!(report["samples"], 3);
+    let (mut one_draw_sum, mut best_sum) = (0.0, 0.0);
+    for result in report["results"].as_array().unwrap() {
+        let candidates: Vec<&str> = result["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        let scores: Vec<f64> = result["candidates_rouge_l"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!((candidates.len(), scores.len()), (3, 3));
+        let kept = result["kept"].as_u64().unwrap() as usize;
+        assert_eq!(kept, samnet_core::metrics::most_agreed(&candidates));
+        assert_eq!(result["response"], candidates[kept]);
+        assert_eq!(result["rouge_l"], scores[kept]);
+        one_draw_sum += scores.iter().sum::<f64>() / 3.0;
+        best_sum += scores.iter().copied().fold(0.0, f64::max);
+    }
+    let close = |key: &str, sum: f64| (report[key].as_f64().unwrap() - sum / 20.0).abs() < 1e-12;
+    assert!(close("one_draw_rouge_l", one_draw_sum) && close("best_candidate_rouge_l", best_sum));
+    let kept_mean = report["rouge_l"].as_f64().unwrap();
+    assert!(kept_mean <= report["best_candidate_rouge_l"].as_f64().unwrap() + 1e-12);
     assert!(report["trained"].is_string() && report["held_out"].is_null());
     let trained_first = report["results"][0]["task"].as_str().unwrap();
     assert!(trained_first.ends_with(" line 2"), "{trained_first}");

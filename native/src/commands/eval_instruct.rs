@@ -10,6 +10,12 @@
 //! task after each held-out one): a model that cannot answer those either
 //! has not fitted its training answers, one that can has not generalised.
 //!
+//! `--samples N` draws N responses per task, each from its own noise, and
+//! keeps the one most like the others (the highest summed ROUGE-L F1
+//! against them: minimum-Bayes-risk selection, no reference used). The
+//! report adds what one draw scores on average and what the best of the N
+//! would score, which only the reference can pick.
+//!
 //! Beside it, whether the model reads its prompt at all
 //! ([`crate::prompt_use`]): the reference responses scored given their own
 //! prompts and given the next held-out task's.
@@ -21,7 +27,7 @@ use samnet_core::conditioning::{HoleEnd, Known};
 use samnet_core::corpus::{self, read_data_file};
 use samnet_core::data::text_from_bytes;
 use samnet_core::gpu::GpuOptions;
-use samnet_core::metrics::rouge_l;
+use samnet_core::metrics::{most_agreed, rouge_l};
 use serde_json::json;
 
 use crate::prompt_use::prompt_use;
@@ -49,6 +55,10 @@ pub struct Args {
     /// the reference's length against it).
     #[arg(long)]
     ends: bool,
+    /// Responses drawn per task, the one most like the others kept; use a
+    /// temperature above 0.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    samples: u32,
 }
 
 pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
@@ -68,14 +78,13 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|task| corpus::prompt(&task.instruction, &task.input))
         .collect();
-    let rows = tasks
-        .iter()
-        .zip(&prompts)
-        .map(|(task, prompt)| {
-            Known::after_prompt(&loaded.tokenizer, (prompt, None), args.hole, len, end)
-                .with_context(|| format!("{}: the prompt", task.source))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let samples = args.samples as usize;
+    let mut rows = Vec::with_capacity(tasks.len() * samples);
+    for (task, prompt) in tasks.iter().zip(&prompts) {
+        let row = Known::after_prompt(&loaded.tokenizer, (prompt, None), args.hole, len, end)
+            .with_context(|| format!("{}: the prompt", task.source))?;
+        rows.extend(std::iter::repeat_n(row, samples));
+    }
     let Filled {
         gpu,
         model,
@@ -91,18 +100,26 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
     )?;
 
     let (mut model_sum, mut copy_sum, mut words) = (0.0, 0.0, 0);
+    let (mut one_draw_sum, mut best_sum) = (0.0, 0.0);
     let mut results = Vec::new();
-    for (task, generated) in tasks.iter().zip(&fills) {
-        let response = corpus::response_of(generated);
+    for (task, generated) in tasks.iter().zip(fills.chunks(samples)) {
+        let candidates: Vec<&str> = generated.iter().map(|g| corpus::response_of(g)).collect();
+        let scores: Vec<f64> = candidates
+            .iter()
+            .map(|c| rouge_l(c, &task.output))
+            .collect();
+        let kept = most_agreed(&candidates);
+        let response = candidates[kept];
         let copied = format!("{} {}", task.instruction, task.input);
-        let (score, copy) = (
-            rouge_l(response, &task.output),
-            rouge_l(&copied, &task.output),
-        );
+        let (score, copy) = (scores[kept], rouge_l(&copied, &task.output));
+        let one_draw = scores.iter().sum::<f64>() / samples as f64;
+        let best = scores.iter().copied().fold(0.0, f64::max);
         model_sum += score;
         copy_sum += copy;
+        one_draw_sum += one_draw;
+        best_sum += best;
         words += response.split_whitespace().count();
-        results.push(json!({
+        let mut result = json!({
             "task": task.source,
             "instruction": task.instruction,
             "input": task.input,
@@ -110,7 +127,13 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
             "response": response,
             "rouge_l": score,
             "copy_rouge_l": copy,
-        }));
+        });
+        if samples > 1 {
+            result["candidates"] = json!(candidates);
+            result["candidates_rouge_l"] = json!(scores);
+            result["kept"] = kept.into();
+        }
+        results.push(result);
     }
     let n = tasks.len() as f64;
     let mut report = json!({
@@ -122,7 +145,17 @@ pub fn run(options: &GpuOptions, args: Args) -> anyhow::Result<()> {
         "hole": args.hole,
         "hole_end": end,
         "seed": sampling.options.seed,
+        "samples": args.samples,
+        "selection": if samples > 1 {
+            "the response with the highest summed ROUGE-L F1 against the task's other responses (minimum Bayes risk; no reference used)"
+        } else {
+            "the one response"
+        },
         "rouge_l": model_sum / n,
+        // What selection works with: a random draw's expected score, and
+        // the best draw's, which only the reference can pick.
+        "one_draw_rouge_l": one_draw_sum / n,
+        "best_candidate_rouge_l": best_sum / n,
         "copy_instruction_rouge_l": copy_sum / n,
         // ROUGE-L F1 falls with every word past the answer: a response that
         // never ends is scored on the whole hole.
