@@ -49,8 +49,8 @@ impl Python {
     }
 
     /// Every program's run, the results in their order. A program repeated
-    /// runs once: sampled candidates repeat often (most holes' candidates
-    /// agree), and the programs are deterministic.
+    /// runs once: sampled candidates repeat (a third of a 64-candidate
+    /// single-line run's), and the programs are deterministic.
     pub fn run_all(&self, programs: &[String]) -> anyhow::Result<Vec<Run>> {
         let mut first_of: HashMap<&str, usize> = HashMap::new();
         let mut distinct: Vec<&str> = Vec::new();
