@@ -92,20 +92,26 @@ pub fn novelty(samples: &[String], train: &str) -> f64 {
 /// ROUGE-L F1 of `candidate` against `reference`: the longest common
 /// subsequence of their words (lowercase runs of letters and digits), as
 /// precision and recall combined harmonically; 0 when either has no words.
+/// Symmetric: swapping the two swaps precision and recall.
 pub fn rouge_l(candidate: &str, reference: &str) -> f64 {
-    let tokens = |s: &str| -> Vec<String> {
-        s.split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .collect()
-    };
-    let (c, r) = (tokens(candidate), tokens(reference));
+    rouge_l_of_words(&rouge_words(candidate), &rouge_words(reference))
+}
+
+/// The words ROUGE-L compares: lowercase runs of letters and digits.
+fn rouge_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn rouge_l_of_words(c: &[String], r: &[String]) -> f64 {
     if c.is_empty() || r.is_empty() {
         return 0.0;
     }
     // One row of the LCS table at a time.
     let mut row = vec![0usize; r.len() + 1];
-    for x in &c {
+    for x in c {
         let mut diagonal = 0;
         for (j, y) in r.iter().enumerate() {
             let above = row[j + 1];
@@ -127,17 +133,18 @@ pub fn rouge_l(candidate: &str, reference: &str) -> f64 {
 
 /// Minimum-Bayes-risk selection: the index of the candidate with the highest
 /// summed ROUGE-L F1 against the others, the answer most like the rest, found
-/// without a reference; the first on a tie.
+/// without a reference; the first on a tie. Each candidate is split into
+/// words once and, ROUGE-L F1 being symmetric, each pair is scored once.
 pub fn most_agreed(candidates: &[&str]) -> usize {
-    let agreement = |i: usize| -> f64 {
-        candidates
-            .iter()
-            .enumerate()
-            .filter(|&(j, _)| j != i)
-            .map(|(_, other)| rouge_l(candidates[i], other))
-            .sum()
-    };
-    let scores: Vec<f64> = (0..candidates.len()).map(agreement).collect();
+    let words: Vec<Vec<String>> = candidates.iter().map(|c| rouge_words(c)).collect();
+    let mut scores = vec![0.0; words.len()];
+    for i in 0..words.len() {
+        for j in i + 1..words.len() {
+            let f1 = rouge_l_of_words(&words[i], &words[j]);
+            scores[i] += f1;
+            scores[j] += f1;
+        }
+    }
     (0..scores.len()).fold(0, |best, i| if scores[i] > scores[best] { i } else { best })
 }
 
@@ -154,6 +161,22 @@ mod tests {
         assert_eq!(reversed[most_agreed(&reversed)], "a b c");
         assert_eq!(most_agreed(&["one", "two", "three"]), 0);
         assert_eq!(most_agreed(&["alone"]), 0);
+    }
+
+    #[test]
+    fn rouge_l_is_symmetric_so_most_agreed_scores_each_pair_once() {
+        let texts = [
+            "The cat sat on the mat.",
+            "a cat, on a mat",
+            "mat cat",
+            "",
+            "dog",
+        ];
+        for a in texts {
+            for b in texts {
+                assert_eq!(rouge_l(a, b), rouge_l(b, a), "{a:?} / {b:?}");
+            }
+        }
     }
 
     #[test]

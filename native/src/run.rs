@@ -175,8 +175,6 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How the evaluation commands denoise their batch: `sample`'s flags, a
-/// seed and the window's length.
 /// Which items an evaluation scores: the held-out ones (the figure), or as
 /// many that training read, which tells a model that has not fitted what it
 /// trained on from one that does not generalise it.
@@ -196,6 +194,8 @@ impl Split {
     }
 }
 
+/// How the evaluation commands denoise their batch: `sample`'s flags, a
+/// seed and the window's length.
 #[derive(clap::Args)]
 pub struct EvalDenoising {
     #[command(flatten)]
