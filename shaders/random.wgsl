@@ -1,8 +1,10 @@
 // Counter-based random numbers, generated where they are used so a training
 // step needs no upload of noise. Element i of a draw is a pure function of
-// (i, stream, key): key (2 words) comes from the `rng_key` tensor, which the
-// CPU rewrites before each step (seed and step number); stream is a static
-// per-call constant so that two draws in one step are independent.
+// (i, stream, key): key (3 words) comes from the `rng_key` tensor, which the
+// CPU rewrites before each step (seed and step number, then the index of
+// the tensor's first sequence in the run: 0 but for a sampler's later
+// batches); stream is a static per-call constant so that two draws in one
+// step are independent.
 // The integer hash is exact on every adapter; Box-Muller's log/cos are f32
 // and may differ in the last ulp between adapters.
 //
@@ -12,11 +14,12 @@
 struct Params {
     n: u32,
     stream: u32,
-    scale: f32,   // randn: standard deviation; dropout: drop probability p
+    scale: f32,         // randn: standard deviation; dropout: drop probability p
+    per_sequence: u32,  // draws per sequence of the tensor (randn: pairs)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> rng_key: array<u32>;    // (2): seed, step
+@group(0) @binding(1) var<storage, read> rng_key: array<u32>;    // (3): seed, step, first sequence
 @group(0) @binding(2) var<storage, read> x: array<f32>;          // (n) dropout input / upstream gradient
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;  // (n)
 
@@ -27,13 +30,37 @@ fn pcg(v: u32) -> u32 {
     return (word >> 22u) ^ word;
 }
 
-fn hash(i: u32, salt: u32) -> u32 {
-    return pcg(i ^ pcg(salt ^ pcg(rng_key[0] ^ pcg(rng_key[1] ^ pcg(p.stream)))));
+// The counter hash of draw i of this dispatch, counted from the run's first
+// sequence: the key's third word is how many sequences of `per_sequence`
+// draws come before this dispatch's first, so a sequence draws the same
+// numbers however a run is cut into batches. The run index is 64-bit; one
+// below 2^32 hashes as (i, salt, key, stream) did before runs had offsets.
+fn counter_hash(i: u32, salt: u32, per_sequence: u32) -> u32 {
+    let before = mul_wide(rng_key[2], per_sequence);
+    let lo = before.x + i;
+    let hi = before.y + select(0u, 1u, lo < i);
+    var mixed = pcg(salt ^ pcg(rng_key[0] ^ pcg(rng_key[1] ^ pcg(p.stream))));
+    if (hi != 0u) {
+        mixed = pcg(mixed ^ pcg(hi));
+    }
+    return pcg(lo ^ mixed);
+}
+
+// a·b in 64 bits as (low word, high word), from 16-bit halves.
+fn mul_wide(a: u32, b: u32) -> vec2<u32> {
+    let a0 = a & 0xffffu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xffffu;
+    let b1 = b >> 16u;
+    let low = a0 * b0;
+    let cross = (low >> 16u) + ((a0 * b1) & 0xffffu) + ((a1 * b0) & 0xffffu);
+    let high = a1 * b1 + ((a0 * b1) >> 16u) + ((a1 * b0) >> 16u) + (cross >> 16u);
+    return vec2<u32>((low & 0xffffu) | (cross << 16u), high);
 }
 
 // Uniform in (0, 1]: 24 random bits, never 0 (log stays finite).
 fn unit_uniform(i: u32, salt: u32) -> f32 {
-    return f32((hash(i, salt) >> 8u) + 1u) * (1.0 / 16777216.0);
+    return f32((counter_hash(i, salt, p.per_sequence) >> 8u) + 1u) * (1.0 / 16777216.0);
 }
 
 fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {

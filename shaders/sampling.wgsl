@@ -10,7 +10,8 @@
 //       found by bisection on its bits: no sort, and ties at θ all stay in
 //   N = {v : q_v ≥ θ}, the smallest set of likeliest tokens holding top_p
 //   tokens[r] = argmax_{v ∈ N} (logits[r, v] / τ + g[r, v]),  g = −log(−log u),
-//   u uniform in (0, 1) from the counter hash of (r·V + v, key, stream)
+//   u uniform in (0, 1) from the counter hash of (r·V + v, key, stream),
+//   r·V + v counted from the run's first sequence
 //   confidence[r] = q[tokens[r]] / Σ_{v ∈ N} q_v
 // so tokens[r] is a draw from q restricted to N, reproducible from the key.
 // One 256-thread workgroup per row, fixed reduction trees. Grid: grid_1d(rows).
@@ -21,13 +22,14 @@ struct Params {
     inv_temperature: f32, // sample_rows only
     stream: u32,          // sample_rows only
     top_p: f32,           // sample_rows only; 1 keeps every token
+    per_sequence: u32,    // sample_rows only: draws (rows · V) per sequence
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;         // (rows, V)
 @group(0) @binding(2) var<storage, read_write> tokens: array<u32>;   // (rows)
 @group(0) @binding(3) var<storage, read_write> confidence: array<f32>; // (rows)
-@group(0) @binding(4) var<storage, read> rng_key: array<u32>;        // (2) sample_rows only
+@group(0) @binding(4) var<storage, read> rng_key: array<u32>;        // (3) sample_rows only: seed, step, first sequence
 
 const WG: u32 = 256u;
 var<workgroup> best_value: array<f32, 256>;
@@ -104,8 +106,36 @@ fn pcg(v: u32) -> u32 {
 
 const GUMBEL_SALT: u32 = 0x27d4eb2fu;
 
+// The counter hash of draw i of this dispatch, counted from the run's first
+// sequence: the key's third word is how many sequences of `per_sequence`
+// draws come before this dispatch's first, so a sequence draws the same
+// numbers however a run is cut into batches. The run index is 64-bit; one
+// below 2^32 hashes as (i, salt, key, stream) did before runs had offsets.
+fn counter_hash(i: u32, salt: u32, per_sequence: u32) -> u32 {
+    let before = mul_wide(rng_key[2], per_sequence);
+    let lo = before.x + i;
+    let hi = before.y + select(0u, 1u, lo < i);
+    var mixed = pcg(salt ^ pcg(rng_key[0] ^ pcg(rng_key[1] ^ pcg(p.stream))));
+    if (hi != 0u) {
+        mixed = pcg(mixed ^ pcg(hi));
+    }
+    return pcg(lo ^ mixed);
+}
+
+// a·b in 64 bits as (low word, high word), from 16-bit halves.
+fn mul_wide(a: u32, b: u32) -> vec2<u32> {
+    let a0 = a & 0xffffu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xffffu;
+    let b1 = b >> 16u;
+    let low = a0 * b0;
+    let cross = (low >> 16u) + ((a0 * b1) & 0xffffu) + ((a1 * b0) & 0xffffu);
+    let high = a1 * b1 + ((a0 * b1) >> 16u) + ((a1 * b0) >> 16u) + (cross >> 16u);
+    return vec2<u32>((low & 0xffffu) | (cross << 16u), high);
+}
+
 fn gumbel(i: u32) -> f32 {
-    let h = pcg(i ^ pcg(GUMBEL_SALT ^ pcg(rng_key[0] ^ pcg(rng_key[1] ^ pcg(p.stream)))));
+    let h = counter_hash(i, GUMBEL_SALT, p.per_sequence);
     // Uniform strictly inside (0, 1): both logs stay finite.
     let u = (f32(h >> 8u) + 0.5) * (1.0 / 16777216.0);
     return -log(-log(u));

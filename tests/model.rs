@@ -752,6 +752,60 @@ fn sampling_holds_known_positions_as_the_model_was_trained() {
     }
 }
 
+/// A run sampled in batches draws what one batch of the whole run draws:
+/// a batch whose `first_sequence` is k gives sequence k the tokens a batch
+/// from sequence 0 gives it, for every kind and every random draw in it
+/// (starting noise, tokens at temperature > 0, random reveals, fresh noise
+/// at eta > 0), with known positions held.
+#[test]
+fn a_sequence_samples_the_same_in_any_batch() {
+    use samnet_core::conditioning::Known;
+    use samnet_core::config::RevealOrder;
+    use samnet_core::sample::{SampleOptions, Sampler};
+    for preset in ["tiny", "tiny-hybrid", "tiny-masked"] {
+        let cfg = Config::preset(preset).unwrap();
+        let gpu = gpu();
+        let model = Model::new(gpu, &cfg, 3).unwrap();
+        let schedule = NoiseSchedule::new(&cfg.diffusion);
+        let (count, len) = (3, 10);
+        let known = |sequences: std::ops::Range<usize>| Known {
+            tokens: sequences
+                .clone()
+                .flat_map(|s| (0..len).map(move |i| ((s * 7 + i * 3) % 50) as u32))
+                .collect(),
+            mask: sequences.flat_map(|_| (0..len).map(|i| i < 3)).collect(),
+        };
+        let sample_from = |sequences: std::ops::Range<usize>, first_sequence: u32| {
+            let sampler = Sampler::new(gpu, &model, sequences.len(), len).unwrap();
+            let options = SampleOptions {
+                steps: 4,
+                seed: 17,
+                first_sequence,
+                temperature: 0.9,
+                order: RevealOrder::Random,
+                eta: if cfg.diffusion.kind.is_discrete() {
+                    0.0
+                } else {
+                    0.7
+                },
+                ..SampleOptions::from_config(&cfg.diffusion)
+            };
+            let known = known(sequences);
+            pollster::block_on(sampler.run(gpu, &schedule, &options, Some(&known), None)).unwrap()
+        };
+        let sample = |sequences: std::ops::Range<usize>| {
+            let first = sequences.start as u32;
+            sample_from(sequences, first)
+        };
+        let whole = sample(0..count);
+        assert_eq!(sample(0..1), whole[..len], "{preset}");
+        assert_eq!(sample(1..count), whole[len..], "{preset}");
+        assert_eq!(sample(2..3), whole[2 * len..], "{preset}");
+        // Keyed as a run's first batch, the same sequences draw other tokens.
+        assert_ne!(sample_from(1..count, 0), whole[len..], "{preset}");
+    }
+}
+
 /// `--order blocks` counts its blocks of `REVEAL_BLOCK` positions from the
 /// first hidden position, as LLaDA counts them from the answer's start: at
 /// every step the frozen positions after a prompt are whole blocks and then
@@ -894,6 +948,7 @@ fn stochastic_steps_add_the_schedules_sigma_of_fresh_noise() {
         let options = SampleOptions {
             steps: 5,
             seed: 21,
+            first_sequence: 0,
             clamp: false,
             soft_x0: false,
             temperature: 0.0,

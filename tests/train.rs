@@ -372,7 +372,7 @@ fn check_first_two_inputs(
     let step0 = step_key(seed, 0);
     let frozen_after_0 = |r: usize| {
         let revealed = known.mask[r]
-            || random::uniform(r as u32, reveal::REVEAL_SALT, step0, HYBRID_REVEAL_STREAM) as f32
+            || random::uniform(r as u64, reveal::REVEAL_SALT, step0, HYBRID_REVEAL_STREAM) as f32
                 <= p0;
         revealed.then_some(shown[0].0[r])
     };

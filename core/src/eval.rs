@@ -110,7 +110,7 @@ pub async fn windows_loss(
                 graph.write_corruption(gpu, &windows.tokens, &c)?
             }
         }
-        gpu.write_u32(&graph.inputs.rng_key, &[0x5EED, t as u32])?;
+        gpu.write_u32(&graph.inputs.rng_key, &[0x5EED, t as u32, 0])?;
         gpu.write_f32(&graph.stats, &stats)?;
         gpu.run(&graph.eval_step())?;
         let s = gpu.read_f32(&graph.stats).await?;

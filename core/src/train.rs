@@ -200,7 +200,7 @@ impl Trainer {
         let seed = t.seed;
         gpu.write_u32(
             &self.graph.inputs.rng_key,
-            &[(seed ^ (seed >> 32)) as u32, self.step as u32],
+            &[(seed ^ (seed >> 32)) as u32, self.step as u32, 0],
         )?;
         let n = (self.step + 1) as i32;
         let lr = learning_rate(t, self.step);

@@ -208,7 +208,7 @@ pub struct EvalDenoising {
     #[arg(long)]
     pub len: Option<usize>,
     /// Sequences denoised at once (default: all of them, or as many as the
-    /// adapter's buffer limits allow); each batch draws its own noise.
+    /// adapter's buffer limits allow); a row draws the same noise in any batch.
     #[arg(long)]
     pub batch: Option<usize>,
 }
@@ -287,7 +287,8 @@ pub fn fill_holes(
     )?;
     let schedule = NoiseSchedule::new(&cfg.diffusion);
     let (mut fills, mut seconds) = (Vec::with_capacity(rows.len()), 0.0);
-    for (i, chunk) in rows.chunks(sampler.count).enumerate() {
+    let per_batch = sampler.count;
+    for (i, chunk) in rows.chunks(per_batch).enumerate() {
         if chunk.len() != sampler.count {
             sampler = Sampler::new(&gpu, &model, chunk.len(), len)?;
         }
@@ -296,9 +297,9 @@ pub fn fill_holes(
             known.tokens.extend_from_slice(&row.tokens);
             known.mask.extend_from_slice(&row.mask);
         }
-        // The first batch draws what one batch of every row would.
+        // Each row draws what one batch of every row would draw for it.
         let chunk_options = SampleOptions {
-            seed: sampling.options.seed.wrapping_add(i as u64),
+            first_sequence: (i * per_batch) as u32,
             ..sampling.options.clone()
         };
         let started = Instant::now();

@@ -1415,6 +1415,19 @@ fn phases_chain_with_init_from() {
     reads_its_prompt_is_scored(&report);
     assert!(report["held_out"].is_string() && report["trained"].is_null());
     let held_out_first = report["results"][0]["task"].clone();
+    // A task's draws are its own, not its batch's: one batch of all 20
+    // answers each task as the three batches did.
+    let (ok, stdout, err) = eval_instruct(&["--order", "blocks"]);
+    assert!(ok, "{err}");
+    let one_batch: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let responses = |r: &serde_json::Value| {
+        let results = r["results"].as_array().unwrap();
+        results
+            .iter()
+            .map(|t| t["response"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(responses(&one_batch), responses(&report));
     // Answers that end with the hole (the separator known after it), here
     // on 20 seed tasks that training read instead of the held-out ones.
     // Three responses a task, the one most like the others kept.

@@ -108,20 +108,19 @@ fn sample_rows_draws_from_the_nucleus_of_the_tempered_softmax() {
         let logits: Vec<f64> = rng.normals(rows * vocab).iter().map(|x| 2.0 * x).collect();
         let (gl, gkey, tok, conf) = (
             upload("logits", &[rows, vocab], &logits),
-            upload_u32("key", &[2], &key),
+            upload_u32("key", &[3], &[key[0], key[1], 0]),
             upload_u32("tokens", &[rows], &vec![0; rows]),
             zeros("confidence", &[rows]),
         );
         let draw = Draw { temperature, top_p };
-        let dispatch = sample_rows(gpu(), &gl, (&gkey, stream), draw, &tok, &conf).unwrap();
+        let dispatch = sample_rows(gpu(), (&gl, 1), (&gkey, stream), draw, &tok, &conf).unwrap();
         run(vec![dispatch.clone()]);
         let (got, got_conf) = (read_u32(&tok), read(&conf));
         let want = sampling::sample_rows(
             &logits,
             (rows, vocab),
             (temperature as f64, top_p as f64),
-            key,
-            stream,
+            (key, stream, 0),
         );
         // Rows whose cut f32 rounding could move are left out (a few).
         let clear: Vec<usize> = (0..rows).filter(|&r| want[r].2 > 2e-5).collect();
@@ -140,9 +139,9 @@ fn sample_rows_draws_from_the_nucleus_of_the_tempered_softmax() {
         // The same key draws the same tokens; another key, others.
         run(vec![dispatch]);
         assert_eq!(read_u32(&tok), got);
-        gpu().write_u32(&gkey, &[1234, 100]).unwrap();
+        gpu().write_u32(&gkey, &[1234, 100, 0]).unwrap();
         run(vec![
-            sample_rows(gpu(), &gl, (&gkey, stream), draw, &tok, &conf).unwrap(),
+            sample_rows(gpu(), (&gl, 1), (&gkey, stream), draw, &tok, &conf).unwrap(),
         ]);
         assert_ne!(read_u32(&tok), got);
     }
@@ -150,7 +149,7 @@ fn sample_rows_draws_from_the_nucleus_of_the_tempered_softmax() {
     // 6,000 rows of the same 5 logits: each token's share within 4.5 σ of
     // its probability, renormalised over the nucleus; tokens outside it never drawn.
     let (rows, row) = (6000, [0.0, 0.5, 1.0, -1.0, 2.0]);
-    let gkey = upload_u32("key", &[2], &key);
+    let gkey = upload_u32("key", &[3], &[key[0], key[1], 0]);
     let (gl, tok, conf) = (
         upload("logits", &[rows, 5], &row.repeat(rows)),
         upload_u32("tokens", &[rows], &vec![0; rows]),
@@ -162,7 +161,7 @@ fn sample_rows_draws_from_the_nucleus_of_the_tempered_softmax() {
             top_p,
         };
         run(vec![
-            sample_rows(gpu(), &gl, (&gkey, stream), draw, &tok, &conf).unwrap(),
+            sample_rows(gpu(), (&gl, 1), (&gkey, stream), draw, &tok, &conf).unwrap(),
         ]);
         let drawn = read_u32(&tok);
         let q = samnet_core::reference::reveal::tempered_softmax(&row, 1, 5, 1.3);
@@ -180,7 +179,49 @@ fn sample_rows_draws_from_the_nucleus_of_the_tempered_softmax() {
     }
     let bad = |temperature, top_p| {
         let draw = Draw { temperature, top_p };
-        sample_rows(gpu(), &gl, (&gkey, stream), draw, &tok, &conf).is_err()
+        sample_rows(gpu(), (&gl, 1), (&gkey, stream), draw, &tok, &conf).is_err()
     };
     assert!(bad(0.0, 1.0) && bad(1.0, 0.0) && bad(1.0, 1.5));
+}
+
+/// sample_rows over sequences keyed from sequence k of a run draws what one
+/// dispatch over the whole run draws for them (the Gumbel noise counts from
+/// the run's first row), and past 2^32 noise elements it matches the
+/// reference's 64-bit index.
+#[test]
+fn sample_rows_counts_from_the_keys_first_sequence() {
+    use samnet_core::ops::sampling::{Draw, sample_rows};
+    use samnet_core::reference::sampling;
+    let (key, stream, seq, vocab) = ([41u32, 2], 7, 3, 301);
+    let sequences = 6;
+    let rows = sequences * seq;
+    let logits: Vec<f64> = Rng::new(5).normals(rows * vocab);
+    let draw = Draw {
+        temperature: 1.0,
+        top_p: 1.0,
+    };
+    let tokens = |from: usize, first: u32| {
+        let part = &logits[from * seq * vocab..];
+        let count = part.len() / vocab;
+        let (gl, gkey, tok, conf) = (
+            upload("logits", &[count, vocab], part),
+            upload_u32("key", &[3], &[key[0], key[1], first]),
+            upload_u32("tokens", &[count], &vec![0; count]),
+            zeros("confidence", &[count]),
+        );
+        let shape = (&gl, count / seq);
+        run(vec![
+            sample_rows(gpu(), shape, (&gkey, stream), draw, &tok, &conf).unwrap(),
+        ]);
+        read_u32(&tok)
+    };
+    let whole = tokens(0, 0);
+    assert_eq!(tokens(4, 4), whole[4 * seq..]);
+    let far = 5_000_000u32;
+    let first_row = far as u64 * seq as u64;
+    assert!(first_row * vocab as u64 > 1 << 32);
+    let want = sampling::sample_rows(&logits, (rows, vocab), (1.0, 1.0), (key, stream, first_row));
+    let want: Vec<u32> = want.iter().map(|w| w.0).collect();
+    assert_eq!(tokens(0, far), want);
+    assert_ne!(want, whole);
 }

@@ -7,9 +7,9 @@ const KEY: [u32; 2] = [1234, 7];
 #[test]
 fn randn_matches_the_cpu_hash_and_is_standard_normal() {
     let n = 100_001;
-    let key = upload_u32("key", &[2], &KEY);
+    let key = upload_u32("key", &[3], &[KEY[0], KEY[1], 0]);
     let out = zeros("noise", &[n]);
-    run(vec![randn(gpu(), &key, 3, 1.0, &out).unwrap()]);
+    run(vec![randn(gpu(), &key, 3, 1.0, (&out, 1)).unwrap()]);
     let got = read(&out);
     check(
         "randn vs cpu hash",
@@ -28,10 +28,50 @@ fn randn_matches_the_cpu_hash_and_is_standard_normal() {
 
     // Another stream, or another key, gives other numbers.
     let other = zeros("other", &[n]);
-    run(vec![randn(gpu(), &key, 4, 1.0, &other).unwrap()]);
+    run(vec![randn(gpu(), &key, 4, 1.0, (&other, 1)).unwrap()]);
     let other = read(&other);
     let corr = got.iter().zip(&other).map(|(a, b)| a * b).sum::<f64>() / n as f64;
     assert!(corr.abs() < 0.02, "streams correlate: {corr}");
+}
+
+/// A tensor of sequences keyed from sequence k of a run draws what one
+/// tensor of the whole run draws for those sequences, however the run is
+/// cut: the draws count from the run's first sequence, past 2^32 pairs too.
+#[test]
+fn randn_counts_from_the_keys_first_sequence() {
+    let (sequences, per) = (5, 2 * 1009);
+    let n = sequences * per;
+    let draw = |sequences: usize, first: u32| {
+        let key = upload_u32("key", &[3], &[KEY[0], KEY[1], first]);
+        let out = zeros("noise", &[sequences * per]);
+        run(vec![randn(gpu(), &key, 3, 1.0, (&out, sequences)).unwrap()]);
+        read(&out)
+    };
+    let whole = draw(sequences, 0);
+    check(
+        "randn, whole run",
+        &whole,
+        &reference::randn(n, KEY, 3, 1.0),
+        TOL_F32,
+    );
+    assert_eq!(draw(3, 2), whole[2 * per..]);
+    let far = 5_000_000;
+    let first_pair = far as u64 * (per / 2) as u64;
+    assert!(first_pair + (n / 2) as u64 > 1 << 32);
+    let want = reference::randn_at(first_pair, n, KEY, 3, 1.0);
+    check(
+        "randn from sequence 5,000,000",
+        &draw(sequences, far),
+        &want,
+        TOL_F32,
+    );
+
+    // Box-Muller pairs must not span sequences, nor sequences differ in length.
+    let key = upload_u32("key", &[3], &[KEY[0], KEY[1], 0]);
+    let odd = zeros("odd", &[3 * 7]);
+    assert!(randn(gpu(), &key, 3, 1.0, (&odd, 3)).is_err());
+    assert!(randn(gpu(), &key, 3, 1.0, (&odd, 2)).is_err());
+    assert!(randn(gpu(), &key, 3, 1.0, (&odd, 1)).is_ok());
 }
 
 #[test]
@@ -40,7 +80,7 @@ fn dropout_keeps_the_same_mask_forward_and_backward() {
     let p = 0.3;
     let mut rng = Rng::new(40);
     let (x, dy) = (rng.normals(n), rng.normals(n));
-    let key = upload_u32("key", &[2], &KEY);
+    let key = upload_u32("key", &[3], &[KEY[0], KEY[1], 0]);
     let (gx, gdy, y, dx) = (
         upload("x", &[n], &x),
         upload("dy", &[n], &dy),
@@ -82,6 +122,6 @@ fn dropout_keeps_the_same_mask_forward_and_backward() {
 
 #[test]
 fn dropout_rejects_p_of_one() {
-    let key = upload_u32("key", &[2], &KEY);
+    let key = upload_u32("key", &[3], &[KEY[0], KEY[1], 0]);
     assert!(dropout_forward(gpu(), &key, 0, 1.0, &zeros("x", &[4]), &zeros("y", &[4])).is_err());
 }

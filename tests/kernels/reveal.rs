@@ -92,11 +92,17 @@ fn initial_state(rows: usize) -> State {
 }
 
 /// Runs one reveal with probability `p` on the GPU and the reference and
-/// asserts both end in the same state, which it returns.
-fn reveal_both(key: [u32; 2], stream: u32, p: f32, start: &State) -> State {
+/// asserts both end in the same state, which it returns. The rows are
+/// `sequences` sequences, the first of them sequence `first` of the run.
+fn reveal_both(
+    (key, stream): ([u32; 2], u32),
+    (sequences, first): (usize, u32),
+    p: f32,
+    start: &State,
+) -> State {
     let rows = start.drawn.len();
     let (gkey, step, drawn, confidence, frozen, revealed) = (
-        upload_u32("key", &[2], &key),
+        upload_u32("key", &[3], &[key[0], key[1], first]),
         upload("step", &[4], &[p as f64, 0.0, 0.0, 0.0]),
         upload_u32("drawn", &[rows], &start.drawn),
         upload("confidence", &[rows], &start.confidence),
@@ -106,10 +112,9 @@ fn reveal_both(key: [u32; 2], stream: u32, p: f32, start: &State) -> State {
     run(vec![
         reveal(
             gpu(),
-            &gkey,
-            stream,
+            (&gkey, stream),
             &step,
-            &drawn,
+            (&drawn, sequences),
             &confidence,
             &frozen,
             &revealed,
@@ -122,9 +127,9 @@ fn reveal_both(key: [u32; 2], stream: u32, p: f32, start: &State) -> State {
         frozen: start.frozen.clone(),
         revealed: start.revealed.clone(),
     };
+    let first_row = first as u64 * (rows / sequences) as u64;
     reference::reveal(
-        key,
-        stream,
+        (key, stream, first_row),
         p,
         &mut want.drawn,
         &mut want.confidence,
@@ -160,7 +165,7 @@ fn reveal_freezes_a_random_share_and_shows_frozen_rows() {
     };
 
     let p = 0.3;
-    let s = reveal_both(key, stream, p, &start);
+    let s = reveal_both((key, stream), (1, 0), p, &start);
     shows_frozen(&s);
     let newly = hidden.iter().filter(|&&r| s.revealed[r] != 0.0).count();
     let (n, pf) = (hidden.len() as f64, p as f64);
@@ -181,17 +186,17 @@ fn reveal_freezes_a_random_share_and_shows_frozen_rows() {
         assert_eq!(s.drawn[r], start.drawn[r], "row {r}");
     }
     // Another stream reveals other rows.
-    let other = reveal_both(key, stream + 1, p, &start);
+    let other = reveal_both((key, stream + 1), (1, 0), p, &start);
     assert_ne!(other.revealed, s.revealed);
 
-    let all = reveal_both(key, stream, 1.0, &start);
+    let all = reveal_both((key, stream), (1, 0), 1.0, &start);
     shows_frozen(&all);
     assert!(all.revealed.iter().all(|&v| v == 1.0));
     for &r in &hidden {
         assert_eq!(all.frozen[r], start.drawn[r], "row {r}");
     }
 
-    let none = reveal_both(key, stream, 0.0, &start);
+    let none = reveal_both((key, stream), (1, 0), 0.0, &start);
     shows_frozen(&none);
     for &r in &hidden {
         assert_eq!(none.revealed[r], 0.0, "row {r}");
@@ -203,14 +208,42 @@ fn reveal_freezes_a_random_share_and_shows_frozen_rows() {
 fn reveal_rejects_mismatched_shapes() {
     let g = gpu();
     let u = |name: &str, n: usize| g.zeros(name, &[n], DType::U32).unwrap();
-    let (key, step, drawn, frozen) = (u("key", 2), zeros("step", &[4]), u("d", 10), u("fz", 10));
+    let (key, step, drawn, frozen) = (u("key", 3), zeros("step", &[4]), u("d", 10), u("fz", 10));
     let (confidence, revealed) = (zeros("c", &[10]), zeros("r", &[10]));
-    assert!(reveal(g, &key, 0, &step, &drawn, &confidence, &frozen, &revealed).is_ok());
+    let rows = (&drawn, 2);
+    assert!(reveal(g, (&key, 0), &step, rows, &confidence, &frozen, &revealed).is_ok());
     let short = zeros("short", &[9]);
-    assert!(reveal(g, &key, 0, &step, &drawn, &short, &frozen, &revealed).is_err());
-    assert!(reveal(g, &key, 0, &step, &drawn, &confidence, &frozen, &short).is_err());
-    let key3 = u("key3", 3);
-    assert!(reveal(g, &key3, 0, &step, &drawn, &confidence, &frozen, &revealed).is_err());
+    assert!(reveal(g, (&key, 0), &step, rows, &short, &frozen, &revealed).is_err());
+    assert!(reveal(g, (&key, 0), &step, rows, &confidence, &frozen, &short).is_err());
+    let key2 = u("key2", 2);
+    assert!(reveal(g, (&key2, 0), &step, rows, &confidence, &frozen, &revealed).is_err());
+    // 10 rows are not 3 equal sequences.
+    let uneven = (&drawn, 3);
+    assert!(reveal(g, (&key, 0), &step, uneven, &confidence, &frozen, &revealed).is_err());
+}
+
+/// A batch whose first sequence is sequence k of the run reveals its rows as
+/// one batch of the whole run reveals them: the draws count from the run's
+/// first row, also past 2^32 rows, where the hash takes the index's high word.
+#[test]
+fn reveal_counts_rows_from_the_runs_first_sequence() {
+    let (key, stream, seq) = ([5u32, 8], 11, 37);
+    let whole = initial_state(5 * seq);
+    let all = reveal_both((key, stream), (5, 0), 0.4, &whole);
+    let tail = |s: &State| State {
+        drawn: s.drawn[2 * seq..].to_vec(),
+        confidence: s.confidence[2 * seq..].to_vec(),
+        frozen: s.frozen[2 * seq..].to_vec(),
+        revealed: s.revealed[2 * seq..].to_vec(),
+    };
+    let later = reveal_both((key, stream), (3, 2), 0.4, &tail(&whole));
+    let want = tail(&all);
+    assert_eq!(later.revealed, want.revealed);
+    assert_eq!(later.frozen, want.frozen);
+    // Sequence 200,000,000 of 37 rows starts past 2^32: the GPU's 64-bit
+    // index matches the reference's, and the draws differ from the run's start.
+    let far = reveal_both((key, stream), (5, 200_000_000), 0.4, &whole);
+    assert_ne!(far.revealed, all.revealed);
 }
 
 /// Most confident first, leftmost first, and most confident first within

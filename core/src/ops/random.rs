@@ -3,22 +3,59 @@ use crate::{Error, Result, params, shader_file};
 
 pub const SHADER: Shader = shader_file!("random");
 
-fn check_key(rng_key: &Tensor) -> Result<()> {
-    if rng_key.len() != 2 {
+/// Words of a random key: two of seed (and step), then the index in the
+/// whole run of the first sequence a draw's tensor holds (0 in training and
+/// in a sampler's first batch), which the draws count from.
+pub const KEY_WORDS: usize = 3;
+
+pub(crate) fn check_key(op: &'static str, rng_key: &Tensor) -> Result<()> {
+    if rng_key.len() != KEY_WORDS {
         return Err(Error::shape(
-            "random",
-            format!("rng_key '{}' must hold 2 words", rng_key.name()),
+            op,
+            format!("key '{}' must hold {KEY_WORDS} words", rng_key.name()),
         ));
     }
     Ok(())
 }
 
-/// `out = std · N(0, 1)`, element i a function of (i, stream, rng_key).
-pub fn randn(gpu: &Gpu, rng_key: &Tensor, stream: u32, std: f32, out: &Tensor) -> Result<Dispatch> {
-    check_key(rng_key)?;
+/// Draws per sequence of `draws` draws over `sequences` equal sequences.
+pub(crate) fn per_sequence(op: &'static str, draws: usize, sequences: usize) -> Result<usize> {
+    if sequences == 0 || !draws.is_multiple_of(sequences) {
+        return Err(Error::shape(
+            op,
+            format!("{draws} draws do not split into {sequences} equal sequences"),
+        ));
+    }
+    Ok(draws / sequences)
+}
+
+/// `out = std · N(0, 1)` over `sequences` equal sequences: element i a
+/// function of (i counted from the key's first sequence, stream, rng_key).
+pub fn randn(
+    gpu: &Gpu,
+    rng_key: &Tensor,
+    stream: u32,
+    std: f32,
+    (out, sequences): (&Tensor, usize),
+) -> Result<Dispatch> {
+    check_key("randn", rng_key)?;
     let n = out.len();
+    // Elements come in Box-Muller pairs, so a pair must not span two sequences.
+    let pairs_per_sequence = match sequences {
+        1 => n.div_ceil(2),
+        _ if per_sequence("randn", n, sequences)?.is_multiple_of(2) => n / sequences / 2,
+        _ => {
+            return Err(Error::shape(
+                "randn",
+                format!(
+                    "{sequences} sequences of '{}' ({n}) are not of even length",
+                    out.name()
+                ),
+            ));
+        }
+    };
     gpu.call(&SHADER, "randn")
-        .params(params![n, stream, std])
+        .params(params![n, stream, std, pairs_per_sequence])
         .bind(1, rng_key)
         .bind(3, out)
         .dispatch(grid_1d(n.div_ceil(2).div_ceil(256)))
@@ -33,7 +70,7 @@ fn dropout(
     x: &Tensor,
     out: &Tensor,
 ) -> Result<Dispatch> {
-    check_key(rng_key)?;
+    check_key("dropout", rng_key)?;
     if !(0.0..1.0).contains(&p) {
         return Err(Error::Invalid(format!(
             "dropout probability {p} outside [0, 1)"
@@ -51,9 +88,10 @@ fn dropout(
             ),
         ));
     }
+    // Training's keys start at sequence 0, so the tensor is one sequence.
     let n = x.len();
     gpu.call(&SHADER, entry)
-        .params(params![n, stream, p])
+        .params(params![n, stream, p, n])
         .bind(1, rng_key)
         .bind(2, x)
         .bind(3, out)

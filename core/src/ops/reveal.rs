@@ -2,6 +2,7 @@
 //! the tempered distribution over the vocabulary per row, and the random
 //! reveal that freezes still-noisy rows to their drawn tokens.
 
+use super::random::{check_key, per_sequence};
 use crate::gpu::{Dispatch, Gpu, Shader, Tensor, grid_1d};
 use crate::{Error, Result, params, shader_file};
 
@@ -43,35 +44,30 @@ pub fn tempered_softmax(
         .dispatch(grid_1d(rows))
 }
 
-/// One reveal step over `rows = drawn.len()` rows, with `p = step[0]` (a
-/// buffer the CPU rewrites each step). A still-noisy row (`revealed[r] == 0`)
-/// is revealed with probability p: when the uniform in (0, 1] of the counter
-/// hash of (r, the reveal salt, `rng_key` (2 words), `stream`) is ≤ p (in
-/// f32), `revealed[r] = 1` and `frozen[r] = drawn[r]`. A row revealed before
-/// the call shows its frozen token: `drawn[r] = frozen[r]`,
-/// `confidence[r] = 1`. So `drawn` ends holding every row's display token;
-/// p = 1 reveals all rows, p = 0 none. `confidence`, `frozen` and `revealed`
-/// (f32, 0 or 1) hold one entry per row; `step` at least one.
-#[allow(clippy::too_many_arguments)]
+/// One reveal step over `rows = drawn.len()` rows in `sequences` equal
+/// sequences, with `p = step[0]` (a buffer the CPU rewrites each step). A
+/// still-noisy row (`revealed[r] == 0`) is revealed with probability p: when
+/// the uniform in (0, 1] of the counter hash of (r counted from the key's
+/// first sequence, the reveal salt, `rng_key`, `stream`) is ≤ p (in f32),
+/// `revealed[r] = 1` and `frozen[r] = drawn[r]`. A row revealed before the
+/// call shows its frozen token: `drawn[r] = frozen[r]`, `confidence[r] = 1`.
+/// So `drawn` ends holding every row's display token; p = 1 reveals all
+/// rows, p = 0 none. `confidence`, `frozen` and `revealed` (f32, 0 or 1)
+/// hold one entry per row; `step` at least one.
 pub fn reveal(
     gpu: &Gpu,
-    rng_key: &Tensor,
-    stream: u32,
+    (rng_key, stream): (&Tensor, u32),
     step: &Tensor,
-    drawn: &Tensor,
+    (drawn, sequences): (&Tensor, usize),
     confidence: &Tensor,
     frozen: &Tensor,
     revealed: &Tensor,
 ) -> Result<Dispatch> {
     let rows = check_rows("reveal", step, [drawn, confidence, frozen, revealed])?;
-    if rng_key.len() != 2 {
-        return Err(Error::shape(
-            "reveal",
-            format!("key {:?} must be 2 words", rng_key.shape()),
-        ));
-    }
+    check_key("reveal", rng_key)?;
+    let seq = per_sequence("reveal", rows, sequences)?;
     gpu.call(&SHADER, "reveal")
-        .params(params![rows, 0u32, 0.0f32, stream, 0u32, 0u32])
+        .params(params![rows, 0u32, 0.0f32, stream, seq, 0u32])
         .bind(3, rng_key)
         .bind(4, step)
         .bind(5, drawn)

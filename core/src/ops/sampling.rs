@@ -1,3 +1,4 @@
+use super::random::{check_key, per_sequence};
 use crate::gpu::{Dispatch, Gpu, Shader, Tensor, grid_1d};
 use crate::{Error, Result, params, shader_file};
 
@@ -50,11 +51,12 @@ impl Draw {
 }
 
 /// Per row: a draw from the truncated softmax(logits / temperature)
-/// (Gumbel-max on the counter hash of `rng_key` (2 words) and `stream`) and
-/// its probability under that distribution.
+/// (Gumbel-max on the counter hash of `rng_key` and `stream`, counted from
+/// the key's first sequence of the `sequences` that `logits` holds) and its
+/// probability under that distribution.
 pub fn sample_rows(
     gpu: &Gpu,
-    logits: &Tensor,
+    (logits, sequences): (&Tensor, usize),
     (rng_key, stream): (&Tensor, u32),
     draw: Draw,
     tokens: &Tensor,
@@ -62,20 +64,21 @@ pub fn sample_rows(
 ) -> Result<Dispatch> {
     let rows = check_rows(logits, tokens, confidence)?;
     let Draw { temperature, top_p } = draw;
-    let drawable = draw.error().is_none() && temperature > 0.0;
-    if !drawable || rng_key.len() != 2 {
+    if draw.error().is_some() || temperature <= 0.0 {
         return Err(Error::Invalid(format!(
-            "sample_rows needs a temperature > 0 (got {temperature}), top_p in (0, 1] \
-             (got {top_p}) and a 2-word key"
+            "sample_rows needs a temperature > 0 (got {temperature}) and top_p in (0, 1] \
+             (got {top_p})"
         )));
     }
+    check_key("sample_rows", rng_key)?;
     gpu.call(&SHADER, "sample_rows")
         .params(params![
             rows,
             logits.len() / rows,
             1.0 / temperature,
             stream,
-            top_p
+            top_p,
+            per_sequence("sample_rows", logits.len(), sequences)?
         ])
         .bind(1, logits)
         .bind(2, tokens)

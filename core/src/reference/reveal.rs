@@ -21,13 +21,13 @@ pub fn tempered_softmax(logits: &[f64], rows: usize, vocab: usize, temperature: 
     out
 }
 
-/// One reveal step with probability `p`, exactly as the shader: a row with
-/// `revealed[r] == 0` is revealed (`revealed[r] = 1`, `frozen[r] = drawn[r]`)
-/// when `uniform(r, REVEAL_SALT, key, stream) as f32 <= p`; a row already
-/// revealed gets `drawn[r] = frozen[r]`, `confidence[r] = 1`.
+/// One reveal step with probability `p`, exactly as the shader, over rows
+/// whose first is row `first_row` of the run: a row with `revealed[r] == 0`
+/// is revealed (`revealed[r] = 1`, `frozen[r] = drawn[r]`) when
+/// `uniform(first_row + r, REVEAL_SALT, key, stream) as f32 <= p`; a row
+/// already revealed gets `drawn[r] = frozen[r]`, `confidence[r] = 1`.
 pub fn reveal(
-    key: [u32; 2],
-    stream: u32,
+    (key, stream, first_row): ([u32; 2], u32, u64),
     p: f32,
     drawn: &mut [u32],
     confidence: &mut [f64],
@@ -42,7 +42,7 @@ pub fn reveal(
     for r in 0..rows {
         if revealed[r] == 0.0 {
             // The shader compares the f32 uniform with the f32 p.
-            if uniform(r as u32, REVEAL_SALT, key, stream) as f32 <= p {
+            if uniform(first_row + r as u64, REVEAL_SALT, key, stream) as f32 <= p {
                 revealed[r] = 1.0;
                 frozen[r] = drawn[r];
             }

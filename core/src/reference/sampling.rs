@@ -26,23 +26,23 @@ pub fn nucleus(probs: &[f64], top_p: f64) -> (Vec<bool>, f64) {
     (kept, 0.0)
 }
 
-/// `sample_rows` per row of a (rows, vocab) matrix: the Gumbel-max draw over
-/// the nucleus of softmax(logits / temperature), its probability
-/// renormalised over the nucleus, and the row's margin from [`nucleus`].
+/// `sample_rows` per row of a (rows, vocab) matrix whose first row is row
+/// `first_row` of the run: the Gumbel-max draw over the nucleus of
+/// softmax(logits / temperature), its probability renormalised over the
+/// nucleus, and the row's margin from [`nucleus`].
 pub fn sample_rows(
     logits: &[f64],
     (rows, vocab): (usize, usize),
     (temperature, top_p): (f64, f64),
-    key: [u32; 2],
-    stream: u32,
+    (key, stream, first_row): ([u32; 2], u32, u64),
 ) -> Vec<(u32, f64, f64)> {
     let probs = tempered_softmax(logits, rows, vocab, temperature);
     (0..rows)
         .map(|r| {
             let (row, q) = (&logits[r * vocab..][..vocab], &probs[r * vocab..][..vocab]);
             let (kept, margin) = nucleus(q, top_p);
-            let score =
-                |v: usize| row[v] / temperature + gumbel((r * vocab + v) as u32, key, stream);
+            let at = (first_row + r as u64) * vocab as u64;
+            let score = |v: usize| row[v] / temperature + gumbel(at + v as u64, key, stream);
             let best = (0..vocab)
                 .filter(|&v| kept[v])
                 .fold(None, |b: Option<usize>, v| match b {

@@ -8,8 +8,8 @@
 //! embedding at every step.
 
 use super::{
-    OnStep, SampleOptions, Sampler, Settled, decode, expected_embedding, mask_values, report,
-    step_key,
+    OnStep, SampleOptions, Sampler, Settled, decode, expected_embedding, key_words, mask_values,
+    report, step_key,
 };
 use crate::conditioning::Known;
 use crate::config::KnownPositions;
@@ -19,7 +19,7 @@ use crate::model::graph::Graph;
 use crate::ops::diffusion::{self, SeqShape};
 use crate::ops::elementwise::{axpby, fill};
 use crate::ops::embedding;
-use crate::ops::random::randn;
+use crate::ops::random::{KEY_WORDS, randn};
 use crate::ops::sampling::Draw;
 use crate::schedule::NoiseSchedule;
 use crate::{Error, Result};
@@ -45,7 +45,7 @@ pub(super) struct Steps {
     coef_sigma: Tensor,
     /// (rows, d) that noise.
     step_noise: Tensor,
-    /// (2) the key of the step's random draws (tokens at temperature > 0, noise at eta > 0).
+    /// (3) the key of the step's random draws (tokens at temperature > 0, noise at eta > 0).
     decode_key: Tensor,
     signal_scale: f32,
     self_condition: bool,
@@ -121,8 +121,8 @@ impl Steps {
 
         // Bind groups keep every buffer they use alive, so the programs own them.
         let mut init = graph.embed_table.clone();
-        init.push(randn(gpu, key, INIT_STREAM, 1.0, &graph.x_t)?);
-        init.push(randn(gpu, key, KNOWN_STREAM, 1.0, &known_eps)?);
+        init.push(randn(gpu, key, INIT_STREAM, 1.0, (&graph.x_t, count))?);
+        init.push(randn(gpu, key, KNOWN_STREAM, 1.0, (&known_eps, count))?);
         init.push(embedding::forward(
             gpu,
             &known_tokens,
@@ -157,7 +157,7 @@ impl Steps {
             x_next,
             coef_sigma,
             step_noise,
-            decode_key: gpu.zeros("sample.decode_key", &[2], DType::U32)?,
+            decode_key: gpu.zeros("sample.decode_key", &[KEY_WORDS], DType::U32)?,
             signal_scale,
             self_condition,
             known_clean: model.config.diffusion.known_positions == KnownPositions::Clean,
@@ -208,7 +208,7 @@ impl Steps {
         let mut p = graph.core.clone();
         p.push(decode(
             gpu,
-            &graph.logits,
+            (&graph.logits, shape.batch),
             (&self.decode_key, DECODE_STREAM),
             draw,
             (&self.tokens, &self.confidence),
@@ -249,7 +249,7 @@ impl Steps {
                 &self.decode_key,
                 STEP_NOISE_STREAM,
                 1.0,
-                &self.step_noise,
+                (&self.step_noise, shape.batch),
             )?);
             // x_t = 1·x_next + sigma·z, the noising kernel with (1, sigma).
             p.push(diffusion::q_sample_forward(
@@ -350,7 +350,8 @@ impl Steps {
                 // Submitted on its own: the blend reads coef_next, rewritten below.
                 gpu.submit(&[&self.init, &self.blend]);
             }
-            gpu.write_u32(&self.decode_key, &step_key(options.seed, i))?;
+            let key = step_key(options.seed, i);
+            gpu.write_u32(&self.decode_key, &key_words(key, options.first_sequence))?;
             // Known positions re-noised to the next timestep (clean at the end).
             let (a2, s2) = known_level(next);
             gpu.write_f32(

@@ -18,7 +18,7 @@ use std::cell::OnceCell;
 
 use super::{
     OnStep, SampleOptions, Sampler, Settled, decode, expected_embedding, first_hidden_rows,
-    mask_values, report, step_key,
+    key_words, mask_values, report, step_key,
 };
 use crate::conditioning::Known;
 use crate::config::{DiffusionConfig, REVEAL_BLOCK, RevealOrder};
@@ -29,7 +29,7 @@ use crate::model::graph::Graph;
 use crate::ops::diffusion::{self, SeqShape};
 use crate::ops::elementwise::{axpby, mul};
 use crate::ops::embedding;
-use crate::ops::random::randn;
+use crate::ops::random::{KEY_WORDS, randn};
 use crate::ops::reveal::{Rank, reveal, reveal_ranked};
 use crate::ops::sampling::Draw;
 use crate::{Error, Result};
@@ -103,7 +103,7 @@ pub(super) struct Steps {
     /// (count) u32 each sequence's first hidden row, where `--order blocks`
     /// counts its blocks from.
     block_origin: Tensor,
-    /// (2) the key of the step's draws.
+    /// (3) the key of the step's draws.
     decode_key: Tensor,
     shape: SeqShape,
     width: usize,
@@ -130,7 +130,7 @@ impl Steps {
                 &graph.inputs.rng_key,
                 INIT_STREAM,
                 sigma_start,
-                &z,
+                (&z, count),
             )?);
             Noisy::Latent(Box::new(Latent {
                 z,
@@ -149,7 +149,7 @@ impl Steps {
             noisy,
             reveal_step: f("hybrid.reveal_step", &[4])?,
             block_origin: gpu.zeros("hybrid.block_origin", &[count], DType::U32)?,
-            decode_key: gpu.zeros("hybrid.decode_key", &[2], DType::U32)?,
+            decode_key: gpu.zeros("hybrid.decode_key", &[KEY_WORDS], DType::U32)?,
             shape: SeqShape {
                 batch: count,
                 seq: len,
@@ -269,7 +269,7 @@ impl Steps {
         let (drawn, confidence) = (&self.drawn, &self.confidence);
         p.push(decode(
             gpu,
-            &graph.logits,
+            (&graph.logits, self.shape.batch),
             (&self.decode_key, DECODE_STREAM),
             draw,
             (drawn, confidence),
@@ -300,10 +300,9 @@ impl Steps {
         p.push(match order {
             RevealOrder::Random => reveal(
                 gpu,
-                &self.decode_key,
-                REVEAL_STREAM,
+                (&self.decode_key, REVEAL_STREAM),
                 &self.reveal_step,
-                drawn,
+                (drawn, self.shape.batch),
                 confidence,
                 &self.frozen,
                 &self.revealed,
@@ -403,7 +402,8 @@ impl Steps {
                 }
             }
             gpu.write_f32(&self.reveal_step, &[((t - s) / t) as f32, 0.0, 0.0, 0.0])?;
-            gpu.write_u32(&self.decode_key, &step_key(options.seed, i))?;
+            let key = step_key(options.seed, i);
+            gpu.write_u32(&self.decode_key, &key_words(key, options.first_sequence))?;
             if i == 0 {
                 match guide.and_then(|(g, _)| g.noise.as_ref()) {
                     Some(noise) => gpu.submit(&[&self.init, &noise.keep_start]),

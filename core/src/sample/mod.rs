@@ -15,6 +15,7 @@ use crate::gpu::{Dispatch, Gpu, Tensor};
 use crate::model::Model;
 use crate::model::graph::{Graph, GraphOptions};
 use crate::ops::matmul::{Matmul, matmul};
+use crate::ops::random::KEY_WORDS;
 use crate::ops::reveal::tempered_softmax;
 use crate::ops::sampling::{Draw, argmax_rows, sample_rows};
 use crate::schedule::NoiseSchedule;
@@ -31,10 +32,20 @@ pub fn step_key(seed: u64, i: usize) -> [u32; 2] {
     ]
 }
 
+/// A key as the kernels read it: its two words, then the index in the run
+/// of the batch's first sequence, which every draw counts from.
+fn key_words([a, b]: [u32; 2], first_sequence: u32) -> [u32; KEY_WORDS] {
+    [a, b, first_sequence]
+}
+
 #[derive(Clone, Debug)]
 pub struct SampleOptions {
     pub steps: usize,
     pub seed: u64,
+    /// The index of this batch's first sequence in a run sampled in several
+    /// batches (0 for the first): a sequence's random draws depend on the
+    /// seed and its index in the run, not on how the run is cut into batches.
+    pub first_sequence: u32,
     /// gaussian only: snap each step's estimate to its token's embedding.
     pub clamp: bool,
     /// gaussian only: each step's estimate is the expected embedding under
@@ -65,6 +76,7 @@ impl SampleOptions {
         SampleOptions {
             steps: diffusion.sample_steps,
             seed: 0,
+            first_sequence: 0,
             clamp: diffusion.clamp,
             soft_x0: diffusion.soft_x0,
             temperature: diffusion.temperature,
@@ -141,6 +153,7 @@ impl SampleOverrides {
         let options = SampleOptions {
             steps: self.steps.unwrap_or(defaults.steps),
             seed: self.seed.unwrap_or(defaults.seed),
+            first_sequence: defaults.first_sequence,
             clamp,
             soft_x0,
             temperature: self.temperature.unwrap_or(defaults.temperature),
@@ -277,12 +290,10 @@ impl Sampler {
             )));
         }
         options.draw()?;
+        let seed = [options.seed as u32, (options.seed >> 32) as u32];
         gpu.write_u32(
             &self.graph.inputs.rng_key,
-            &[
-                (options.seed & 0xFFFF_FFFF) as u32,
-                (options.seed >> 32) as u32,
-            ],
+            &key_words(seed, options.first_sequence),
         )?;
         let mut last = match &self.steps {
             Steps::Gaussian(s) => s.run(gpu, self, schedule, options, known, on_step).await?,
@@ -304,13 +315,13 @@ impl Sampler {
 /// probability as confidence), or at temperature 0 the most likely token.
 fn decode(
     gpu: &Gpu,
-    logits: &Tensor,
+    (logits, sequences): (&Tensor, usize),
     key: (&Tensor, u32),
     draw: Draw,
     (tokens, confidence): (&Tensor, &Tensor),
 ) -> Result<Dispatch> {
     if draw.temperature > 0.0 {
-        sample_rows(gpu, logits, key, draw, tokens, confidence)
+        sample_rows(gpu, (logits, sequences), key, draw, tokens, confidence)
     } else {
         argmax_rows(gpu, logits, tokens, confidence)
     }

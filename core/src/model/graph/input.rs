@@ -202,7 +202,8 @@ impl Noising {
                 &inputs.rng_key,
                 NOISE_STREAM,
                 1.0,
-                &inputs.noise,
+                // Training's keys start at sequence 0, so the batch is one sequence.
+                (&inputs.noise, 1),
             )?);
         }
         let (coef, noise) = (&inputs.coef, &inputs.noise);

@@ -49,6 +49,7 @@ use crate::gpu::{DType, Gpu, Packed, Program, Tensor};
 use crate::hybrid::Corruption;
 use crate::ops::loss::LossSlots;
 use crate::ops::optim::OptimSlots;
+use crate::ops::random::KEY_WORDS;
 use crate::schedule::NoiseSchedule;
 use block::Block;
 use input::{EmbedTable, InputLayer, Noising, TimeMlp};
@@ -128,7 +129,8 @@ pub struct Inputs {
     /// `diffusion.known_positions = "clean"`; ignored otherwise), else 0;
     /// hybrid: 1 where a position is clean (an anchor or known).
     pub known: Tensor,
-    /// (2) u32: seed and step, keying the GPU's random numbers.
+    /// (3) u32: seed, step and the first sequence's index in the run
+    /// ([`crate::ops::random::KEY_WORDS`]), keying the GPU's random numbers.
     pub rng_key: Tensor,
     /// (3): lr, 1 − β1^t, 1 − β2^t.
     pub step: Tensor,
@@ -151,7 +153,7 @@ impl Inputs {
             coef: r.zeros("coef", &[b, 4])?,
             weight: r.zeros("weight", &[rows])?,
             known: r.zeros("known", &[rows])?,
-            rng_key: gpu.zeros("rng_key", &[2], DType::U32)?,
+            rng_key: gpu.zeros("rng_key", &[KEY_WORDS], DType::U32)?,
             step: r.zeros("step", &[3])?,
             noise: r.zeros("noise", &[rows, r.e])?,
             sc_mask: r.zeros("sc_mask", &[b, 4])?,
