@@ -281,7 +281,7 @@ fn every_block_is_the_identity_at_initialisation() {
             &vec![1.0; batch * seq],
         )
         .unwrap();
-    gpu.write_u32(&graph.inputs.rng_key, &[1, 2]).unwrap();
+    gpu.write_u32(&graph.inputs.rng_key, &[1, 2, 0]).unwrap();
     gpu.run(&[&graph.embed_table, &graph.front, &graph.core])
         .unwrap();
     let first = read(&graph.residual[0]);
@@ -402,7 +402,7 @@ impl RandomModel {
             graph.write_known(gpu, &to32(known)).unwrap();
         }
         if let Some(key) = self.dropout_key {
-            gpu.write_u32(&graph.inputs.rng_key, &key).unwrap();
+            gpu.write_u32(&graph.inputs.rng_key, &[key[0], key[1], 0]).unwrap();
         }
         write(&graph.inputs.noise, eps);
         let stats = forward_and_backward(graph);
@@ -670,7 +670,7 @@ fn self_conditioning_feeds_the_first_pass_estimate_to_masked_sequences() {
             &vec![1.0; batch * seq],
         )
         .unwrap();
-    gpu.write_u32(&graph.inputs.rng_key, &[9, 9]).unwrap();
+    gpu.write_u32(&graph.inputs.rng_key, &[9, 9, 0]).unwrap();
     graph
         .write_self_condition_mask(gpu, &[true, false])
         .unwrap();
