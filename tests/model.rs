@@ -402,7 +402,8 @@ impl RandomModel {
             graph.write_known(gpu, &to32(known)).unwrap();
         }
         if let Some(key) = self.dropout_key {
-            gpu.write_u32(&graph.inputs.rng_key, &[key[0], key[1], 0]).unwrap();
+            gpu.write_u32(&graph.inputs.rng_key, &[key[0], key[1], 0])
+                .unwrap();
         }
         write(&graph.inputs.noise, eps);
         let stats = forward_and_backward(graph);
