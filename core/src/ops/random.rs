@@ -40,22 +40,19 @@ pub fn randn(
 ) -> Result<Dispatch> {
     check_key("randn", rng_key)?;
     let n = out.len();
+    let per = per_sequence("randn", n, sequences)?;
     // Elements come in Box-Muller pairs, so a pair must not span two sequences.
-    let pairs_per_sequence = match sequences {
-        1 => n.div_ceil(2),
-        _ if per_sequence("randn", n, sequences)?.is_multiple_of(2) => n / sequences / 2,
-        _ => {
-            return Err(Error::shape(
-                "randn",
-                format!(
-                    "{sequences} sequences of '{}' ({n}) are not of even length",
-                    out.name()
-                ),
-            ));
-        }
-    };
+    if sequences > 1 && !per.is_multiple_of(2) {
+        return Err(Error::shape(
+            "randn",
+            format!(
+                "{sequences} sequences of '{}' ({n}) are not of even length",
+                out.name()
+            ),
+        ));
+    }
     gpu.call(&SHADER, "randn")
-        .params(params![n, stream, std, pairs_per_sequence])
+        .params(params![n, stream, std, per.div_ceil(2)])
         .bind(1, rng_key)
         .bind(3, out)
         .dispatch(grid_1d(n.div_ceil(2).div_ceil(256)))
