@@ -5,8 +5,8 @@
 // the tensor's first sequence in the run: 0 but for a sampler's later
 // batches); stream is a static per-call constant so that two draws in one
 // step are independent.
-// The integer hash is exact on every adapter; Box-Muller's log/cos are f32
-// and may differ in the last ulp between adapters.
+// The hash (counter_rng.wgsl) is exact on every adapter; Box-Muller's
+// log/cos are f32 and may differ in the last ulp between adapters.
 //
 // dropout_forward / dropout_backward regenerate the same keep-mask from the
 // hash instead of storing it: y = x·keep/(1−p), dx = dy·keep/(1−p).
@@ -23,44 +23,12 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<f32>;          // (n) dropout input / upstream gradient
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;  // (n)
 
-// PCG output permutation (O'Neill), used as a 32-bit mixing function.
-fn pcg(v: u32) -> u32 {
-    let state = v * 747796405u + 2891336453u;
-    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-    return (word >> 22u) ^ word;
-}
+// #include counter_rng.wgsl
 
-// The counter hash of draw i of this dispatch, counted from the run's first
-// sequence: the key's third word is how many sequences of `per_sequence`
-// draws come before this dispatch's first, so a sequence draws the same
-// numbers however a run is cut into batches. The run index is 64-bit; one
-// below 2^32 hashes as (i, salt, key, stream) did before runs had offsets.
-fn counter_hash(i: u32, salt: u32, per_sequence: u32) -> u32 {
-    let before = mul_wide(rng_key[2], per_sequence);
-    let lo = before.x + i;
-    let hi = before.y + select(0u, 1u, lo < i);
-    var mixed = pcg(salt ^ pcg(rng_key[0] ^ pcg(rng_key[1] ^ pcg(p.stream))));
-    if (hi != 0u) {
-        mixed = pcg(mixed ^ pcg(hi));
-    }
-    return pcg(lo ^ mixed);
-}
-
-// a·b in 64 bits as (low word, high word), from 16-bit halves.
-fn mul_wide(a: u32, b: u32) -> vec2<u32> {
-    let a0 = a & 0xffffu;
-    let a1 = a >> 16u;
-    let b0 = b & 0xffffu;
-    let b1 = b >> 16u;
-    let low = a0 * b0;
-    let cross = (low >> 16u) + ((a0 * b1) & 0xffffu) + ((a1 * b0) & 0xffffu);
-    let high = a1 * b1 + ((a0 * b1) >> 16u) + ((a1 * b0) >> 16u) + (cross >> 16u);
-    return vec2<u32>((low & 0xffffu) | (cross << 16u), high);
-}
-
-// Uniform in (0, 1]: 24 random bits, never 0 (log stays finite).
+// Uniform in (0, 1]: draw i of this call with the given salt.
 fn unit_uniform(i: u32, salt: u32) -> f32 {
-    return f32((counter_hash(i, salt, p.per_sequence) >> 8u) + 1u) * (1.0 / 16777216.0);
+    let key = vec3<u32>(rng_key[0], rng_key[1], rng_key[2]);
+    return unit_uniform_of(counter_hash(key, p.stream, i, salt, p.per_sequence));
 }
 
 fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {

@@ -8,7 +8,7 @@
 //   does not depend on scheduling), any vocab size. Grid: grid_1d(rows).
 // reveal, with p = step[0] the reveal probability of this step:
 //   revealed[r] == 0:  u = uniform in (0, 1] of the counter hash of
-//                      (r, REVEAL_SALT, key, stream), as random.wgsl computes it
+//                      (r, REVEAL_SALT, key, stream) of counter_rng.wgsl
 //                      (r counted from the run's first sequence of `seq` rows);
 //                      if u <= p (f32): revealed[r] = 1, frozen[r] = drawn[r].
 //   revealed[r] != 0:  drawn[r] = frozen[r], confidence[r] = 1
@@ -103,50 +103,15 @@ fn tempered_softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     }
 }
 
-// The counter hash of random.wgsl (PCG output permutation); tests check both
-// against reference::random.
-fn pcg(v: u32) -> u32 {
-    let state = v * 747796405u + 2891336453u;
-    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-    return (word >> 22u) ^ word;
-}
+// #include counter_rng.wgsl
 
 // The salt of the reveal draws: xxHash's PRIME32_5, distinct from the salts
 // of random.wgsl and sampling.wgsl so a reveal never reuses their numbers.
 const REVEAL_SALT: u32 = 0x165667b1u;
 
-// Uniform in (0, 1], exactly random.wgsl's unit_uniform.
-// The counter hash of draw i of this dispatch, counted from the run's first
-// sequence: the key's third word is how many sequences of `per_sequence`
-// draws come before this dispatch's first, so a sequence draws the same
-// numbers however a run is cut into batches. The run index is 64-bit; one
-// below 2^32 hashes as (i, salt, key, stream) did before runs had offsets.
-fn counter_hash(i: u32, salt: u32, per_sequence: u32) -> u32 {
-    let before = mul_wide(rng_key[2], per_sequence);
-    let lo = before.x + i;
-    let hi = before.y + select(0u, 1u, lo < i);
-    var mixed = pcg(salt ^ pcg(rng_key[0] ^ pcg(rng_key[1] ^ pcg(p.stream))));
-    if (hi != 0u) {
-        mixed = pcg(mixed ^ pcg(hi));
-    }
-    return pcg(lo ^ mixed);
-}
-
-// a·b in 64 bits as (low word, high word), from 16-bit halves.
-fn mul_wide(a: u32, b: u32) -> vec2<u32> {
-    let a0 = a & 0xffffu;
-    let a1 = a >> 16u;
-    let b0 = b & 0xffffu;
-    let b1 = b >> 16u;
-    let low = a0 * b0;
-    let cross = (low >> 16u) + ((a0 * b1) & 0xffffu) + ((a1 * b0) & 0xffffu);
-    let high = a1 * b1 + ((a0 * b1) >> 16u) + ((a1 * b0) >> 16u) + (cross >> 16u);
-    return vec2<u32>((low & 0xffffu) | (cross << 16u), high);
-}
-
 fn reveal_uniform(i: u32) -> f32 {
-    let h = counter_hash(i, REVEAL_SALT, p.seq);
-    return f32((h >> 8u) + 1u) * (1.0 / 16777216.0);
+    let key = vec3<u32>(rng_key[0], rng_key[1], rng_key[2]);
+    return unit_uniform_of(counter_hash(key, p.stream, i, REVEAL_SALT, p.seq));
 }
 
 fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use naga::{AddressSpace, ShaderStage};
+use samnet_core::gpu::{LIBRARIES, Shader};
 
 fn shader_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shaders")
@@ -42,15 +43,25 @@ fn capabilities(source: &str) -> Capabilities {
     caps
 }
 
+/// Every shader file the core embeds: the kernels, the feature-gated ones and
+/// the libraries they include.
+fn embedded_shaders() -> Vec<Shader> {
+    let mut shaders = samnet_core::ops::all_shaders();
+    shaders.extend(samnet_core::ops::feature_gated_shaders());
+    shaders.extend(LIBRARIES);
+    shaders
+}
+
+/// Each file as the runtime compiles it (its `// #include` lines replaced);
+/// a library validates alone.
 #[test]
 fn every_shader_validates_within_webgpu_default_limits() {
-    let files = shader_files();
-    assert!(!files.is_empty());
     let mut failures = Vec::new();
-    for path in &files {
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let source = std::fs::read_to_string(path).unwrap();
-        check_source(&name, &source, &mut failures);
+    for shader in embedded_shaders() {
+        match shader.with_libraries() {
+            Ok(source) => check_source(shader.name, &source, &mut failures),
+            Err(e) => failures.push(e),
+        }
     }
     assert!(
         failures.is_empty(),
@@ -242,9 +253,8 @@ fn check_source(name: &str, source: &str, failures: &mut Vec<String>) {
 
 #[test]
 fn every_shader_file_is_compiled_into_the_core() {
-    let embedded: Vec<String> = samnet_core::ops::all_shaders()
+    let embedded: Vec<String> = embedded_shaders()
         .iter()
-        .chain(&samnet_core::ops::feature_gated_shaders())
         .map(|s| s.name.to_string())
         .collect();
     for path in shader_files() {
@@ -268,7 +278,8 @@ fn every_shader_file_is_compiled_into_the_core() {
 fn every_entry_point_builds_a_pipeline_on_a_default_limits_device() {
     let gpu = samnet_tests::gpu();
     for shader in samnet_core::ops::all_shaders() {
-        let module = naga::front::wgsl::parse_str(shader.source).expect("parses");
+        let source = shader.with_libraries().unwrap();
+        let module = naga::front::wgsl::parse_str(&source).expect("parses");
         for ep in &module.entry_points {
             gpu.pipeline(&shader, &ep.name, &[], &[])
                 .unwrap_or_else(|e| panic!("{e}"));

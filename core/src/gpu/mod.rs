@@ -13,7 +13,7 @@ mod unroll;
 pub use context::{Gpu, GpuFeatures, GpuOptions, LimitsPolicy};
 pub use packed::{Packed, Packing, Span};
 pub use program::{Command, Dispatch, KernelCall, ParamWord, Program, grid_1d};
-pub use shader::Shader;
+pub use shader::{LIBRARIES, Shader};
 pub use tensor::{DType, PendingRead, Tensor};
 
 /// Builds the uniform parameter words of a kernel call: `params![n, d, eps]`.

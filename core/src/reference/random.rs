@@ -1,4 +1,4 @@
-//! The exact integer hash of `shaders/random.wgsl`, so tests (and anyone
+//! The exact integer hash of `shaders/counter_rng.wgsl`, so tests (and anyone
 //! reproducing a run) can regenerate the GPU's random numbers on the CPU.
 
 fn pcg(v: u32) -> u32 {
