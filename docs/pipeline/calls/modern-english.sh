@@ -43,6 +43,7 @@ for seed in 1 2 3; do
   timeout 30 $S sample --ckpt /tmp/export --steps 64 --len 128 --seed $seed > $R/sample-s$seed.txt 2>&1
 done
 cp /tmp/export/config.json $R/export-config.json
+tar -C /tmp/export -cf $OUT/export.tar . # the int8 model, to ship if it wins
 python3 - <<'PY'
 import json, glob
 for f in sorted(glob.glob('/tmp/r/modern-*.json')):
