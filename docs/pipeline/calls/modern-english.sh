@@ -44,15 +44,7 @@ for seed in 1 2 3; do
 done
 cp /tmp/export/config.json $R/export-config.json
 tar -C /tmp/export -cf $OUT/export.tar . # the int8 model, to ship if it wins
-python3 - <<'PY'
-import json, glob
-for f in sorted(glob.glob('/tmp/r/modern-*.json')):
-    try:
-        d = json.load(open(f))
-    except Exception as e:
-        print(f, 'unreadable', e); continue
-    print(f.split('/')[-1], {k: d.get(k) for k in ('rouge_l', 'copy_instruction_rouge_l', 'response_words_mean', 'reference_nll')})
-PY
+python3 docs/pipeline/calls/instruct-summary $R/modern-*.json
 head -c 600 $R/sample-s1.txt
 pack
 echo "done at $(( $(date +%s) - t0 )) s"

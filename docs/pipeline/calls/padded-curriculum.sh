@@ -54,15 +54,7 @@ if [ -f /tmp/mix/checkpoint/model.safetensors ] || [ -d /tmp/mix/checkpoint ]; t
   timeout $(left) $S eval-instruct --ckpt /tmp/export --tasks $D/copy-probe.jsonl --order blocks --ends --hole 64 --seed 0 > $R/padcur-probe-e64-s0.json 2> $R/padcur-probe-e64-s0.err
   timeout $(left) $S eval-instruct --ckpt /tmp/export --tasks $T --split trained --order blocks --ends --hole 64 --seed 0 > $R/padcur-trained-e64-s0.json 2> $R/padcur-trained-e64-s0.err
   cp /tmp/export/config.json $R/export-config.json
-  python3 - <<'PY'
-import json, glob
-for f in sorted(glob.glob('/tmp/r/padcur-*.json')):
-    try:
-        d = json.load(open(f))
-    except Exception as e:
-        print(f, 'unreadable', e); continue
-    print(f.split('/')[-1], {k: d.get(k) for k in ('rouge_l', 'copy_instruction_rouge_l', 'response_words_mean', 'reads_its_prompt', 'reference_nll')})
-PY
+  python3 docs/pipeline/calls/instruct-summary $R/padcur-*.json
 fi
 pack
 echo "done at $(( $(date +%s) - t0 )) s"
