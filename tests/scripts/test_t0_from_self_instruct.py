@@ -1,0 +1,85 @@
+"""scripts/t0-from-self-instruct: T0 records become Alpaca examples (short
+prompts only, one-word labels capped per template) and their long
+paragraphs, each once, become text."""
+
+import gzip
+import json
+import pathlib
+import subprocess
+import tempfile
+import unittest
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "t0-from-self-instruct"
+
+PASSAGE = " ".join(f"word{i}" for i in range(45))
+
+
+def write_template(folder, name, records):
+    (folder / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def run(folder, out, *extra):
+    return subprocess.run(
+        [SCRIPT, folder, "--examples", out / "ex.json.gz", "--text", out / "text.txt.gz", *extra],
+        capture_output=True, text=True,
+    )
+
+
+class T0FromSelfInstruct(unittest.TestCase):
+    def test_short_prompts_become_examples_and_long_paragraphs_text_once(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = pathlib.Path(tmp)
+            data = tmp / "templates"
+            data.mkdir()
+            write_template(data, "a_classify.jsonl", [
+                {"prompt": f"{PASSAGE}\nWhich label?\n", "completion": f"Label{i}<|endoftext|>"}
+                for i in range(3)
+            ])
+            write_template(data, "b_summarize.jsonl", [
+                {"prompt": f"Summarize: {PASSAGE}", "completion": "a short summary<|endoftext|>"},
+                {"prompt": "x" * 500, "completion": "a prompt too long"},
+                {"prompt": "Nothing to answer", "completion": "<|endoftext|>"},
+            ])
+            done = run(data, tmp, "--labels", "2", "--max-prompt", "400")
+            self.assertEqual(done.returncode, 0, done.stderr)
+            examples = json.load(gzip.open(tmp / "ex.json.gz", "rt"))
+            text = gzip.open(tmp / "text.txt.gz", "rt").read()
+        self.assertEqual(examples, [
+            {"instruction": f"{PASSAGE}\nWhich label?", "input": "", "output": "Label0"},
+            {"instruction": f"{PASSAGE}\nWhich label?", "input": "", "output": "Label1"},
+            {"instruction": f"Summarize: {PASSAGE}", "input": "", "output": "a short summary"},
+        ])
+        self.assertEqual(text, f"{PASSAGE}\n\nSummarize: {PASSAGE}\n")
+        self.assertIn("3 examples, 2 paragraphs (91 words)", done.stderr)
+
+    def test_labels_are_capped_per_template(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = pathlib.Path(tmp)
+            data = tmp / "templates"
+            data.mkdir()
+            write_template(data, "a.jsonl", [
+                {"prompt": f"Review {i}. Positive?", "completion": f"Yes{i}<|endoftext|>"}
+                for i in range(3)
+            ] + [{"prompt": "Title this: a story", "completion": "The story's title"}])
+            done = run(data, tmp, "--labels", "2")
+            self.assertEqual(done.returncode, 0, done.stderr)
+            examples = json.load(gzip.open(tmp / "ex.json.gz", "rt"))
+        self.assertEqual(examples, [
+            {"instruction": "Review 0. Positive?", "input": "", "output": "Yes0"},
+            {"instruction": "Review 1. Positive?", "input": "", "output": "Yes1"},
+            {"instruction": "Title this: a story", "input": "", "output": "The story's title"},
+        ])
+
+    def test_a_broken_record_names_its_file_and_line(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = pathlib.Path(tmp)
+            data = tmp / "templates"
+            data.mkdir()
+            (data / "a.jsonl").write_text('{"prompt": "p", "completion": "c"}\n{"prompt": "p"}\n')
+            done = run(data, tmp)
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn("a.jsonl line 2: not a {prompt, completion} record", done.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
