@@ -51,29 +51,8 @@ struct Params {
 @group(0) @binding(9) var<storage, read> block_origin: array<u32>;   // (rows / seq) first row of each sequence's first block
 
 const WG: u32 = 256u;
-var<workgroup> scratch: array<f32, 256>;
 
-// Fixed-order tree reductions over the workgroup, result in slot 0. Called
-// from uniform control flow (r is the same for the whole workgroup).
-fn reduce_max(t: u32) {
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        workgroupBarrier();
-        if (t < stride) {
-            scratch[t] = max(scratch[t], scratch[t + stride]);
-        }
-    }
-    workgroupBarrier();
-}
-
-fn reduce_sum(t: u32) {
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        workgroupBarrier();
-        if (t < stride) {
-            scratch[t] += scratch[t + stride];
-        }
-    }
-    workgroupBarrier();
-}
+// #include workgroup_reduce.wgsl
 
 @compute @workgroup_size(256)
 fn tempered_softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -86,18 +65,12 @@ fn tempered_softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     for (var v = lid.x; v < p.vocab; v += WG) {
         m = max(m, logits[base + v] * p.inv_temperature);
     }
-    scratch[lid.x] = m;
-    reduce_max(lid.x);
-    let top = scratch[0];
-    // Every thread has read the max before slot 0 is overwritten below.
-    workgroupBarrier();
+    let top = workgroup_max(lid.x, m);
     var s = 0.0;
     for (var v = lid.x; v < p.vocab; v += WG) {
         s += exp(logits[base + v] * p.inv_temperature - top);
     }
-    scratch[lid.x] = s;
-    reduce_sum(lid.x);
-    let inv_total = 1.0 / scratch[0];
+    let inv_total = 1.0 / workgroup_sum(lid.x, s);
     for (var v = lid.x; v < p.vocab; v += WG) {
         probs[base + v] = exp(logits[base + v] * p.inv_temperature - top) * inv_total;
     }
@@ -171,9 +144,7 @@ fn reveal_ranked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
             noisy += 1.0;
         }
     }
-    scratch[lid.x] = noisy;
-    reduce_sum(lid.x);
-    let total = scratch[0];
+    let total = workgroup_sum(lid.x, noisy);
     let k = u32(total - floor(total * (1.0 - step[0]) + 0.5));
     let origin = block_origin[base / p.seq];
     for (var i = lid.x; i < p.seq; i += WG) {

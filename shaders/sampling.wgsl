@@ -34,10 +34,10 @@ struct Params {
 const WG: u32 = 256u;
 var<workgroup> best_value: array<f32, 256>;
 var<workgroup> best_index: array<u32, 256>;
-var<workgroup> total: array<f32, 256>;
 
-// Fixed-order tree reductions over the workgroup, result in slot 0. Called
-// from uniform control flow (r is the same for the whole workgroup).
+// The workgroup's best (value, index) into slot 0, by a fixed-order tree as
+// workgroup_reduce.wgsl's. Called from uniform control flow (r is the same
+// for the whole workgroup).
 fn reduce_best(t: u32) {
     for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
         workgroupBarrier();
@@ -54,15 +54,7 @@ fn reduce_best(t: u32) {
     workgroupBarrier();
 }
 
-fn reduce_total(t: u32) {
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        workgroupBarrier();
-        if (t < stride) {
-            total[t] += total[t + stride];
-        }
-    }
-    workgroupBarrier();
-}
+// #include workgroup_reduce.wgsl
 
 @compute @workgroup_size(256)
 fn argmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -88,11 +80,10 @@ fn argmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     for (var v = lid.x; v < p.vocab; v += WG) {
         s += exp(logits[base + v] - m);
     }
-    total[lid.x] = s;
-    reduce_total(lid.x);
+    let z = workgroup_sum(lid.x, s);
     if (lid.x == 0u) {
         tokens[r] = best_index[0];
-        confidence[r] = 1.0 / total[0];
+        confidence[r] = 1.0 / z;
     }
 }
 
@@ -107,8 +98,6 @@ fn gumbel(i: u32) -> f32 {
     let u = (f32(h >> 8u) + 0.5) * (1.0 / 16777216.0);
     return -log(-log(u));
 }
-
-var<workgroup> scaled_max: array<f32, 256>;
 
 // Bisection steps over the bits of a probability in [0, 1]: the bits of a
 // positive f32 order as the values do, and 0x3F800001 < 2^30.
@@ -125,22 +114,12 @@ fn sample_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     for (var v = lid.x; v < p.vocab; v += WG) {
         m = max(m, logits[base + v] * p.inv_temperature);
     }
-    scaled_max[lid.x] = m;
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        workgroupBarrier();
-        if (lid.x < stride) {
-            scaled_max[lid.x] = max(scaled_max[lid.x], scaled_max[lid.x + stride]);
-        }
-    }
-    workgroupBarrier();
-    let top = scaled_max[0];
+    let top = workgroup_max(lid.x, m);
     var s = 0.0;
     for (var v = lid.x; v < p.vocab; v += WG) {
         s += exp(logits[base + v] * p.inv_temperature - top);
     }
-    total[lid.x] = s;
-    reduce_total(lid.x);
-    let inv_z = 1.0 / total[0];
+    let inv_z = 1.0 / workgroup_sum(lid.x, s);
     var threshold = 0.0;
     if (p.top_p < 1.0) {
         // Invariant: the mass at or above bits `lo` reaches top_p, at `hi` it
@@ -155,11 +134,7 @@ fn sample_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
                 let q = exp(logits[base + v] * p.inv_temperature - top) * inv_z;
                 mass += select(0.0, q, q >= theta);
             }
-            // Every thread has read the last total[0] before it is overwritten.
-            workgroupBarrier();
-            total[lid.x] = mass;
-            reduce_total(lid.x);
-            if (total[0] >= p.top_p) {
+            if (workgroup_sum(lid.x, mass) >= p.top_p) {
                 lo = mid;
             } else {
                 hi = mid;
@@ -185,11 +160,10 @@ fn sample_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     best_value[lid.x] = v_best;
     best_index[lid.x] = i_best;
     reduce_best(lid.x);
-    total[lid.x] = kept;
-    reduce_total(lid.x);
+    let nucleus = workgroup_sum(lid.x, kept);
     if (lid.x == 0u) {
         let chosen = best_index[0];
         tokens[r] = chosen;
-        confidence[r] = exp(logits[base + chosen] * p.inv_temperature - top) * inv_z / total[0];
+        confidence[r] = exp(logits[base + chosen] * p.inv_temperature - top) * inv_z / nucleus;
     }
 }

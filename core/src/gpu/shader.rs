@@ -37,7 +37,10 @@ macro_rules! shader_file {
 }
 
 /// The library files a kernel file may `// #include`.
-pub const LIBRARIES: [Shader; 1] = [shader_file!("counter_rng")];
+pub const LIBRARIES: [Shader; 2] = [
+    shader_file!("counter_rng"),
+    shader_file!("workgroup_reduce"),
+];
 
 const INCLUDE: &str = "// #include ";
 
