@@ -70,6 +70,27 @@ class T0FromSelfInstruct(unittest.TestCase):
             {"instruction": "Title this: a story", "input": "", "output": "The story's title"},
         ])
 
+    def test_short_answers_can_be_left_out(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = pathlib.Path(tmp)
+            data = tmp / "templates"
+            data.mkdir()
+            write_template(data, "a.jsonl", [
+                {"prompt": "Positive?", "completion": "Yes"},
+                {"prompt": "Title this: a story", "completion": "The title"},
+                {"prompt": "Retell: a story", "completion": "It was a long story, told twice"},
+                {"prompt": f"Summarize: {PASSAGE}", "completion": "a story of many words"},
+            ])
+            done = run(data, tmp, "--min-answer-words", "3")
+            self.assertEqual(done.returncode, 0, done.stderr)
+            examples = json.load(gzip.open(tmp / "ex.json.gz", "rt"))
+            text = gzip.open(tmp / "text.txt.gz", "rt").read()
+        self.assertEqual([e["output"] for e in examples], [
+            "It was a long story, told twice",
+            "a story of many words",
+        ])
+        self.assertEqual(text, f"Summarize: {PASSAGE}\n")
+
     def test_a_broken_record_names_its_file_and_line(self):
         with tempfile.TemporaryDirectory() as tmp:
             tmp = pathlib.Path(tmp)

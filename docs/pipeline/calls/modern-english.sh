@@ -11,6 +11,8 @@
 # text.tar.xz (gutenberg/ and alpaca_sample.json of ../shared/data),
 # alpaca_seed_tasks.jsonl, alpaca_5000.json.gz (scripts/alpaca-without-held-out)
 # and t0-examples.json.gz, t0-text.txt.gz (scripts/t0-from-self-instruct).
+# T0_EXAMPLES names another examples file there, e.g. t0-long-examples.json.gz
+# (the same script with --min-answer-words 8).
 set -u
 t0=$(date +%s)
 left() { echo $(( ${DEADLINE:-560} - ($(date +%s) - t0) )); }
@@ -27,7 +29,7 @@ T=$D/alpaca_seed_tasks.jsonl
 
 timeout $(( $(left) - 110 )) $S train --preset phase4 --init-from assets/phase4 --tokenizer assets/phase4/tokenizer.json \
   --steps ${STEPS:-14000} --lr ${LR:-3e-4} --precision auto \
-  --data $D/gutenberg $D/alpaca_sample.json $D/alpaca_5000.json.gz $T $D/t0-text.txt.gz $D/t0-examples.json.gz \
+  --data $D/gutenberg $D/alpaca_sample.json $D/alpaca_5000.json.gz $T $D/t0-text.txt.gz $D/${T0_EXAMPLES:-t0-examples.json.gz} \
   --out /tmp/m > $R/train.log 2>&1
 echo "training rc $? at $(( $(date +%s) - t0 )) s" | tee $R/train-done.txt
 tail -3 $R/train.log
