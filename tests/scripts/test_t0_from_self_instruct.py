@@ -14,36 +14,40 @@ SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "t0-from-self
 PASSAGE = " ".join(f"word{i}" for i in range(45))
 
 
-def write_template(folder, name, records):
-    (folder / name).write_text("".join(json.dumps(r) + "\n" for r in records))
-
-
-def run(folder, out, *extra):
-    return subprocess.run(
-        [SCRIPT, folder, "--examples", out / "ex.json.gz", "--text", out / "text.txt.gz", *extra],
-        capture_output=True, text=True,
-    )
+def convert(templates, *extra):
+    """Runs the script on the given {file name: records or raw text} and
+    returns (the finished process, the examples, the text); both None when
+    it fails."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        data = tmp / "templates"
+        data.mkdir()
+        for name, records in templates.items():
+            raw = records if isinstance(records, str) else "".join(json.dumps(r) + "\n" for r in records)
+            (data / name).write_text(raw)
+        done = subprocess.run(
+            [SCRIPT, data, "--examples", tmp / "ex.json.gz", "--text", tmp / "text.txt.gz", *extra],
+            capture_output=True, text=True,
+        )
+        if done.returncode != 0:
+            return done, None, None
+        return done, json.load(gzip.open(tmp / "ex.json.gz", "rt")), gzip.open(tmp / "text.txt.gz", "rt").read()
 
 
 class T0FromSelfInstruct(unittest.TestCase):
     def test_short_prompts_become_examples_and_long_paragraphs_text_once(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = pathlib.Path(tmp)
-            data = tmp / "templates"
-            data.mkdir()
-            write_template(data, "a_classify.jsonl", [
+        done, examples, text = convert({
+            "a_classify.jsonl": [
                 {"prompt": f"{PASSAGE}\nWhich label?\n", "completion": f"Label{i}<|endoftext|>"}
                 for i in range(3)
-            ])
-            write_template(data, "b_summarize.jsonl", [
+            ],
+            "b_summarize.jsonl": [
                 {"prompt": f"Summarize: {PASSAGE}", "completion": "a short summary<|endoftext|>"},
                 {"prompt": "x" * 500, "completion": "a prompt too long"},
                 {"prompt": "Nothing to answer", "completion": "<|endoftext|>"},
-            ])
-            done = run(data, tmp, "--labels", "2", "--max-prompt", "400")
-            self.assertEqual(done.returncode, 0, done.stderr)
-            examples = json.load(gzip.open(tmp / "ex.json.gz", "rt"))
-            text = gzip.open(tmp / "text.txt.gz", "rt").read()
+            ],
+        }, "--labels", "2", "--max-prompt", "400")
+        self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(examples, [
             {"instruction": f"{PASSAGE}\nWhich label?", "input": "", "output": "Label0"},
             {"instruction": f"{PASSAGE}\nWhich label?", "input": "", "output": "Label1"},
@@ -53,17 +57,13 @@ class T0FromSelfInstruct(unittest.TestCase):
         self.assertIn("3 examples, 2 paragraphs (91 words)", done.stderr)
 
     def test_labels_are_capped_per_template(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = pathlib.Path(tmp)
-            data = tmp / "templates"
-            data.mkdir()
-            write_template(data, "a.jsonl", [
+        done, examples, _ = convert({
+            "a.jsonl": [
                 {"prompt": f"Review {i}. Positive?", "completion": f"Yes{i}<|endoftext|>"}
                 for i in range(3)
-            ] + [{"prompt": "Title this: a story", "completion": "The story's title"}])
-            done = run(data, tmp, "--labels", "2")
-            self.assertEqual(done.returncode, 0, done.stderr)
-            examples = json.load(gzip.open(tmp / "ex.json.gz", "rt"))
+            ] + [{"prompt": "Title this: a story", "completion": "The story's title"}],
+        }, "--labels", "2")
+        self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(examples, [
             {"instruction": "Review 0. Positive?", "input": "", "output": "Yes0"},
             {"instruction": "Review 1. Positive?", "input": "", "output": "Yes1"},
@@ -71,20 +71,15 @@ class T0FromSelfInstruct(unittest.TestCase):
         ])
 
     def test_short_answers_can_be_left_out(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = pathlib.Path(tmp)
-            data = tmp / "templates"
-            data.mkdir()
-            write_template(data, "a.jsonl", [
+        done, examples, text = convert({
+            "a.jsonl": [
                 {"prompt": "Positive?", "completion": "Yes"},
                 {"prompt": "Title this: a story", "completion": "The title"},
                 {"prompt": "Retell: a story", "completion": "It was a long story, told twice"},
                 {"prompt": f"Summarize: {PASSAGE}", "completion": "a story of many words"},
-            ])
-            done = run(data, tmp, "--min-answer-words", "3")
-            self.assertEqual(done.returncode, 0, done.stderr)
-            examples = json.load(gzip.open(tmp / "ex.json.gz", "rt"))
-            text = gzip.open(tmp / "text.txt.gz", "rt").read()
+            ],
+        }, "--min-answer-words", "3")
+        self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual([e["output"] for e in examples], [
             "It was a long story, told twice",
             "a story of many words",
@@ -92,12 +87,7 @@ class T0FromSelfInstruct(unittest.TestCase):
         self.assertEqual(text, f"Summarize: {PASSAGE}\n")
 
     def test_a_broken_record_names_its_file_and_line(self):
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = pathlib.Path(tmp)
-            data = tmp / "templates"
-            data.mkdir()
-            (data / "a.jsonl").write_text('{"prompt": "p", "completion": "c"}\n{"prompt": "p"}\n')
-            done = run(data, tmp)
+        done, _, _ = convert({"a.jsonl": '{"prompt": "p", "completion": "c"}\n{"prompt": "p"}\n'})
         self.assertNotEqual(done.returncode, 0)
         self.assertIn("a.jsonl line 2: not a {prompt, completion} record", done.stderr)
 
