@@ -13,11 +13,20 @@
 # and t0-examples.json.gz, t0-text.txt.gz (scripts/t0-from-self-instruct).
 # T0_EXAMPLES names another examples file there, e.g. t0-long-examples.json.gz
 # (the same script with --min-answer-words 8).
+# RESUME=1 continues the run a previous call left in /tmp/m (a machine kept
+# warm between calls keeps /tmp) to STEPS in all, instead of starting one.
 set -u
 t0=$(date +%s)
 left() { echo $(( ${DEADLINE:-560} - ($(date +%s) - t0) )); }
 source scripts/gpu-env
-rm -rf /tmp/r /tmp/d /tmp/m /tmp/export # a warm machine keeps /tmp
+rm -rf /tmp/r /tmp/d /tmp/export # a warm machine keeps /tmp
+if [ -n "${RESUME:-}" ]; then
+  [ -d /tmp/m/checkpoint ] || { echo "RESUME: no run in /tmp/m (the machine was not kept warm)"; exit 1; }
+  start=(--resume)
+else
+  rm -rf /tmp/m
+  start=(--init-from assets/phase4 --tokenizer assets/phase4/tokenizer.json --lr ${LR:-3e-4} --precision auto)
+fi
 xz -dc .dev/c7/samnet.xz > /tmp/samnet && chmod +x /tmp/samnet
 S=/tmp/samnet; R=/tmp/r; D=/tmp/d; mkdir -p $R $D
 tar -C $D -xJf .dev/c7/text.tar.xz
@@ -27,10 +36,9 @@ $S doctor > $R/doctor.txt 2>&1; head -1 $R/doctor.txt
 grep -q NVIDIA $R/doctor.txt || { cp $R/doctor.txt $OUT/; exit 1; }
 T=$D/alpaca_seed_tasks.jsonl
 
-timeout $(( $(left) - 110 )) $S train --preset phase4 --init-from assets/phase4 --tokenizer assets/phase4/tokenizer.json \
-  --steps ${STEPS:-14000} --lr ${LR:-3e-4} --precision auto \
+timeout $(( $(left) - 110 )) $S train --preset phase4 "${start[@]}" --steps ${STEPS:-14000} \
   --data $D/gutenberg $D/alpaca_sample.json $D/alpaca_5000.json.gz $T $D/t0-text.txt.gz $D/${T0_EXAMPLES:-t0-examples.json.gz} \
-  --out /tmp/m > $R/train.log 2>&1
+  --out /tmp/m --no-progress > $R/train.log 2>&1
 echo "training rc $? at $(( $(date +%s) - t0 )) s" | tee $R/train-done.txt
 tail -3 $R/train.log
 cp /tmp/m/metrics.jsonl $R/metrics.jsonl 2>/dev/null
