@@ -33,7 +33,6 @@ struct Params {
 @group(0) @binding(9) var<storage, read_write> lse: array<f32>;     // (rows) ce log-sum-exp
 
 const WG: u32 = 256u;
-var<workgroup> scratch: array<f32, 256>;
 
 fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
     return (wid.y * nwg.x + wid.x) * WG + lid.x;
@@ -83,20 +82,7 @@ fn mse_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     dtarget[i] = -g;
 }
 
-// Fixed-tree max or sum over the workgroup; result in scratch[0].
-fn tree(lid: u32, take_max: bool) {
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        workgroupBarrier();
-        if (lid < stride) {
-            if (take_max) {
-                scratch[lid] = max(scratch[lid], scratch[lid + stride]);
-            } else {
-                scratch[lid] += scratch[lid + stride];
-            }
-        }
-    }
-    workgroupBarrier();
-}
+// #include workgroup_reduce.wgsl
 
 // One workgroup per row: stable log-sum-exp, then the weighted row loss.
 // Grid: grid_1d(rows).
@@ -111,18 +97,14 @@ fn ce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     for (var v = lid.x; v < p.cols; v += WG) {
         m = max(m, pred[base + v]);
     }
-    scratch[lid.x] = m;
-    tree(lid.x, true);
-    let row_max = scratch[0];
-    workgroupBarrier();
+    let row_max = workgroup_max(lid.x, m);
     var s = 0.0;
     for (var v = lid.x; v < p.cols; v += WG) {
         s += exp(pred[base + v] - row_max);
     }
-    scratch[lid.x] = s;
-    tree(lid.x, false);
+    let total = workgroup_sum(lid.x, s);
     if (lid.x == 0u) {
-        let l = row_max + log(scratch[0]);
+        let l = row_max + log(total);
         lse[r] = l;
         row_loss[r] = weight[r] * (l - pred[base + min(targets[r], p.cols - 1u)]);
     }

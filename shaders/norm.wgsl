@@ -22,18 +22,8 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;   // (rows, cols)
 
 const WG: u32 = 256u;
-var<workgroup> partial: array<f32, 256>;
 
-// Sums `partial` over the workgroup; the result in slot 0.
-fn tree_sum(lid: u32) {
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        workgroupBarrier();
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-    }
-    workgroupBarrier();
-}
+// #include workgroup_reduce.wgsl
 
 fn row_of(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.y * nwg.x + wid.x;
@@ -51,9 +41,7 @@ fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         let v = x[base + c];
         ss += v * v;
     }
-    partial[lid.x] = ss;
-    tree_sum(lid.x);
-    let inv = inverseSqrt(partial[0] / f32(p.cols) + p.eps);
+    let inv = inverseSqrt(workgroup_sum(lid.x, ss) / f32(p.cols) + p.eps);
     for (var c = lid.x; c < p.cols; c += WG) {
         y[base + c] = x[base + c] * inv;
     }
@@ -74,9 +62,7 @@ fn rmsnorm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     for (var c = lid.x; c < p.cols; c += WG) {
         s += dy[base + c] * x[base + c] * inv;
     }
-    partial[lid.x] = s;
-    tree_sum(lid.x);
-    let mean_dy_y = partial[0] / f32(p.cols);
+    let mean_dy_y = workgroup_sum(lid.x, s) / f32(p.cols);
     for (var c = lid.x; c < p.cols; c += WG) {
         let y_hat = x[base + c] * inv;
         dx[base + c] = inv * (dy[base + c] - y_hat * mean_dy_y);

@@ -86,16 +86,7 @@ fn sum_rows_final(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
     }
 }
 
-// Fixed-shape tree over the workgroup's 256 values; result in scratch[0].
-fn tree_sum(lid: u32) {
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        workgroupBarrier();
-        if (lid < stride) {
-            scratch[lid] += scratch[lid + stride];
-        }
-    }
-    workgroupBarrier();
-}
+// #include workgroup_reduce.wgsl
 
 // grid: grid_1d(chunks)
 @compute @workgroup_size(256)
@@ -107,10 +98,9 @@ fn sum_all_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         let v = x[i];
         s += select(v, v * v, p.square != 0u);
     }
-    scratch[lid.x] = s;
-    tree_sum(lid.x);
+    let total = workgroup_sum(lid.x, s);
     if (lid.x == 0u && w < p.chunks) {
-        partial[w] = scratch[0];
+        partial[w] = total;
     }
 }
 
@@ -121,10 +111,9 @@ fn sum_all_final(@builtin(local_invocation_id) lid: vec3<u32>) {
     for (var i = lid.x; i < p.chunks; i += WG) {
         s += partial_in[i];
     }
-    scratch[lid.x] = s;
-    tree_sum(lid.x);
+    let total = workgroup_sum(lid.x, s);
     if (lid.x == 0u) {
-        var r = p.scale * scratch[0];
+        var r = p.scale * total;
         if (p.accumulate != 0u) {
             r += out[p.out_index];
         }

@@ -1,7 +1,7 @@
 // Fixed-order tree reductions over a 256-thread workgroup, a library:
-// reveal.wgsl and sampling.wgsl name it with `// #include
-// workgroup_reduce.wgsl` (core/src/gpu/shader.rs puts this file in its
-// place). Each thread passes its partial value and every thread gets the
+// loss.wgsl, norm.wgsl, reduce.wgsl, reveal.wgsl and sampling.wgsl name it
+// with `// #include workgroup_reduce.wgsl` (core/src/gpu/shader.rs puts this
+// file in its place). Each thread passes its partial value and every thread gets the
 // whole workgroup's; the tree's order is fixed, so the result does not
 // depend on scheduling. Call from uniform control flow, in a kernel of
 // @workgroup_size(256).
