@@ -22,10 +22,10 @@ source scripts/gpu-env
 rm -rf /tmp/r /tmp/d /tmp/export # a warm machine keeps /tmp
 if [ -n "${RESUME:-}" ]; then
   [ -d /tmp/m/checkpoint ] || { echo "RESUME: no run in /tmp/m (the machine was not kept warm)"; exit 1; }
-  start=(--resume)
+  start=(--resume) # the run's config is its checkpoint's
 else
   rm -rf /tmp/m
-  start=(--init-from assets/phase4 --tokenizer assets/phase4/tokenizer.json --lr ${LR:-3e-4} --precision auto)
+  start=(--preset phase4 --init-from assets/phase4 --tokenizer assets/phase4/tokenizer.json --lr ${LR:-3e-4} --precision auto)
 fi
 xz -dc .dev/c7/samnet.xz > /tmp/samnet && chmod +x /tmp/samnet
 S=/tmp/samnet; R=/tmp/r; D=/tmp/d; mkdir -p $R $D
@@ -36,7 +36,7 @@ $S doctor > $R/doctor.txt 2>&1; head -1 $R/doctor.txt
 grep -q NVIDIA $R/doctor.txt || { cp $R/doctor.txt $OUT/; exit 1; }
 T=$D/alpaca_seed_tasks.jsonl
 
-timeout $(( $(left) - 110 )) $S train --preset phase4 "${start[@]}" --steps ${STEPS:-14000} \
+timeout $(( $(left) - 110 )) $S train "${start[@]}" --steps ${STEPS:-14000} \
   --data $D/gutenberg $D/alpaca_sample.json $D/alpaca_5000.json.gz $T $D/t0-text.txt.gz $D/${T0_EXAMPLES:-t0-examples.json.gz} \
   --out /tmp/m --no-progress > $R/train.log 2>&1
 echo "training rc $? at $(( $(date +%s) - t0 )) s" | tee $R/train-done.txt
