@@ -13,6 +13,8 @@
 # and t0-examples.json.gz, t0-text.txt.gz (scripts/t0-from-self-instruct).
 # T0_EXAMPLES names another examples file there, e.g. t0-long-examples.json.gz
 # (the same script with --min-answer-words 8).
+# CONFIG names a config file to train with instead of the phase4 preset, e.g.
+# docs/pipeline/config-phase4-unpadded.json (the shipped model's own recipe).
 # RESUME=1 continues the run a previous call left in /tmp/m (a machine kept
 # warm between calls keeps /tmp) to STEPS in all, instead of starting one.
 set -u
@@ -25,7 +27,9 @@ if [ -n "${RESUME:-}" ]; then
   start=(--resume) # the run's config is its checkpoint's
 else
   rm -rf /tmp/m
-  start=(--preset phase4 --init-from assets/phase4 --tokenizer assets/phase4/tokenizer.json --lr ${LR:-3e-4} --precision auto)
+  recipe=(--preset phase4)
+  [ -z "${CONFIG:-}" ] || recipe=(--config "$CONFIG")
+  start=("${recipe[@]}" --init-from assets/phase4 --tokenizer assets/phase4/tokenizer.json --lr ${LR:-3e-4} --precision auto)
 fi
 xz -dc .dev/c7/samnet.xz > /tmp/samnet && chmod +x /tmp/samnet
 S=/tmp/samnet; R=/tmp/r; D=/tmp/d; mkdir -p $R $D
