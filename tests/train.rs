@@ -777,7 +777,7 @@ fn a_tiny_model_learns_to_read_its_prompt() {
         config.train.pad_examples = padded;
         let data = TextData::from_documents(&docs, &tokenizer, seq, 1, "copies")
             .unwrap()
-            .with_padded_examples(padded);
+            .with_example_padding(config.train.example_padding());
         let (mut trainer, data, _) =
             setup_from(&config, &TrainState::default(), data, tokenizer.clone());
         let before = nll(&trainer.model);

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::ExamplePadding;
 use crate::{Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -387,6 +388,24 @@ pub struct TrainConfig {
     /// into the next document's text to the end of the hole.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pad_examples: bool,
+    /// With `pad_examples`, the padding after an example's closing
+    /// separator is outside the loss. A short example's window is mostly
+    /// padding, and scored it makes the model surest of the end anywhere
+    /// after a prompt, which a most-confident-first order commits before
+    /// any word (docs/pipeline.md, "Long answers only").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unscored_padding: bool,
+}
+
+impl TrainConfig {
+    /// What follows an instruction example in a window that starts at it.
+    pub fn example_padding(&self) -> ExamplePadding {
+        match (self.pad_examples, self.unscored_padding) {
+            (false, _) => ExamplePadding::Packed,
+            (true, false) => ExamplePadding::Scored,
+            (true, true) => ExamplePadding::Unscored,
+        }
+    }
 }
 
 /// The length distribution of an infilling example's span, over 1 to
@@ -539,6 +558,9 @@ impl Config {
         ];
         if let Some((name, value, max)) = at_most.iter().find(|(_, v, max)| v > max) {
             return Err(format!("{name} must be at most {max}, got {value}"));
+        }
+        if self.train.unscored_padding && !self.train.pad_examples {
+            return Err("train.unscored_padding needs train.pad_examples (there is no padding to leave out)".into());
         }
         if !m.d_model.is_multiple_of(m.n_heads) {
             return Err(format!(
@@ -753,7 +775,8 @@ mod tests {
                 "infill_fraction",
                 "infill_spans",
                 "example_share",
-                "pad_examples"
+                "pad_examples",
+                "unscored_padding"
             ]
             .iter()
             .any(|f| written.contains(f)),
@@ -798,6 +821,22 @@ mod tests {
                 .any(|f| written.contains(f)),
             "a config without the levers is written as before"
         );
+    }
+
+    #[test]
+    fn padding_is_left_out_of_the_loss_only_where_there_is_padding() {
+        let mut c = Config::preset("phase4").unwrap();
+        assert_eq!(c.train.example_padding(), ExamplePadding::Scored);
+        c.train.unscored_padding = true;
+        assert_eq!(c.train.example_padding(), ExamplePadding::Unscored);
+        c.train.pad_examples = false;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .starts_with("train.unscored_padding needs train.pad_examples")
+        );
+        c.train.unscored_padding = false;
+        assert_eq!(c.train.example_padding(), ExamplePadding::Packed);
     }
 
     #[test]

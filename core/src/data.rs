@@ -103,8 +103,14 @@ impl Stream {
 
     /// The window at `s`; where it starts at an example and `padding` is not
     /// empty, every position after the example holds `padding` (repeated),
-    /// scored, instead of the next document.
-    fn window(&self, s: usize, seq_len: usize, padding: &[u32], out: &mut Windows) {
+    /// with loss weight `pad_weight`, instead of the next document.
+    fn window(
+        &self,
+        s: usize,
+        seq_len: usize,
+        (padding, pad_weight): (&[u32], f32),
+        out: &mut Windows,
+    ) {
         let first = out.tokens.len();
         out.tokens.extend_from_slice(&self.tokens[s..s + seq_len]);
         if self.prompt.is_empty() {
@@ -120,9 +126,26 @@ impl Stream {
         };
         for (i, at) in (first + end - s..first + seq_len).enumerate() {
             out.tokens[at] = padding[i % padding.len()];
-            (out.weight[at], out.known[at]) = (1.0, 0.0);
+            (out.weight[at], out.known[at]) = (pad_weight, 0.0);
         }
     }
+}
+
+/// What fills a window that starts at an instruction example, after the
+/// example (its separator included).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExamplePadding {
+    /// The next document, as the stream packs it.
+    #[default]
+    Packed,
+    /// The separator, repeated, scored: the model learns where an answer
+    /// ends from its prompt alone.
+    Scored,
+    /// The separator, repeated, outside the loss: the end is learnt from
+    /// the one separator that closes the example, and the padding, most of
+    /// a short example's window, does not teach the model that an answer
+    /// has ended wherever it is unsure.
+    Unscored,
 }
 
 /// Windows of a batch, (batch, seq_len) row-major: tokens, the loss weight
@@ -283,8 +306,8 @@ pub struct TextData {
     line_breaks: Vec<bool>,
     /// The tokens between packed documents.
     separator: Vec<u32>,
-    /// See [`TextData::with_padded_examples`].
-    pad_examples: bool,
+    /// See [`TextData::with_example_padding`].
+    example_padding: ExamplePadding,
 }
 
 impl TextData {
@@ -366,25 +389,25 @@ impl TextData {
             val_stream: val,
             line_breaks: tokenizer.line_breaks(),
             separator,
-            pad_examples: false,
+            example_padding: ExamplePadding::Packed,
         })
     }
 
-    /// With `pad`, each window that starts at an instruction example ends
-    /// with it: the positions after it hold the separator, scored
+    /// What follows an example in a window that starts at it
     /// ([`crate::config::TrainConfig::pad_examples`]).
-    pub fn with_padded_examples(mut self, pad: bool) -> Self {
-        self.pad_examples = pad;
+    pub fn with_example_padding(mut self, padding: ExamplePadding) -> Self {
+        self.example_padding = padding;
         self
     }
 
-    /// What follows an example in a window that starts at it, in place of
-    /// the next document (empty: the next document).
-    fn padding(&self) -> &[u32] {
-        if self.pad_examples {
-            &self.separator
-        } else {
-            &[]
+    /// The tokens after an example in a window that starts at it, in place
+    /// of the next document (empty: the next document), and their loss
+    /// weight.
+    fn padding(&self) -> (&[u32], f32) {
+        match self.example_padding {
+            ExamplePadding::Packed => (&[], 1.0),
+            ExamplePadding::Scored => (&self.separator, 1.0),
+            ExamplePadding::Unscored => (&self.separator, 0.0),
         }
     }
 
@@ -760,26 +783,40 @@ mod tests {
 
     /// A window that starts at an example ("Qn?" known, "an." and the
     /// separator "\n\n" scored) holds the separator after it to its end,
-    /// scored; every other window is as packed.
+    /// scored (or, unscored, outside the loss); every other window is as
+    /// packed.
     #[test]
     fn padded_windows_end_with_the_example_they_start_at() {
         let mut docs: Vec<Document> = (0..40).map(example_doc).collect();
         docs.push(text_doc("book", &"a.".repeat(400)));
         let tok = Tokenizer::char_level("Q?a.0123456789\n").unwrap();
         let packed = || TextData::from_documents(&docs, &tok, 12, 3, "ex").unwrap();
-        let (plain, padded) = (packed(), packed().with_padded_examples(true));
+        let with = |padding| packed().with_example_padding(padding);
+        let (plain, padded) = (packed(), with(ExamplePadding::Scored));
+        let unscored = with(ExamplePadding::Unscored);
         let q = tok.encode("Q").unwrap()[0];
         let mut at_examples = 0;
         for step in 0..20 {
             let p = plain.batch_windows(Split::Train, (8, 12), 1, step, 0.5);
             let w = padded.batch_windows(Split::Train, (8, 12), 1, step, 0.5);
+            let u = unscored.batch_windows(Split::Train, (8, 12), 1, step, 0.5);
+            assert_eq!((&u.tokens, &u.known), (&w.tokens, &w.known));
             for r in (0..8).map(|row| row * 12..(row + 1) * 12) {
                 if p.tokens[r.start] != q {
                     assert_eq!(p.tokens[r.clone()], w.tokens[r.clone()]);
                     assert_eq!(p.weight[r.clone()], w.weight[r.clone()]);
+                    assert_eq!(p.weight[r.clone()], u.weight[r.clone()]);
                     assert_eq!(p.known[r.clone()], w.known[r.clone()]);
                     continue;
                 }
+                let closed: Vec<f32> = (0..12)
+                    .map(|i| f32::from(u8::from((3..8).contains(&i))))
+                    .collect();
+                assert_eq!(
+                    u.weight[r.clone()],
+                    closed,
+                    "the example scored, its padding not"
+                );
                 at_examples += 1;
                 let text = tok.decode(&w.tokens[r.clone()]).unwrap();
                 let example = tok.decode(&p.tokens[r.start..r.start + 8]).unwrap();

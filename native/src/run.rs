@@ -9,7 +9,7 @@ use samnet_core::checkpoint;
 use samnet_core::conditioning::{CursorHole, Known};
 use samnet_core::config::{Config, DiffusionKind};
 use samnet_core::corpus::{Body, Corpus, Document};
-use samnet_core::data::{TextData, read_text};
+use samnet_core::data::{ExamplePadding, TextData, read_text};
 use samnet_core::gpu::{Gpu, GpuOptions};
 use samnet_core::model::Model;
 use samnet_core::sample::{SampleOptions, Sampler};
@@ -108,7 +108,7 @@ pub fn pack(corpus: &Corpus, tokenizer: &Tokenizer, config: &Config) -> anyhow::
         config.train.seed,
         &origin,
     )? // TextData names `origin` in its errors already.
-    .with_padded_examples(config.train.pad_examples);
+    .with_example_padding(config.train.example_padding());
     if data.has_prompts() {
         let share = config.train.example_share;
         eprintln!(
@@ -123,10 +123,12 @@ pub fn pack(corpus: &Corpus, tokenizer: &Tokenizer, config: &Config) -> anyhow::
             } else {
                 String::new()
             },
-            if config.train.pad_examples {
-                "; a window that starts at one ends with it (the separator after it, scored)"
-            } else {
-                ""
+            match config.train.example_padding() {
+                ExamplePadding::Packed => "",
+                ExamplePadding::Scored =>
+                    "; a window that starts at one ends with it (the separator after it, scored)",
+                ExamplePadding::Unscored =>
+                    "; a window that starts at one ends with it (its separator scored, the padding after it not)",
             }
         );
     }

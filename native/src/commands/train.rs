@@ -212,21 +212,23 @@ fn changed_fields<T: serde::Serialize>(old: &T, new: &T) -> anyhow::Result<Vec<S
 /// unseen unless said (docs/pipeline.md, "Renamed locals": a code model
 /// continued on the preset's spans, not its own).
 fn window_settings_changed(old: &TrainConfig, new: &TrainConfig) -> anyhow::Result<Vec<String>> {
-    const NAMES: [&str; 4] = [
+    const NAMES: [&str; 5] = [
         "infill_fraction",
         "infill_spans",
         "example_share",
         "pad_examples",
+        "unscored_padding",
     ];
     // As values, in NAMES' order: serialising the whole section would drop
     // the settings that hold their defaults.
-    let values = |t: &TrainConfig| -> serde_json::Result<[serde_json::Value; 4]> {
+    let values = |t: &TrainConfig| -> serde_json::Result<[serde_json::Value; 5]> {
         use serde_json::to_value;
         Ok([
             to_value(t.infill_fraction)?,
             to_value(t.infill_spans)?,
             to_value(t.example_share)?,
             to_value(t.pad_examples)?,
+            to_value(t.unscored_padding)?,
         ])
     };
     let (old, new) = (values(old)?, values(new)?);
