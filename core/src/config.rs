@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::ExamplePadding;
 use crate::{Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -406,6 +405,23 @@ impl TrainConfig {
             (true, true) => ExamplePadding::Unscored,
         }
     }
+}
+
+/// What fills a window that starts at an instruction example, after the
+/// example (its separator included).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExamplePadding {
+    /// The next document, as the stream packs it.
+    #[default]
+    Packed,
+    /// The separator, repeated, scored: the model learns where an answer
+    /// ends from its prompt alone.
+    Scored,
+    /// The separator, repeated, outside the loss: the end is learnt from
+    /// the one separator that closes the example, and the padding, most of
+    /// a short example's window, does not teach the model that an answer
+    /// has ended wherever it is unsure.
+    Unscored,
 }
 
 /// The length distribution of an infilling example's span, over 1 to

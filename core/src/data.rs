@@ -2,7 +2,7 @@
 //! train/validation streams (90/10), and random windows drawn reproducibly
 //! from (seed, step), with each position's loss weight and known flag.
 
-use crate::config::InfillSpans;
+use crate::config::{ExamplePadding, InfillSpans};
 use crate::corpus::{Body, Document};
 use crate::rng::Rng;
 use crate::tokenizer::Tokenizer;
@@ -129,23 +129,6 @@ impl Stream {
             (out.weight[at], out.known[at]) = (pad_weight, 0.0);
         }
     }
-}
-
-/// What fills a window that starts at an instruction example, after the
-/// example (its separator included).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ExamplePadding {
-    /// The next document, as the stream packs it.
-    #[default]
-    Packed,
-    /// The separator, repeated, scored: the model learns where an answer
-    /// ends from its prompt alone.
-    Scored,
-    /// The separator, repeated, outside the loss: the end is learnt from
-    /// the one separator that closes the example, and the padding, most of
-    /// a short example's window, does not teach the model that an answer
-    /// has ended wherever it is unsure.
-    Unscored,
 }
 
 /// Windows of a batch, (batch, seq_len) row-major: tokens, the loss weight
